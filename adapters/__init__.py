@@ -1,0 +1,1 @@
+"""Everything platform-specific: one module or package per chat platform."""

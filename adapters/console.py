@@ -1,0 +1,109 @@
+"""The terminal adapter behind `healthbot ask` and `healthbot chat`.
+
+It goes through the same ConversationHandler as Slack and Teams, so it doubles as a harness
+(errbot ships its text backend in the core for the same reason).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+
+from agent.base import Progress
+from bot.handler import ConversationHandler
+from bot.models import Incoming, Platform, Reply, ThreadKey
+from bot.quick import QUICK_QUESTIONS, quick_question
+
+Write = Callable[[str], None]
+ReadLine = Callable[[str], Awaitable[str | None]]
+
+HELP = "\n".join(
+    ["Ask anything about costs, jobs, queries, security or data quality. Commands:"]
+    + [f"  /{name:<9} {question}" for name, question in QUICK_QUESTIONS.items()]
+    + ["  /new      start a new conversation", "  /help     this list", "  Ctrl-D    quit"]
+)
+
+
+def render(reply: Reply) -> str:
+    """Terminal form of a Reply: the markdown as is, then sources and confidence."""
+    lines = [reply.content.rstrip()]
+    if reply.error is not None:
+        lines.append(f"(request id {reply.request_id}; type 'retry' to ask again)" if reply.retryable
+                     else f"(request id {reply.request_id})")
+        return "\n".join(lines)
+    if reply.sources:
+        lines += ["", "Sources:"] + [f"  - {source}" for source in reply.sources]
+    details = []
+    if reply.confidence is not None:
+        details.append(f"confidence {reply.confidence:.0%}")
+    if reply.domains:
+        details.append("domains: " + ", ".join(reply.domains))
+    if details:
+        lines += ["", " · ".join(details)]
+    return "\n".join(lines)
+
+
+async def read_stdin(prompt: str) -> str | None:
+    def read() -> str | None:
+        try:
+            return input(prompt)
+        except EOFError:
+            return None
+
+    return await asyncio.to_thread(read)
+
+
+class ConsoleChat:
+    """One terminal conversation; `/new` starts another session."""
+
+    def __init__(self, handler: ConversationHandler, *, write: Write | None = None, user_id: str | None = None) -> None:
+        self.handler = handler
+        self.write = write or (lambda text: print(text, flush=True))
+        self.user_id = user_id or getpass.getuser()
+        self.workspace = socket.gethostname()
+        self.key = self._fresh_key()
+
+    def _fresh_key(self) -> ThreadKey:
+        return ThreadKey(platform=Platform.CONSOLE, workspace=self.workspace, channel="terminal", thread=uuid.uuid4().hex)
+
+    async def _progress(self, stage: Progress) -> None:
+        if stage == "waking_up":
+            self.write("Waking up the Health Monitor endpoint (scale-to-zero), this can take a few minutes…")
+
+    async def ask(self, text: str) -> Reply:
+        message = Incoming(key=self.key, user_id=self.user_id, user_name=self.user_id, text=text, is_dm=True)
+        reply = await self.handler.handle(message, on_progress=self._progress)
+        assert reply is not None  # console messages carry no event id, so they are never duplicates
+        return reply
+
+    async def run(self, read_line: ReadLine = read_stdin) -> None:
+        self.write("healthbot — ask about your Databricks platform. /help for commands, Ctrl-D to quit.")
+        while True:
+            line = await read_line("you> ")
+            if line is None:
+                self.write("")
+                return
+            text = line.strip()
+            if not text:
+                continue
+            if text in ("/quit", "/exit"):
+                return
+            if text == "/help":
+                self.write(HELP)
+                continue
+            if text == "/new":
+                self.key = self._fresh_key()
+                await self.handler.new_session(self.key)
+                self.write("Started a new conversation.")
+                continue
+            if text.startswith("/"):
+                question = quick_question(text)
+                if question is None:
+                    self.write(f"Unknown command {text}. /help lists them.")
+                    continue
+                self.write(f"you> {question}")
+                text = question
+            self.write("\n" + render(await self.ask(text)) + "\n")

@@ -1,0 +1,4 @@
+"""Talking to the answer engine: Databricks Model Serving or the embedded demo engine.
+
+Nothing here knows about chat platforms.
+"""

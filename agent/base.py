@@ -1,0 +1,51 @@
+"""The engine interface the handler talks to, whichever backend answers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+Role = Literal["user", "assistant", "system"]
+Progress = Literal["working", "waking_up", "ready"]
+ProgressCallback = Callable[[Progress], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    role: Role
+    content: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRequest:
+    """What the original Streamlit app sent: recent history plus who and which session."""
+
+    messages: list[ChatMessage]
+    user_id: str
+    session_id: str
+    request_id: str = ""
+
+
+@dataclass(slots=True)
+class Answer:
+    content: str
+    sources: list[str] = field(default_factory=list)
+    confidence: float | None = None
+    domains: list[str] = field(default_factory=list)
+    endpoint_latency_ms: float | None = None
+
+
+class Engine(Protocol):
+    """Anything that can answer a conversation: Model Serving, the demo engine, a test double."""
+
+    name: str
+
+    async def answer(self, request: AgentRequest, *, on_progress: ProgressCallback | None = None) -> Answer:
+        ...
+
+    async def close(self) -> None:
+        ...

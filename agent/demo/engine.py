@@ -1,0 +1,90 @@
+"""DemoEngine: the offline stand-in for the Health Monitor orchestrator.
+
+Deterministic: the same conversation on the same day gets the same answer, computed by SQL over
+the synthetic dataset (see dataset.py), so `healthbot ask` is useful and testable on a laptop.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+from agent.base import AgentRequest, Answer, ProgressCallback
+from agent.demo import reports
+from agent.demo.dataset import ensure_dataset
+from agent.demo.router import Route, route
+
+DEFAULT_DAY = {"costs": 1, "jobs": 0}  # days back when a question names none
+
+REPORTS: dict[tuple[str, bool], reports.ReportFn] = {
+    ("costs", False): reports.costs,
+    ("costs", True): reports.cost_driver_detail,
+    ("jobs", False): reports.failed_jobs,
+    ("jobs", True): reports.failed_job_detail,
+    ("performance", False): reports.slow_queries,
+    ("performance", True): reports.slow_query_detail,
+    ("security", False): reports.security,
+    ("data_quality", False): reports.data_quality,
+    ("health", False): reports.overview,
+}
+
+OUT_OF_SCOPE = (
+    "I can answer questions about your Databricks platform's **costs**, **jobs**, **query performance**, "
+    "**security** and **data quality**. Try one of these:\n\n"
+    "- Why did costs spike yesterday?\n- Which jobs failed today?\n- Show me slow queries\n"
+    "- Any security concerns?\n- Platform health overview"
+)
+
+
+def utc_today() -> date:
+    return datetime.now(timezone.utc).date()
+
+
+class DemoEngine:
+    name = "demo"
+
+    def __init__(self, *, data_dir: str | Path | None = None, clock: Callable[[], date] = utc_today) -> None:
+        self._data_dir = data_dir
+        self._clock = clock
+        self._db: sqlite3.Connection | None = None
+        self._db_day: date | None = None
+
+    def database(self, today: date | None = None) -> sqlite3.Connection:
+        """A read-only connection to the dataset of `today`, built on first use."""
+        today = today or self._clock()
+        if self._db is None or self._db_day != today:
+            if self._db is not None:
+                self._db.close()
+            path = ensure_dataset(today, self._data_dir)
+            self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+            self._db.row_factory = sqlite3.Row
+            self._db_day = today
+        return self._db
+
+    def respond(self, request: AgentRequest, today: date | None = None) -> Answer:
+        """Synchronous core of `answer`, shared with the demo endpoint."""
+        started = time.perf_counter()
+        today = today or self._clock()
+        chosen: Route = route(request.messages, today)
+        if chosen.intent is None:
+            return Answer(OUT_OF_SCOPE, confidence=0.2, endpoint_latency_ms=(time.perf_counter() - started) * 1000)
+        day = chosen.day
+        if day is None:
+            day = date.fromordinal(today.toordinal() - DEFAULT_DAY.get(chosen.intent, 0))
+        make = REPORTS.get((chosen.intent, chosen.detail)) or REPORTS[(chosen.intent, False)]
+        report = make(self.database(today), reports.Scope(today=today, day=day))
+        return Answer(
+            content=report.content, sources=report.sources, confidence=report.confidence,
+            domains=report.domains, endpoint_latency_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    async def answer(self, request: AgentRequest, *, on_progress: ProgressCallback | None = None) -> Answer:
+        return self.respond(request)
+
+    async def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None

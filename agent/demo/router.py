@@ -1,0 +1,92 @@
+"""Which report a question asks for, read from the conversation, not only the last message.
+
+Like the orchestrator it stands in for, context comes from the history the handler sends:
+"which job was it?" after a costs answer means the job behind the spike, and "what about
+yesterday?" repeats the previous question for another day.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from agent.base import ChatMessage
+
+INTENT_STEMS: dict[str, tuple[str, ...]] = {
+    "costs": ("cost", "spend", "spent", "spike", "bill", "dbu", "expens", "price", "money", "budget", "dollar"),
+    "jobs": ("job", "fail", "pipeline", "run", "broke", "crash"),
+    "performance": ("slow", "quer", "latenc", "perform", "warehouse", "durat", "speed"),
+    "security": ("secur", "access", "login", "suspic", "permiss", "audit", "token", "breach", "admin", "hack", "threat"),
+    "data_quality": ("fresh", "stale", "quality", "table", "outdated"),
+    "health": ("health", "overview", "status", "summar", "everything", "overall"),
+}
+INTENTS = tuple(INTENT_STEMS)  # also the tie-break order
+
+FOLLOW_UPS: dict[str, re.Pattern[str]] = {
+    "costs": re.compile(r"\b(which|what|who)\b.*\b(job|one|driver|workspace|sku|cluster|it)\b|\bwhy\b|\bmore\b|\bdetail", re.I),
+    "jobs": re.compile(r"\bwhy\b|\berror|\bdetail|\bmore\b|\bwhat happened|\bcause", re.I),
+    "performance": re.compile(r"\b(what|which|who)\b|\bdetail|\bmore\b|\btext\b|\bwhy\b", re.I),
+}
+_DAYS_AGO = re.compile(r"\b(\d{1,2}) days? ago\b", re.I)
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+@dataclass(frozen=True)
+class Route:
+    intent: str | None  # None: out of scope
+    detail: bool = False
+    day: date | None = None
+
+
+def scores(text: str) -> dict[str, int]:
+    words = _WORD.findall(text.lower())
+    return {intent: sum(1 for word in words for stem in stems if word.startswith(stem)) for intent, stems in INTENT_STEMS.items()}
+
+
+def classify(text: str) -> str | None:
+    found = scores(text)
+    best = max(INTENTS, key=lambda intent: (found[intent], -INTENTS.index(intent)))
+    return best if found[best] > 0 else None
+
+
+def named_day(text: str, today: date) -> date | None:
+    lowered = text.lower()
+    if "day before yesterday" in lowered:
+        return today - timedelta(days=2)
+    if "yesterday" in lowered or "last night" in lowered:
+        return today - timedelta(days=1)
+    if "today" in lowered or "this morning" in lowered:
+        return today
+    match = _DAYS_AGO.search(lowered)
+    return today - timedelta(days=int(match.group(1))) if match else None
+
+
+def previous_intent(history: list[ChatMessage]) -> str | None:
+    """The topic of the conversation so far: the last earlier user question that had one."""
+    for message in reversed(history):
+        if message.role == "user":
+            intent = classify(message.content)
+            if intent is not None:
+                return intent
+    return None
+
+
+def route(messages: list[ChatMessage], today: date) -> Route:
+    user_turns = [i for i, m in enumerate(messages) if m.role == "user"]
+    if not user_turns:
+        return Route(None)
+    question = messages[user_turns[-1]].content
+    earlier = previous_intent(messages[: user_turns[-1]])
+    day = named_day(question, today)
+    found = scores(question)
+    short = len(_WORD.findall(question.lower())) <= 7
+    pattern = FOLLOW_UPS.get(earlier or "")
+    if earlier and pattern and short and max(found.values()) <= 1 and pattern.search(question) and day is None:
+        return Route(earlier, detail=True)
+    intent = classify(question)
+    if intent is not None:
+        return Route(intent, day=day)
+    if earlier and (day is not None or short):
+        return Route(earlier, day=day)
+    return Route(None)

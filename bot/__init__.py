@@ -1,0 +1,1 @@
+"""Platform-neutral behaviour: models, handler, store, server wiring, config, CLI."""

@@ -1,0 +1,146 @@
+"""The `healthbot` command. Sub-commands import only what they use, so `ask` stays fast.
+
+Start-up matters here: importing databricks-sdk costs ~2 s and mlflow ~1 s on a small machine, so
+neither is imported unless the configured backend or feature needs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from bot.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from bot.handler import ConversationHandler
+
+log = logging.getLogger("healthbot")
+
+DEFAULT_PORT = 3978
+DEFAULT_DEMO_PORT = 8080
+DEFAULT_DEMO_TOKEN = "demo-token"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="healthbot", description="Databricks Health Monitor bot for Slack and Teams.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    ask = commands.add_parser("ask", help="ask one question and print the answer")
+    ask.add_argument("question", nargs="+")
+
+    commands.add_parser("chat", help="interactive terminal chat (/new starts a new session)")
+
+    serve = commands.add_parser("serve", help="run the HTTP server (Slack, Teams, alert webhooks)")
+    serve.add_argument("--host", default=os.environ.get("HEALTHBOT_HOST", "0.0.0.0"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("DATABRICKS_APP_PORT") or os.environ.get("PORT") or DEFAULT_PORT))
+
+    demo = commands.add_parser("demo-endpoint", help="serve the demo engine with the Model Serving HTTP API")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=DEFAULT_DEMO_PORT)
+    demo.add_argument("--token", default=os.environ.get("HEALTHBOT_DEMO_TOKEN", DEFAULT_DEMO_TOKEN),
+                      help="bearer token clients must send (default: $HEALTHBOT_DEMO_TOKEN or demo-token)")
+    return parser
+
+
+def _setup_logging(verbose: bool, default: int) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else default,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    quiet = args.command in ("ask", "chat")
+    _setup_logging(args.verbose, logging.WARNING if quiet else logging.INFO)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"healthbot: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.command == "ask":
+            return asyncio.run(_ask(settings, " ".join(args.question)))
+        if args.command == "chat":
+            return asyncio.run(_chat(settings))
+        if args.command == "serve":
+            return _serve(settings, args.host, args.port)
+        if args.command == "demo-endpoint":
+            return _demo_endpoint(settings, args.host, args.port, args.token)
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+def _console_handler(settings: Settings) -> ConversationHandler:
+    from bot.engines import build_engine
+    from bot.handler import ConversationHandler, HandlerOptions
+    from bot.store import open_store
+
+    return ConversationHandler(
+        store=open_store(settings.database_url), engine=build_engine(settings),
+        options=HandlerOptions.from_settings(settings),
+    )
+
+
+async def _ask(settings: Settings, question: str) -> int:
+    from adapters.console import ConsoleChat, render
+
+    handler = _console_handler(settings)
+    try:
+        reply = await ConsoleChat(handler).ask(question)
+    finally:
+        await handler.engine.close()
+        await handler.store.close()
+    print(render(reply))
+    return 1 if reply.error else 0
+
+
+async def _chat(settings: Settings) -> int:
+    from adapters.console import ConsoleChat
+
+    handler = _console_handler(settings)
+    try:
+        await ConsoleChat(handler).run()
+    finally:
+        await handler.engine.close()
+        await handler.store.close()
+    return 0
+
+
+def _serve(settings: Settings, host: str, port: int) -> int:
+    from aiohttp import web
+
+    from bot.server import create_app
+
+    app = create_app(settings)
+    log.info("healthbot serving on http://%s:%d (%s backend)", host, port, "serving" if settings.use_serving else "demo")
+    web.run_app(app, host=host, port=port, print=None, access_log=None)
+    return 0
+
+
+def _demo_endpoint(settings: Settings, host: str, port: int, token: str) -> int:
+    from aiohttp import web
+
+    from agent.demo import DemoEngine
+    from agent.demo.endpoint import create_demo_endpoint_app
+
+    app = create_demo_endpoint_app(DemoEngine(data_dir=settings.demo_data_dir), endpoint_name=settings.endpoint_name, token=token)
+    print(
+        f"Demo Model Serving endpoint '{settings.endpoint_name}' on http://{host}:{port}\n"
+        f"  try: DATABRICKS_HOST=http://{host}:{port} DATABRICKS_TOKEN=<the token> healthbot ask 'Platform health overview'",
+        flush=True,
+    )
+    web.run_app(app, host=host, port=port, print=None, access_log=None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""One `Settings` object, read once from the environment (and `.env`), validated at start.
+
+Field aliases are the vendors' and DESIGN.md's variable names, so an error names the variable a
+person actually sets. Secrets are `SecretStr`: they never print, not even in a repr.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.targets import ChannelTarget, parse_targets
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class ConfigError(Exception):
+    """Every wrong or missing setting at once, one line each, naming the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    # Slack
+    slack_bot_token: SecretStr | None = Field(None, alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(None, alias="SLACK_APP_TOKEN")
+    slack_api_url: str | None = Field(None, alias="SLACK_API_URL")
+    slack_team_ids: CommaList = Field(default_factory=list, alias="HEALTHBOT_SLACK_TEAM_IDS")
+
+    # Teams / Bot Framework
+    microsoft_app_id: str = Field("", alias="MICROSOFT_APP_ID")
+    microsoft_app_password: SecretStr | None = Field(None, alias="MICROSOFT_APP_PASSWORD")
+    microsoft_app_tenant_id: str = Field("", alias="MICROSOFT_APP_TENANT_ID")
+    microsoft_app_type: str = Field("MultiTenant", alias="MICROSOFT_APP_TYPE")
+    teams_tenant_ids: CommaList = Field(default_factory=list, alias="HEALTHBOT_TEAMS_TENANT_IDS")
+
+    # Databricks (any other databricks-sdk auth variable is read by the SDK itself)
+    databricks_host: str | None = Field(None, alias="DATABRICKS_HOST")
+    databricks_token: SecretStr | None = Field(None, alias="DATABRICKS_TOKEN")
+    databricks_profile: str | None = Field(
+        None, validation_alias=AliasChoices("DATABRICKS_CONFIG_PROFILE", "databricks_profile")
+    )
+    backend: Literal["auto", "serving", "demo"] = Field("auto", alias="HEALTHBOT_BACKEND")
+    endpoint_name: str = Field("health_monitor_orchestrator", alias="HEALTHBOT_ENDPOINT_NAME", min_length=1)
+    endpoint_format: Literal["inputs", "chat_agent", "responses", "chat_completions", "auto"] = Field(
+        "inputs", alias="HEALTHBOT_ENDPOINT_FORMAT"
+    )
+    endpoint_timeout_s: float = Field(60.0, alias="HEALTHBOT_ENDPOINT_TIMEOUT", gt=0)
+    cold_start_wait_s: float = Field(600.0, alias="HEALTHBOT_COLD_START_WAIT", ge=0)
+
+    # Conversation engine limits (the Health Monitor's own defaults)
+    history_limit: int = Field(20, alias="HEALTHBOT_HISTORY_LIMIT", ge=1)
+    max_concurrency: int = Field(10, alias="HEALTHBOT_MAX_CONCURRENCY", ge=1)
+    user_rate_per_min: int = Field(30, alias="HEALTHBOT_USER_RATE_PER_MIN", ge=1)
+    global_rate_per_min: int = Field(1000, alias="HEALTHBOT_GLOBAL_RATE_PER_MIN", ge=1)
+    cache_ttl_s: float = Field(300.0, alias="HEALTHBOT_CACHE_TTL", ge=0)
+    cache_size: int = Field(100, alias="HEALTHBOT_CACHE_SIZE", ge=0)
+    dm_idle_minutes: float = Field(30.0, alias="HEALTHBOT_DM_IDLE_MINUTES", gt=0)
+
+    # Operations
+    mlflow_tracking_uri: str | None = Field(None, alias="MLFLOW_TRACKING_URI")
+    database_url: str = Field("sqlite:///healthbot.db", alias="HEALTHBOT_DATABASE_URL")
+    demo_data_dir: str | None = Field(None, alias="HEALTHBOT_DEMO_DATA_DIR")
+
+    # Alerts
+    alert_token: SecretStr | None = Field(None, alias="HEALTHBOT_ALERT_TOKEN")
+    alert_routes: str | None = Field(None, alias="HEALTHBOT_ALERT_ROUTES")
+    alert_channels: CommaList = Field(default_factory=list, alias="HEALTHBOT_ALERT_CHANNELS")
+
+    @field_validator("slack_team_ids", "teams_tenant_ids", "alert_channels", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("alert_channels")
+    @classmethod
+    def _valid_targets(cls, value: list[str]) -> list[str]:
+        parse_targets(value)  # raises ValueError naming the bad entry
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token_prefix(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value() and not value.get_secret_value().startswith("xapp-"):
+            raise ValueError("a Slack app-level token starts with xapp-")
+        return value
+
+    @property
+    def workspace_configured(self) -> bool:
+        """True when databricks-sdk would find a workspace; decides `HEALTHBOT_BACKEND=auto`."""
+        return bool(self.databricks_host or self.databricks_profile)
+
+    @property
+    def use_serving(self) -> bool:
+        return self.backend == "serving" or (self.backend == "auto" and self.workspace_configured)
+
+    @property
+    def alert_targets(self) -> list[ChannelTarget]:
+        return parse_targets(self.alert_channels)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, turning pydantic's error into one readable message."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = ".".join(str(part) for part in err["loc"]) or "settings"
+            lines.append(f"  {name}: {err['msg']}")
+        raise ConfigError("invalid configuration:\n" + "\n".join(lines)) from None

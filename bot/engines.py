@@ -1,0 +1,26 @@
+"""Choose the answer engine from settings: Model Serving when a workspace is configured."""
+
+from __future__ import annotations
+
+from agent.base import Engine
+from bot.config import Settings
+
+
+def build_engine(settings: Settings) -> Engine:
+    """`HEALTHBOT_BACKEND=auto` picks serving when DATABRICKS_HOST or a profile is set, else demo."""
+    if settings.use_serving:
+        from agent.serving import ServingClient, databricks_config
+
+        token = settings.databricks_token.get_secret_value() if settings.databricks_token else None
+        return ServingClient(
+            endpoint_name=settings.endpoint_name,
+            fmt=settings.endpoint_format,
+            config_factory=lambda: databricks_config(
+                host=settings.databricks_host, token=token, profile=settings.databricks_profile
+            ),
+            timeout_s=settings.endpoint_timeout_s,
+            cold_start_wait_s=settings.cold_start_wait_s,
+        )
+    from agent.demo import DemoEngine
+
+    return DemoEngine(data_dir=settings.demo_data_dir)

@@ -1,0 +1,163 @@
+"""ConversationHandler: the platform-neutral path from one user message to one Reply.
+
+dedupe → rate limit → session per thread → history → (cache) → engine → history + request log.
+Every adapter (Slack, Teams, console) calls `handle`; none of this knows which one it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+from agent.base import AgentRequest, Answer, ChatMessage, Engine, ProgressCallback
+from agent.errors import EngineError, ErrorKind
+from bot.cache import TTLCache
+from bot.config import Settings
+from bot.models import Incoming, Reply, ThreadKey
+from bot.quick import quick_question
+from bot.ratelimit import RateLimiter
+from bot.store import RequestLogRow, Store
+
+log = logging.getLogger(__name__)
+
+RETRY_WORDS = frozenset({"retry", "try again"})
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerOptions:
+    history_limit: int = 20
+    max_concurrency: int = 10
+    user_rate_per_min: int = 30
+    global_rate_per_min: int = 1000
+    cache_ttl_s: float = 300.0
+    cache_size: int = 100
+    dm_idle_s: float = 30 * 60.0
+    endpoint_name: str = "health_monitor_orchestrator"
+    endpoint_timeout_s: float = 60.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> HandlerOptions:
+        return cls(
+            history_limit=settings.history_limit,
+            max_concurrency=settings.max_concurrency,
+            user_rate_per_min=settings.user_rate_per_min,
+            global_rate_per_min=settings.global_rate_per_min,
+            cache_ttl_s=settings.cache_ttl_s,
+            cache_size=settings.cache_size,
+            dm_idle_s=settings.dm_idle_minutes * 60.0,
+            endpoint_name=settings.endpoint_name,
+            endpoint_timeout_s=settings.endpoint_timeout_s,
+        )
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def describe_error(kind: ErrorKind, *, endpoint: str, timeout_s: float, retry_after: float | None = None) -> str:
+    """Plain words for each failure; the adapter adds the Retry affordance and request id."""
+    wait = f" Try again in {max(1, round(retry_after))} s." if retry_after else ""
+    return {
+        ErrorKind.TIMEOUT: f"The Health Monitor did not answer within {timeout_s:g} s.",
+        ErrorKind.WAKING_UP: "The Health Monitor endpoint is still waking up from scale-to-zero and was not ready in time.",
+        ErrorKind.RATE_LIMITED: f"The Health Monitor endpoint is rate limited right now.{wait}",
+        ErrorKind.PERMISSION_DENIED: f"healthbot is not allowed to query the serving endpoint `{endpoint}`. An admin must grant it CAN_QUERY.",
+        ErrorKind.NOT_FOUND: f"The serving endpoint `{endpoint}` does not exist in this workspace. Check HEALTHBOT_ENDPOINT_NAME.",
+        ErrorKind.BAD_REQUEST: "The Health Monitor endpoint rejected the request (it may expect another HEALTHBOT_ENDPOINT_FORMAT).",
+        ErrorKind.BAD_RESPONSE: "The Health Monitor endpoint answered, but not in a format healthbot can read.",
+        ErrorKind.UNAVAILABLE: "The Health Monitor endpoint is unavailable right now.",
+        ErrorKind.AUTH: "healthbot has no working Databricks credentials. Check DATABRICKS_HOST and DATABRICKS_TOKEN (or another databricks-sdk login).",
+        ErrorKind.THROTTLED: f"You are asking faster than I can answer.{wait}",
+    }[kind]
+
+
+class ConversationHandler:
+    def __init__(self, *, store: Store, engine: Engine, options: HandlerOptions | None = None) -> None:
+        self.store = store
+        self.engine = engine
+        self.options = options or HandlerOptions()
+        self._limiter = RateLimiter(
+            per_user=self.options.user_rate_per_min, overall=self.options.global_rate_per_min
+        )
+        self._engine_slots = asyncio.Semaphore(self.options.max_concurrency)
+        self._cache: TTLCache[Answer] = TTLCache(ttl_s=self.options.cache_ttl_s, max_entries=self.options.cache_size)
+
+    async def handle(self, msg: Incoming, *, on_progress: ProgressCallback | None = None) -> Reply | None:
+        """Answer one message; None when it is a redelivery that was already answered."""
+        started = time.perf_counter()
+        if msg.event_id and not await self.store.claim_event(msg.event_id):
+            log.info("duplicate event dropped", extra={"event_id": msg.event_id})
+            return None
+        request_id = new_request_id()
+        idle = self.options.dm_idle_s if not msg.key.thread else None
+        session = await self.store.session_for(msg.key, idle_after_s=idle)
+        history = await self.store.recent_messages(session.session_id, self.options.history_limit)
+        question = msg.text.strip()
+        if question.lower() in RETRY_WORDS and history and history[-1].role == "user":
+            question = history[-1].content  # re-ask the unanswered question, in the same session
+        else:
+            turn = ChatMessage("user", question)
+            await self.store.append_message(session.session_id, turn, request_id=request_id)
+            history = [*history, turn][-self.options.history_limit :]
+
+        row = RequestLogRow(
+            request_id=request_id, ts=time.time(), platform=msg.platform.value, workspace=msg.key.workspace,
+            channel=msg.key.channel, thread=msg.key.thread, session_id=session.session_id,
+            user_id=msg.asker, question=question,
+        )
+        wait = self._limiter.acquire(msg.user_id)
+        if wait > 0:
+            return await self._fail(row, started, ErrorKind.THROTTLED, retry_after=wait)
+
+        cache_key = self._cache_key(question, history)
+        answer = self._cache.get(cache_key) if cache_key else None
+        row.cached = answer is not None
+        if answer is None:
+            request = AgentRequest(history, user_id=msg.asker, session_id=session.session_id, request_id=request_id)
+            try:
+                async with self._engine_slots:
+                    answer = await self.engine.answer(request, on_progress=on_progress)
+            except EngineError as exc:
+                log.warning("engine error %s (request %s): %s", exc.kind.value, request_id, exc.detail)
+                return await self._fail(row, started, exc.kind, retry_after=exc.retry_after)
+            if cache_key:
+                self._cache.put(cache_key, answer)
+
+        row.answer, row.sources, row.confidence, row.domains = (
+            answer.content, answer.sources, answer.confidence, answer.domains,
+        )
+        row.endpoint_latency_ms = None if row.cached else answer.endpoint_latency_ms
+        row.latency_ms = (time.perf_counter() - started) * 1000
+        await self.store.record_answer(session.session_id, ChatMessage("assistant", answer.content), row)
+        return Reply(
+            content=answer.content, sources=answer.sources, confidence=answer.confidence,
+            domains=answer.domains, request_id=request_id, session_id=session.session_id,
+            question=question, cached=row.cached,
+        )
+
+    async def new_session(self, key: ThreadKey) -> str:
+        """Start over in this place (`/new`, `/healthbot new`, "new" in Teams personal chat)."""
+        return (await self.store.new_session(key)).session_id
+
+    def _cache_key(self, question: str, history: list[ChatMessage]) -> str | None:
+        """Only a first-turn quick question is cached: later turns depend on the conversation."""
+        if len(history) != 1:
+            return None
+        canonical = quick_question(question)
+        return f"{self.engine.name}|{canonical}" if canonical else None
+
+    async def _fail(self, row: RequestLogRow, started: float, kind: ErrorKind, *, retry_after: float | None) -> Reply:
+        content = describe_error(
+            kind, endpoint=self.options.endpoint_name, timeout_s=self.options.endpoint_timeout_s,
+            retry_after=retry_after,
+        )
+        row.error = kind.value
+        row.latency_ms = (time.perf_counter() - started) * 1000
+        await self.store.log_request(row)
+        return Reply(
+            content=content, request_id=row.request_id, session_id=row.session_id, error=kind,
+            question=row.question,
+        )

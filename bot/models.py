@@ -1,0 +1,84 @@
+"""Platform-neutral data shared by every adapter and the handler.
+
+Thread identity is a first-class field (`ThreadKey`) because the session is per thread: bot
+frameworks that bolted it on later collided conversations (Rasa #10158 used the user id).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent.errors import ErrorKind
+
+__all__ = ["ErrorKind", "Incoming", "Platform", "Reply", "ThreadKey"]
+
+
+class Platform(StrEnum):
+    SLACK = "slack"
+    TEAMS = "teams"
+    CONSOLE = "console"
+
+
+class ThreadKey(BaseModel):
+    """Where a conversation lives: one session ID per key.
+
+    `thread` is Slack's `thread_ts or ts`, Teams' conversation id with `;messageid=`, or "" for a
+    conversation without threads (a top-level DM), whose session then expires when idle.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    platform: Platform
+    workspace: str = ""
+    channel: str
+    thread: str = ""
+
+    def as_text(self) -> str:
+        """A stable string form, used as the store's primary key."""
+        return f"{self.platform.value}|{self.workspace}|{self.channel}|{self.thread}"
+
+
+class Incoming(BaseModel):
+    """One user message, normalized by an adapter; text has the bot mention removed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: ThreadKey
+    message_id: str = ""
+    user_id: str
+    user_name: str = ""
+    user_email: str = ""
+    text: str
+    is_dm: bool = False
+    is_mention: bool = False
+    is_thread_followup: bool = False
+    event_id: str = ""  # platforms retry deliveries; the handler answers each event id once
+
+    @property
+    def platform(self) -> Platform:
+        return self.key.platform
+
+    @property
+    def asker(self) -> str:
+        """Who the endpoint is told is asking: the email when visible, as the original app did."""
+        return self.user_email or self.user_id
+
+
+class Reply(BaseModel):
+    """What the handler answers; adapters render it (Block Kit, Adaptive Card, terminal)."""
+
+    content: str
+    sources: list[str] = Field(default_factory=list)
+    confidence: float | None = None
+    domains: list[str] = Field(default_factory=list)
+    request_id: str = ""
+    session_id: str = ""
+    error: ErrorKind | None = None
+    question: str = ""  # kept so an adapter's Retry button can re-ask it
+    cached: bool = False
+
+    @property
+    def retryable(self) -> bool:
+        return self.error is not None and self.error.retryable

@@ -1,0 +1,53 @@
+"""The aiohttp application behind `healthbot serve`: one factory, explicit dependencies.
+
+Adapters mount their own routes on the app this returns; nothing here is a module-level singleton.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from agent.base import Engine
+from bot.config import Settings
+from bot.engines import build_engine
+from bot.handler import ConversationHandler, HandlerOptions
+from bot.health import HealthChecks
+from bot.store import Store, open_store
+
+log = logging.getLogger(__name__)
+
+SETTINGS = web.AppKey("settings", Settings)
+STORE = web.AppKey("store", Store)
+HANDLER = web.AppKey("handler", ConversationHandler)
+HEALTH = web.AppKey("health", HealthChecks)
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def create_app(settings: Settings, *, store: Store | None = None, engine: Engine | None = None) -> web.Application:
+    store = store if store is not None else open_store(settings.database_url)
+    engine = engine if engine is not None else build_engine(settings)
+    handler = ConversationHandler(store=store, engine=engine, options=HandlerOptions.from_settings(settings))
+
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app[SETTINGS] = settings
+    app[STORE] = store
+    app[HANDLER] = handler
+    app[HEALTH] = HealthChecks(store=store, engine=engine)
+    app.router.add_get("/health", health)
+
+    async def close(_: web.Application) -> None:
+        await engine.close()
+        await store.close()
+
+    app.on_cleanup.append(close)
+    return app
+
+
+async def health(request: web.Request) -> web.Response:
+    healthy, checks = await request.app[HEALTH].run()
+    return web.json_response(
+        {"status": "healthy" if healthy else "degraded", "checks": checks}, status=200 if healthy else 503
+    )

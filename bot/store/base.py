@@ -1,0 +1,89 @@
+"""The store interface: what the handler (and later alerts) persist.
+
+Kept narrow and async so a PostgreSQL / Lakebase implementation can sit behind it for several
+replicas: event dedupe, sessions and the request log must then be shared, so that every event is
+answered once whichever replica took it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from agent.base import ChatMessage
+from bot.models import ThreadKey
+
+EVENT_TTL_S = 24 * 3600.0  # Slack retries for minutes, Bot Framework for less; a day is ample
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    session_id: str
+    created: bool  # True when this call started a new session
+
+
+@dataclass(slots=True)
+class RequestLogRow:
+    """One handled message: the bot's own inference table (feeds `healthbot stats`)."""
+
+    request_id: str
+    ts: float
+    platform: str
+    workspace: str
+    channel: str
+    thread: str
+    session_id: str
+    user_id: str
+    question: str
+    answer: str = ""
+    sources: list[str] = field(default_factory=list)
+    confidence: float | None = None
+    domains: list[str] = field(default_factory=list)
+    latency_ms: float = 0.0
+    endpoint_latency_ms: float | None = None
+    error: str | None = None
+    cached: bool = False
+
+
+class Store(Protocol):
+    async def claim_event(self, event_id: str, *, ttl_s: float = EVENT_TTL_S) -> bool:
+        """True the first time an event id is seen (within its ttl); False for a redelivery."""
+        ...
+
+    async def session_for(self, key: ThreadKey, *, idle_after_s: float | None = None) -> Session:
+        """The thread's session, made on first use; a new one when idle longer than `idle_after_s`."""
+        ...
+
+    async def new_session(self, key: ThreadKey) -> Session:
+        ...
+
+    async def append_message(self, session_id: str, message: ChatMessage, *, request_id: str = "") -> None:
+        ...
+
+    async def recent_messages(self, session_id: str, limit: int) -> list[ChatMessage]:
+        """The last `limit` messages of the session, oldest first."""
+        ...
+
+    async def log_request(self, row: RequestLogRow) -> None:
+        ...
+
+    async def record_answer(self, session_id: str, message: ChatMessage, row: RequestLogRow) -> None:
+        """The assistant message and its request-log row, written together."""
+        ...
+
+    async def get_request(self, request_id: str) -> RequestLogRow | None:
+        ...
+
+    async def record_feedback(self, request_id: str, *, user_id: str, value: int, comment: str = "") -> bool:
+        """+1 / -1 from a user on an answer; False when the request id is unknown."""
+        ...
+
+    async def requests_since(self, since_ts: float) -> list[RequestLogRow]:
+        ...
+
+    async def ping(self) -> None:
+        """Raise when the store cannot be read and written."""
+        ...
+
+    async def close(self) -> None:
+        ...

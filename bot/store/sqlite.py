@@ -1,0 +1,235 @@
+"""The embedded store: one SQLite file in WAL mode, schema versioned with `PRAGMA user_version`.
+
+Statements run on the event loop thread on purpose: each is a few microseconds on a local WAL
+file, less than a hop to a worker thread (aiosqlite) would cost, and no `await` falls between the
+statements of one operation, so no transaction is ever interleaved.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import uuid
+from pathlib import Path
+
+from agent.base import ChatMessage
+from bot.models import ThreadKey
+from bot.store.base import EVENT_TTL_S, RequestLogRow, Session
+
+# Each entry moves the schema from version i to i + 1; never edit one that has shipped.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE sessions (
+        thread_key TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        last_active REAL NOT NULL
+    );
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        session_id TEXT NOT NULL,
+        role TEXT NOT NULL,
+        content TEXT NOT NULL,
+        request_id TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX messages_by_session ON messages (session_id, id);
+    CREATE TABLE processed_events (
+        event_id TEXT PRIMARY KEY,
+        expires_at REAL NOT NULL
+    );
+    CREATE INDEX processed_events_expiry ON processed_events (expires_at);
+    CREATE TABLE request_log (
+        request_id TEXT PRIMARY KEY,
+        ts REAL NOT NULL,
+        platform TEXT NOT NULL,
+        workspace TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        thread TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        question TEXT NOT NULL,
+        answer TEXT NOT NULL,
+        sources TEXT NOT NULL,
+        confidence REAL,
+        domains TEXT NOT NULL,
+        latency_ms REAL NOT NULL,
+        endpoint_latency_ms REAL,
+        error TEXT,
+        cached INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX request_log_by_ts ON request_log (ts);
+    CREATE TABLE feedback (
+        request_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        value INTEGER NOT NULL,
+        comment TEXT NOT NULL DEFAULT '',
+        ts REAL NOT NULL,
+        PRIMARY KEY (request_id, user_id)
+    );
+    """,
+]
+
+_LOG_COLUMNS = (
+    "request_id, ts, platform, workspace, channel, thread, session_id, user_id, question, answer, "
+    "sources, confidence, domains, latency_ms, endpoint_latency_ms, error, cached"
+)
+_PURGE_EVERY_S = 60.0
+
+
+def _new_session_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _row_values(row: RequestLogRow) -> tuple[object, ...]:
+    return (
+        row.request_id, row.ts, row.platform, row.workspace, row.channel, row.thread, row.session_id,
+        row.user_id, row.question, row.answer, json.dumps(row.sources), row.confidence,
+        json.dumps(row.domains), row.latency_ms, row.endpoint_latency_ms, row.error, int(row.cached),
+    )
+
+
+def _row_from(values: sqlite3.Row) -> RequestLogRow:
+    data = dict(values)
+    data["sources"] = json.loads(data["sources"])
+    data["domains"] = json.loads(data["domains"])
+    data["cached"] = bool(data["cached"])
+    return RequestLogRow(**data)
+
+
+class SqliteStore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across app crashes
+        self._db.execute("PRAGMA busy_timeout=5000")  # `healthbot stats` may read while serve writes
+        self._migrate()
+        self._next_purge = 0.0
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        current = self.schema_version
+        if current > len(MIGRATIONS):
+            raise RuntimeError(
+                f"{self.path} has schema version {current}, newer than this healthbot ({len(MIGRATIONS)}); upgrade healthbot"
+            )
+        for version in range(current, len(MIGRATIONS)):
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in MIGRATIONS[version].split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {version + 1}")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    async def claim_event(self, event_id: str, *, ttl_s: float = EVENT_TTL_S) -> bool:
+        now = time.time()
+        if now >= self._next_purge:
+            self._db.execute("DELETE FROM processed_events WHERE expires_at < ?", (now,))
+            self._next_purge = now + _PURGE_EVERY_S
+        cursor = self._db.execute(
+            "INSERT INTO processed_events (event_id, expires_at) VALUES (?, ?) "
+            "ON CONFLICT (event_id) DO UPDATE SET expires_at = excluded.expires_at "
+            "WHERE processed_events.expires_at < ?",
+            (event_id, now + ttl_s, now),
+        )
+        return cursor.rowcount == 1
+
+    async def session_for(self, key: ThreadKey, *, idle_after_s: float | None = None) -> Session:
+        now = time.time()
+        thread_key = key.as_text()
+        found = self._db.execute(
+            "SELECT session_id, last_active FROM sessions WHERE thread_key = ?", (thread_key,)
+        ).fetchone()
+        if found is not None and (idle_after_s is None or now - found["last_active"] <= idle_after_s):
+            self._db.execute("UPDATE sessions SET last_active = ? WHERE thread_key = ?", (now, thread_key))
+            return Session(found["session_id"], created=False)
+        return self._start_session(thread_key, now)
+
+    async def new_session(self, key: ThreadKey) -> Session:
+        return self._start_session(key.as_text(), time.time())
+
+    def _start_session(self, thread_key: str, now: float) -> Session:
+        session_id = _new_session_id()
+        self._db.execute(
+            "INSERT INTO sessions (thread_key, session_id, created_at, last_active) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (thread_key) DO UPDATE SET session_id = excluded.session_id, "
+            "created_at = excluded.created_at, last_active = excluded.last_active",
+            (thread_key, session_id, now, now),
+        )
+        return Session(session_id, created=True)
+
+    async def append_message(self, session_id: str, message: ChatMessage, *, request_id: str = "") -> None:
+        self._insert_message(session_id, message, request_id)
+
+    def _insert_message(self, session_id: str, message: ChatMessage, request_id: str) -> None:
+        self._db.execute(
+            "INSERT INTO messages (session_id, role, content, request_id, created_at) VALUES (?, ?, ?, ?, ?)",
+            (session_id, message.role, message.content, request_id, time.time()),
+        )
+
+    async def recent_messages(self, session_id: str, limit: int) -> list[ChatMessage]:
+        rows = self._db.execute(
+            "SELECT role, content FROM messages WHERE session_id = ? ORDER BY id DESC LIMIT ?",
+            (session_id, limit),
+        ).fetchall()
+        return [ChatMessage(row["role"], row["content"]) for row in reversed(rows)]
+
+    async def log_request(self, row: RequestLogRow) -> None:
+        self._insert_log(row)
+
+    def _insert_log(self, row: RequestLogRow) -> None:
+        self._db.execute(
+            f"INSERT INTO request_log ({_LOG_COLUMNS}) VALUES ({', '.join('?' * 17)})", _row_values(row)
+        )
+
+    async def record_answer(self, session_id: str, message: ChatMessage, row: RequestLogRow) -> None:
+        self._db.execute("BEGIN")
+        try:
+            self._insert_message(session_id, message, row.request_id)
+            self._insert_log(row)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    async def get_request(self, request_id: str) -> RequestLogRow | None:
+        found = self._db.execute(
+            f"SELECT {_LOG_COLUMNS} FROM request_log WHERE request_id = ?", (request_id,)
+        ).fetchone()
+        return _row_from(found) if found is not None else None
+
+    async def record_feedback(self, request_id: str, *, user_id: str, value: int, comment: str = "") -> bool:
+        if self._db.execute("SELECT 1 FROM request_log WHERE request_id = ?", (request_id,)).fetchone() is None:
+            return False
+        self._db.execute(
+            "INSERT INTO feedback (request_id, user_id, value, comment, ts) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (request_id, user_id) DO UPDATE SET value = excluded.value, "
+            "comment = excluded.comment, ts = excluded.ts",
+            (request_id, user_id, 1 if value > 0 else -1, comment, time.time()),
+        )
+        return True
+
+    async def requests_since(self, since_ts: float) -> list[RequestLogRow]:
+        rows = self._db.execute(
+            f"SELECT {_LOG_COLUMNS} FROM request_log WHERE ts >= ? ORDER BY ts", (since_ts,)
+        ).fetchall()
+        return [_row_from(row) for row in rows]
+
+    async def ping(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")  # takes the write lock: proves the file is writable
+        self._db.execute("ROLLBACK")
+
+    async def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from agent.demo import DemoEngine
+from agent.serving import ServingClient, databricks_config
+from bot.store import SqliteStore
+from tests.fakes.serving import FakeServing
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Tests never read the developer's Databricks / Slack / Teams environment or .env file."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("DATABRICKS_", "SLACK_", "MICROSOFT_APP_", "HEALTHBOT_", "MLFLOW_")):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def demo_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("demo-data")
+
+
+@pytest.fixture
+def demo_engine(demo_data_dir: Path) -> DemoEngine:
+    return DemoEngine(data_dir=demo_data_dir)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    s = SqliteStore(tmp_path / "healthbot.db")
+    yield s
+    await s.close()
+
+
+@pytest.fixture
+async def fake_serving() -> AsyncIterator[FakeServing]:
+    fake = FakeServing()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+def make_client(fake: FakeServing, **kwargs: object) -> ServingClient:
+    options: dict[str, object] = {"backoff_base_s": 0.01, "backoff_max_s": 0.05, "poll_interval_s": 0.02}
+    options.update(kwargs)
+    return ServingClient(
+        endpoint_name=fake.endpoint_name,
+        config_factory=lambda: databricks_config(host=fake.url, token=fake.token),
+        **options,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+async def serving_client(fake_serving: FakeServing) -> AsyncIterator[ServingClient]:
+    client = make_client(fake_serving)
+    yield client
+    await client.close()

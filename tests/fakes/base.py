@@ -1,0 +1,55 @@
+"""A recording aiohttp server on a free loopback port."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class FakeServer:
+    """Subclasses add routes in `build`; every request is recorded in `calls`."""
+
+    calls: list[Recorded] = field(default_factory=list)
+    _runner: web.AppRunner | None = None
+    url: str = ""
+
+    def build(self, app: web.Application) -> None:
+        raise NotImplementedError
+
+    async def start(self) -> str:
+        @web.middleware
+        async def record(request: web.Request, handler: Any) -> web.StreamResponse:
+            self.calls.append(Recorded(request.method, request.path, dict(request.headers), await request.read()))
+            return await handler(request)
+
+        app = web.Application(middlewares=[record])
+        self.build(app)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def requests_to(self, suffix: str, method: str | None = None) -> list[Recorded]:
+        return [c for c in self.calls if c.path.endswith(suffix) and (method is None or c.method == method)]
