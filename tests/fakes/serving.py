@@ -47,6 +47,8 @@ class FakeServing(FakeServer):
     states: deque[str] = field(default_factory=deque)  # READY / NOT_READY, consumed in order
     default: Scripted = field(default_factory=lambda: Scripted(200, answer_body()))
     task: str | None = None
+    in_flight: int = 0
+    max_in_flight: int = 0
 
     def invocation_bodies(self) -> list[Any]:
         return [c.json() for c in self.requests_to("/invocations", "POST")]
@@ -79,8 +81,13 @@ class FakeServing(FakeServer):
         if not self._authorized(request):
             return web.json_response({"error_code": "UNAUTHENTICATED", "message": "bad token"}, status=401)
         scripted = self.invocations.popleft() if self.invocations else self.default
-        if scripted.delay_s:
-            await asyncio.sleep(scripted.delay_s)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if scripted.delay_s:
+                await asyncio.sleep(scripted.delay_s)
+        finally:
+            self.in_flight -= 1
         if isinstance(scripted.body, bytes):
             return web.Response(status=scripted.status, body=scripted.body, headers=scripted.headers,
                                 content_type="application/json")

@@ -1,0 +1,55 @@
+"""Settings: DESIGN.md's variable names, .env support, errors that name the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, load_settings
+from bot.models import Platform
+
+
+def test_defaults_run_on_the_demo_engine() -> None:
+    settings = load_settings()
+    assert settings.backend == "auto" and not settings.use_serving
+    assert settings.endpoint_name == "health_monitor_orchestrator" and settings.endpoint_format == "inputs"
+    assert settings.database_url == "sqlite:///healthbot.db"
+    assert (settings.user_rate_per_min, settings.global_rate_per_min, settings.max_concurrency) == (30, 1000, 10)
+
+
+def test_workspace_switches_auto_to_serving(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABRICKS_HOST", "https://adb-1.azuredatabricks.net")
+    assert load_settings().use_serving
+    monkeypatch.setenv("HEALTHBOT_BACKEND", "demo")
+    assert not load_settings().use_serving
+
+
+def test_dotenv_file_is_read(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("HEALTHBOT_ENDPOINT_NAME=my_endpoint\nHEALTHBOT_ALERT_CHANNELS=slack:C0123ABCD, teams:19:x@thread.tacv2\n")
+    settings = load_settings()
+    assert settings.endpoint_name == "my_endpoint"
+    assert [(t.platform, t.channel) for t in settings.alert_targets] == [
+        (Platform.SLACK, "C0123ABCD"), (Platform.TEAMS, "19:x@thread.tacv2")]
+
+
+def test_every_bad_value_is_named_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEALTHBOT_BACKEND", "cloud")
+    monkeypatch.setenv("HEALTHBOT_ENDPOINT_FORMAT", "xml")
+    monkeypatch.setenv("HEALTHBOT_ALERT_CHANNELS", "discord:123")
+    monkeypatch.setenv("HEALTHBOT_USER_RATE_PER_MIN", "lots")
+    monkeypatch.setenv("SLACK_APP_TOKEN", "xoxb-not-an-app-token")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    text = str(caught.value)
+    for name in ("HEALTHBOT_BACKEND", "HEALTHBOT_ENDPOINT_FORMAT", "HEALTHBOT_ALERT_CHANNELS",
+                 "HEALTHBOT_USER_RATE_PER_MIN", "SLACK_APP_TOKEN"):
+        assert name in text
+    assert "xoxb-not-an-app-token" not in text  # secrets are never echoed
+
+
+def test_secrets_do_not_print(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABRICKS_TOKEN", "dapi-very-secret")
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-very-secret")
+    settings = load_settings()
+    assert "very-secret" not in repr(settings) and "very-secret" not in str(settings.model_dump())

@@ -1,0 +1,156 @@
+"""The demo engine's figures, checked against SQL and arithmetic written independently here."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from agent.base import AgentRequest, ChatMessage
+from agent.demo import DemoEngine
+from agent.demo.dataset import ensure_dataset
+
+TODAY = date(2026, 3, 18)  # a Wednesday; any date works, the incidents are planted relative to it
+YESTERDAY = TODAY - timedelta(days=1)
+
+
+@pytest.fixture
+def engine(demo_data_dir: Path) -> DemoEngine:
+    return DemoEngine(data_dir=demo_data_dir, clock=lambda: TODAY)
+
+
+@pytest.fixture
+def db(demo_data_dir: Path) -> sqlite3.Connection:
+    return sqlite3.connect(ensure_dataset(TODAY, demo_data_dir))
+
+
+def ask(engine: DemoEngine, *turns: str):  # type: ignore[no-untyped-def]
+    messages = []
+    for i, text in enumerate(turns):
+        messages.append(ChatMessage("user", text))
+        if i < len(turns) - 1:
+            messages.append(ChatMessage("assistant", engine.respond(AgentRequest(list(messages), "u", "s")).content))
+    return engine.respond(AgentRequest(messages, "u", "s"))
+
+
+def money(text: str) -> list[int]:
+    return [int(m.replace(",", "")) for m in re.findall(r"\$([\d,]+)", text)]
+
+
+def cost_per_day(db: sqlite3.Connection) -> dict[str, float]:
+    prices = dict(db.execute("SELECT sku_name, price_usd_per_dbu FROM list_prices"))
+    totals: dict[str, float] = {}
+    for day, sku, dbus in db.execute("SELECT usage_date, sku_name, usage_quantity FROM billing_usage"):
+        totals[day] = totals.get(day, 0.0) + dbus * prices[sku]
+    return totals
+
+
+def test_costs_spike_figures(engine: DemoEngine, db: sqlite3.Connection) -> None:
+    totals = cost_per_day(db)
+    spent = totals[YESTERDAY.isoformat()]
+    baseline = sum(totals[(YESTERDAY - timedelta(days=d)).isoformat()] for d in range(1, 8)) / 7
+    answer = ask(engine, "Why did costs spike yesterday?")
+    assert f"Costs rose {round((spent - baseline) / baseline * 100)}% yesterday" in answer.content
+    assert money(answer.content)[:2] == [round(spent), round(baseline)]
+    assert "nightly_customer_etl" in answer.content and "PREMIUM_ALL_PURPOSE_COMPUTE" in answer.content
+    assert answer.domains == ["costs"] and answer.confidence and answer.confidence > 0.8
+    assert "system.billing.usage" in answer.sources and any(s.startswith("SQL: SELECT") for s in answer.sources)
+
+
+def test_which_job_was_it_keeps_the_costs_context(engine: DemoEngine, db: sqlite3.Connection) -> None:
+    dbus, runs = db.execute(
+        "SELECT sum(u.usage_quantity), (SELECT count(*) FROM job_run_timeline r JOIN jobs j USING (job_id) "
+        "  WHERE j.name = 'nightly_customer_etl' AND r.period_start_time LIKE ? || '%') "
+        "FROM billing_usage u JOIN jobs j USING (job_id) WHERE j.name = 'nightly_customer_etl' AND u.usage_date = ?",
+        (YESTERDAY.isoformat(), YESTERDAY.isoformat()),
+    ).fetchone()
+    answer = ask(engine, "Why did costs spike yesterday?", "which job was it?")
+    assert answer.content.startswith("It was **nightly_customer_etl**")
+    assert f"ran {runs} time(s)" in answer.content and f"{dbus:,.0f} DBUs" in answer.content
+    # the same words with no costs question before are about jobs, not costs
+    assert ask(engine, "which job was it?").domains == ["jobs"]
+
+
+def test_failed_jobs_today(engine: DemoEngine, db: sqlite3.Connection) -> None:
+    failed = sorted({name for (name,) in db.execute(
+        "SELECT j.name FROM job_run_timeline r JOIN jobs j ON j.job_id = r.job_id "
+        "WHERE substr(r.period_start_time, 1, 10) = ? AND r.result_state <> 'SUCCEEDED'", (TODAY.isoformat(),))})
+    runs = db.execute("SELECT count(*) FROM job_run_timeline WHERE period_start_time LIKE ? || '%'", (TODAY.isoformat(),)).fetchone()[0]
+    answer = ask(engine, "Which jobs failed today?")
+    assert f"**{len(failed)} job(s) failed today**" in answer.content and f"of {runs} runs" in answer.content
+    assert all(name in answer.content for name in failed)
+    detail = ask(engine, "Which jobs failed today?", "why did they fail?")
+    assert "TABLE_OR_VIEW_NOT_FOUND" in detail.content and "SPOT_INSTANCE_TERMINATION" in detail.content
+    yesterday = ask(engine, "Which jobs failed today?", "what about yesterday?")
+    assert "yesterday" in yesterday.content and yesterday.domains == ["jobs"]
+
+
+def test_slow_queries(engine: DemoEngine, db: sqlite3.Connection) -> None:
+    now = datetime.combine(TODAY, datetime.min.time()) + timedelta(hours=18)
+    since = (now - timedelta(hours=24)).strftime("%Y-%m-%d %H:%M:%S")
+    durations = sorted(d for (d,) in db.execute(
+        "SELECT total_duration_ms FROM query_history WHERE start_time >= ? AND start_time < ? AND execution_status = 'FINISHED'",
+        (since, now.strftime("%Y-%m-%d %H:%M:%S"))))
+    p95 = durations[int(0.95 * len(durations) + 0.999999) - 1]
+    answer = ask(engine, "Show me slow queries")
+    over_minute = sum(1 for d in durations if d > 60_000)
+    assert f"**{over_minute} of {len(durations)} queries" in answer.content
+    shown = f"{p95 / 60000:.1f} min" if p95 >= 90_000 else f"{p95 / 1000:.1f} s"
+    assert f"p95 latency is {shown}." in answer.content
+    assert f"{durations[-1] / 60000:.1f} min" in answer.content
+    assert "```sql" in ask(engine, "Show me slow queries", "what is that query?").content
+
+
+def test_security(engine: DemoEngine, db: sqlite3.Connection) -> None:
+    failures = db.execute(
+        "SELECT count(*) FROM access_audit WHERE user_email = 'contractor.jane@example.com' AND status_code = 401"
+    ).fetchone()[0]
+    answer = ask(engine, "Any security concerns?")
+    assert f"{failures} failed logins" in answer.content and "203.0.113.45" in answer.content
+    assert "generateDbToken" in answer.content and "addPrincipalToGroup" in answer.content
+
+
+def test_overview_and_stale_tables(engine: DemoEngine, db: sqlite3.Connection) -> None:
+    now = datetime.combine(TODAY, datetime.min.time()) + timedelta(hours=18)
+    stale = [name for name, last, expected, checks in db.execute(
+        "SELECT table_name, last_altered, expected_freshness_hours, failed_checks FROM table_freshness")
+        if (now - datetime.fromisoformat(last)).total_seconds() / 3600 > expected or checks > 0]
+    overview = ask(engine, "Platform health overview")
+    assert f"{len(stale)} table(s) stale" in overview.content
+    assert set(overview.domains) == {"costs", "jobs", "performance", "security", "data quality"}
+    quality = ask(engine, "are any tables stale?")
+    assert all(name in quality.content for name in stale)
+
+
+@pytest.mark.parametrize(
+    ("question", "domain"),
+    [
+        ("how much did we spend yesterday?", "costs"),
+        ("what broke today", "jobs"),
+        ("any failed pipelines?", "jobs"),
+        ("are queries slow on the warehouses?", "performance"),
+        ("anything suspicious in the audit logs?", "security"),
+        ("give me a summary of platform status", "costs"),  # the overview covers every domain
+        ("which tables are stale", "data quality"),
+    ],
+)
+def test_paraphrases(engine: DemoEngine, question: str, domain: str) -> None:
+    answer = ask(engine, question)
+    assert domain in answer.domains and (answer.confidence or 0) > 0.8
+
+
+def test_out_of_scope_is_helpful_and_unsure(engine: DemoEngine) -> None:
+    answer = ask(engine, "what's the weather in Lisbon?")
+    assert answer.confidence is not None and answer.confidence < 0.5
+    assert "costs" in answer.content and "Which jobs failed today?" in answer.content
+
+
+def test_deterministic_across_builds(tmp_path: Path, demo_data_dir: Path) -> None:
+    first = sqlite3.connect(ensure_dataset(TODAY, demo_data_dir))
+    second = sqlite3.connect(ensure_dataset(TODAY, tmp_path))
+    assert list(first.iterdump()) == list(second.iterdump())
+    other_day = sqlite3.connect(ensure_dataset(TODAY + timedelta(days=1), tmp_path))
+    assert other_day.execute("SELECT max(usage_date) FROM billing_usage").fetchone()[0] == (TODAY + timedelta(days=1)).isoformat()

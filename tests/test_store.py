@@ -1,0 +1,78 @@
+"""The SQLite store: schema creation and versioning, WAL, dedupe expiry, sessions, request log."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from agent.base import ChatMessage
+from bot.models import Platform, ThreadKey
+from bot.store import RequestLogRow, SqliteStore, open_store
+from bot.store.sqlite import MIGRATIONS
+
+KEY = ThreadKey(platform=Platform.TEAMS, workspace="tenant", channel="19:abc@thread.tacv2", thread="19:abc@thread.tacv2;messageid=1")
+
+
+async def test_created_on_first_start_in_wal_mode(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path}/sub/dir/bot.db")
+    assert isinstance(store, SqliteStore) and store.schema_version == len(MIGRATIONS)
+    assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    await store.ping()
+    await store.close()
+
+
+async def test_a_newer_schema_is_refused_not_damaged(tmp_path: Path) -> None:
+    path = tmp_path / "bot.db"
+    raw = sqlite3.connect(path)
+    raw.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    raw.close()
+    with pytest.raises(RuntimeError, match="upgrade healthbot"):
+        SqliteStore(path)
+
+
+async def test_migrations_run_from_an_older_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "bot.db"
+    store = SqliteStore(path)
+    await store.close()
+    monkeypatch.setattr("bot.store.sqlite.MIGRATIONS", [*MIGRATIONS, "ALTER TABLE request_log ADD COLUMN trace_id TEXT"])
+    upgraded = SqliteStore(path)
+    assert upgraded.schema_version == len(MIGRATIONS) + 1
+    assert "trace_id" in [row[1] for row in upgraded._db.execute("PRAGMA table_info(request_log)")]
+    await upgraded.close()
+
+
+async def test_event_ids_expire(store: SqliteStore) -> None:
+    assert await store.claim_event("Ev1", ttl_s=0.05)
+    assert not await store.claim_event("Ev1", ttl_s=0.05)
+    time.sleep(0.06)
+    assert await store.claim_event("Ev1", ttl_s=0.05)
+
+
+async def test_history_is_per_session_and_ordered(store: SqliteStore) -> None:
+    session = await store.session_for(KEY)
+    assert session.created and not (await store.session_for(KEY)).created
+    for i in range(5):
+        await store.append_message(session.session_id, ChatMessage("user" if i % 2 == 0 else "assistant", f"m{i}"))
+    assert [m.content for m in await store.recent_messages(session.session_id, 3)] == ["m2", "m3", "m4"]
+    other = await store.new_session(KEY)
+    assert other.session_id != session.session_id and await store.recent_messages(other.session_id, 10) == []
+
+
+async def test_request_log_and_feedback(store: SqliteStore) -> None:
+    row = RequestLogRow(request_id="r1", ts=time.time(), platform="teams", workspace="t", channel="c", thread="th",
+                        session_id="s", user_id="u", question="q", answer="a", sources=["x"], confidence=0.5,
+                        domains=["costs"], latency_ms=12.5, endpoint_latency_ms=10.0)
+    await store.record_answer("s", ChatMessage("assistant", "a"), row)
+    assert await store.get_request("r1") == row
+    assert await store.record_feedback("r1", user_id="u", value=1)
+    assert await store.record_feedback("r1", user_id="u", value=-1)  # a change of mind replaces the vote
+    assert not await store.record_feedback("nope", user_id="u", value=1)
+    assert [tuple(r) for r in store._db.execute("SELECT value FROM feedback")] == [(-1,)]
+
+
+def test_unsupported_database_url_is_clear() -> None:
+    with pytest.raises(ValueError, match="HEALTHBOT_DATABASE_URL"):
+        open_store("mysql://x")
