@@ -50,9 +50,10 @@ async def fake_serving() -> AsyncIterator[FakeServing]:
 def make_client(fake: FakeServing, **kwargs: object) -> ServingClient:
     options: dict[str, object] = {"backoff_base_s": 0.01, "backoff_max_s": 0.05, "poll_interval_s": 0.02}
     options.update(kwargs)
+    url, token = fake.url, fake.token  # as configured now, even if the fake later rotates its token
     return ServingClient(
         endpoint_name=fake.endpoint_name,
-        config_factory=lambda: databricks_config(host=fake.url, token=fake.token),
+        config_factory=lambda: databricks_config(host=url, token=token),
         **options,  # type: ignore[arg-type]
     )
 
