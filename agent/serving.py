@@ -116,6 +116,13 @@ class ServingClient:
             raise EngineError(ErrorKind.AUTH, str(exc).splitlines()[0][:300]) from None
         return (config.host or "").rstrip("/"), dict(headers)
 
+    async def warm_up(self) -> None:
+        """Build the SDK config (its import alone takes seconds) before the first question needs it."""
+        try:
+            await self._auth()
+        except EngineError as exc:
+            log.warning("Databricks configuration is not usable yet: %s", exc.detail)
+
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(

@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=DEFAULT_DEMO_PORT)
     demo.add_argument("--token", default=os.environ.get("HEALTHBOT_DEMO_TOKEN", DEFAULT_DEMO_TOKEN),
                       help="bearer token clients must send (default: $HEALTHBOT_DEMO_TOKEN or demo-token)")
+    manifest = commands.add_parser("slack-manifest", help="print the Slack app manifest for your host")
+    manifest.add_argument("--url", default=None, help="public base URL of healthbot, e.g. https://healthbot.example.com")
+    manifest.add_argument("--socket-mode", action="store_true", help="no request URLs: connect with SLACK_APP_TOKEN")
     return parser
 
 
@@ -58,6 +61,11 @@ def _setup_logging(verbose: bool, default: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "slack-manifest":
+        from adapters.slack.manifest import PLACEHOLDER_URL, render_manifest
+
+        print(render_manifest(args.url or PLACEHOLDER_URL, socket_mode=args.socket_mode), end="")
+        return 0
     quiet = args.command in ("ask", "chat")
     _setup_logging(args.verbose, logging.WARNING if quiet else logging.INFO)
     try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.targets import ChannelTarget, parse_targets
@@ -98,6 +98,15 @@ class Settings(BaseSettings):
         if value is not None and value.get_secret_value() and not value.get_secret_value().startswith("xapp-"):
             raise ValueError("a Slack app-level token starts with xapp-")
         return value
+
+    @model_validator(mode="after")
+    def _slack_transport(self) -> Settings:
+        if self.slack_bot_token is not None and self.slack_signing_secret is None and self.slack_app_token is None:
+            raise ValueError(
+                "SLACK_BOT_TOKEN is set but Slack cannot reach healthbot: set SLACK_SIGNING_SECRET (HTTP mode) "
+                "or SLACK_APP_TOKEN (Socket Mode)"
+            )
+        return self
 
     @property
     def workspace_configured(self) -> bool:

@@ -5,10 +5,12 @@ Adapters mount their own routes on the app this returns; nothing here is a modul
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiohttp import web
 
+from adapters.slack import mount_slack
 from agent.base import Engine
 from bot.config import Settings
 from bot.engines import build_engine
@@ -22,6 +24,8 @@ SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
 HANDLER = web.AppKey("handler", ConversationHandler)
 HEALTH = web.AppKey("health", HealthChecks)
+SLACK = web.AppKey("slack", object)
+WARM_UP = web.AppKey("warm_up", asyncio.Task)
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -37,6 +41,14 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: Engine
     app[HANDLER] = handler
     app[HEALTH] = HealthChecks(store=store, engine=engine)
     app.router.add_get("/health", health)
+    app[SLACK] = mount_slack(app, settings=settings, handler=handler)
+
+    async def warm_up(_: web.Application) -> None:
+        warm = getattr(engine, "warm_up", None)
+        if warm is not None:  # in the background: /health must answer at once
+            app[WARM_UP] = asyncio.create_task(warm())
+
+    app.on_startup.append(warm_up)
 
     async def close(_: web.Application) -> None:
         await engine.close()

@@ -51,5 +51,14 @@ def test_every_bad_value_is_named_at_once(monkeypatch: pytest.MonkeyPatch) -> No
 def test_secrets_do_not_print(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABRICKS_TOKEN", "dapi-very-secret")
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-very-secret")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "very-secret-signing")
     settings = load_settings()
     assert "very-secret" not in repr(settings) and "very-secret" not in str(settings.model_dump())
+
+
+def test_slack_token_without_a_way_in_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
+    with pytest.raises(ConfigError, match="SLACK_SIGNING_SECRET .HTTP mode. or SLACK_APP_TOKEN"):
+        load_settings()
+    monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-1")
+    assert load_settings().slack_app_token is not None

@@ -57,6 +57,10 @@ class Store(Protocol):
     async def new_session(self, key: ThreadKey) -> Session:
         ...
 
+    async def has_session(self, key: ThreadKey) -> bool:
+        """Whether healthbot already talks in this thread (un-mentioned follow-ups are answered)."""
+        ...
+
     async def append_message(self, session_id: str, message: ChatMessage, *, request_id: str = "") -> None:
         ...
 

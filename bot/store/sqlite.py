@@ -160,6 +160,10 @@ class SqliteStore:
     async def new_session(self, key: ThreadKey) -> Session:
         return self._start_session(key.as_text(), time.time())
 
+    async def has_session(self, key: ThreadKey) -> bool:
+        found = self._db.execute("SELECT 1 FROM sessions WHERE thread_key = ?", (key.as_text(),)).fetchone()
+        return found is not None
+
     def _start_session(self, thread_key: str, now: float) -> Session:
         session_id = _new_session_id()
         self._db.execute(

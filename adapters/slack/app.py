@@ -1,0 +1,287 @@
+"""The Slack adapter: slack-bolt's AsyncApp on healthbot's aiohttp server, or over Socket Mode.
+
+Events are acknowledged at once (Bolt acks Events API requests before running the listener) and
+answered from the listener; commands and buttons call `ack()` first thing. Slack needs the ack
+within 3 s, otherwise it retries and people get duplicate answers (bolt-python #868, #1027).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import Coroutine
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackApiError
+from slack_sdk.signature import SignatureVerifier
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack import translate as t
+from adapters.slack.client import UserDirectory, make_web_client
+from adapters.slack.progress import Placeholder
+from bot.config import Settings
+from bot.handler import ConversationHandler
+from bot.models import Incoming, Platform, ThreadKey
+from bot.quick import QUICK_QUESTIONS
+
+log = logging.getLogger(__name__)
+
+CANNOT_POST = {"not_in_channel", "channel_not_found", "is_archived", "restricted_action", "access_denied"}
+
+
+class SlackBot:
+    def __init__(self, *, settings: Settings, handler: ConversationHandler) -> None:
+        assert settings.slack_bot_token is not None
+        self.settings = settings
+        self.handler = handler
+        self.allowed_teams = set(settings.slack_team_ids)
+        self._token = settings.slack_bot_token.get_secret_value()
+        self._secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+        self._verifier = SignatureVerifier(self._secret) if self._secret else None
+        self._http: aiohttp.ClientSession | None = None
+        self.client: AsyncWebClient = make_web_client(self._token, base_url=settings.slack_api_url)
+        self.users = UserDirectory(self.client)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._socket: AsyncSocketModeHandler | None = None
+        # Signatures are checked in `events` (401 before any parsing), so Bolt's own check is off.
+        self.app = AsyncApp(client=self.client, signing_secret=self._secret or None,
+                            request_verification_enabled=False, process_before_response=False)
+        self._register()
+
+    # -- wiring -----------------------------------------------------------------------------
+
+    def mount(self, app: web.Application) -> None:
+        if self._verifier is not None:
+            app.router.add_post("/slack/events", self.events)
+        app.on_startup.append(self._start)
+        app.on_cleanup.append(self._stop)
+
+    async def _start(self, _: web.Application) -> None:
+        self._http = aiohttp.ClientSession()
+        self.client.session = self._http  # one pooled session for every Web API call
+        if self.settings.slack_app_token is not None:
+            self._socket = AsyncSocketModeHandler(self.app, self.settings.slack_app_token.get_secret_value())
+            await self._socket.connect_async()
+            log.info("Slack Socket Mode connected")
+
+    async def _stop(self, _: web.Application) -> None:
+        if self._socket is not None:
+            await self._socket.close_async()
+        await self.drain()
+        if self._http is not None:
+            await self._http.close()
+
+    async def drain(self) -> None:
+        """Wait for answers still being worked on (shutdown, tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- HTTP transport ---------------------------------------------------------------------
+
+    async def events(self, request: web.Request) -> web.Response:
+        """POST /slack/events: 401 on a bad or stale signature, 400 on a body Slack never sends."""
+        body = await request.read()
+        try:
+            valid = self._verifier is not None and self._verifier.is_valid_request(body, request.headers)
+        except ValueError:  # a timestamp that is not a number
+            valid = False
+        if not valid:
+            return web.json_response({"error": "invalid or stale Slack signature"}, status=401)
+        try:
+            text = body.decode("utf-8")
+            _check_body(text, request.content_type)
+        except ValueError as exc:
+            return web.json_response({"error": f"malformed body: {exc}"}, status=400)
+        response = await self.app.async_dispatch(
+            AsyncBoltRequest(body=text, query=request.query_string, headers=dict(request.headers))
+        )
+        if response.status == 404:  # an event type nobody listens to: ignore it, or Slack retries
+            response = BoltResponse(status=200, body="")
+        return await to_aiohttp_response(response)
+
+    # -- listeners --------------------------------------------------------------------------
+
+    def _register(self) -> None:
+        app = self.app
+
+        @app.middleware
+        async def only_allowed_workspaces(body: dict[str, Any], next: Any) -> BoltResponse | None:
+            team = t.team_of(body) or str((body.get("user") or {}).get("team_id", ""))
+            if self.allowed_teams and team not in self.allowed_teams:
+                log.warning("refused a request from Slack workspace %s (not in HEALTHBOT_SLACK_TEAM_IDS)", team)
+                return BoltResponse(status=200, body="healthbot is not enabled for this workspace.")
+            return await next()
+
+        app.event("app_mention")(self._on_message)
+        app.event("message")(self._on_message)
+        app.event(re.compile(".*"))(self._ignore)
+        app.command(re.compile(r"^/healthbot"))(self._on_command)
+        app.action(t.FEEDBACK_UP)(self._on_feedback)
+        app.action(t.FEEDBACK_DOWN)(self._on_feedback)
+        app.action(t.RETRY)(self._on_retry)
+        app.action(re.compile(f"^{t.QUICK_PREFIX}"))(self._on_quick)
+
+    async def _ignore(self) -> None:
+        return None
+
+    async def _on_message(self, body: dict[str, Any], event: dict[str, Any], context: Any) -> None:
+        message = t.event_to_incoming(body, event, context.get("bot_user_id"))
+        if message is None:
+            return
+        if message.is_thread_followup and not message.is_dm and not await self.handler.store.has_session(message.key):
+            return  # a thread healthbot is not part of
+        await self.answer(message, channel=message.key.channel, thread_ts=message.key.thread)
+
+    async def answer(self, message: Incoming, *, channel: str, thread_ts: str, replace_ts: str | None = None) -> None:
+        """Ask the handler and post the answer in the thread, with progress while it works."""
+        email, name = await self.users.lookup(message.user_id)
+        message = message.model_copy(update={"user_email": email, "user_name": name or message.user_name})
+        placeholder = Placeholder(self.client, channel=channel, thread_ts=thread_ts or None, existing_ts=replace_ts)
+        placeholder.start()
+        try:
+            reply = await self.handler.handle(message, on_progress=placeholder.show)
+        except Exception:
+            await placeholder.finish()
+            raise
+        ts = await placeholder.finish()
+        if reply is None:
+            return  # already answered (Slack retry, or app_mention + message for one post)
+        await self.post(channel, thread_ts or None, t.reply_messages(reply), replace_ts=ts)
+
+    async def post(self, channel: str, thread_ts: str | None, messages: list[tuple[str, list[dict[str, Any]]]],
+                   *, replace_ts: str | None = None) -> None:
+        for index, (text, blocks) in enumerate(messages):
+            if index == 0 and replace_ts:
+                await self.client.chat_update(channel=channel, ts=replace_ts, text=text, blocks=blocks)
+            else:
+                await self.client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text, blocks=blocks)
+
+    # -- /healthbot -------------------------------------------------------------------------
+
+    async def _on_command(self, ack: Any, command: dict[str, Any], respond: Any) -> None:
+        text = str(command.get("text") or "").strip()
+        word = text.lower()
+        if word in ("", "help"):
+            usage, blocks = t.help_blocks()
+            await ack(text=usage, blocks=blocks)
+            return
+        if word == "new":
+            await ack(text="Started a new conversation: your next direct message to healthbot begins afresh.")
+            self._spawn(self._reset_dm(command))
+            return
+        await ack()
+        question = QUICK_QUESTIONS.get(word, text)
+        self._spawn(self.ask_in_channel(
+            team=str(command.get("team_id", "")), channel=str(command.get("channel_id", "")),
+            user_id=str(command.get("user_id", "")), question=question,
+            dedupe=f"slack:cmd:{command.get('trigger_id', '')}", respond=respond,
+        ))
+
+    async def _reset_dm(self, command: dict[str, Any]) -> None:
+        channel = str(command.get("channel_id", ""))
+        if not channel.startswith("D"):
+            opened = await self.client.conversations_open(users=str(command.get("user_id", "")))
+            channel = str(opened["channel"]["id"])
+        key = ThreadKey(platform=Platform.SLACK, workspace=str(command.get("team_id", "")), channel=channel, thread="")
+        await self.handler.new_session(key)
+
+    async def ask_in_channel(self, *, team: str, channel: str, user_id: str, question: str, dedupe: str,
+                             respond: Any) -> None:
+        """Post the question visibly as a thread root and answer in that thread, so follow-ups work.
+
+        Where the bot cannot post (not a member, a private channel), answer through the
+        command's response_url instead, which Slack allows without membership.
+        """
+        root_text, root_blocks = t.question_root(user_id, question)
+        try:
+            root = await self.client.chat_postMessage(channel=channel, text=root_text, blocks=root_blocks)
+        except SlackApiError as exc:
+            if exc.response.get("error") not in CANNOT_POST:
+                raise
+            await self._answer_via_response_url(team, channel, user_id, question, dedupe, respond)
+            return
+        ts = str(root["ts"])
+        message = Incoming(key=ThreadKey(platform=Platform.SLACK, workspace=team, channel=channel, thread=ts),
+                           message_id=ts, user_id=user_id, text=question, event_id=dedupe)
+        await self.answer(message, channel=channel, thread_ts=ts)
+
+    async def _answer_via_response_url(self, team: str, channel: str, user_id: str, question: str, dedupe: str,
+                                       respond: Any) -> None:
+        key = ThreadKey(platform=Platform.SLACK, workspace=team, channel=channel, thread=dedupe)
+        email, _ = await self.users.lookup(user_id)
+        reply = await self.handler.handle(Incoming(key=key, user_id=user_id, user_email=email, text=question, event_id=dedupe))
+        if reply is None:
+            return
+        root_text, root_blocks = t.question_root(user_id, question)
+        for index, (text, blocks) in enumerate(t.reply_messages(reply)):
+            head = root_blocks if index == 0 else []
+            await respond(text=text, blocks=head + blocks, response_type="in_channel", replace_original=False)
+
+    # -- buttons ----------------------------------------------------------------------------
+
+    async def _on_feedback(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        user = str(body.get("user", {}).get("id", ""))
+        positive = action.get("action_id") == t.FEEDBACK_UP
+        recorded = await self.handler.store.record_feedback(str(action.get("value", "")), user_id=user,
+                                                           value=1 if positive else -1)
+        message = body.get("message") or {}
+        channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", ""))
+        if recorded and message.get("ts") and channel:
+            await self.client.chat_update(channel=channel, ts=message["ts"], text=message.get("text", ""),
+                                          blocks=t.feedback_done(message.get("blocks") or [], user, positive))
+
+    async def _on_retry(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        container = body.get("container") or {}
+        message = body.get("message") or {}
+        channel = str((body.get("channel") or {}).get("id") or container.get("channel_id", ""))
+        thread = str(message.get("thread_ts") or container.get("thread_ts") or "")
+        team = t.team_of(body) or str((body.get("user") or {}).get("team_id", ""))
+        key = ThreadKey(platform=Platform.SLACK, workspace=team, channel=channel, thread=thread)
+        retry = Incoming(key=key, user_id=str(body["user"]["id"]), text="retry", is_dm=channel.startswith("D"),
+                         event_id=f"slack:retry:{action.get('action_ts', '')}:{message.get('ts', '')}")
+        self._spawn(self.answer(retry, channel=channel, thread_ts=thread, replace_ts=message.get("ts")))
+
+    async def _on_quick(self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
+        await ack()
+        name = str(action.get("value") or action.get("action_id", "").removeprefix(t.QUICK_PREFIX))
+        container = body.get("container") or {}
+        channel = str((body.get("channel") or {}).get("id") or container.get("channel_id", ""))
+        self._spawn(self.ask_in_channel(
+            team=t.team_of(body) or str(body["user"].get("team_id", "")), channel=channel,
+            user_id=str(body["user"]["id"]), question=QUICK_QUESTIONS.get(name, name),
+            dedupe=f"slack:quick:{action.get('action_ts', '')}:{body['user']['id']}", respond=respond,
+        ))
+
+
+def _check_body(text: str, content_type: str) -> None:
+    """Reject what Slack never sends, with a reason: Bolt would otherwise answer 500."""
+    if content_type == "application/json":
+        if not isinstance(json.loads(text), dict):
+            raise ValueError("expected a JSON object")
+        return
+    if content_type == "application/x-www-form-urlencoded":
+        from urllib.parse import parse_qs
+
+        form = parse_qs(text)
+        if "payload" in form and not isinstance(json.loads(form["payload"][0]), dict):
+            raise ValueError("payload is not a JSON object")
+        if "payload" not in form and "command" not in form:
+            raise ValueError("neither a slash command nor an interactivity payload")
+        return
+    raise ValueError(f"unsupported content type {content_type or 'none'}")

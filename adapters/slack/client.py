@@ -1,0 +1,62 @@
+"""Outbound Slack Web API: one pooled AsyncWebClient, Slack's rate limits honoured by retrying.
+
+Slack answers 429 with Retry-After (and ~1 message/s per channel); slack-sdk's retry handlers
+sleep for Retry-After and try again, so a message is delayed, never dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+log = logging.getLogger(__name__)
+
+USER_CACHE_TTL_S = 3600.0
+
+
+def make_web_client(token: str, *, base_url: str | None, session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
+    """`SLACK_API_URL` (enterprise proxies, tests) replaces Slack's base URL."""
+    url = (base_url or AsyncWebClient.BASE_URL).rstrip("/") + "/"
+    client = AsyncWebClient(token=token, base_url=url, session=session)
+    client.retry_handlers.extend([
+        AsyncRateLimitErrorRetryHandler(max_retry_count=8),
+        AsyncServerErrorRetryHandler(max_retry_count=4),
+        AsyncConnectionErrorRetryHandler(max_retry_count=3),
+    ])
+    return client
+
+
+class UserDirectory:
+    """Slack user id → email (the `user_id` the endpoint expects), cached; the id when hidden."""
+
+    def __init__(self, client: AsyncWebClient, *, ttl_s: float = USER_CACHE_TTL_S) -> None:
+        self.client = client
+        self.ttl_s = ttl_s
+        self._cache: dict[str, tuple[float, str, str]] = {}
+
+    async def lookup(self, user_id: str) -> tuple[str, str]:
+        """(email or "", display name or "")."""
+        cached = self._cache.get(user_id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1], cached[2]
+        email = name = ""
+        try:
+            response = await self.client.users_info(user=user_id)
+            user: dict[str, Any] = response.get("user") or {}
+            profile = user.get("profile") or {}
+            email = str(profile.get("email") or "")
+            name = str(profile.get("display_name") or user.get("real_name") or user.get("name") or "")
+        except SlackApiError as exc:  # missing users:read.email, deactivated user…: fall back to the id
+            log.info("users.info for %s failed: %s", user_id, exc.response.get("error"))
+        self._cache[user_id] = (time.monotonic() + self.ttl_s, email, name)
+        return email, name

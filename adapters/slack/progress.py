@@ -1,0 +1,69 @@
+"""Progress in the thread while the endpoint works, shown only when the answer is slow.
+
+A fast answer arrives as one message with no flicker; after `delay_s` an "Analyzing…" placeholder
+appears, a cold endpoint turns it into "waking up…", and the final answer replaces it with
+`chat.update`, so each question still ends with one answer message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.translate import progress_message
+from agent.base import Progress
+
+PLACEHOLDER_DELAY_S = 1.0
+
+
+class Placeholder:
+    def __init__(self, client: AsyncWebClient, *, channel: str, thread_ts: str | None,
+                 existing_ts: str | None = None, delay_s: float | None = None) -> None:
+        self.client = client
+        self.channel = channel
+        self.thread_ts = thread_ts
+        self.ts = existing_ts  # a message to reuse (the error message a Retry replaces)
+        self.delay_s = 0.0 if existing_ts else (PLACEHOLDER_DELAY_S if delay_s is None else delay_s)
+        self._stage: str | None = None
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._committed = False
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._after_delay())
+
+    async def _after_delay(self) -> None:
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        self._committed = True  # from here on the post must complete, or its ts would be lost
+        await self.show("working")
+
+    async def show(self, stage: Progress) -> None:
+        shown = "waking_up" if stage == "waking_up" else "working"
+        async with self._lock:
+            if self._stage == "waking_up" and stage == "working":
+                return  # the timer fired late: keep saying why it is slow
+            if self._stage == shown:
+                return
+            self._stage = shown
+            text, blocks = progress_message(shown)
+            if self.ts is None:
+                response = await self.client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts,
+                                                              text=text, blocks=blocks)
+                self.ts = str(response["ts"])
+            else:
+                await self.client.chat_update(channel=self.channel, ts=self.ts, text=text, blocks=blocks)
+
+    async def finish(self) -> str | None:
+        """Stop the timer; the ts of a placeholder to replace with the answer, if one was shown."""
+        if self._task is not None and not self._task.done():
+            if self._committed:
+                await self._task
+            else:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+        async with self._lock:
+            return self.ts

@@ -1,0 +1,235 @@
+"""Pure translation between Slack payloads and healthbot's models: no I/O, table-tested.
+
+Slack → Incoming: which events are questions, the thread they belong to (Bolt's
+`thread_ts or ts`), the bot mention stripped. Reply → Block Kit: the answer in a `markdown` block
+(Slack translates standard markdown itself, so tables, code and links are not mangled by a
+home-made mrkdwn conversion), a context line with sources and confidence, feedback buttons.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from bot.models import Incoming, Platform, Reply, ThreadKey
+from bot.quick import QUICK_QUESTIONS
+
+MARKDOWN_LIMIT = 12_000  # characters across all markdown blocks of one message
+CHUNK = 11_000  # leaves room for the continuation marker
+FALLBACK_LIMIT = 3_000  # `text` is only the notification / screen-reader fallback
+
+FEEDBACK_UP = "feedback_up"
+FEEDBACK_DOWN = "feedback_down"
+RETRY = "retry"
+QUICK_PREFIX = "quick_"
+
+_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
+
+
+def strip_mention(text: str, bot_user_id: str | None) -> str:
+    """Remove the bot's own `<@U…>` mention; other people's mentions stay."""
+    if bot_user_id:
+        text = re.sub(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>", " ", text)
+    return " ".join(text.split())
+
+
+def mentions(text: str, bot_user_id: str | None) -> bool:
+    return bool(bot_user_id) and any(m.group(1) == bot_user_id for m in _MENTION.finditer(text or ""))
+
+
+def team_of(body: dict[str, Any]) -> str:
+    team = body.get("team_id") or body.get("team") or ""
+    return str(team.get("id", "") if isinstance(team, dict) else team)
+
+
+def event_to_incoming(body: dict[str, Any], event: dict[str, Any], bot_user_id: str | None) -> Incoming | None:
+    """The question in an `app_mention` or `message` event, or None when it is not one for us.
+
+    The event id for dedupe is channel + message ts, not Slack's event_id: a mention in a thread
+    arrives twice (`app_mention` and `message`, different event ids) and must be answered once.
+    """
+    if event.get("subtype") is not None or event.get("bot_id") or not event.get("user"):
+        return None
+    if bot_user_id and event.get("user") == bot_user_id:
+        return None
+    channel, ts = str(event.get("channel", "")), str(event.get("ts", ""))
+    if not channel or not ts:
+        return None
+    text = str(event.get("text") or "")
+    is_dm = event.get("channel_type") == "im" or channel.startswith("D")
+    is_mention = event.get("type") == "app_mention" or mentions(text, bot_user_id)
+    thread_ts = event.get("thread_ts")
+    in_thread = bool(thread_ts) and thread_ts != ts
+    if not (is_dm or is_mention or in_thread):
+        return None  # a top-level channel message that does not mention us
+    thread = str(thread_ts or ("" if is_dm else ts))
+    team = str(event.get("team") or team_of(body))
+    return Incoming(
+        key=ThreadKey(platform=Platform.SLACK, workspace=team, channel=channel, thread=thread),
+        message_id=ts,
+        user_id=str(event["user"]),
+        text=strip_mention(text, bot_user_id),
+        is_dm=is_dm,
+        is_mention=is_mention,
+        is_thread_followup=in_thread and not is_mention,
+        event_id=f"slack:{team}:{channel}:{ts}",
+    )
+
+
+# -- rendering --------------------------------------------------------------------------------
+
+
+def to_mrkdwn(markdown: str) -> str:
+    """A plain mrkdwn rendering for the `text` fallback (notifications): escape, bold, links."""
+    text = markdown.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = re.sub(r"\*\*(.+?)\*\*", r"*\1*", text)
+    text = re.sub(r"\[([^\]]+)\]\((https?://[^)\s]+)\)", r"<\2|\1>", text)
+    return text
+
+
+def fallback_text(markdown: str) -> str:
+    text = to_mrkdwn(markdown)
+    return text if len(text) <= FALLBACK_LIMIT else text[: FALLBACK_LIMIT - 1] + "…"
+
+
+def split_markdown(markdown: str, limit: int = CHUNK) -> list[str]:
+    """Split at paragraph (then line) boundaries; a code fence cut in two is closed and reopened."""
+    if len(markdown) <= limit:
+        return [markdown]
+    pieces: list[str] = []
+    for paragraph in markdown.split("\n\n"):
+        pieces.extend([paragraph] if len(paragraph) <= limit else _hard_split(paragraph, limit))
+    chunks: list[str] = []
+    current = ""
+    for piece in pieces:
+        candidate = f"{current}\n\n{piece}" if current else piece
+        if current and len(candidate) > limit:
+            chunks.append(current)
+            current = piece
+        else:
+            current = candidate
+    if current:
+        chunks.append(current)
+    return _close_fences(chunks)
+
+
+def _hard_split(text: str, limit: int) -> list[str]:
+    out: list[str] = []
+    current = ""
+    lines = text.splitlines(keepends=True)
+    for line in lines:
+        while len(line) > limit:  # one enormous line: cut it, nothing is dropped
+            out.append(current + line[: limit - len(current)])
+            line, current = line[limit - len(current):], ""
+        if len(current) + len(line) > limit:
+            out.append(current)
+            current = ""
+        current += line
+    if current:
+        out.append(current)
+    return out
+
+
+def _close_fences(chunks: list[str]) -> list[str]:
+    """A chunk that ends inside ``` closes it, and the next one reopens it."""
+    fixed: list[str] = []
+    carry = False
+    for chunk in chunks:
+        text = ("```\n" + chunk) if carry else chunk
+        carry = text.count("```") % 2 == 1
+        fixed.append(text + "\n```" if carry else text)
+    return fixed
+
+
+def context_line(reply: Reply) -> str:
+    tables = [s for s in reply.sources if not s.startswith("SQL:")]
+    queries = len(reply.sources) - len(tables)
+    parts = []
+    if tables:
+        parts.append("Sources: " + ", ".join(tables))
+    if queries:
+        parts.append(f"{queries} SQL quer{'y' if queries == 1 else 'ies'}")
+    if reply.confidence is not None:
+        parts.append(f"Confidence {reply.confidence:.0%}")
+    if reply.domains:
+        parts.append(" · ".join(reply.domains))
+    return to_mrkdwn("  |  ".join(parts))[:3000]
+
+
+def _button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
+    button: dict[str, Any] = {"type": "button", "text": {"type": "plain_text", "text": text, "emoji": True},
+                              "action_id": action_id, "value": value}
+    if style:
+        button["style"] = style
+    return button
+
+
+def answer_messages(reply: Reply) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(text, blocks) for each message of an answer: long answers become several, all complete."""
+    chunks = split_markdown(reply.content)
+    messages = []
+    for index, chunk in enumerate(chunks):
+        last = index == len(chunks) - 1
+        body = chunk if len(chunks) == 1 else f"{chunk}\n\n_({index + 1}/{len(chunks)})_"
+        blocks: list[dict[str, Any]] = [{"type": "markdown", "text": body}]
+        if last:
+            line = context_line(reply)
+            if line:
+                blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": line}]})
+            blocks.append({"type": "actions", "block_id": "feedback", "elements": [
+                _button("👍 Helpful", FEEDBACK_UP, reply.request_id),
+                _button("👎 Not helpful", FEEDBACK_DOWN, reply.request_id),
+            ]})
+        messages.append((fallback_text(chunk), blocks))
+    return messages
+
+
+def error_message(reply: Reply) -> tuple[str, list[dict[str, Any]]]:
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": ":warning: " + to_mrkdwn(reply.content)}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": f"request id `{reply.request_id}`"}]},
+    ]
+    if reply.retryable:
+        blocks.append({"type": "actions", "block_id": "retry", "elements": [
+            _button("Retry", RETRY, json.dumps({"request_id": reply.request_id}), "primary")]})
+    return fallback_text(reply.content), blocks
+
+
+def reply_messages(reply: Reply) -> list[tuple[str, list[dict[str, Any]]]]:
+    return [error_message(reply)] if reply.error is not None else answer_messages(reply)
+
+
+def progress_message(stage: str) -> tuple[str, list[dict[str, Any]]]:
+    text = ("Waking up the Health Monitor (the endpoint scaled to zero); this can take a few minutes…"
+            if stage == "waking_up" else "Analyzing your question…")
+    return text, [{"type": "context", "elements": [{"type": "mrkdwn", "text": f":hourglass_flowing_sand: {text}"}]}]
+
+
+def feedback_done(blocks: list[dict[str, Any]], user_id: str, positive: bool) -> list[dict[str, Any]]:
+    """The answer's blocks with the feedback buttons replaced by a thank-you line."""
+    kept = [b for b in blocks if b.get("block_id") != "feedback"]
+    mark = "👍" if positive else "👎"
+    return kept + [{"type": "context", "elements": [{"type": "mrkdwn", "text": f"{mark} Thanks for the feedback, <@{user_id}>."}]}]
+
+
+def help_blocks() -> tuple[str, list[dict[str, Any]]]:
+    usage = (
+        "*healthbot* answers questions about your Databricks platform: costs, jobs, query performance, "
+        "security and data quality.\n"
+        "• Mention me in any channel: `@healthbot why did costs spike yesterday?` (I answer in the thread; "
+        "follow-ups in the thread keep the context)\n"
+        "• `/healthbot costs | jobs | queries | security | health` asks a quick question\n"
+        "• `/healthbot <your question>` asks anything, `/healthbot new` starts a fresh DM conversation"
+    )
+    buttons = [_button(question, f"{QUICK_PREFIX}{name}", name) for name, question in QUICK_QUESTIONS.items()]
+    return "healthbot: usage and quick questions", [
+        {"type": "section", "text": {"type": "mrkdwn", "text": usage}},
+        {"type": "actions", "block_id": "quick", "elements": buttons},
+    ]
+
+
+def question_root(user_id: str, question: str) -> tuple[str, list[dict[str, Any]]]:
+    """The visible thread root for a slash-command question, so follow-ups can happen there."""
+    text = f"<@{user_id}> asked: {to_mrkdwn(question)}"
+    return text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]

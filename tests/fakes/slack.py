@@ -1,0 +1,168 @@
+"""A fake Slack: the Web API (`SLACK_API_URL`), response_url hooks and a Socket Mode WebSocket.
+
+Like bolt-python's own mock_web_api_server, it answers real-format responses from the fixtures,
+records every call with its parameters, and can be told to fail (429, ok:false) for a method.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import time
+import urllib.parse
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from tests.fakes.base import FakeServer
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "slack"
+SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
+BOT_TOKEN = "xoxb-test-token-for-fake-slack"
+BOT_USER = "U0BOT12345"
+TEAM = "T0123ABCDE"
+
+
+def fixture(name: str) -> Any:
+    return json.loads((FIXTURES / name).read_text())
+
+
+def sign(body: bytes, *, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict[str, str]:
+    """The headers Slack sends: v0 HMAC-SHA256 over `v0:{timestamp}:{body}`."""
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac.new(secret.encode(), f"v0:{ts}:".encode() + body, hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
+
+
+@dataclass
+class ApiCall:
+    method: str
+    params: dict[str, Any]
+
+
+@dataclass
+class FakeSlack(FakeServer):
+    api: list[ApiCall] = field(default_factory=list)
+    failures: dict[str, deque[tuple[int, dict[str, Any], dict[str, str]]]] = field(default_factory=lambda: defaultdict(deque))
+    emails: dict[str, str] = field(default_factory=lambda: {"U0USER1234": "spengler@ghostbusters.example.com"})
+    hooks: list[dict[str, Any]] = field(default_factory=list)
+    socket_acks: list[dict[str, Any]] = field(default_factory=list)
+    _to_socket: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+    _ts: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    def build(self, app: web.Application) -> None:
+        app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/api/{method}", self._api)
+        app.router.add_post("/hooks/{id}", self._hook)
+        app.router.add_get("/socket", self._socket)
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api/"
+
+    def fail(self, method: str, status: int, body: dict[str, Any], headers: dict[str, str] | None = None, times: int = 1) -> None:
+        for _ in range(times):
+            self.failures[method].append((status, body, headers or {}))
+
+    def called(self, method: str) -> list[dict[str, Any]]:
+        return [c.params for c in self.api if c.method == method]
+
+    def posted(self) -> list[dict[str, Any]]:
+        """Every message as it finally reads: posts, with later chat.update calls applied."""
+        messages: dict[str, dict[str, Any]] = {}
+        for call in self.api:
+            if call.method == "chat.postMessage" and "_failed" not in call.params:
+                messages[call.params["_ts"]] = dict(call.params)
+            elif call.method == "chat.update" and call.params.get("ts") in messages:
+                messages[call.params["ts"]].update({k: v for k, v in call.params.items() if k in ("text", "blocks")})
+        return list(messages.values())
+
+    async def wait_for(self, predicate: Any, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out; Web API calls so far: {[c.method for c in self.api]}")
+            await asyncio.sleep(0.01)
+
+    async def push(self, envelope: dict[str, Any]) -> None:
+        await self._to_socket.put(envelope)
+
+    async def _params(self, request: web.Request) -> dict[str, Any]:
+        params: dict[str, Any] = dict(request.query)
+        raw = await request.read()
+        if request.content_type == "application/json" and raw:
+            params.update(json.loads(raw))
+        elif raw:
+            params.update({k: v[0] for k, v in urllib.parse.parse_qs(raw.decode()).items()})
+        for key in ("blocks", "attachments"):
+            if isinstance(params.get(key), str):
+                params[key] = json.loads(params[key])
+        return params
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params = await self._params(request)
+        auth = request.headers.get("Authorization", "")
+        if method != "apps.connections.open" and auth != f"Bearer {BOT_TOKEN}":
+            return web.json_response({"ok": False, "error": "invalid_auth"})
+        if self.failures[method]:
+            status, body, headers = self.failures[method].popleft()
+            self.api.append(ApiCall(method, {**params, "_failed": status}))
+            return web.json_response(body, status=status, headers=headers)
+        if method == "chat.postMessage":
+            params["_ts"] = f"17123470{next(self._ts):02d}.000100"
+        self.api.append(ApiCall(method, params))
+        return web.json_response(self._answer(method, params))
+
+    def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        if method == "auth.test":
+            return fixture("webapi_auth_test_ok.json")
+        if method == "chat.postMessage":
+            ok = fixture("webapi_chat_postMessage_ok.json")
+            ok.update(channel=params.get("channel"), ts=params["_ts"])
+            ok["message"].update(ts=params["_ts"], text=params.get("text"), thread_ts=params.get("thread_ts"))
+            return ok
+        if method == "chat.update":
+            return {"ok": True, "channel": params.get("channel"), "ts": params.get("ts"), "text": params.get("text")}
+        if method == "users.info":
+            user = fixture("webapi_users_info_ok.json")
+            user["user"]["id"] = params.get("user")
+            email = self.emails.get(str(params.get("user")))
+            if email:
+                user["user"]["profile"]["email"] = email
+            else:
+                user["user"]["profile"].pop("email", None)
+            return user
+        if method == "conversations.open":
+            return {"ok": True, "channel": {"id": "D0123ABCDEF"}}
+        if method == "apps.connections.open":
+            return {"ok": True, "url": self.url.replace("http", "ws") + "/socket"}
+        return {"ok": True}
+
+    async def _hook(self, request: web.Request) -> web.Response:
+        self.hooks.append(json.loads(await request.read()))
+        return web.Response(text="ok")
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_json(fixture("socket_mode_hello.json"))
+
+        async def pump() -> None:
+            while True:
+                await ws.send_json(await self._to_socket.get())
+
+        pumping = asyncio.create_task(pump())
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    self.socket_acks.append(json.loads(msg.data))
+        finally:
+            pumping.cancel()
+        return ws

@@ -1,0 +1,138 @@
+"""Slack translation, table-driven from the payload fixtures; the manifest against the code."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from adapters.slack import translate as t
+from adapters.slack.manifest import EVENT_SCOPES, METHOD_SCOPES, build_manifest, render_manifest
+from bot.models import Reply
+
+FIXTURES = Path(__file__).parent / "fixtures" / "slack"
+ROOT = Path(__file__).resolve().parents[1]
+BOT = "U0BOT12345"
+
+
+def load(name: str) -> dict:
+    return json.loads((FIXTURES / name).read_text())
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("event_app_mention_channel.json",
+         dict(thread="1712345678.123456", text="why did costs spike", is_mention=True, is_dm=False, is_thread_followup=False)),
+        ("event_app_mention_thread.json",
+         dict(thread="1712345678.123456", text="and what about yesterday?", is_mention=True, is_thread_followup=False)),
+        ("event_message_thread_reply_no_mention.json",
+         dict(thread="1712345678.123456", text="was it the nightly ETL job?", is_mention=False, is_thread_followup=True)),
+        ("event_message_im.json", dict(thread="", channel="D0123ABCDEF", is_dm=True, text="why did costs spike")),
+        ("event_message_subtype_bot_message.json", None),
+        ("event_message_changed.json", None),
+    ],
+)
+def test_event_to_incoming(name: str, expected: dict | None) -> None:
+    body = load(name)
+    message = t.event_to_incoming(body, body["event"], BOT)
+    if expected is None:
+        assert message is None
+        return
+    assert message is not None
+    assert message.key.workspace == "T0123ABCDE"
+    assert message.event_id == f"slack:T0123ABCDE:{body['event']['channel']}:{body['event']['ts']}"
+    for field, value in expected.items():
+        actual = getattr(message.key, field) if field in ("thread", "channel") else getattr(message, field)
+        assert actual == value, field
+
+
+def test_app_mention_and_message_for_one_post_share_the_dedupe_key() -> None:
+    body = load("event_app_mention_thread.json")
+    as_message = dict(body["event"], type="message", channel_type="channel")
+    one = t.event_to_incoming(body, body["event"], BOT)
+    two = t.event_to_incoming(body, as_message, BOT)
+    assert one and two and one.event_id == two.event_id and two.is_mention
+
+
+def test_own_and_top_level_unmentioned_messages_are_not_questions() -> None:
+    body = load("event_message_thread_reply_no_mention.json")
+    assert t.event_to_incoming(body, dict(body["event"], user=BOT), BOT) is None
+    top_level = {k: v for k, v in body["event"].items() if k != "thread_ts"}
+    assert t.event_to_incoming(body, top_level, BOT) is None
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("<@U0BOT12345> why?", "why?"),
+    ("hey <@U0BOT12345|healthbot>   costs  ", "hey costs"),
+    ("<@U0USER1234> and <@U0BOT12345> look", "<@U0USER1234> and look"),
+])
+def test_strip_mention(text: str, expected: str) -> None:
+    assert t.strip_mention(text, BOT) == expected
+
+
+def test_fallback_text_escapes_and_converts() -> None:
+    assert t.to_mrkdwn("**Costs** <!channel> & [docs](https://x.example/y)") == "*Costs* &lt;!channel&gt; &amp; <https://x.example/y|docs>"
+
+
+def test_split_is_lossless_and_keeps_code_fences_balanced() -> None:
+    code = "```sql\n" + "\n".join(f"SELECT {i};" for i in range(2000)) + "\n```"
+    text = "Intro paragraph.\n\n" + code + "\n\nOutro."
+    parts = t.split_markdown(text, limit=5000)
+    assert len(parts) > 3 and all(len(p) <= 5000 + 8 for p in parts)
+    assert all(p.count("```") % 2 == 0 for p in parts)
+    joined = "".join(parts)
+    assert all(f"SELECT {i};" in joined for i in range(2000)) and "Outro." in parts[-1]
+
+
+def test_answer_blocks_and_error_blocks() -> None:
+    reply = Reply(content="**42%** | up", sources=["system.billing.usage", "SQL: SELECT 1"], confidence=0.92,
+                  domains=["costs"], request_id="r1")
+    [(text, blocks)] = t.answer_messages(reply)
+    assert text == "*42%* | up"
+    assert blocks[0] == {"type": "markdown", "text": "**42%** | up"}
+    assert blocks[1]["elements"][0]["text"] == "Sources: system.billing.usage  |  1 SQL query  |  Confidence 92%  |  costs"
+    assert [e["value"] for e in blocks[2]["elements"]] == ["r1", "r1"]
+    from agent.errors import ErrorKind
+
+    error_text, error_blocks = t.error_message(Reply(content="The endpoint is down.", request_id="r2", error=ErrorKind.UNAVAILABLE))
+    assert error_blocks[-1]["elements"][0]["action_id"] == "retry" and "r2" in json.dumps(error_blocks)
+
+
+def test_manifest_file_is_the_generated_one_and_valid_yaml() -> None:
+    assert (ROOT / "manifest.yml").read_text() == render_manifest()
+    manifest = yaml.safe_load((ROOT / "manifest.yml").read_text())
+    assert manifest == build_manifest()
+    assert manifest["features"]["slash_commands"][0]["command"] == "/healthbot"
+    assert manifest["settings"]["interactivity"]["is_enabled"]
+
+
+def test_manifest_scopes_cover_exactly_what_the_code_uses() -> None:
+    called = set()
+    for path in (ROOT / "adapters" / "slack").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and re.fullmatch(r"(chat|users|conversations)_[a-zA-Z]+", node.attr):
+                called.add(node.attr.replace("_", ".", 1))
+    assert called == set(METHOD_SCOPES), "update METHOD_SCOPES for the Web API methods the adapter calls"
+    listened = set()
+    for path in (ROOT / "adapters" / "slack").rglob("*.py"):
+        listened |= set(re.findall(r'app\.event\("([a-z_.]+)"\)', path.read_text()))
+    manifest = build_manifest()
+    assert "app_mention" in manifest["settings"]["event_subscriptions"]["bot_events"]
+    assert listened <= {e.split(".")[0] for e in EVENT_SCOPES}
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) == (
+        {s for scopes in METHOD_SCOPES.values() for s in scopes} | set(EVENT_SCOPES.values()) | {"commands"})
+
+
+def test_slack_manifest_command_fills_the_url() -> None:
+    out = subprocess.run([str(Path(sys.executable).parent / "healthbot"), "slack-manifest", "--url", "https://bot.example.com"],
+                         capture_output=True, text=True, check=True).stdout
+    manifest = yaml.safe_load(out)
+    assert manifest["settings"]["event_subscriptions"]["request_url"] == "https://bot.example.com/slack/events"
+    assert "YOUR-HEALTHBOT-HOST" not in out
