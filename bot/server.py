@@ -51,6 +51,8 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: Engine
     app.on_startup.append(warm_up)
 
     async def close(_: web.Application) -> None:
+        if WARM_UP in app:
+            await app[WARM_UP]  # its worker thread cannot be cancelled; let it finish while peers are up
         await engine.close()
         await store.close()
 

@@ -8,7 +8,6 @@ within 3 s, otherwise it retries and people get duplicate answers (bolt-python #
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from collections.abc import Coroutine
@@ -26,7 +25,7 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import translate as t
-from adapters.slack.client import UserDirectory, make_web_client
+from adapters.slack.client import UserDirectory, configure_web_client
 from adapters.slack.progress import Placeholder
 from bot.config import Settings
 from bot.handler import ConversationHandler
@@ -44,17 +43,17 @@ class SlackBot:
         self.settings = settings
         self.handler = handler
         self.allowed_teams = set(settings.slack_team_ids)
-        self._token = settings.slack_bot_token.get_secret_value()
+        token = settings.slack_bot_token.get_secret_value()
         self._secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
         self._verifier = SignatureVerifier(self._secret) if self._secret else None
         self._http: aiohttp.ClientSession | None = None
-        self.client: AsyncWebClient = make_web_client(self._token, base_url=settings.slack_api_url)
-        self.users = UserDirectory(self.client)
         self._tasks: set[asyncio.Task[None]] = set()
         self._socket: AsyncSocketModeHandler | None = None
         # Signatures are checked in `events` (401 before any parsing), so Bolt's own check is off.
-        self.app = AsyncApp(client=self.client, signing_secret=self._secret or None,
+        self.app = AsyncApp(token=token, signing_secret=self._secret or None,
                             request_verification_enabled=False, process_before_response=False)
+        self.client: AsyncWebClient = configure_web_client(self.app.client, base_url=settings.slack_api_url)
+        self.users = UserDirectory(self.client)
         self._register()
 
     # -- wiring -----------------------------------------------------------------------------
@@ -103,12 +102,11 @@ class SlackBot:
             return web.json_response({"error": "invalid or stale Slack signature"}, status=401)
         try:
             text = body.decode("utf-8")
-            _check_body(text, request.content_type)
-        except ValueError as exc:
+            _check_form(text, request.content_type)
+            bolt_request = AsyncBoltRequest(body=text, query=request.query_string, headers=dict(request.headers))
+        except (ValueError, AttributeError, TypeError) as exc:  # Bolt's parser on bad JSON or a non-object
             return web.json_response({"error": f"malformed body: {exc}"}, status=400)
-        response = await self.app.async_dispatch(
-            AsyncBoltRequest(body=text, query=request.query_string, headers=dict(request.headers))
-        )
+        response = await self.app.async_dispatch(bolt_request)
         if response.status == 404:  # an event type nobody listens to: ignore it, or Slack retries
             response = BoltResponse(status=200, body="")
         return await to_aiohttp_response(response)
@@ -269,19 +267,10 @@ class SlackBot:
         ))
 
 
-def _check_body(text: str, content_type: str) -> None:
-    """Reject what Slack never sends, with a reason: Bolt would otherwise answer 500."""
-    if content_type == "application/json":
-        if not isinstance(json.loads(text), dict):
-            raise ValueError("expected a JSON object")
-        return
+def _check_form(text: str, content_type: str) -> None:
+    """Reject a form Slack never sends, with a reason (Bolt would call it an unhandled request)."""
     if content_type == "application/x-www-form-urlencoded":
-        from urllib.parse import parse_qs
-
-        form = parse_qs(text)
-        if "payload" in form and not isinstance(json.loads(form["payload"][0]), dict):
-            raise ValueError("payload is not a JSON object")
-        if "payload" not in form and "command" not in form:
+        if not text.startswith("payload=") and "command=" not in text:
             raise ValueError("neither a slash command nor an interactivity payload")
-        return
-    raise ValueError(f"unsupported content type {content_type or 'none'}")
+    elif content_type != "application/json":
+        raise ValueError(f"unsupported content type {content_type or 'none'}")

@@ -10,7 +10,6 @@ import logging
 import time
 from typing import Any
 
-import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -24,10 +23,9 @@ log = logging.getLogger(__name__)
 USER_CACHE_TTL_S = 3600.0
 
 
-def make_web_client(token: str, *, base_url: str | None, session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
-    """`SLACK_API_URL` (enterprise proxies, tests) replaces Slack's base URL."""
-    url = (base_url or AsyncWebClient.BASE_URL).rstrip("/") + "/"
-    client = AsyncWebClient(token=token, base_url=url, session=session)
+def configure_web_client(client: AsyncWebClient, *, base_url: str | None) -> AsyncWebClient:
+    """`SLACK_API_URL` (enterprise proxies, tests) replaces Slack's base URL; 429s are retried."""
+    client.base_url = (base_url or AsyncWebClient.BASE_URL).rstrip("/") + "/"
     client.retry_handlers.extend([
         AsyncRateLimitErrorRetryHandler(max_retry_count=8),
         AsyncServerErrorRetryHandler(max_retry_count=4),

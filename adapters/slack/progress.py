@@ -8,7 +8,6 @@ appears, a cold endpoint turns it into "waking up…", and the final answer repl
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -28,17 +27,18 @@ class Placeholder:
         self.delay_s = 0.0 if existing_ts else (PLACEHOLDER_DELAY_S if delay_s is None else delay_s)
         self._stage: str | None = None
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
-        self._committed = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._task: asyncio.Future[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._after_delay())
-
-    async def _after_delay(self) -> None:
+        """Arm the timer: a TimerHandle costs less than a task per message, and most never fire."""
         if self.delay_s:
-            await asyncio.sleep(self.delay_s)
-        self._committed = True  # from here on the post must complete, or its ts would be lost
-        await self.show("working")
+            self._timer = asyncio.get_running_loop().call_later(self.delay_s, self._fire)
+        else:
+            self._fire()
+
+    def _fire(self) -> None:
+        self._task = asyncio.ensure_future(self.show("working"))
 
     async def show(self, stage: Progress) -> None:
         shown = "waking_up" if stage == "waking_up" else "working"
@@ -58,12 +58,9 @@ class Placeholder:
 
     async def finish(self) -> str | None:
         """Stop the timer; the ts of a placeholder to replace with the answer, if one was shown."""
-        if self._task is not None and not self._task.done():
-            if self._committed:
-                await self._task
-            else:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
+        if self._timer is not None:
+            self._timer.cancel()  # no-op when it already fired
+        if self._task is not None:
+            await self._task  # a placeholder being posted must land, or its ts would be lost
         async with self._lock:
             return self.ts

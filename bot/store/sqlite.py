@@ -27,7 +27,7 @@ MIGRATIONS: list[str] = [
         last_active REAL NOT NULL
     );
     CREATE TABLE messages (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        id INTEGER PRIMARY KEY,
         session_id TEXT NOT NULL,
         role TEXT NOT NULL,
         content TEXT NOT NULL,

@@ -1,0 +1,181 @@
+"""Signed app_mention events per second through POST /slack/events, against a bare slack-bolt app.
+
+The server under test runs in a child process (one core); this process plays Slack: it sends
+signed events and serves the fake Web API that answers are posted to. Reported, as ratios measured
+in the same run:
+- bare bolt (empty listener) events/s — the baseline;
+- healthbot events/s acknowledged, and answered (posted to the fake Web API), with dedupe,
+  sessions, history and the request log on SQLite and an engine that answers instantly;
+- ack latency p50/p99 while every answer takes 5 s.
+Run: python -m bench.slack_events [--events N] [--concurrency C]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, fixture, sign
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- the child: one server under test -------------------------------------------------------
+
+
+def child(kind: str, port: int, slack_url: str, answer_delay: float) -> None:
+    from aiohttp import web
+
+    os.environ.update({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": slack_url,
+                       "HEALTHBOT_USER_RATE_PER_MIN": "1000000", "HEALTHBOT_GLOBAL_RATE_PER_MIN": "1000000"})
+    if kind == "bolt":
+        from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+        from slack_bolt.app.async_app import AsyncApp
+        from slack_sdk.web.async_client import AsyncWebClient
+
+        bolt = AsyncApp(client=AsyncWebClient(token=BOT_TOKEN, base_url=slack_url), signing_secret=SIGNING_SECRET)
+
+        @bolt.event("app_mention")
+        async def empty() -> None:
+            return None
+
+        async def events(request: web.Request) -> web.Response:
+            return await to_aiohttp_response(await bolt.async_dispatch(await to_bolt_request(request)))
+
+        app = web.Application()
+        app.router.add_post("/slack/events", events)
+    else:
+        from bench.handler import InstantEngine
+        from bot.config import load_settings
+        from bot.server import create_app
+        from bot.store import SqliteStore
+
+        class SlowEngine(InstantEngine):
+            async def answer(self, request, *, on_progress=None):  # type: ignore[no-untyped-def]
+                await asyncio.sleep(answer_delay)
+                return await super().answer(request)
+
+        tmp = tempfile.mkdtemp()
+        engine = SlowEngine() if answer_delay else InstantEngine()
+        app = create_app(load_settings(), store=SqliteStore(Path(tmp) / "bench.db"), engine=engine)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+# -- the parent: Slack ----------------------------------------------------------------------
+
+
+def event_body(i: int) -> bytes:
+    body = fixture("event_app_mention_channel.json")
+    ts = f"{1712345678 + i}.{i:06d}"
+    body["event"].update(ts=ts, event_ts=ts, user=f"U0USER{i % 20:04d}")
+    body["event_id"] = f"EvBench{i}"
+    return json.dumps(body).encode()
+
+
+async def send_all(url: str, bodies: list[bytes], concurrency: int) -> list[float]:
+    """Post every body (signed just before sending); returns each request's latency in seconds."""
+    latencies: list[float] = []
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+
+    async def worker(http: aiohttp.ClientSession) -> None:
+        while not queue.empty():
+            body = queue.get_nowait()
+            headers = {"Content-Type": "application/json", **sign(body)}
+            started = time.perf_counter()
+            async with http.post(url, data=body, headers=headers) as resp:
+                await resp.read()
+                if resp.status != 200:
+                    raise RuntimeError(f"HTTP {resp.status}")
+            latencies.append(time.perf_counter() - started)
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as http:
+        await asyncio.gather(*(worker(http) for _ in range(concurrency)))
+    return latencies
+
+
+async def measure(kind: str, slack: FakeSlack, events: int, concurrency: int, answer_delay: float = 0.0) -> dict[str, float]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "bench.slack_events", "--child", kind, "--port", str(port),
+                             "--slack-url", slack.api_url, "--answer-delay", str(answer_delay)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}/slack/events"
+    try:
+        for _ in range(300):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                break
+            except OSError:
+                await asyncio.sleep(0.05)
+        await send_all(url, [event_body(10_000_000 + i) for i in range(50)], concurrency)  # warm-up
+        await asyncio.sleep(0.5 + answer_delay)
+        slack.api.clear()
+        bodies = [event_body(i) for i in range(events)]
+        started = time.perf_counter()
+        latencies = await send_all(url, bodies, concurrency)
+        acked = time.perf_counter() - started
+        answered = acked
+        if kind != "bolt" and not answer_delay:
+            deadline = time.monotonic() + 120
+            while len(slack.called("chat.postMessage")) < events and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            answered = time.perf_counter() - started
+        latencies.sort()
+        return {"acked_per_s": events / acked, "answered_per_s": events / answered,
+                "p50_ms": statistics.median(latencies) * 1000, "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+                "posted": len(slack.called("chat.postMessage"))}
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+async def main_async(events: int, concurrency: int) -> None:
+    slack = FakeSlack()
+    await slack.start()
+    try:
+        bolt = await measure("bolt", slack, events, concurrency)
+        bot = await measure("healthbot", slack, events, concurrency)
+        slow = await measure("healthbot", slack, min(events, 400), concurrency, answer_delay=5.0)
+    finally:
+        await slack.stop()
+    print(f"bare slack-bolt, empty listener : {bolt['acked_per_s']:>7,.0f} events/s (baseline)")
+    print(f"healthbot, acknowledged         : {bot['acked_per_s']:>7,.0f} events/s = {bot['acked_per_s'] / bolt['acked_per_s']:.2f} x bolt")
+    print(f"healthbot, answered end to end  : {bot['answered_per_s']:>7,.0f} events/s = {bot['answered_per_s'] / bolt['acked_per_s']:.2f} x bolt"
+          f" ({bot['posted']:.0f}/{events} answers posted)")
+    print(f"ack latency, answers taking 5 s : p50 {slow['p50_ms']:.1f} ms, p99 {slow['p99_ms']:.1f} ms"
+          f" (bare bolt p50 {bolt['p50_ms']:.1f} ms, p99 {bolt['p99_ms']:.1f} ms)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--child")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--slack-url")
+    parser.add_argument("--answer-delay", type=float, default=0.0)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.port, args.slack_url, args.answer_delay)
+    else:
+        asyncio.run(main_async(args.events, args.concurrency))
+
+
+if __name__ == "__main__":
+    main()
