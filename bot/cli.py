@@ -48,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     manifest = commands.add_parser("slack-manifest", help="print the Slack app manifest for your host")
     manifest.add_argument("--url", default=None, help="public base URL of healthbot, e.g. https://healthbot.example.com")
     manifest.add_argument("--socket-mode", action="store_true", help="no request URLs: connect with SLACK_APP_TOKEN")
+    package = commands.add_parser("teams-package", help="write the sideloadable Teams app package")
+    package.add_argument("--app-id", required=True, help="the bot's Microsoft App ID (MICROSOFT_APP_ID)")
+    package.add_argument("--out", default="healthbot-teams.zip")
+    package.add_argument("--url", default=None, help="public base URL of healthbot (added to validDomains)")
+    package.add_argument("--developer-url", default="https://www.databricks.com")
     return parser
 
 
@@ -65,6 +70,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         from adapters.slack.manifest import PLACEHOLDER_URL, render_manifest
 
         print(render_manifest(args.url or PLACEHOLDER_URL, socket_mode=args.socket_mode), end="")
+        return 0
+    if args.command == "teams-package":
+        from adapters.teams.package import build_package
+
+        try:
+            data = build_package(args.app_id, bot_url=args.url, developer_url=args.developer_url)
+        except ValueError as exc:
+            print(f"healthbot: {exc}", file=sys.stderr)
+            return 2
+        with open(args.out, "wb") as out:
+            out.write(data)
+        print(f"wrote {args.out}: upload it in Teams → Apps → Manage your apps → Upload an app")
         return 0
     quiet = args.command in ("ask", "chat")
     _setup_logging(args.verbose, logging.WARNING if quiet else logging.INFO)

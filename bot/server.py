@@ -11,6 +11,7 @@ import logging
 from aiohttp import web
 
 from adapters.slack import mount_slack
+from adapters.teams import mount_teams
 from agent.base import Engine
 from bot.config import Settings
 from bot.engines import build_engine
@@ -25,6 +26,7 @@ STORE = web.AppKey("store", Store)
 HANDLER = web.AppKey("handler", ConversationHandler)
 HEALTH = web.AppKey("health", HealthChecks)
 SLACK = web.AppKey("slack", object)
+TEAMS = web.AppKey("teams", object)
 WARM_UP = web.AppKey("warm_up", asyncio.Task)
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -42,6 +44,7 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: Engine
     app[HEALTH] = HealthChecks(store=store, engine=engine)
     app.router.add_get("/health", health)
     app[SLACK] = mount_slack(app, settings=settings, handler=handler)
+    app[TEAMS] = mount_teams(app, settings=settings, handler=handler)
 
     async def warm_up(_: web.Application) -> None:
         warm = getattr(engine, "warm_up", None)

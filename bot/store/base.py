@@ -8,7 +8,7 @@ answered once whichever replica took it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from agent.base import ChatMessage
 from bot.models import ThreadKey
@@ -83,6 +83,14 @@ class Store(Protocol):
         ...
 
     async def requests_since(self, since_ts: float) -> list[RequestLogRow]:
+        ...
+
+    async def save_reference(self, platform: str, channel: str, reference: dict[str, Any]) -> bool:
+        """Keep what a proactive post to this channel needs (Teams conversation reference);
+        True when it is new or changed. Kept in the store, not memory (botbuilder #1934)."""
+        ...
+
+    async def get_reference(self, platform: str, channel: str) -> dict[str, Any] | None:
         ...
 
     async def ping(self) -> None:

@@ -12,6 +12,7 @@ import sqlite3
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from agent.base import ChatMessage
 from bot.models import ThreadKey
@@ -67,6 +68,13 @@ MIGRATIONS: list[str] = [
         comment TEXT NOT NULL DEFAULT '',
         ts REAL NOT NULL,
         PRIMARY KEY (request_id, user_id)
+    );
+    CREATE TABLE conversation_refs (
+        platform TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        reference TEXT NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (platform, channel)
     );
     """,
 ]
@@ -230,6 +238,22 @@ class SqliteStore:
             f"SELECT {_LOG_COLUMNS} FROM request_log WHERE ts >= ? ORDER BY ts", (since_ts,)
         ).fetchall()
         return [_row_from(row) for row in rows]
+
+    async def save_reference(self, platform: str, channel: str, reference: dict[str, Any]) -> bool:
+        text = json.dumps(reference, sort_keys=True)
+        cursor = self._db.execute(
+            "INSERT INTO conversation_refs (platform, channel, reference, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (platform, channel) DO UPDATE SET reference = excluded.reference, "
+            "updated_at = excluded.updated_at WHERE conversation_refs.reference != excluded.reference",
+            (platform, channel, text, time.time()),
+        )
+        return cursor.rowcount == 1
+
+    async def get_reference(self, platform: str, channel: str) -> dict[str, Any] | None:
+        found = self._db.execute(
+            "SELECT reference FROM conversation_refs WHERE platform = ? AND channel = ?", (platform, channel)
+        ).fetchone()
+        return json.loads(found["reference"]) if found is not None else None
 
     async def ping(self) -> None:
         self._db.execute("BEGIN IMMEDIATE")  # takes the write lock: proves the file is writable

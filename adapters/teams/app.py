@@ -1,0 +1,228 @@
+"""The Teams adapter: botbuilder's CloudAdapter + TeamsActivityHandler on healthbot's aiohttp server.
+
+The HTTP turn only acknowledges (typing indicator, conversation reference saved); the answer is
+sent from a proactive turn (`continue_conversation`), because the endpoint may take longer than the
+Bot Connector waits for the HTTP response. Only this package imports botbuilder, so moving to the
+Microsoft 365 Agents SDK touches this folder alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+import time
+from collections.abc import Coroutine
+from typing import Any
+from urllib.parse import urlparse
+
+from aiohttp import web
+from botbuilder.core import TurnContext
+from botbuilder.core.serializer_helper import serializer_helper
+from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
+from botbuilder.schema import Activity, ActivityTypes, ConversationReference
+from msrest.exceptions import HttpOperationError
+
+from adapters.teams import translate as t
+from adapters.teams.perf import speed_up_msrest
+from bot.config import Settings
+from bot.handler import ConversationHandler
+from bot.models import Incoming, Reply
+
+log = logging.getLogger(__name__)
+
+TYPING_EVERY_S = 3.0  # Teams shows a typing indicator for about three seconds
+SEND_ATTEMPTS = 6
+
+
+class BotConfig:
+    """The attribute names botbuilder's ConfigurationBotFrameworkAuthentication reads."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.APP_ID = settings.microsoft_app_id
+        self.APP_PASSWORD = settings.microsoft_app_password.get_secret_value() if settings.microsoft_app_password else ""
+        self.APP_TYPE = settings.microsoft_app_type
+        self.APP_TENANTID = settings.microsoft_app_tenant_id
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class TeamsAdapter:
+    def __init__(self, *, settings: Settings, handler: ConversationHandler) -> None:
+        speed_up_msrest()
+        self.settings = settings
+        self.handler = handler
+        self.app_id = settings.microsoft_app_id
+        self.emulator = not settings.microsoft_app_id
+        self.allowed_tenants = set(settings.teams_tenant_ids)
+        self.adapter = CloudAdapter(ConfigurationBotFrameworkAuthentication(BotConfig(settings)))
+        self.adapter.on_turn_error = self._on_turn_error
+        self._emails: dict[str, tuple[float, str]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        from adapters.teams.bot import TeamsBot
+
+        self.bot = TeamsBot(self)
+
+    def mount(self, app: web.Application) -> None:
+        app.router.add_post("/api/messages", self.messages)
+        app.on_cleanup.append(self._stop)
+
+    async def _stop(self, _: web.Application) -> None:
+        await self.drain()
+
+    async def drain(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- HTTP transport ---------------------------------------------------------------------
+
+    async def messages(self, request: web.Request) -> web.StreamResponse:
+        """POST /api/messages: 400 with a reason for bodies the connector never sends, 401 for bad
+        JWTs (botbuilder), and in emulator mode (no credentials) loopback callers only."""
+        try:
+            body = json.loads(await request.read())
+        except ValueError as exc:
+            return web.json_response({"error": f"malformed body: {exc}"}, status=400)
+        if not isinstance(body, dict) or not body.get("type"):
+            return web.json_response({"error": "malformed body: expected an Activity object with a type"}, status=400)
+        if self.emulator:
+            service_host = urlparse(str(body.get("serviceUrl") or "")).hostname
+            if not is_loopback(request.remote) or not is_loopback(service_host):
+                log.warning("refused a Teams request from %s for serviceUrl host %s: emulator mode is loopback-only",
+                            request.remote, service_host)
+                return web.json_response({"error": "no Bot Framework credentials configured: only loopback callers and "
+                                                   "serviceUrls are accepted (set MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD)"},
+                                         status=401)
+        activity = Activity().deserialize(body)
+        try:
+            authenticated = await self.adapter.bot_framework_authentication.authenticate_request(
+                activity, request.headers.get("Authorization", "")
+            )
+        except Exception as exc:  # PermissionError, jwt errors, an unknown key id (IndexError)…
+            log.warning("refused a Teams request: %s: %s", type(exc).__name__, str(exc)[:200])
+            return web.json_response({"error": "unauthorized: missing or invalid Bot Framework token"}, status=401)
+        # What CloudAdapter.process does after authenticating, so that any failure above is a 401 and
+        # not a 500 (botbuilder only maps PermissionError).
+        invoke_response = await self.adapter.process_activity(authenticated, activity, self.bot.on_turn)
+        if invoke_response is not None:
+            return web.json_response(serializer_helper(invoke_response.body), status=invoke_response.status)
+        return web.Response(status=201)
+
+    async def _on_turn_error(self, context: TurnContext, error: Exception) -> None:
+        """Never a stack trace to a user: log it, and say something short in the conversation."""
+        log.exception("Teams turn failed", exc_info=error)
+        if context.activity.type == ActivityTypes.message:
+            await context.send_activity("Sorry, healthbot hit an internal error handling that message.")
+
+    # -- helpers for the activity handler ----------------------------------------------------
+
+    def tenant_allowed(self, activity: Activity) -> bool:
+        tenant = t.tenant_of(activity)
+        if self.allowed_tenants and tenant not in self.allowed_tenants:
+            log.warning("refused a Teams activity from tenant %s (not in HEALTHBOT_TEAMS_TENANT_IDS)", tenant)
+            return False
+        return True
+
+    async def remember(self, activity: Activity) -> None:
+        """Store the conversation reference the first time a channel or chat is seen."""
+        reference = TurnContext.get_conversation_reference(activity)
+        reference.activity_id = None  # a channel-level reference: new posts, not replies
+        if reference.conversation is not None:
+            reference.conversation.id = reference.conversation.id.split(";messageid=")[0]
+        if await self.handler.store.save_reference("teams", t.channel_of(activity), reference.serialize()):
+            log.info("stored the Teams conversation reference for %s", t.channel_of(activity))
+
+    async def asker_email(self, context: TurnContext) -> str:
+        """The member's email / UPN (TeamsInfo, cached); empty when Teams will not say."""
+        from botbuilder.core.teams import TeamsInfo
+
+        member_id = context.activity.from_property.id if context.activity.from_property else ""
+        cached = self._emails.get(member_id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        email = ""
+        try:
+            member = await TeamsInfo.get_member(context, member_id)
+            email = member.email or member.user_principal_name or ""
+        except Exception as exc:  # msrest raises several types; the AAD id is the fallback
+            log.info("TeamsInfo.get_member failed for %s: %s", member_id, type(exc).__name__)
+        self._emails[member_id] = (time.monotonic() + 3600, email)
+        return email
+
+    async def send(self, context: TurnContext, activity: Activity | str) -> str | None:
+        """Send, retrying the connector's 429 / 503 with backoff (msrest retries neither 429 nor
+        honours Retry-After): throttling delays a message, never drops it."""
+        for attempt in range(SEND_ATTEMPTS):
+            try:
+                response = await context.send_activity(activity)
+                return response.id if response is not None else None
+            except HttpOperationError as exc:
+                status = exc.response.status_code if exc.response is not None else 0
+                if status not in (429, 502, 503, 504) or attempt == SEND_ATTEMPTS - 1:
+                    raise
+                retry_after = exc.response.headers.get("Retry-After") if exc.response is not None else None
+                delay = float(retry_after) if retry_after and retry_after.isdigit() else min(8.0, 0.5 * 2 ** attempt)
+                log.info("Bot Connector answered %s; retrying in %.1f s", status, delay)
+                await asyncio.sleep(delay)
+        return None
+
+    async def send_reply(self, context: TurnContext, reply: Reply) -> None:
+        for content in t.reply_cards(reply):
+            await self.send(context, t.card_activity(content, t.plain_summary(reply.content)))
+
+    # -- answering ---------------------------------------------------------------------------
+
+    def ask(self, reference: ConversationReference, message: Incoming) -> None:
+        """Answer in a proactive turn, so the HTTP turn that brought the question returns at once."""
+        self.spawn(self._answer(reference, message))
+
+    async def _answer(self, reference: ConversationReference, message: Incoming) -> None:
+        async def turn(context: TurnContext) -> None:
+            # Workaround: botbuilder-python's continuation activity gets a fresh uuid as its id, so
+            # replies would point at a message that does not exist; answer the question's message.
+            context.activity.id = reference.activity_id or context.activity.id
+            typing = asyncio.create_task(self._keep_typing(context))
+            woke = False
+
+            async def progress(stage: str) -> None:
+                nonlocal woke
+                if stage == "waking_up" and not woke:
+                    woke = True
+                    await self.send(context, "Waking up the Health Monitor (the endpoint scaled to zero); this can "
+                                             "take a few minutes…")
+
+            try:
+                reply = await self.handler.handle(message, on_progress=progress)
+            finally:
+                typing.cancel()
+            if reply is not None:
+                await self.send_reply(context, reply)
+
+        try:
+            await self.adapter.continue_conversation(reference, turn, self.app_id)
+        except Exception:
+            log.exception("could not answer in Teams conversation %s",
+                          reference.conversation.id if reference.conversation else "?")
+
+    async def _keep_typing(self, context: TurnContext) -> None:
+        while True:
+            await asyncio.sleep(TYPING_EVERY_S)
+            try:
+                await context.send_activity(Activity(type=ActivityTypes.typing))
+            except Exception:  # typing is cosmetic; never let it break the answer
+                return

@@ -1,0 +1,121 @@
+"""The Teams activity handler: which activities are questions, help, installs or card actions."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from botbuilder.core import InvokeResponse, TurnContext
+from botbuilder.core.teams import TeamsActivityHandler
+from botbuilder.schema import Activity, ActivityTypes, AdaptiveCardInvokeResponse, AdaptiveCardInvokeValue, ChannelAccount
+
+from adapters.teams import translate as t
+from bot.models import Incoming, Reply
+from bot.quick import QUICK_QUESTIONS
+
+if TYPE_CHECKING:
+    from adapters.teams.app import TeamsAdapter
+
+log = logging.getLogger(__name__)
+
+
+def card_response(content: dict[str, Any]) -> AdaptiveCardInvokeResponse:
+    return AdaptiveCardInvokeResponse(status_code=200, type=t.CARD_CONTENT_TYPE, value=content)
+
+
+class TeamsBot(TeamsActivityHandler):
+    def __init__(self, teams: TeamsAdapter) -> None:
+        self.teams = teams
+
+    async def on_turn(self, turn_context: TurnContext) -> None:
+        if not self.teams.tenant_allowed(turn_context.activity):
+            return
+        await super().on_turn(turn_context)
+
+    # -- messages ---------------------------------------------------------------------------
+
+    async def on_message_activity(self, turn_context: TurnContext) -> None:
+        activity = turn_context.activity
+        await self.teams.remember(activity)
+        text = t.clean_text(activity)
+        if t.is_channel(activity) and not t.mentions_bot(activity):
+            if not await self.teams.handler.store.has_session(t.thread_key(activity)):
+                return  # a reply in a thread healthbot is not part of
+        word = text.lower().strip(" .!")
+        if word in t.HELP_WORDS:
+            await self.teams.send(turn_context, _card(t.help_card()))
+            return
+        if word in t.NEW_WORDS:
+            await self.teams.handler.new_session(t.thread_key(activity))
+            await self.teams.send(turn_context, "Started a new conversation.")
+            return
+        await self._ask(turn_context, t.to_incoming(activity, text))
+
+    async def _ask(self, turn_context: TurnContext, message: Incoming) -> None:
+        email = await self.teams.asker_email(turn_context)
+        message = message.model_copy(update={"user_email": email})
+        await turn_context.send_activity(Activity(type=ActivityTypes.typing))
+        self.teams.ask(TurnContext.get_conversation_reference(turn_context.activity), message)
+
+    # -- installation -----------------------------------------------------------------------
+
+    async def on_teams_members_added(
+        self, teams_members_added: list[ChannelAccount], team_info: Any, turn_context: TurnContext
+    ) -> None:
+        bot_id = turn_context.activity.recipient.id if turn_context.activity.recipient else None
+        if any(member.id == bot_id for member in teams_members_added):
+            await self.teams.remember(turn_context.activity)
+            await self.teams.send(turn_context, _card(t.help_card(welcome=True)))
+
+    async def on_installation_update_add(self, turn_context: TurnContext) -> None:
+        await self.teams.remember(turn_context.activity)
+
+    # -- card actions -----------------------------------------------------------------------
+
+    async def on_invoke_activity(self, turn_context: TurnContext) -> InvokeResponse | None:
+        """Workaround: ActivityHandler serializes the card-action response, then botbuilder's aiohttp
+        CloudAdapter.process serializes that dict again and crashes (AttributeError: 'dict' object has
+        no attribute 'is_xml_model'). Handing back the model lets it be serialized exactly once."""
+        if turn_context.activity.name != "adaptiveCard/action":
+            return await super().on_invoke_activity(turn_context)
+        if not isinstance(turn_context.activity.value, dict) or not isinstance(turn_context.activity.value.get("action"), dict):
+            return InvokeResponse(status=400, body=AdaptiveCardInvokeResponse(
+                status_code=400, type="application/vnd.microsoft.error",
+                value={"code": "BadRequest", "message": "missing value.action"}))
+        invoke_value = AdaptiveCardInvokeValue(action=turn_context.activity.value["action"])
+        return InvokeResponse(status=200, body=await self.on_adaptive_card_invoke(turn_context, invoke_value))
+
+    async def on_adaptive_card_invoke(
+        self, turn_context: TurnContext, invoke_value: AdaptiveCardInvokeValue
+    ) -> AdaptiveCardInvokeResponse:
+        action = invoke_value.action or {}
+        verb, data = action.get("verb"), action.get("data") or {}
+        activity = turn_context.activity
+        if verb == t.VERB_FEEDBACK:
+            return await self._feedback(activity, data)
+        if verb == t.VERB_RETRY:
+            await self._ask(turn_context, t.to_incoming(activity, "retry"))
+            return card_response(t.notice("Retrying…"))
+        if verb == t.VERB_QUICK and data.get("name") in QUICK_QUESTIONS:
+            question = QUICK_QUESTIONS[data["name"]]
+            await self._ask(turn_context, t.to_incoming(activity, question))
+            return card_response(t.notice(f"Asking: {question}"))
+        return AdaptiveCardInvokeResponse(status_code=400, type="application/vnd.microsoft.error",
+                                          value={"code": "NotSupported", "message": f"unknown action {verb!r}"})
+
+    async def _feedback(self, activity: Activity, data: dict[str, Any]) -> AdaptiveCardInvokeResponse:
+        request_id = str(data.get("request_id", ""))
+        positive = int(data.get("value", 1)) > 0
+        user = str(activity.from_property.aad_object_id or activity.from_property.id) if activity.from_property else ""
+        store = self.teams.handler.store
+        if not await store.record_feedback(request_id, user_id=user, value=1 if positive else -1):
+            return card_response(t.notice("That answer is no longer known, so the feedback was not recorded."))
+        row = await store.get_request(request_id)
+        answer = t.answer_cards(Reply(content=row.answer if row else "", sources=row.sources if row else [],
+                                      confidence=row.confidence if row else None, domains=row.domains if row else [],
+                                      request_id=request_id))[-1]
+        return card_response(t.thanked(answer, positive))
+
+
+def _card(content: dict[str, Any]) -> Activity:
+    return t.card_activity(content, "healthbot")

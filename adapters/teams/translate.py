@@ -1,0 +1,264 @@
+"""Pure translation between Bot Framework activities and healthbot's models: no I/O.
+
+Teams → Incoming: the thread is the conversation id with its `;messageid=` (a channel post's
+reply chain), the bot's `<at>` mention removed. Reply → Adaptive Card: TextBlocks carry
+Teams' markdown subset, markdown tables become Adaptive Card `Table` elements (Teams renders no
+markdown tables), sources and confidence in a footer, 👍 / 👎 and Retry as `Action.Execute`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from botbuilder.core import TurnContext
+from botbuilder.schema import Activity, ActivityTypes, Attachment
+
+from bot.models import Incoming, Platform, Reply, ThreadKey
+from bot.quick import QUICK_QUESTIONS
+
+CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
+CARD_VERSION = "1.5"
+CHUNK = 18_000  # Teams rejects activities over ~28 KB; a card's JSON adds overhead to its text
+
+VERB_FEEDBACK = "feedback"
+VERB_RETRY = "retry"
+VERB_QUICK = "quick"
+NEW_WORDS = frozenset({"new", "/new", "reset", "start over"})
+HELP_WORDS = frozenset({"", "help", "/help", "?"})
+
+
+def tenant_of(activity: Activity) -> str:
+    data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
+    tenant = (data.get("tenant") or {}).get("id") if isinstance(data.get("tenant"), dict) else None
+    return str(tenant or (activity.conversation.tenant_id if activity.conversation else "") or "")
+
+
+def channel_of(activity: Activity) -> str:
+    """The Teams channel id (19:…@thread.tacv2) for channel posts; the conversation id elsewhere."""
+    data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
+    channel = (data.get("channel") or {}).get("id") if isinstance(data.get("channel"), dict) else None
+    conversation_id = activity.conversation.id if activity.conversation else ""
+    return str(channel or data.get("teamsChannelId") or conversation_id.split(";")[0])
+
+
+def thread_key(activity: Activity) -> ThreadKey:
+    conversation_id = activity.conversation.id if activity.conversation else ""
+    return ThreadKey(platform=Platform.TEAMS, workspace=tenant_of(activity), channel=channel_of(activity),
+                     thread=conversation_id)
+
+
+def is_channel(activity: Activity) -> bool:
+    return bool(activity.conversation and activity.conversation.conversation_type == "channel")
+
+
+def is_personal(activity: Activity) -> bool:
+    return bool(activity.conversation and activity.conversation.conversation_type == "personal")
+
+
+def mentions_bot(activity: Activity) -> bool:
+    bot_id = activity.recipient.id if activity.recipient else None
+    for mention in TurnContext.get_mentions(activity):
+        # msrest keeps the mention's fields it has no attribute for in additional_properties
+        mentioned = (getattr(mention, "additional_properties", None) or {}).get("mentioned") or {}
+        if mentioned.get("id") == bot_id:
+            return True
+    return False
+
+
+def clean_text(activity: Activity) -> str:
+    """The message text without the bot's `<at>` mention (botbuilder's own helper) or stray tags."""
+    text = TurnContext.remove_recipient_mention(activity) if activity.entities else (activity.text or "")
+    text = re.sub(r"</?at>", "", text or "")
+    return " ".join(text.split())
+
+
+def to_incoming(activity: Activity, text: str) -> Incoming:
+    mentioned = mentions_bot(activity)
+    return Incoming(
+        key=thread_key(activity),
+        message_id=activity.id or "",
+        user_id=str(activity.from_property.aad_object_id or activity.from_property.id) if activity.from_property else "",
+        user_name=(activity.from_property.name or "") if activity.from_property else "",
+        text=text,
+        is_dm=is_personal(activity),
+        is_mention=mentioned,
+        is_thread_followup=is_channel(activity) and not mentioned,
+        event_id=f"teams:{activity.conversation.id if activity.conversation else ''}:{activity.id}",
+    )
+
+
+# -- markdown → Adaptive Card body ------------------------------------------------------------
+
+_TABLE_RULE = re.compile(r"^\|?\s*:?-{3,}")
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
+
+
+def _table(lines: list[str]) -> dict[str, Any]:
+    header, rows = _cells(lines[0]), [_cells(line) for line in lines[2:]]
+    width = len(header)
+
+    def row(cells: list[str], bold: bool = False) -> dict[str, Any]:
+        padded = (cells + [""] * width)[:width]
+        return {"type": "TableRow", "cells": [
+            {"type": "TableCell", "items": [{"type": "TextBlock", "text": cell, "wrap": True,
+                                             **({"weight": "Bolder"} if bold else {})}]} for cell in padded]}
+
+    return {"type": "Table", "columns": [{"width": 1} for _ in range(width)], "firstRowAsHeader": True,
+            "showGridLines": True, "rows": [row(header, bold=True)] + [row(r) for r in rows]}
+
+
+def markdown_body(markdown: str) -> list[dict[str, Any]]:
+    """Paragraphs → TextBlocks (Teams' markdown subset), pipe tables → Table, fences → monospace."""
+    body: list[dict[str, Any]] = []
+    lines = markdown.splitlines()
+    text: list[str] = []
+
+    def flush() -> None:
+        joined = "\n".join(text).strip()
+        if joined:
+            joined = re.sub(r"^#{1,6}\s+(.+)$", r"**\1**", joined, flags=re.M)  # no headings in TextBlock
+            body.append({"type": "TextBlock", "text": joined, "wrap": True})
+        text.clear()
+
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.strip().startswith("```"):
+            flush()
+            end = i + 1
+            while end < len(lines) and not lines[end].strip().startswith("```"):
+                end += 1
+            body.append({"type": "TextBlock", "text": "\n".join(lines[i + 1:end]), "wrap": True,
+                         "fontType": "Monospace"})
+            i = end + 1
+            continue
+        if line.strip().startswith("|") and i + 1 < len(lines) and _TABLE_RULE.match(lines[i + 1].strip()):
+            flush()
+            end = i + 2
+            while end < len(lines) and lines[end].strip().startswith("|"):
+                end += 1
+            body.append(_table(lines[i:end]))
+            i = end
+            continue
+        text.append(line)
+        i += 1
+    flush()
+    return body
+
+
+def split_markdown(markdown: str, limit: int = CHUNK) -> list[str]:
+    """Long answers become several cards at paragraph boundaries; nothing is dropped."""
+    if len(markdown) <= limit:
+        return [markdown]
+    chunks: list[str] = []
+    current = ""
+    for paragraph in markdown.split("\n\n"):
+        while len(paragraph) > limit:
+            chunks.append(paragraph[:limit])
+            paragraph = paragraph[limit:]
+        candidate = f"{current}\n\n{paragraph}" if current else paragraph
+        if current and len(candidate) > limit:
+            chunks.append(current)
+            current = paragraph
+        else:
+            current = candidate
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+# -- cards ------------------------------------------------------------------------------------
+
+
+def card_activity(content: dict[str, Any], summary: str) -> Activity:
+    return Activity(type=ActivityTypes.message, summary=summary,
+                    attachments=[Attachment(content_type=CARD_CONTENT_TYPE, content=content)])
+
+
+def card(body: list[dict[str, Any]], actions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    content: dict[str, Any] = {"type": "AdaptiveCard", "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                               "version": CARD_VERSION, "body": body, "msteams": {"width": "Full"}}
+    if actions:
+        content["actions"] = actions
+    return content
+
+
+def execute(title: str, verb: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "Action.Execute", "title": title, "verb": verb, "data": data}
+
+
+def footer(reply: Reply) -> str:
+    tables = [s for s in reply.sources if not s.startswith("SQL:")]
+    queries = len(reply.sources) - len(tables)
+    parts = []
+    if tables:
+        parts.append("Sources: " + ", ".join(tables))
+    if queries:
+        parts.append(f"{queries} SQL quer{'y' if queries == 1 else 'ies'}")
+    if reply.confidence is not None:
+        parts.append(f"Confidence {reply.confidence:.0%}")
+    if reply.domains:
+        parts.append(" · ".join(reply.domains))
+    return "  |  ".join(parts)
+
+
+def answer_cards(reply: Reply) -> list[dict[str, Any]]:
+    chunks = split_markdown(reply.content)
+    cards = []
+    for index, chunk in enumerate(chunks):
+        body = markdown_body(chunk)
+        if len(chunks) > 1:
+            body.append({"type": "TextBlock", "text": f"({index + 1}/{len(chunks)})", "isSubtle": True, "size": "Small"})
+        actions = None
+        if index == len(chunks) - 1:
+            line = footer(reply)
+            if line:
+                body.append({"type": "TextBlock", "text": line, "isSubtle": True, "size": "Small", "wrap": True,
+                             "separator": True})
+            actions = [execute("👍 Helpful", VERB_FEEDBACK, {"request_id": reply.request_id, "value": 1}),
+                       execute("👎 Not helpful", VERB_FEEDBACK, {"request_id": reply.request_id, "value": -1})]
+        cards.append(card(body, actions))
+    return cards
+
+
+def error_card(reply: Reply) -> dict[str, Any]:
+    body = [{"type": "TextBlock", "text": f"⚠️ {reply.content}", "wrap": True, "color": "Attention"},
+            {"type": "TextBlock", "text": f"request id {reply.request_id}", "isSubtle": True, "size": "Small"}]
+    actions = [execute("Retry", VERB_RETRY, {"request_id": reply.request_id})] if reply.retryable else None
+    return card(body, actions)
+
+
+def reply_cards(reply: Reply) -> list[dict[str, Any]]:
+    return [error_card(reply)] if reply.error is not None else answer_cards(reply)
+
+
+def plain_summary(markdown: str, limit: int = 250) -> str:
+    """The notification / accessibility text for a card: markdown marks removed, kept short."""
+    text = re.sub(r"[*_`#|]", "", markdown)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def help_card(welcome: bool = False) -> dict[str, Any]:
+    intro = ("👋 Thanks for adding **healthbot**. " if welcome else "") + (
+        "I answer questions about your Databricks platform: costs, jobs, query performance, security and data "
+        "quality. Mention me in a channel (I answer in the thread, and follow-ups there keep the context) or "
+        "chat with me here. Say **new** to start a fresh conversation.")
+    actions = [execute(question, VERB_QUICK, {"name": name}) for name, question in QUICK_QUESTIONS.items()]
+    return card([{"type": "TextBlock", "text": intro, "wrap": True}], actions)
+
+
+def thanked(card_content: dict[str, Any] | None, positive: bool) -> dict[str, Any]:
+    """The answer card with its feedback buttons replaced by a thank-you line."""
+    body = list((card_content or {}).get("body") or [])
+    body.append({"type": "TextBlock", "text": ("👍" if positive else "👎") + " Thanks for the feedback.",
+                 "isSubtle": True, "wrap": True})
+    return card(body)
+
+
+def notice(text: str) -> dict[str, Any]:
+    return card([{"type": "TextBlock", "text": text, "wrap": True}])

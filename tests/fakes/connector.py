@@ -1,0 +1,104 @@
+"""A fake Bot Framework connector (the activity's `serviceUrl`), recording what the bot sends."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from tests.fakes.base import FakeServer
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "teams"
+
+
+def fixture(name: str) -> Any:
+    return json.loads((FIXTURES / name).read_text())
+
+
+@dataclass
+class Sent:
+    conversation_id: str
+    reply_to: str | None
+    activity: dict[str, Any]
+    kind: str  # reply / send / update / create
+
+    @property
+    def card(self) -> dict[str, Any] | None:
+        attachments = self.activity.get("attachments") or []
+        return attachments[0]["content"] if attachments else None
+
+
+@dataclass
+class FakeConnector(FakeServer):
+    sent: list[Sent] = field(default_factory=list)
+    failures: deque[tuple[int, dict[str, str]]] = field(default_factory=deque)  # for message sends
+    emails: dict[str, str] = field(default_factory=lambda: {
+        "29:1FAKEuserMRIaBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789-abcdefghijklmnopqrstuv": "alex.smith@contoso.example"})
+    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    def build(self, app: web.Application) -> None:
+        app.router.add_post("/v3/conversations/{conversation}/activities/{activity}", self._reply)
+        app.router.add_post("/v3/conversations/{conversation}/activities", self._send)
+        app.router.add_put("/v3/conversations/{conversation}/activities/{activity}", self._update)
+        app.router.add_get("/v3/conversations/{conversation}/members/{member}", self._member)
+        app.router.add_post("/v3/conversations", self._create)
+
+    def messages(self) -> list[Sent]:
+        return [s for s in self.sent if s.activity.get("type") == "message"]
+
+    def cards(self) -> list[dict[str, Any]]:
+        return [s.card for s in self.messages() if s.card]
+
+    async def wait_for(self, predicate: Any, timeout: float = 8.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out; sent so far: {[(s.kind, s.activity.get('type')) for s in self.sent]}")
+            await asyncio.sleep(0.02)
+
+    def _fail(self, activity: dict[str, Any]) -> web.Response | None:
+        if activity.get("type") == "message" and self.failures:
+            status, headers = self.failures.popleft()
+            return web.json_response({"error": {"code": "Throttled", "message": "slow down"}}, status=status, headers=headers)
+        return None
+
+    async def _reply(self, request: web.Request) -> web.Response:
+        activity = await request.json()
+        failed = self._fail(activity)
+        if failed is not None:
+            return failed
+        self.sent.append(Sent(request.match_info["conversation"], request.match_info["activity"], activity, "reply"))
+        return web.json_response({"id": f"1760000000{next(self._ids):03d}"})
+
+    async def _send(self, request: web.Request) -> web.Response:
+        activity = await request.json()
+        failed = self._fail(activity)
+        if failed is not None:
+            return failed
+        self.sent.append(Sent(request.match_info["conversation"], None, activity, "send"))
+        return web.json_response({"id": f"1760000000{next(self._ids):03d}"})
+
+    async def _update(self, request: web.Request) -> web.Response:
+        self.sent.append(Sent(request.match_info["conversation"], request.match_info["activity"], await request.json(), "update"))
+        return web.json_response({"id": request.match_info["activity"]})
+
+    async def _member(self, request: web.Request) -> web.Response:
+        member = request.match_info["member"]
+        body: dict[str, Any] = {"id": member, "name": "Alex Smith", "aadObjectId": "11111111-2222-3333-4444-555555555555"}
+        if member in self.emails:
+            body.update(email=self.emails[member], userPrincipalName=self.emails[member])
+        return web.json_response(body)
+
+    async def _create(self, request: web.Request) -> web.Response:
+        params = await request.json()
+        activity_id = f"1760000000{next(self._ids):03d}"
+        channel = ((params.get("channelData") or {}).get("channel") or {}).get("id", "")
+        self.sent.append(Sent(channel, None, dict(params.get("activity") or {}, _create=params), "create"))
+        return web.json_response({"id": f"{channel};messageid={activity_id}", "activityId": activity_id})
