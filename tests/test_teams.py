@@ -62,6 +62,7 @@ async def start_rig(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, serving: Fa
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr("adapters.teams.app.TYPING_EVERY_S", 0.2)
+    monkeypatch.setattr("adapters.teams.app.TYPING_AFTER_S", 0.2)
     app = create_app(load_settings(), store=SqliteStore(tmp_path / "bot.db"), engine=make_client(serving))
     runner = web.AppRunner(app)
     await runner.setup()
@@ -96,7 +97,6 @@ async def test_channel_mention_is_answered_in_the_thread_with_a_card(rig: TeamsR
     assert "Sources: system.billing.usage" in card_texts(card) and "Confidence 90%" in card_texts(card)
     assert [a["verb"] for a in card["actions"]] == ["feedback", "feedback"]
     assert answer.activity["summary"] == "Costs rose 42%."
-    assert any(s.activity.get("type") == "typing" for s in rig.connector.sent)
     sent = rig.serving.invocation_bodies()[0]["inputs"]
     assert sent["messages"] == [{"role": "user", "content": "why did costs spike"}]  # <at> mention removed
     assert sent["params"]["user_id"] == "alex.smith@contoso.example"  # TeamsInfo.get_member
@@ -190,6 +190,16 @@ async def test_connector_throttling_is_retried_not_dropped(rig: TeamsRig) -> Non
     await rig.connector.wait_for(lambda: rig.connector.cards(), timeout=15)
     await rig.settle()
     assert len(rig.connector.cards()) == 1
+
+
+async def test_slow_answer_shows_typing_until_it_arrives(rig: TeamsRig) -> None:
+    rig.serving.invocations.append(Scripted(200, answer_body("Slow but sure."), delay_s=0.7))
+    await rig.post(rig.activity("message_personal.json"))
+    await rig.connector.wait_for(lambda: rig.connector.cards())
+    await rig.settle()
+    kinds = [s.activity.get("type") for s in rig.connector.sent]
+    assert kinds.count("typing") >= 2 and kinds[-1] == "message"
+    assert kinds.index("message") == len(kinds) - 1  # no typing after the answer
 
 
 async def test_cold_endpoint_says_waking_up(rig: TeamsRig) -> None:

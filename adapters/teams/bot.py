@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from botbuilder.core import InvokeResponse, TurnContext
 from botbuilder.core.teams import TeamsActivityHandler
-from botbuilder.schema import Activity, ActivityTypes, AdaptiveCardInvokeResponse, AdaptiveCardInvokeValue, ChannelAccount
+from botbuilder.schema import Activity, AdaptiveCardInvokeResponse, AdaptiveCardInvokeValue, ChannelAccount
 
 from adapters.teams import translate as t
 from bot.models import Incoming, Reply
@@ -54,7 +54,6 @@ class TeamsBot(TeamsActivityHandler):
     async def _ask(self, turn_context: TurnContext, message: Incoming) -> None:
         email = await self.teams.asker_email(turn_context)
         message = message.model_copy(update={"user_email": email})
-        await turn_context.send_activity(Activity(type=ActivityTypes.typing))
         self.teams.ask(TurnContext.get_conversation_reference(turn_context.activity), message)
 
     # -- installation -----------------------------------------------------------------------
