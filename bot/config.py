@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     alert_token: SecretStr | None = Field(None, alias="HEALTHBOT_ALERT_TOKEN")
     alert_routes: str | None = Field(None, alias="HEALTHBOT_ALERT_ROUTES")
     alert_channels: CommaList = Field(default_factory=list, alias="HEALTHBOT_ALERT_CHANNELS")
+    alert_pace_s: float = Field(1.0, alias="HEALTHBOT_ALERT_PACE_SECONDS", ge=0)
+    alert_storm_threshold: int = Field(10, alias="HEALTHBOT_ALERT_STORM_THRESHOLD", ge=1)
+    alert_max_body_bytes: int = Field(256 * 1024, alias="HEALTHBOT_ALERT_MAX_BODY_BYTES", ge=1024)
 
     @field_validator("slack_team_ids", "teams_tenant_ids", "alert_channels", mode="before")
     @classmethod
@@ -106,6 +109,13 @@ class Settings(BaseSettings):
                 "SLACK_BOT_TOKEN is set but Slack cannot reach healthbot: set SLACK_SIGNING_SECRET (HTTP mode) "
                 "or SLACK_APP_TOKEN (Socket Mode)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _routes_parse(self) -> Settings:
+        from bot.alerts.routes import load_router
+
+        load_router(self.alert_routes, parse_targets(self.alert_channels))  # a bad file fails at start
         return self
 
     @property

@@ -13,6 +13,8 @@ from aiohttp import web
 from adapters.slack import mount_slack
 from adapters.teams import mount_teams
 from agent.base import Engine
+from bot.alerts.dispatch import AlertDispatcher
+from bot.alerts.wiring import mount_alerts
 from bot.config import Settings
 from bot.engines import build_engine
 from bot.handler import ConversationHandler, HandlerOptions
@@ -28,6 +30,7 @@ HEALTH = web.AppKey("health", HealthChecks)
 SLACK = web.AppKey("slack", object)
 TEAMS = web.AppKey("teams", object)
 WARM_UP = web.AppKey("warm_up", asyncio.Task)
+ALERTS = web.AppKey("alerts", AlertDispatcher)
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -45,6 +48,8 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: Engine
     app.router.add_get("/health", health)
     app[SLACK] = mount_slack(app, settings=settings, handler=handler)
     app[TEAMS] = mount_teams(app, settings=settings, handler=handler)
+    app[ALERTS] = mount_alerts(app, settings=settings, handler=handler, store=store,
+                               adapters=[a for a in (app[SLACK], app[TEAMS]) if a is not None])
 
     async def warm_up(_: web.Application) -> None:
         warm = getattr(engine, "warm_up", None)

@@ -154,3 +154,9 @@ def test_deterministic_across_builds(tmp_path: Path, demo_data_dir: Path) -> Non
     assert list(first.iterdump()) == list(second.iterdump())
     other_day = sqlite3.connect(ensure_dataset(TODAY + timedelta(days=1), tmp_path))
     assert other_day.execute("SELECT max(usage_date) FROM billing_usage").fetchone()[0] == (TODAY + timedelta(days=1)).isoformat()
+
+
+def test_alert_context_gives_why_did_this_fire_a_topic(engine: DemoEngine) -> None:
+    context = ChatMessage("system", 'Alert context: job alert "daily_revenue_rollup" is failed (severity high, domain jobs).')
+    answer = engine.respond(AgentRequest([context, ChatMessage("user", "why did this fire?")], "u", "s"))
+    assert answer.domains == ["jobs"] and "TABLE_OR_VIEW_NOT_FOUND" in answer.content

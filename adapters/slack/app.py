@@ -11,7 +11,8 @@ import asyncio
 import logging
 import re
 from collections.abc import Coroutine
-from typing import Any
+import json
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
@@ -27,10 +28,16 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack import translate as t
 from adapters.slack.client import UserDirectory, configure_web_client
 from adapters.slack.progress import Placeholder
+from bot.alerts.delivery import ACKNOWLEDGE, INVESTIGATE
 from bot.config import Settings
 from bot.handler import ConversationHandler
 from bot.models import Incoming, Platform, ThreadKey
 from bot.quick import QUICK_QUESTIONS
+from bot.targets import ChannelTarget
+
+if TYPE_CHECKING:
+    from adapters.slack.alerts import SlackAlertSink
+    from bot.alerts.dispatch import AlertDispatcher
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +54,8 @@ class SlackBot:
         self._secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
         self._verifier = SignatureVerifier(self._secret) if self._secret else None
         self._http: aiohttp.ClientSession | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.dispatcher: AlertDispatcher | None = None  # set when alerts are wired (bot.server)
         self._socket: AsyncSocketModeHandler | None = None
         # Signatures are checked in `events` (401 before any parsing), so Bolt's own check is off.
         self.app = AsyncApp(token=token, signing_secret=self._secret or None,
@@ -57,6 +65,11 @@ class SlackBot:
         self._register()
 
     # -- wiring -----------------------------------------------------------------------------
+
+    def alert_sink(self) -> SlackAlertSink:
+        from adapters.slack.alerts import SlackAlertSink
+
+        return SlackAlertSink(self)
 
     def mount(self, app: web.Application) -> None:
         if self._verifier is not None:
@@ -84,7 +97,7 @@ class SlackBot:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -132,6 +145,8 @@ class SlackBot:
         app.action(t.FEEDBACK_DOWN)(self._on_feedback)
         app.action(t.RETRY)(self._on_retry)
         app.action(re.compile(f"^{t.QUICK_PREFIX}"))(self._on_quick)
+        app.action(INVESTIGATE)(self._on_alert_button)
+        app.action(ACKNOWLEDGE)(self._on_alert_button)
 
     async def _ignore(self) -> None:
         return None
@@ -254,6 +269,24 @@ class SlackBot:
         retry = Incoming(key=key, user_id=str(body["user"]["id"]), text="retry", is_dm=channel.startswith("D"),
                          event_id=f"slack:retry:{action.get('action_ts', '')}:{message.get('ts', '')}")
         self._spawn(self.answer(retry, channel=channel, thread_ts=thread, replace_ts=message.get("ts")))
+
+    async def _on_alert_button(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        if self.dispatcher is None:
+            return
+        channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", ""))
+        user = str(body["user"]["id"])
+        key = str(json.loads(action.get("value") or "{}").get("key", ""))
+        target = ChannelTarget(Platform.SLACK, channel)
+        if action.get("action_id") == ACKNOWLEDGE:
+            _, name = await self.users.lookup(user)
+            await self.dispatcher.acknowledge(target, key, name or user)
+        else:
+            self._spawn(self._investigate(target, key, user))
+
+    async def _investigate(self, target: ChannelTarget, key: str, user: str) -> None:
+        assert self.dispatcher is not None
+        await self.dispatcher.investigate_key(target, key, user)
 
     async def _on_quick(self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
         await ack()

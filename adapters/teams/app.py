@@ -14,7 +14,7 @@ import json
 import logging
 import time
 from collections.abc import Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from aiohttp import web
@@ -29,6 +29,10 @@ from adapters.teams.perf import PooledConnectors, speed_up_msrest
 from bot.config import Settings
 from bot.handler import ConversationHandler
 from bot.models import Incoming, Reply
+
+if TYPE_CHECKING:
+    from adapters.teams.alerts import TeamsAlertSink
+    from bot.alerts.dispatch import AlertDispatcher
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +74,16 @@ class TeamsAdapter:
         self.adapter.on_turn_error = self._on_turn_error
         self._emails: dict[str, tuple[float, str]] = {}
         self._remembered: dict[str, dict[str, Any]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.dispatcher: AlertDispatcher | None = None  # set when alerts are wired (bot.server)
         from adapters.teams.bot import TeamsBot
 
         self.bot = TeamsBot(self)
+
+    def alert_sink(self) -> TeamsAlertSink:
+        from adapters.teams.alerts import TeamsAlertSink
+
+        return TeamsAlertSink(self)
 
     def mount(self, app: web.Application) -> None:
         app.router.add_post("/api/messages", self.messages)
@@ -86,7 +96,7 @@ class TeamsAdapter:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -10,8 +10,10 @@ from botbuilder.core.teams import TeamsActivityHandler
 from botbuilder.schema import Activity, AdaptiveCardInvokeResponse, AdaptiveCardInvokeValue, ChannelAccount
 
 from adapters.teams import translate as t
-from bot.models import Incoming, Reply
+from bot.alerts.delivery import ACKNOWLEDGE, INVESTIGATE
+from bot.models import Incoming, Platform, Reply
 from bot.quick import QUICK_QUESTIONS
+from bot.targets import ChannelTarget
 
 if TYPE_CHECKING:
     from adapters.teams.app import TeamsAdapter
@@ -95,12 +97,29 @@ class TeamsBot(TeamsActivityHandler):
         if verb == t.VERB_RETRY:
             await self._ask(turn_context, t.to_incoming(activity, "retry"))
             return card_response(t.notice("Retrying…"))
+        if verb in (INVESTIGATE, ACKNOWLEDGE) and self.teams.dispatcher is not None:
+            return await self._alert_action(turn_context, str(verb), data)
         if verb == t.VERB_QUICK and data.get("name") in QUICK_QUESTIONS:
             question = QUICK_QUESTIONS[data["name"]]
             await self._ask(turn_context, t.to_incoming(activity, question))
             return card_response(t.notice(f"Asking: {question}"))
         return AdaptiveCardInvokeResponse(status_code=400, type="application/vnd.microsoft.error",
                                           value={"code": "NotSupported", "message": f"unknown action {verb!r}"})
+
+    async def _alert_action(self, turn_context: TurnContext, verb: str, data: dict[str, Any]) -> AdaptiveCardInvokeResponse:
+        from adapters.teams.alerts import alert_card
+
+        dispatcher = self.teams.dispatcher
+        assert dispatcher is not None
+        channel = str(data.get("channel") or t.channel_of(turn_context.activity))
+        target, key = ChannelTarget(Platform.TEAMS, channel), str(data.get("key", ""))
+        who = turn_context.activity.from_property
+        if verb == ACKNOWLEDGE:
+            await dispatcher.acknowledge(target, key, (who.name or who.id) if who else "someone")
+        else:
+            self.teams.spawn(dispatcher.investigate_key(target, key, str(who.aad_object_id or who.id) if who else ""))
+        view = dispatcher.view_for(target, key)
+        return card_response(alert_card(view, channel) if view else t.notice("That alert is no longer known."))
 
     async def _feedback(self, activity: Activity, data: dict[str, Any]) -> AdaptiveCardInvokeResponse:
         request_id = str(data.get("request_id", ""))

@@ -63,9 +63,10 @@ def named_day(text: str, today: date) -> date | None:
 
 
 def previous_intent(history: list[ChatMessage]) -> str | None:
-    """The topic of the conversation so far: the last earlier user question that had one."""
+    """The topic of the conversation so far: the last earlier question (or the alert context a thread
+    started with, sent as a system message) that had one."""
     for message in reversed(history):
-        if message.role == "user":
+        if message.role in ("user", "system"):
             intent = classify(message.content)
             if intent is not None:
                 return intent

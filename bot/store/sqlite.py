@@ -17,6 +17,7 @@ from typing import Any
 from agent.base import ChatMessage
 from bot.models import ThreadKey
 from bot.store.base import EVENT_TTL_S, RequestLogRow, Session
+from bot.store.sqlite_alerts import SqliteAlertStore
 
 # Each entry moves the schema from version i to i + 1; never edit one that has shipped.
 MIGRATIONS: list[str] = [
@@ -77,6 +78,45 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (platform, channel)
     );
     """,
+    # 2: alert threads — accepted alerts, the delivery outbox, and which thread each alert lives in
+    """
+    CREATE TABLE alert_events (
+        id INTEGER PRIMARY KEY,
+        alert_key TEXT NOT NULL,
+        alert TEXT NOT NULL,
+        received_at REAL NOT NULL
+    );
+    CREATE TABLE alert_outbox (
+        id INTEGER PRIMARY KEY,
+        event_id INTEGER NOT NULL,
+        alert_key TEXT NOT NULL,
+        target TEXT NOT NULL,
+        investigate INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL,
+        lease_until REAL NOT NULL DEFAULT 0,
+        last_error TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL,
+        done_at REAL
+    );
+    CREATE INDEX alert_outbox_due ON alert_outbox (status, next_attempt_at);
+    CREATE TABLE alert_threads (
+        alert_key TEXT NOT NULL,
+        target TEXT NOT NULL,
+        thread_ref TEXT NOT NULL,
+        state TEXT NOT NULL,
+        state_since REAL NOT NULL,
+        first_seen REAL NOT NULL,
+        last_seen REAL NOT NULL,
+        count INTEGER NOT NULL,
+        acknowledged_by TEXT NOT NULL DEFAULT '',
+        digest INTEGER NOT NULL DEFAULT 0,
+        alert TEXT NOT NULL,
+        PRIMARY KEY (alert_key, target)
+    );
+    CREATE INDEX alert_threads_by_target ON alert_threads (target, first_seen);
+    """,
 ]
 
 _LOG_COLUMNS = (
@@ -118,6 +158,10 @@ class SqliteStore:
         self._db.execute("PRAGMA busy_timeout=5000")  # `healthbot stats` may read while serve writes
         self._migrate()
         self._next_purge = 0.0
+
+    @property
+    def alerts(self) -> SqliteAlertStore:
+        return SqliteAlertStore(self._db)
 
     @property
     def schema_version(self) -> int:

@@ -47,6 +47,7 @@ class FakeServing(FakeServer):
     states: deque[str] = field(default_factory=deque)  # READY / NOT_READY, consumed in order
     default: Scripted = field(default_factory=lambda: Scripted(200, answer_body()))
     task: str | None = None
+    runs: dict[str, Any] = field(default_factory=dict)  # run_id → Jobs API Run JSON
     in_flight: int = 0
     max_in_flight: int = 0
 
@@ -57,6 +58,13 @@ class FakeServing(FakeServer):
         app.router.add_get("/.well-known/databricks-config", self._metadata)
         app.router.add_get("/api/2.0/serving-endpoints/{name}", self._endpoint)
         app.router.add_post("/serving-endpoints/{name}/invocations", self._invoke)
+        app.router.add_get("/api/2.2/jobs/runs/get", self._get_run)
+
+    async def _get_run(self, request: web.Request) -> web.Response:
+        run = self.runs.get(request.query.get("run_id", ""))
+        if run is None:
+            return web.json_response({"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "Run not found"}, status=404)
+        return web.json_response(run)
 
     async def _metadata(self, request: web.Request) -> web.Response:
         return web.json_response({"workspace_id": "1234567890123456"})

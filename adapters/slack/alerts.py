@@ -1,0 +1,123 @@
+"""Alert threads in Slack: the root card, its updates and replies, and the alert buttons.
+
+Alert names, descriptions and query text are untrusted: they go into `plain_text` objects (no
+mrkdwn, no mentions, no links), the notification `text` has `& < >` escaped so `<!channel>` cannot
+ping, and posts use `parse: none` with unfurling off.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from slack_sdk.errors import SlackApiError
+
+from bot.alerts.delivery import ACKNOWLEDGE, INVESTIGATE, DeliveryError
+from bot.alerts.model import AlertView
+from bot.models import Incoming, Platform, ThreadKey
+
+if TYPE_CHECKING:
+    from adapters.slack.app import SlackBot
+
+PERMANENT = {
+    "channel_not_found": "the channel does not exist or the bot cannot see it",
+    "not_in_channel": "the bot is not a member of the channel: invite @healthbot to it",
+    "is_archived": "the channel is archived",
+    "invalid_auth": "SLACK_BOT_TOKEN is not valid",
+    "account_inactive": "the Slack app was uninstalled",
+    "token_revoked": "the Slack bot token was revoked",
+    "missing_scope": "the Slack app lacks a scope: reinstall it from manifest.yml",
+    "restricted_action": "posting in this channel is restricted",
+}
+STATE_MARK = {"TRIGGERED": "🔴", "ERROR": "🔴", "failed": "🔴", "warning": "🟠", "OK": "✅", "succeeded": "✅",
+              "started": "▶️", "UNKNOWN": "⚪"}
+
+
+def escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def plain(text: str, limit: int = 2900) -> dict[str, Any]:
+    return {"type": "plain_text", "text": (text if len(text) <= limit else text[: limit - 1] + "…") or " ", "emoji": False}
+
+
+def _link(label: str, url: str) -> str:
+    safe = url.replace("<", "%3C").replace(">", "%3E").replace("|", "%7C").replace(" ", "%20")
+    return f"<{safe}|{label}>"
+
+
+def alert_blocks(view: AlertView) -> tuple[str, list[dict[str, Any]]]:
+    alert = view.alert
+    mark = STATE_MARK.get(alert.state, "🔔")
+    fields = [plain(f"State: {alert.state}"), plain(f"Severity: {alert.severity}")]
+    if alert.value or alert.threshold:
+        fields.append(plain(f"Value: {alert.value or '?'} {alert.operator or 'vs'} {alert.threshold or '?'}"))
+    if alert.domain:
+        fields.append(plain(f"Domain: {alert.domain}"))
+    fields.append(plain(f"Seen {view.count}×, last {view.last_seen:%Y-%m-%d %H:%M} UTC"))
+    if view.resolved_after_s is not None:
+        fields.append(plain(f"Resolved after {max(1, round(view.resolved_after_s / 60))} min"))
+    if view.acknowledged_by:
+        fields.append(plain(f"Acknowledged by {view.acknowledged_by}"))
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": plain(f"{mark} {alert.name}", 150)},
+        {"type": "section", "fields": fields[:10]},
+    ]
+    if alert.description:
+        blocks.append({"type": "section", "text": plain(alert.description)})
+    if alert.detail:
+        blocks.append({"type": "section", "text": plain(f"Details: {alert.detail}")})
+    if alert.query:
+        blocks.append({"type": "section", "text": plain(f"Query: {alert.query}", 600)})
+    links = [_link(label, url) for label, url in alert.links.items() if url.startswith(("https://", "http://"))]
+    if links:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": "  ·  ".join(links)}]})
+    if alert.source.value != "healthbot":
+        value = json.dumps({"key": alert.key})
+        blocks.append({"type": "actions", "block_id": "alert", "elements": [
+            {"type": "button", "action_id": INVESTIGATE, "text": plain("Investigate"), "value": value, "style": "primary"},
+            {"type": "button", "action_id": ACKNOWLEDGE, "text": plain("Acknowledge"), "value": value},
+        ]})
+    return escape(f"{mark} {alert.name} is {alert.state}"), blocks
+
+
+class SlackAlertSink:
+    platform = Platform.SLACK
+
+    def __init__(self, bot: SlackBot) -> None:
+        self.bot = bot
+        self._team: str | None = None
+
+    async def _team_id(self) -> str:
+        if self._team is None:
+            self._team = str((await self.bot.client.auth_test()).get("team_id") or "")
+        return self._team
+
+    async def _call(self, method: str, **kwargs: Any) -> Any:
+        try:
+            return await getattr(self.bot.client, method)(**kwargs)
+        except SlackApiError as exc:
+            error = str(exc.response.get("error") or "")
+            if error in PERMANENT:
+                raise DeliveryError(f"Slack {error}: {PERMANENT[error]}", permanent=True) from None
+            raise DeliveryError(f"Slack {error or exc.response.status_code}", permanent=False) from None
+
+    async def post_root(self, channel: str, view: AlertView) -> dict[str, Any]:
+        text, blocks = alert_blocks(view)
+        response = await self._call("chat_postMessage", channel=channel, text=text, blocks=blocks, parse="none",
+                                    unfurl_links=False, unfurl_media=False)
+        return {"ts": str(response["ts"]), "team": await self._team_id()}
+
+    async def update_root(self, channel: str, ref: dict[str, Any], view: AlertView) -> None:
+        text, blocks = alert_blocks(view)
+        await self._call("chat_update", channel=channel, ts=ref["ts"], text=text, blocks=blocks, parse="none")
+
+    async def reply(self, channel: str, ref: dict[str, Any], text: str) -> None:
+        await self._call("chat_postMessage", channel=channel, thread_ts=ref["ts"], text=escape(text),
+                         blocks=[{"type": "section", "text": plain(text)}], parse="none", unfurl_links=False)
+
+    def thread_key(self, channel: str, ref: dict[str, Any]) -> ThreadKey:
+        return ThreadKey(platform=Platform.SLACK, workspace=str(ref.get("team", "")), channel=channel, thread=str(ref["ts"]))
+
+    async def ask_in_thread(self, channel: str, ref: dict[str, Any], message: Incoming) -> None:
+        await self.bot.answer(message, channel=channel, thread_ts=str(ref["ts"]))

@@ -1,0 +1,131 @@
+"""Alert threads in Teams: a new channel post per alert (from the conversation reference stored at
+install), state changes as replies in that post's thread, the root card updated in place.
+
+Untrusted alert text goes into RichTextBlock TextRuns, which Teams shows literally (no markdown, so
+no forged links or formatting); Teams only mentions someone through explicit mention entities.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from botbuilder.core import TurnContext
+from botbuilder.schema import Activity, ActivityTypes, ChannelAccount, ConversationAccount, ConversationParameters, ConversationReference
+from msrest.exceptions import HttpOperationError
+
+from adapters.teams import translate as t
+from bot.alerts.delivery import ACKNOWLEDGE, INVESTIGATE, DeliveryError
+from bot.alerts.model import AlertView
+from bot.models import Incoming, Platform, ThreadKey
+
+if TYPE_CHECKING:
+    from adapters.teams.app import TeamsAdapter
+
+STATE_MARK = {"TRIGGERED": "🔴", "ERROR": "🔴", "failed": "🔴", "warning": "🟠", "OK": "✅", "succeeded": "✅",
+              "started": "▶️", "UNKNOWN": "⚪"}
+
+
+def literal(text: str, **style: Any) -> dict[str, Any]:
+    return {"type": "RichTextBlock", "inlines": [{"type": "TextRun", "text": text[:3000], **style}]}
+
+
+def alert_card(view: AlertView, channel: str) -> dict[str, Any]:
+    alert = view.alert
+    facts = [{"title": "State", "value": alert.state}, {"title": "Severity", "value": alert.severity}]
+    if alert.value or alert.threshold:
+        facts.append({"title": "Value", "value": f"{alert.value or '?'} {alert.operator or 'vs'} {alert.threshold or '?'}"})
+    if alert.domain:
+        facts.append({"title": "Domain", "value": alert.domain})
+    facts.append({"title": "Seen", "value": f"{view.count}×, last {view.last_seen:%Y-%m-%d %H:%M} UTC"})
+    if view.resolved_after_s is not None:
+        facts.append({"title": "Resolved after", "value": f"{max(1, round(view.resolved_after_s / 60))} min"})
+    if view.acknowledged_by:
+        facts.append({"title": "Acknowledged by", "value": view.acknowledged_by})
+    # FactSet values render markdown: keep them to text healthbot wrote or escaped
+    for fact in facts:
+        fact["value"] = fact["value"].replace("[", "(").replace("]", ")").replace("*", "∗").replace("_", " ")
+    body: list[dict[str, Any]] = [literal(f"{STATE_MARK.get(alert.state, '🔔')} {alert.name}", size="Large", weight="Bolder"),
+                                  {"type": "FactSet", "facts": facts}]
+    for text in (alert.description, f"Details: {alert.detail}" if alert.detail else "", f"Query: {alert.query[:600]}" if alert.query else ""):
+        if text:
+            body.append(literal(text))
+    actions: list[dict[str, Any]] = [{"type": "Action.OpenUrl", "title": label, "url": url}
+                                     for label, url in alert.links.items() if url.startswith("https://")]
+    if alert.source.value != "healthbot":
+        data = {"key": alert.key, "channel": channel}
+        actions += [t.execute("Investigate", INVESTIGATE, data), t.execute("Acknowledge", ACKNOWLEDGE, data)]
+    return t.card(body, actions)
+
+
+class TeamsAlertSink:
+    platform = Platform.TEAMS
+
+    def __init__(self, teams: TeamsAdapter) -> None:
+        self.teams = teams
+
+    async def _reference(self, channel: str) -> dict[str, Any]:
+        stored = await self.teams.handler.store.get_reference("teams", channel)
+        if stored is None:
+            raise DeliveryError(f"no Teams conversation reference for channel {channel}: install the healthbot app in "
+                                "that team (or remove and re-add it) so healthbot can post there", permanent=True)
+        return stored
+
+    async def _run(self, work: Any) -> Any:
+        try:
+            return await work
+        except HttpOperationError as exc:
+            status = exc.response.status_code if exc.response is not None else 0
+            if status in (401, 403, 404):
+                raise DeliveryError(f"Bot Connector {status}: the bot was removed from the team or the channel is "
+                                    "gone", permanent=True) from None
+            raise DeliveryError(f"Bot Connector {status or exc}", permanent=False) from None
+
+    async def post_root(self, channel: str, view: AlertView) -> dict[str, Any]:
+        stored = await self._reference(channel)
+        reference = ConversationReference().deserialize(stored)
+        tenant = reference.conversation.tenant_id if reference.conversation else None
+        activity = t.card_activity(alert_card(view, channel), f"{view.alert.name} is {view.alert.state}")
+        parameters = ConversationParameters(is_group=True, bot=reference.bot, channel_data={"channel": {"id": channel}},
+                                            activity=activity, tenant_id=tenant)
+        created: dict[str, Any] = {}
+
+        async def capture(context: TurnContext) -> None:
+            created["conversation_id"] = context.activity.conversation.id
+            created["activity_id"] = context.activity.id
+
+        await self._run(self.teams.adapter.create_conversation(self.teams.app_id, capture, parameters, "msteams",
+                                                               reference.service_url, None))
+        return {**created, "service_url": reference.service_url, "tenant": tenant or "",
+                "bot": reference.bot.serialize() if reference.bot else None}
+
+    def _thread_reference(self, ref: dict[str, Any]) -> ConversationReference:
+        return ConversationReference(
+            activity_id=ref["activity_id"], channel_id="msteams", service_url=ref["service_url"],
+            bot=ChannelAccount().deserialize(ref["bot"]) if ref.get("bot") else None,
+            conversation=ConversationAccount(id=ref["conversation_id"], is_group=True, conversation_type="channel",
+                                             tenant_id=ref.get("tenant") or None),
+        )
+
+    async def update_root(self, channel: str, ref: dict[str, Any], view: AlertView) -> None:
+        card = t.card_activity(alert_card(view, channel), f"{view.alert.name} is {view.alert.state}")
+
+        async def update(context: TurnContext) -> None:
+            card.id = ref["activity_id"]
+            card.conversation = context.activity.conversation
+            await context.update_activity(card)
+
+        await self._run(self.teams.adapter.continue_conversation(self._thread_reference(ref), update, self.teams.app_id))
+
+    async def reply(self, channel: str, ref: dict[str, Any], text: str) -> None:
+        async def send(context: TurnContext) -> None:
+            context.activity.id = ref["activity_id"]
+            await context.send_activity(Activity(type=ActivityTypes.message, text=text, text_format="plain"))
+
+        await self._run(self.teams.adapter.continue_conversation(self._thread_reference(ref), send, self.teams.app_id))
+
+    def thread_key(self, channel: str, ref: dict[str, Any]) -> ThreadKey:
+        return ThreadKey(platform=Platform.TEAMS, workspace=str(ref.get("tenant") or ""), channel=channel,
+                         thread=str(ref["conversation_id"]))
+
+    async def ask_in_thread(self, channel: str, ref: dict[str, Any], message: Incoming) -> None:
+        self.teams.ask(self._thread_reference(ref), message)

@@ -1,0 +1,142 @@
+"""Alert webhooks accepted per second, request latency, and time to deliver a burst, against a bare
+aiohttp handler measured in the same run. Nothing may be lost: every accepted alert must reach the
+fake Slack Web API (as a thread root, or an update of the storm digest).
+
+The server runs in a child process; this process sends the burst and plays Slack. Per-channel
+pacing is set to 0 here to measure healthbot's own pipeline (production paces ~1 message/s per
+channel, so a real burst to one channel drains at Slack's speed, grouped into a digest).
+Run: python -m bench.alerts [--alerts N] [--concurrency C]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+from bench.slack_events import free_port
+from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
+
+TOKEN = "bench-alert-token"
+
+
+def child(kind: str, port: int, slack_url: str) -> None:
+    from aiohttp import web
+
+    if kind == "aiohttp":
+        async def accept(request: web.Request) -> web.Response:
+            await request.json()
+            return web.json_response({"ok": True})
+
+        app = web.Application()
+        app.router.add_post("/alerts/databricks", accept)
+    else:
+        os.environ.update({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": slack_url,
+                           "HEALTHBOT_ALERT_TOKEN": TOKEN, "HEALTHBOT_ALERT_CHANNELS": "slack:C0PLATFORM1",
+                           "HEALTHBOT_ALERT_PACE_SECONDS": "0"})
+        from bench.handler import InstantEngine
+        from bot.config import load_settings
+        from bot.server import create_app
+        from bot.store import SqliteStore
+
+        app = create_app(load_settings(), store=SqliteStore(Path(tempfile.mkdtemp()) / "bench.db"), engine=InstantEngine())
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+async def burst(url: str, count: int, concurrency: int) -> list[float]:
+    latencies: list[float] = []
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(count):
+        queue.put_nowait(i)
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+
+    async def worker(http: aiohttp.ClientSession) -> None:
+        while not queue.empty():
+            i = queue.get_nowait()
+            body = json.dumps({"name": f"Bench alert {i}", "state": "TRIGGERED", "severity": "high", "value": i,
+                               "threshold": 100, "key": f"bench-{time.time_ns()}-{i}"})
+            started = time.perf_counter()
+            async with http.post(url, data=body, headers=headers) as resp:
+                await resp.read()
+                if resp.status != 200:
+                    raise RuntimeError(f"HTTP {resp.status}")
+            latencies.append(time.perf_counter() - started)
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as http:
+        await asyncio.gather(*(worker(http) for _ in range(concurrency)))
+    return sorted(latencies)
+
+
+async def measure(kind: str, slack: FakeSlack, count: int, concurrency: int) -> dict[str, float]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "bench.alerts", "--child", kind, "--port", str(port),
+                             "--slack-url", slack.api_url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/alerts/databricks"
+    try:
+        for _ in range(300):
+            try:
+                async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/"):
+                    break
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.05)
+        slack.api.clear()
+        started = time.perf_counter()
+        latencies = await burst(url, count, concurrency)
+        accepted = time.perf_counter() - started
+        delivered_s = 0.0
+        if kind == "healthbot":
+            deadline = time.monotonic() + 600
+            while time.monotonic() < deadline:
+                sent = len([c for c in slack.api if c.method in ("chat.postMessage", "chat.update")])
+                if sent >= count:
+                    break
+                await asyncio.sleep(0.02)
+            delivered_s = time.perf_counter() - started
+        return {"per_s": count / accepted, "p50_ms": statistics.median(latencies) * 1000,
+                "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000, "delivered_s": delivered_s,
+                "slack_calls": len([c for c in slack.api if c.method in ("chat.postMessage", "chat.update")])}
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+async def main_async(count: int, concurrency: int) -> None:
+    slack = FakeSlack()
+    await slack.start()
+    try:
+        bare = await measure("aiohttp", slack, count, concurrency)
+        bot = await measure("healthbot", slack, count, concurrency)
+    finally:
+        await slack.stop()
+    print(f"bare aiohttp handler   : {bare['per_s']:>7,.0f} webhooks/s, p50 {bare['p50_ms']:.1f} ms, p99 {bare['p99_ms']:.1f} ms (baseline)")
+    print(f"healthbot, accepted    : {bot['per_s']:>7,.0f} webhooks/s = {bot['per_s'] / bare['per_s']:.2f} x bare,"
+          f" p50 {bot['p50_ms']:.1f} ms, p99 {bot['p99_ms']:.1f} ms (target p99 < 100 ms)")
+    print(f"burst of {count} delivered in {bot['delivered_s']:.1f} s ({bot['slack_calls']:.0f} Slack calls for {count} alerts:"
+          f" {'none lost' if bot['slack_calls'] >= count else 'LOST SOME'})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--alerts", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--child")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--slack-url")
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.port, args.slack_url)
+    else:
+        asyncio.run(main_async(args.alerts, args.concurrency))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""What a chat platform must offer the alert path; Slack and Teams adapters implement it."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from bot.alerts.model import AlertView
+from bot.models import Incoming, Platform, ThreadKey
+
+INVESTIGATE = "alert_investigate"
+ACKNOWLEDGE = "alert_acknowledge"
+
+
+class DeliveryError(Exception):
+    """`permanent`: retrying cannot help (channel gone, bot removed, no reference) — say what to do."""
+
+    def __init__(self, reason: str, *, permanent: bool, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+        self.retry_after = retry_after
+
+
+class AlertSink(Protocol):
+    platform: Platform
+
+    async def post_root(self, channel: str, view: AlertView) -> dict[str, Any]:
+        """Post a new thread root; returns the reference to the thread (JSON-able)."""
+        ...
+
+    async def update_root(self, channel: str, ref: dict[str, Any], view: AlertView) -> None:
+        ...
+
+    async def reply(self, channel: str, ref: dict[str, Any], text: str) -> None:
+        """A plain-text reply in the thread (untrusted parts are escaped by the sink)."""
+        ...
+
+    def thread_key(self, channel: str, ref: dict[str, Any]) -> ThreadKey:
+        """The conversation key of the thread, so questions asked there share its session."""
+        ...
+
+    async def ask_in_thread(self, channel: str, ref: dict[str, Any], message: Incoming) -> None:
+        """Have the handler answer `message` and post the answer in the thread."""
+        ...
+
+
+class AlertCapable(Protocol):
+    """An adapter that can carry alert threads (Slack, Teams); it calls the dispatcher for buttons."""
+
+    dispatcher: Any
+
+    def alert_sink(self) -> AlertSink:
+        ...

@@ -1,0 +1,74 @@
+"""The normalized alert every webhook format becomes, and what an alert thread shows."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+
+class AlertSource(StrEnum):
+    SQL_ALERT = "sql_alert"  # Databricks SQL alerts (current Alerts API)
+    SQL_ALERT_LEGACY = "sql_alert_legacy"
+    JOB = "job"  # Databricks Jobs notifications
+    GENERIC = "generic"  # the documented generic JSON shape
+    HEALTHBOT = "healthbot"  # the bot's own self-monitoring rules
+
+
+# States: SQL alerts use TRIGGERED / OK / UNKNOWN / ERROR; job runs started / succeeded / failed / warning.
+FIRING_STATES = frozenset({"TRIGGERED", "ERROR", "failed", "warning"})
+CLEAR_STATES = frozenset({"OK", "succeeded"})
+
+
+class Alert(BaseModel):
+    source: AlertSource
+    key: str  # one thread per key and target: alert id, or job id + run id
+    name: str
+    state: str
+    severity: str = "medium"
+    domain: str = ""
+    value: str = ""
+    operator: str = ""
+    threshold: str = ""
+    query: str = ""
+    description: str = ""
+    links: dict[str, str] = Field(default_factory=dict)
+    workspace: str = ""
+    detail: str = ""  # enrichment: the run's state message, failed tasks…
+    time: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+
+    @property
+    def firing(self) -> bool:
+        return self.state in FIRING_STATES
+
+    @property
+    def clear(self) -> bool:
+        return self.state in CLEAR_STATES
+
+    def context_text(self) -> str:
+        """The alert as plain words for the endpoint: a thread's session starts with it."""
+        lines = [f"Alert context: {self.source.value} alert \"{self.name}\" is {self.state} (severity {self.severity}"
+                 + (f", domain {self.domain}" if self.domain else "") + ")."]
+        if self.value or self.threshold:
+            lines.append(f"Value {self.value or '?'} {self.operator or 'vs'} threshold {self.threshold or '?'}.")
+        if self.description:
+            lines.append(f"Description: {self.description}")
+        if self.query:
+            lines.append(f"Query: {self.query}")
+        if self.detail:
+            lines.append(f"Details: {self.detail}")
+        for label, url in self.links.items():
+            lines.append(f"{label}: {url}")
+        return "\n".join(lines)
+
+
+class AlertView(BaseModel):
+    """What a thread root shows; each adapter renders it (untrusted text stays plain text)."""
+
+    alert: Alert
+    count: int = 1
+    first_seen: datetime
+    last_seen: datetime
+    acknowledged_by: str = ""
+    resolved_after_s: float | None = None

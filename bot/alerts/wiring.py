@@ -1,0 +1,55 @@
+"""Put the alert path on the server: the webhook route, the outbox worker, the platform sinks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from bot.alerts.delivery import AlertCapable, AlertSink
+from bot.alerts.dispatch import AlertDispatcher
+from bot.alerts.routes import load_router
+from bot.alerts.webhook import AlertWebhook
+from bot.config import Settings
+from bot.handler import ConversationHandler
+from bot.models import Platform
+from bot.store import Store
+from bot.store.sqlite import SqliteStore
+
+
+def mount_alerts(app: web.Application, *, settings: Settings, handler: ConversationHandler, store: Store,
+                 adapters: list[Any]) -> AlertDispatcher:
+    if not isinstance(store, SqliteStore):
+        raise TypeError("the alert outbox needs the SQL store")
+    sinks: dict[Platform, AlertSink] = {}
+    for adapter in adapters:
+        capable: AlertCapable = adapter
+        sink = capable.alert_sink()
+        sinks[sink.platform] = sink
+    enrich = None
+    if settings.workspace_configured:
+        from agent.serving import databricks_config
+        from bot.alerts.enrich import JobRunEnricher
+
+        token = settings.databricks_token.get_secret_value() if settings.databricks_token else None
+        enrich = JobRunEnricher(lambda: databricks_config(host=settings.databricks_host, token=token,
+                                                          profile=settings.databricks_profile))
+    dispatcher = AlertDispatcher(
+        alerts=store.alerts, handler=handler, router=load_router(settings.alert_routes, settings.alert_targets),
+        sinks=sinks, enrich=enrich, pace_s=settings.alert_pace_s, storm_threshold=settings.alert_storm_threshold,
+    )
+    for adapter in adapters:
+        adapter.dispatcher = dispatcher
+    webhook = AlertWebhook(dispatcher=dispatcher, token=settings.alert_token.get_secret_value() if settings.alert_token else None,
+                           max_body_bytes=settings.alert_max_body_bytes, workspace_host=settings.databricks_host)
+    app.router.add_post("/alerts/databricks", webhook.handle)
+
+    async def start(_: web.Application) -> None:
+        dispatcher.start()  # resumes deliveries left pending by the last run
+
+    async def stop(_: web.Application) -> None:
+        await dispatcher.stop()
+
+    app.on_startup.append(start)
+    app.on_shutdown.append(stop)
+    return dispatcher

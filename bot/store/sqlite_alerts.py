@@ -1,0 +1,158 @@
+"""Alert persistence on the SQLite file: the outbox that makes "nothing lost" true.
+
+An accepted webhook is one transaction (the event and one outbox row per target) committed before
+the HTTP 200; the delivery worker leases due rows, so a row being delivered is not picked twice,
+and a row whose worker died is picked again when its lease runs out.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Any
+
+LEASE_S = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: int
+    event_id: int
+    alert_key: str
+    target: str
+    investigate: bool
+    attempts: int
+    alert: dict[str, Any]
+
+
+@dataclass(slots=True)
+class AlertThread:
+    alert_key: str
+    target: str
+    thread_ref: dict[str, Any]
+    state: str
+    state_since: float
+    first_seen: float
+    last_seen: float
+    count: int
+    acknowledged_by: str
+    digest: bool
+    alert: dict[str, Any]
+
+
+class SqliteAlertStore:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def enqueue(self, alert_key: str, alert: dict[str, Any], targets: list[tuple[str, bool]]) -> int:
+        now = time.time()
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            event_id = int(self._db.execute(
+                "INSERT INTO alert_events (alert_key, alert, received_at) VALUES (?, ?, ?)",
+                (alert_key, json.dumps(alert, default=str), now),
+            ).lastrowid or 0)
+            self._db.executemany(
+                "INSERT INTO alert_outbox (event_id, alert_key, target, investigate, next_attempt_at, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(event_id, alert_key, target, int(investigate), now, now) for target, investigate in targets],
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return event_id
+
+    def lease_due(self, limit: int = 50) -> list[Delivery]:
+        """Due rows in arrival order, leased to this worker; per alert and target only the oldest,
+        so the states of one alert are delivered in the order they happened."""
+        now = time.time()
+        rows = self._db.execute(
+            "SELECT o.id, o.event_id, o.alert_key, o.target, o.investigate, o.attempts, e.alert FROM alert_outbox o "
+            "JOIN alert_events e ON e.id = o.event_id "
+            "WHERE o.status = 'pending' AND o.next_attempt_at <= ? AND o.lease_until <= ? "
+            "AND o.id = (SELECT min(p.id) FROM alert_outbox p WHERE p.alert_key = o.alert_key "
+            "            AND p.target = o.target AND p.status = 'pending') "
+            "ORDER BY o.id LIMIT ?",
+            (now, now, limit),
+        ).fetchall()
+        leased = []
+        for row in rows:
+            taken = self._db.execute(
+                "UPDATE alert_outbox SET lease_until = ? WHERE id = ? AND lease_until <= ?", (now + LEASE_S, row[0], now)
+            ).rowcount
+            if taken:
+                leased.append(Delivery(row[0], row[1], row[2], row[3], bool(row[4]), row[5], json.loads(row[6])))
+        return leased
+
+    def next_due_at(self) -> float | None:
+        found = self._db.execute(
+            "SELECT min(max(next_attempt_at, lease_until)) FROM alert_outbox WHERE status = 'pending'"
+        ).fetchone()
+        return float(found[0]) if found and found[0] is not None else None
+
+    def delivered(self, delivery_id: int) -> None:
+        self._db.execute("UPDATE alert_outbox SET status = 'delivered', done_at = ?, lease_until = 0 WHERE id = ?",
+                         (time.time(), delivery_id))
+
+    def retry_later(self, delivery_id: int, error: str, at: float) -> None:
+        self._db.execute(
+            "UPDATE alert_outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, lease_until = 0 "
+            "WHERE id = ?", (error[:500], at, delivery_id))
+
+    def postpone(self, delivery_id: int, at: float) -> None:
+        """Not a failure: pacing a busy channel."""
+        self._db.execute("UPDATE alert_outbox SET next_attempt_at = ?, lease_until = 0 WHERE id = ?", (at, delivery_id))
+
+    def failed(self, delivery_id: int, error: str) -> None:
+        self._db.execute(
+            "UPDATE alert_outbox SET status = 'failed', attempts = attempts + 1, last_error = ?, done_at = ?, "
+            "lease_until = 0 WHERE id = ?", (error[:500], time.time(), delivery_id))
+
+    def counts(self) -> dict[str, int]:
+        rows = self._db.execute("SELECT status, count(*) FROM alert_outbox GROUP BY status").fetchall()
+        counts = {"pending": 0, "delivered": 0, "failed": 0}
+        counts.update({str(status): int(n) for status, n in rows})
+        return counts
+
+    def recent_failures(self, limit: int = 3) -> list[tuple[str, str]]:
+        rows = self._db.execute(
+            "SELECT target, last_error FROM alert_outbox WHERE status = 'failed' ORDER BY done_at DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [(str(target), str(error)) for target, error in rows]
+
+    def thread(self, alert_key: str, target: str) -> AlertThread | None:
+        row = self._db.execute(
+            "SELECT alert_key, target, thread_ref, state, state_since, first_seen, last_seen, count, acknowledged_by, "
+            "digest, alert FROM alert_threads WHERE alert_key = ? AND target = ?", (alert_key, target)).fetchone()
+        if row is None:
+            return None
+        return AlertThread(row[0], row[1], json.loads(row[2]), row[3], row[4], row[5], row[6], row[7], row[8],
+                           bool(row[9]), json.loads(row[10]))
+
+    def thread_by_ref(self, target: str, ref_key: str, ref_value: str) -> AlertThread | None:
+        for (key,) in self._db.execute(
+            "SELECT alert_key FROM alert_threads WHERE target = ? AND json_extract(thread_ref, ?) = ?",
+            (target, f"$.{ref_key}", ref_value),
+        ).fetchall():
+            return self.thread(key, target)
+        return None
+
+    def save_thread(self, thread: AlertThread) -> None:
+        self._db.execute(
+            "INSERT INTO alert_threads (alert_key, target, thread_ref, state, state_since, first_seen, last_seen, count, "
+            "acknowledged_by, digest, alert) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (alert_key, target) DO UPDATE SET thread_ref = excluded.thread_ref, state = excluded.state, "
+            "state_since = excluded.state_since, last_seen = excluded.last_seen, count = excluded.count, "
+            "acknowledged_by = excluded.acknowledged_by, digest = excluded.digest, alert = excluded.alert",
+            (thread.alert_key, thread.target, json.dumps(thread.thread_ref), thread.state, thread.state_since,
+             thread.first_seen, thread.last_seen, thread.count, thread.acknowledged_by, int(thread.digest),
+             json.dumps(thread.alert, default=str)),
+        )
+
+    def new_roots_since(self, target: str, since: float) -> int:
+        return int(self._db.execute(
+            "SELECT count(*) FROM alert_threads WHERE target = ? AND first_seen >= ? AND digest = 0", (target, since)
+        ).fetchone()[0])
