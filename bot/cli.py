@@ -45,6 +45,13 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=DEFAULT_DEMO_PORT)
     demo.add_argument("--token", default=os.environ.get("HEALTHBOT_DEMO_TOKEN", DEFAULT_DEMO_TOKEN),
                       help="bearer token clients must send (default: $HEALTHBOT_DEMO_TOKEN or demo-token)")
+    stats = commands.add_parser("stats", help="the monitoring dashboard figures from the request log")
+    stats.add_argument("--hours", type=int, default=24)
+    stats.add_argument("--json", action="store_true", help="machine-readable output")
+
+    doctor = commands.add_parser("doctor", help="check configuration and every connection")
+    doctor.add_argument("--probe", action="store_true", help="also ask the serving endpoint a question")
+
     manifest = commands.add_parser("slack-manifest", help="print the Slack app manifest for your host")
     manifest.add_argument("--url", default=None, help="public base URL of healthbot, e.g. https://healthbot.example.com")
     manifest.add_argument("--socket-mode", action="store_true", help="no request URLs: connect with SLACK_APP_TOKEN")
@@ -57,11 +64,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _setup_logging(verbose: bool, default: int) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else default,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from bot.logs import setup_logging
+
+    setup_logging(logging.DEBUG if verbose else default)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -83,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             out.write(data)
         print(f"wrote {args.out}: upload it in Teams → Apps → Manage your apps → Upload an app")
         return 0
-    quiet = args.command in ("ask", "chat")
+    quiet = args.command in ("ask", "chat", "stats", "doctor")
     _setup_logging(args.verbose, logging.WARNING if quiet else logging.INFO)
     try:
         settings = load_settings()
@@ -97,6 +102,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_chat(settings))
         if args.command == "serve":
             return _serve(settings, args.host, args.port)
+        if args.command == "stats":
+            return asyncio.run(_stats(settings, args.hours, args.json))
+        if args.command == "doctor":
+            from bot.doctor import main as doctor_main
+
+            return doctor_main(settings, probe=args.probe)
         if args.command == "demo-endpoint":
             return _demo_endpoint(settings, args.host, args.port, args.token)
     except KeyboardInterrupt:
@@ -137,6 +148,19 @@ async def _chat(settings: Settings) -> int:
     finally:
         await handler.engine.close()
         await handler.store.close()
+    return 0
+
+
+async def _stats(settings: Settings, hours: int, as_json: bool) -> int:
+    from bot.stats import collect, render
+    from bot.store import open_store
+
+    store = open_store(settings.database_url)
+    try:
+        stats = await collect(store, hours)
+    finally:
+        await store.close()
+    print(stats.as_json() if as_json else render(stats))
     return 0
 
 

@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     alert_channels: CommaList = Field(default_factory=list, alias="HEALTHBOT_ALERT_CHANNELS")
     alert_pace_s: float = Field(1.0, alias="HEALTHBOT_ALERT_PACE_SECONDS", ge=0)
     alert_storm_threshold: int = Field(10, alias="HEALTHBOT_ALERT_STORM_THRESHOLD", ge=1)
+    selfmon_error_rate: float = Field(0.10, alias="HEALTHBOT_SELFMON_ERROR_RATE", gt=0, le=1)
+    selfmon_p95_ms: float = Field(10_000.0, alias="HEALTHBOT_SELFMON_P95_MS", gt=0)
     alert_max_body_bytes: int = Field(256 * 1024, alias="HEALTHBOT_ALERT_MAX_BODY_BYTES", ge=1024)
 
     @field_validator("slack_team_ids", "teams_tenant_ids", "alert_channels", mode="before")

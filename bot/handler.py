@@ -11,6 +11,7 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from agent.base import AgentRequest, Answer, ChatMessage, Engine, ProgressCallback
@@ -80,11 +81,15 @@ def describe_error(kind: ErrorKind, *, endpoint: str, timeout_s: float, retry_af
     }[kind]
 
 
+Observer = Callable[[RequestLogRow], None]
+
+
 class ConversationHandler:
     def __init__(self, *, store: Store, engine: Engine, options: HandlerOptions | None = None) -> None:
         self.store = store
         self.engine = engine
         self.options = options or HandlerOptions()
+        self.observers: list[Observer] = []  # metrics, the per-message log line, tracing
         self._limiter = RateLimiter(
             per_user=self.options.user_rate_per_min, overall=self.options.global_rate_per_min
         )
@@ -138,6 +143,7 @@ class ConversationHandler:
         row.endpoint_latency_ms = None if row.cached else answer.endpoint_latency_ms
         row.latency_ms = (time.perf_counter() - started) * 1000
         await self.store.record_answer(session.session_id, ChatMessage("assistant", answer.content), row)
+        self._observe(row)
         return Reply(
             content=answer.content, sources=answer.sources, confidence=answer.confidence,
             domains=answer.domains, request_id=request_id, session_id=session.session_id,
@@ -147,6 +153,13 @@ class ConversationHandler:
     async def new_session(self, key: ThreadKey) -> str:
         """Start over in this place (`/new`, `/healthbot new`, "new" in Teams personal chat)."""
         return (await self.store.new_session(key)).session_id
+
+    def _observe(self, row: RequestLogRow) -> None:
+        for observer in self.observers:
+            try:
+                observer(row)
+            except Exception:  # an observer must never cost a user their answer
+                log.exception("request observer failed")
 
     def _cache_key(self, question: str, history: list[ChatMessage]) -> str | None:
         """Only a first-turn quick question is cached: later turns depend on the conversation."""
@@ -163,6 +176,7 @@ class ConversationHandler:
         row.error = kind.value
         row.latency_ms = (time.perf_counter() - started) * 1000
         await self.store.log_request(row)
+        self._observe(row)
         return Reply(
             content=content, request_id=row.request_id, session_id=row.session_id, error=kind,
             question=row.question,

@@ -14,11 +14,13 @@ from adapters.slack import mount_slack
 from adapters.teams import mount_teams
 from agent.base import Engine
 from bot.alerts.dispatch import AlertDispatcher
-from bot.alerts.wiring import mount_alerts
+from bot.alerts.wiring import alert_check, mount_alerts
 from bot.config import Settings
 from bot.engines import build_engine
 from bot.handler import ConversationHandler, HandlerOptions
-from bot.health import HealthChecks
+from bot.health import HealthChecks, cached
+from bot.logs import log_request
+from bot.metrics import Metrics
 from bot.store import Store, open_store
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,16 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: Engine
     app[TEAMS] = mount_teams(app, settings=settings, handler=handler)
     app[ALERTS] = mount_alerts(app, settings=settings, handler=handler, store=store,
                                adapters=[a for a in (app[SLACK], app[TEAMS]) if a is not None])
+    metrics = Metrics()
+    handler.observers += [metrics.observe, log_request]
+    metrics.watch_alerts(app[ALERTS])
+    app.router.add_get("/metrics", metrics.handle)
+    checks = app[HEALTH]
+    if app[SLACK] is not None:
+        checks.add("slack", cached(app[SLACK].health))  # type: ignore[attr-defined]
+    if settings.microsoft_app_id:
+        checks.add("teams", cached(app[TEAMS].health, ttl_s=300))  # type: ignore[attr-defined]
+    checks.add("alerts", alert_check(app[ALERTS]))
 
     async def warm_up(_: web.Application) -> None:
         warm = getattr(engine, "warm_up", None)

@@ -30,6 +30,7 @@ from adapters.slack.client import UserDirectory, configure_web_client
 from adapters.slack.progress import Placeholder
 from bot.alerts.delivery import ACKNOWLEDGE, INVESTIGATE
 from bot.config import Settings
+from bot.health import Check
 from bot.handler import ConversationHandler
 from bot.models import Incoming, Platform, ThreadKey
 from bot.quick import QUICK_QUESTIONS
@@ -65,6 +66,16 @@ class SlackBot:
         self._register()
 
     # -- wiring -----------------------------------------------------------------------------
+
+    async def health(self) -> Check:
+        """auth.test: the token is valid and the workspace reachable."""
+        try:
+            response = await self.client.auth_test()
+        except SlackApiError as exc:
+            return Check(False, f"Slack auth.test failed: {exc.response.get('error')}")
+        except Exception as exc:  # network errors
+            return Check(False, f"Slack unreachable: {type(exc).__name__}")
+        return Check(True, f"Slack workspace {response.get('team')} as {response.get('user')}")
 
     def alert_sink(self) -> SlackAlertSink:
         from adapters.slack.alerts import SlackAlertSink

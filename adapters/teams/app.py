@@ -27,6 +27,7 @@ from msrest.exceptions import HttpOperationError
 from adapters.teams import translate as t
 from adapters.teams.perf import PooledConnectors, speed_up_msrest
 from bot.config import Settings
+from bot.health import Check
 from bot.handler import ConversationHandler
 from bot.models import Incoming, Reply
 
@@ -79,6 +80,20 @@ class TeamsAdapter:
         from adapters.teams.bot import TeamsBot
 
         self.bot = TeamsBot(self)
+
+    async def health(self) -> Check:
+        """With credentials: a token from Microsoft Entra for the Bot Connector proves them."""
+        if self.emulator:
+            return Check(True, "no credentials: local emulator mode (loopback only)")
+        from botframework.connector.auth import MicrosoftAppCredentials
+
+        password = self.settings.microsoft_app_password.get_secret_value() if self.settings.microsoft_app_password else ""
+        credentials = MicrosoftAppCredentials(self.app_id, password, channel_auth_tenant=self.settings.microsoft_app_tenant_id or None)
+        try:
+            token = await asyncio.wait_for(asyncio.to_thread(credentials.get_access_token), timeout=15)
+        except Exception as exc:  # msal raises several types; never echo the secret
+            return Check(False, f"Teams credentials did not obtain a token: {type(exc).__name__}")
+        return Check(bool(token), "Teams credentials obtain a token" if token else "Teams credentials obtained no token")
 
     def alert_sink(self) -> TeamsAlertSink:
         from adapters.teams.alerts import TeamsAlertSink

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -12,7 +14,9 @@ from bot.alerts.routes import load_router
 from bot.alerts.webhook import AlertWebhook
 from bot.config import Settings
 from bot.handler import ConversationHandler
+from bot.health import Check
 from bot.models import Platform
+from bot.selfmon import SelfMonitor, Thresholds
 from bot.store import Store
 from bot.store.sqlite import SqliteStore
 
@@ -44,12 +48,34 @@ def mount_alerts(app: web.Application, *, settings: Settings, handler: Conversat
                            max_body_bytes=settings.alert_max_body_bytes, workspace_host=settings.databricks_host)
     app.router.add_post("/alerts/databricks", webhook.handle)
 
+    monitor = SelfMonitor(store=store, dispatcher=dispatcher,
+                          thresholds=Thresholds(error_rate=settings.selfmon_error_rate, p95_latency_ms=settings.selfmon_p95_ms))
+
     async def start(_: web.Application) -> None:
         dispatcher.start()  # resumes deliveries left pending by the last run
+        monitor.start()
 
     async def stop(_: web.Application) -> None:
+        await monitor.stop()
         await dispatcher.stop()
 
     app.on_startup.append(start)
     app.on_shutdown.append(stop)
     return dispatcher
+
+
+FAILURE_WINDOW_S = 3600.0
+
+
+def alert_check(dispatcher: AlertDispatcher) -> Callable[[], Awaitable[Check]]:
+    """Degraded while a delivery failed for good in the last hour; the backlog is reported."""
+    async def check() -> Check:
+        counts = dispatcher.alerts.counts()
+        recent = dispatcher.alerts.recent_failures(1, since=time.time() - FAILURE_WINDOW_S)
+        backlog = f"{counts['pending']} pending, {counts['delivered']} delivered, {counts['failed']} failed"
+        if recent:
+            target, reason = recent[0]
+            return Check(False, f"alert delivery to {target} failed: {reason} ({backlog})")
+        return Check(True, backlog)
+
+    return check

@@ -93,6 +93,10 @@ class Store(Protocol):
     async def get_reference(self, platform: str, channel: str) -> dict[str, Any] | None:
         ...
 
+    async def feedback_since(self, since_ts: float) -> list[int]:
+        """The +1 / -1 votes on requests logged since then."""
+        ...
+
     async def ping(self) -> None:
         """Raise when the store cannot be read and written."""
         ...

@@ -299,6 +299,11 @@ class SqliteStore:
         ).fetchone()
         return json.loads(found["reference"]) if found is not None else None
 
+    async def feedback_since(self, since_ts: float) -> list[int]:
+        return [int(v) for (v,) in self._db.execute(
+            "SELECT f.value FROM feedback f JOIN request_log r ON r.request_id = f.request_id WHERE r.ts >= ?",
+            (since_ts,))]
+
     async def ping(self) -> None:
         self._db.execute("BEGIN IMMEDIATE")  # takes the write lock: proves the file is writable
         self._db.execute("ROLLBACK")

@@ -117,9 +117,10 @@ class SqliteAlertStore:
         counts.update({str(status): int(n) for status, n in rows})
         return counts
 
-    def recent_failures(self, limit: int = 3) -> list[tuple[str, str]]:
+    def recent_failures(self, limit: int = 3, *, since: float = 0.0) -> list[tuple[str, str]]:
         rows = self._db.execute(
-            "SELECT target, last_error FROM alert_outbox WHERE status = 'failed' ORDER BY done_at DESC LIMIT ?", (limit,)
+            "SELECT target, last_error FROM alert_outbox WHERE status = 'failed' AND done_at >= ? "
+            "ORDER BY done_at DESC LIMIT ?", (since, limit),
         ).fetchall()
         return [(str(target), str(error)) for target, error in rows]
 

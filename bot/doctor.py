@@ -1,0 +1,149 @@
+"""`healthbot doctor`: one line per check, ✓ or ✗ with the fix; non-zero exit when a required one fails.
+
+It builds the same app `healthbot serve` would (without starting it), so it checks exactly what the
+server will use: config, store, Databricks auth and endpoint, Slack token and scopes, Teams
+credentials, alert token, routes and their channels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from agent.base import AgentRequest, ChatMessage
+from agent.errors import EngineError
+from bot.config import Settings
+from bot.health import Check
+from bot.models import Platform
+
+OK, FAIL, WARN = "✓", "✗", "!"
+
+
+@dataclass
+class Line:
+    mark: str
+    name: str
+    detail: str
+    fix: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.mark} {self.name}: {self.detail}" + (f" — {self.fix}" if self.fix and self.mark != OK else "")
+
+
+async def run_doctor(settings: Settings, *, probe: bool = False) -> list[Line]:
+    from bot.server import ALERTS, HEALTH, SLACK, TEAMS, create_app
+
+    lines = [Line(OK, "config", "all values valid" + (" (.env read)" if _dotenv() else ""))]
+    app = create_app(settings)
+    health = app[HEALTH]
+    try:
+        lines.append(_line("store", await health.store_check(), f"check HEALTHBOT_DATABASE_URL ({settings.database_url})"))
+        if settings.use_serving:
+            lines += await _databricks(settings, health.engine, probe)
+        else:
+            lines.append(Line(OK, "answer engine", "embedded demo engine (no workspace configured)"))
+        slack = app[SLACK]
+        if slack is not None:
+            lines.append(_line("slack", await slack.health(), "check SLACK_BOT_TOKEN / reinstall the app"))  # type: ignore[attr-defined]
+            lines.append(await _slack_scopes(slack))
+        else:
+            lines.append(Line(WARN, "slack", "not configured", "set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN)"))
+        teams = app[TEAMS]
+        if settings.microsoft_app_id:
+            lines.append(_line("teams", await teams.health(), "check MICROSOFT_APP_ID / MICROSOFT_APP_PASSWORD / tenant"))  # type: ignore[attr-defined]
+        else:
+            lines.append(Line(WARN, "teams", "no credentials: local emulator mode only", "set MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD"))
+        lines += await _alerts(settings, app[ALERTS])
+    finally:
+        await health.engine.close()
+        await health.store.close()
+    return lines
+
+
+def _dotenv() -> bool:
+    import os
+
+    return os.path.exists(".env")
+
+
+def _line(name: str, check: Check, fix: str) -> Line:
+    return Line(OK if check.ok else FAIL, name, check.detail, fix)
+
+
+async def _databricks(settings: Settings, engine: Any, probe: bool) -> list[Line]:
+    lines = []
+    try:
+        host, _ = await engine._auth()
+        lines.append(Line(OK, "databricks auth", f"credentials for {host}"))
+    except EngineError as exc:
+        return [Line(FAIL, "databricks auth", exc.detail or exc.kind.value,
+                     "set DATABRICKS_HOST and DATABRICKS_TOKEN, or another databricks-sdk login")]
+    try:
+        state = await engine.endpoint_state()
+        lines.append(Line(OK if state.is_ready else FAIL, "serving endpoint", f"{settings.endpoint_name} is {state.ready}",
+                          "wait for it to finish deploying, or check its events in the Serving UI"))
+    except EngineError as exc:
+        fixes = {"not_found": "check HEALTHBOT_ENDPOINT_NAME", "permission_denied": "grant the bot's principal CAN_QUERY"}
+        lines.append(Line(FAIL, "serving endpoint", f"{settings.endpoint_name}: {exc.kind.value} {exc.detail}",
+                          fixes.get(exc.kind.value, "check the workspace URL and the endpoint")))
+        return lines
+    if probe:
+        try:
+            answer = await engine.answer(AgentRequest([ChatMessage("user", "Platform health overview")], "healthbot-doctor", "doctor"))
+            lines.append(Line(OK, "probe question", f"answered in {answer.endpoint_latency_ms or 0:.0f} ms"))
+        except EngineError as exc:
+            lines.append(Line(FAIL, "probe question", f"{exc.kind.value}: {exc.detail}", "see the endpoint's logs"))
+    return lines
+
+
+async def _slack_scopes(slack: Any) -> Line:
+    from adapters.slack.manifest import bot_scopes
+
+    try:
+        response = await slack.client.auth_test()
+    except Exception as exc:
+        return Line(FAIL, "slack scopes", f"could not read them: {type(exc).__name__}", "check SLACK_BOT_TOKEN")
+    granted = {s.strip() for s in str(response.headers.get("x-oauth-scopes", "")).split(",") if s.strip()}
+    if not granted:
+        return Line(WARN, "slack scopes", "Slack did not report the token's scopes")
+    missing = sorted(set(bot_scopes()) - granted)
+    if missing:
+        return Line(FAIL, "slack scopes", "missing " + ", ".join(missing), "reinstall the app from manifest.yml")
+    return Line(OK, "slack scopes", "every scope manifest.yml asks for")
+
+
+async def _alerts(settings: Settings, dispatcher: Any) -> list[Line]:
+    if not settings.alert_token:
+        mark = FAIL if dispatcher.router.all_targets else WARN
+        return [Line(mark, "alert token", "HEALTHBOT_ALERT_TOKEN is not set: /alerts/databricks answers 503",
+                     "set HEALTHBOT_ALERT_TOKEN to a long random secret")]
+    lines = [Line(OK, "alert token", "set")]
+    targets = dispatcher.router.all_targets
+    if not targets:
+        lines.append(Line(WARN, "alert routes", "no targets", "set HEALTHBOT_ALERT_CHANNELS (or HEALTHBOT_ALERT_ROUTES)"))
+        return lines
+    for target in targets:
+        sink = dispatcher.sinks.get(target.platform)
+        if sink is None:
+            lines.append(Line(FAIL, f"alert target {target}", f"{target.platform.value} is not configured",
+                              f"configure {target.platform.value} or remove the target"))
+        elif target.platform == Platform.TEAMS:
+            known = await dispatcher.handler.store.get_reference("teams", target.channel)
+            lines.append(Line(OK if known else FAIL, f"alert target {target}",
+                              "conversation reference stored" if known else "no conversation reference",
+                              "install the healthbot app in that team"))
+        else:
+            lines.append(Line(OK, f"alert target {target}", "Slack configured (invite @healthbot to the channel)"))
+    return lines
+
+
+def exit_code(lines: list[Line]) -> int:
+    return 1 if any(line.mark == FAIL for line in lines) else 0
+
+
+def main(settings: Settings, *, probe: bool) -> int:
+    lines = asyncio.run(run_doctor(settings, probe=probe))
+    for line in lines:
+        print(line)
+    return exit_code(lines)

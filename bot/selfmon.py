@@ -1,0 +1,96 @@
+"""Self-monitoring: the Health Monitor's two alert rules, evaluated on the bot's own request log.
+
+Every minute while `healthbot serve` runs: error rate over 10 % in the last hour, p95 latency over
+10 s in the last hour. A breach goes through the same alert path and channels as Databricks
+alerts (its own thread), and is resolved in that thread when it clears: one post per transition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+
+from bot.alerts.dispatch import AlertDispatcher
+from bot.alerts.model import Alert, AlertSource
+from bot.stats import percentile
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+WINDOW_S = 3600.0
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    error_rate: float = 0.10
+    p95_latency_ms: float = 10_000.0
+    min_requests: int = 5  # fewer requests than this in an hour say nothing about a rate
+
+
+class SelfMonitor:
+    def __init__(self, *, store: Store, dispatcher: AlertDispatcher, thresholds: Thresholds | None = None,
+                 every_s: float = 60.0) -> None:
+        self.store = store
+        self.dispatcher = dispatcher
+        self.thresholds = thresholds or Thresholds()
+        self.every_s = every_s
+        self._last: dict[str, str] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def evaluate(self) -> list[Alert]:
+        """Check both rules now; returns the alerts submitted (only on a change of state)."""
+        rows = await self.store.requests_since(time.time() - WINDOW_S)
+        submitted = []
+        enough = len(rows) >= self.thresholds.min_requests
+        error_rate = sum(1 for r in rows if r.error) / len(rows) if rows else 0.0
+        p95 = percentile([r.latency_ms for r in rows], 0.95) or 0.0
+        checks = [
+            ("error_rate", "healthbot: High Error Rate", enough and error_rate > self.thresholds.error_rate,
+             f"{error_rate:.1%}", f"{self.thresholds.error_rate:.0%}", "performance"),
+            ("p95_latency", "healthbot: High Latency", enough and p95 > self.thresholds.p95_latency_ms,
+             f"{p95 / 1000:.1f} s", f"{self.thresholds.p95_latency_ms / 1000:.0f} s", "performance"),
+        ]
+        for rule, name, breached, value, threshold, domain in checks:
+            state = "TRIGGERED" if breached else "OK"
+            previous = self._last.get(rule, self._stored_state(rule))
+            if state == previous or (previous is None and state == "OK"):
+                self._last[rule] = state
+                continue
+            alert = Alert(source=AlertSource.HEALTHBOT, key=f"healthbot:{rule}", name=name, state=state,
+                          severity="high" if breached else "info", domain=domain, value=value, operator=">",
+                          threshold=threshold, description=f"Over the last hour: {len(rows)} requests on the bot's "
+                                                           f"own request log.")
+            self.dispatcher.submit(alert)
+            submitted.append(alert)
+            self._last[rule] = state
+        return submitted
+
+    def _stored_state(self, rule: str) -> str | None:
+        """After a restart: the state of the rule's thread, so a breach still open is resolved later."""
+        for target in self.dispatcher.router.all_targets:
+            thread = self.dispatcher.alerts.thread(f"healthbot:{rule}", str(target))
+            if thread is not None:
+                return thread.state
+        return None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.every_s)
+            try:
+                await self.evaluate()
+            except Exception:
+                log.exception("self-monitoring evaluation failed")

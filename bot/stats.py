@@ -1,0 +1,127 @@
+"""`healthbot stats`: the Health Monitor dashboard figures, from the bot's own request log.
+
+Definitions follow the Health Monitor's inference-table queries: success rate =
+(requests − errors) / requests; p95 is Databricks SQL's `percentile(latency, 0.95)`, the exact
+percentile with linear interpolation between the two nearest ranks. Throttled messages (the bot's
+own rate limit) count as requests and as errors, as they reached the bot and got no answer.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+
+from bot.store.base import RequestLogRow, Store
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Databricks SQL / Spark `percentile`: linear interpolation at position q * (n - 1)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = q * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+@dataclass
+class HourFigures:
+    hour: str
+    requests: int
+    errors: int
+    success_rate: float
+    avg_latency_ms: float
+    p95_latency_ms: float | None
+    avg_confidence: float | None
+
+
+@dataclass
+class Stats:
+    hours: int
+    since: str
+    requests: int
+    errors: int
+    success_rate: float | None
+    avg_latency_ms: float | None
+    p95_latency_ms: float | None
+    per_hour: list[HourFigures] = field(default_factory=list)
+    domains_per_day: dict[str, dict[str, int]] = field(default_factory=dict)
+    feedback_up: int = 0
+    feedback_down: int = 0
+
+    @property
+    def feedback_up_rate(self) -> float | None:
+        total = self.feedback_up + self.feedback_down
+        return self.feedback_up / total if total else None
+
+    def as_json(self) -> str:
+        data = asdict(self)
+        data["feedback_up_rate"] = self.feedback_up_rate
+        return json.dumps(data, indent=2)
+
+
+def _hour(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:00")
+
+
+def compute(rows: list[RequestLogRow], feedback: list[int], *, hours: int, since: float) -> Stats:
+    by_hour: dict[str, list[RequestLogRow]] = defaultdict(list)
+    domains: dict[str, Counter[str]] = defaultdict(Counter)
+    for row in rows:
+        by_hour[_hour(row.ts)].append(row)
+        for domain in row.domains:
+            domains[_hour(row.ts)[:10]][domain] += 1
+    per_hour = []
+    for hour in sorted(by_hour):
+        group = by_hour[hour]
+        latencies = [r.latency_ms for r in group]
+        confidences = [r.confidence for r in group if r.confidence is not None]
+        errors = sum(1 for r in group if r.error)
+        per_hour.append(HourFigures(
+            hour=hour, requests=len(group), errors=errors, success_rate=(len(group) - errors) / len(group),
+            avg_latency_ms=sum(latencies) / len(latencies), p95_latency_ms=percentile(latencies, 0.95),
+            avg_confidence=sum(confidences) / len(confidences) if confidences else None,
+        ))
+    errors = sum(1 for r in rows if r.error)
+    latencies = [r.latency_ms for r in rows]
+    return Stats(
+        hours=hours, since=datetime.fromtimestamp(since, timezone.utc).isoformat(timespec="seconds"),
+        requests=len(rows), errors=errors, success_rate=(len(rows) - errors) / len(rows) if rows else None,
+        avg_latency_ms=sum(latencies) / len(latencies) if latencies else None, p95_latency_ms=percentile(latencies, 0.95),
+        per_hour=per_hour, domains_per_day={day: dict(counter) for day, counter in sorted(domains.items())},
+        feedback_up=sum(1 for v in feedback if v > 0), feedback_down=sum(1 for v in feedback if v < 0),
+    )
+
+
+def _fmt(value: float | None, pattern: str) -> str:
+    return "—" if value is None else pattern.format(value)
+
+
+def render(stats: Stats) -> str:
+    lines = [
+        f"healthbot — last {stats.hours} h (since {stats.since})",
+        f"requests {stats.requests}, errors {stats.errors}, success rate {_fmt(stats.success_rate, '{:.1%}')}, "
+        f"avg latency {_fmt(stats.avg_latency_ms, '{:.0f} ms')}, p95 {_fmt(stats.p95_latency_ms, '{:.0f} ms')}",
+        f"feedback 👍 {stats.feedback_up} / 👎 {stats.feedback_down} (up rate {_fmt(stats.feedback_up_rate, '{:.0%}')})",
+        "",
+        f"{'hour (UTC)':<17} {'requests':>8} {'errors':>6} {'success':>8} {'avg ms':>8} {'p95 ms':>8} {'confidence':>10}",
+    ]
+    for h in stats.per_hour:
+        lines.append(f"{h.hour:<17} {h.requests:>8} {h.errors:>6} {h.success_rate:>8.1%} {h.avg_latency_ms:>8.0f} "
+                     f"{_fmt(h.p95_latency_ms, '{:.0f}'):>8} {_fmt(h.avg_confidence, '{:.2f}'):>10}")
+    if not stats.per_hour:
+        lines.append("(no requests in this window)")
+    if stats.domains_per_day:
+        lines += ["", "domains per day:"]
+        for day, counts in stats.domains_per_day.items():
+            lines.append(f"  {day}: " + ", ".join(f"{d} {n}" for d, n in sorted(counts.items(), key=lambda kv: -kv[1])))
+    return "\n".join(lines)
+
+
+async def collect(store: Store, hours: int) -> Stats:
+    since = time.time() - hours * 3600
+    return compute(await store.requests_since(since), await store.feedback_since(since), hours=hours, since=since)
