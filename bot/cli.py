@@ -120,9 +120,11 @@ def _console_handler(settings: Settings) -> ConversationHandler:
     from bot.handler import ConversationHandler, HandlerOptions
     from bot.store import open_store
 
+    from bot.tracing import Tracer
+
     return ConversationHandler(
         store=open_store(settings.database_url), engine=build_engine(settings),
-        options=HandlerOptions.from_settings(settings),
+        options=HandlerOptions.from_settings(settings), tracer=Tracer(settings.mlflow_tracking_uri),
     )
 
 

@@ -22,6 +22,7 @@ from bot.models import Incoming, Reply, ThreadKey
 from bot.quick import quick_question
 from bot.ratelimit import RateLimiter
 from bot.store import RequestLogRow, Store
+from bot.tracing import Tracer
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +86,12 @@ Observer = Callable[[RequestLogRow], None]
 
 
 class ConversationHandler:
-    def __init__(self, *, store: Store, engine: Engine, options: HandlerOptions | None = None) -> None:
+    def __init__(self, *, store: Store, engine: Engine, options: HandlerOptions | None = None,
+                 tracer: Tracer | None = None) -> None:
         self.store = store
         self.engine = engine
         self.options = options or HandlerOptions()
+        self.tracer = tracer or Tracer()
         self.observers: list[Observer] = []  # metrics, the per-message log line, tracing
         self._limiter = RateLimiter(
             per_user=self.options.user_rate_per_min, overall=self.options.global_rate_per_min
@@ -98,6 +101,28 @@ class ConversationHandler:
 
     async def handle(self, msg: Incoming, *, on_progress: ProgressCallback | None = None) -> Reply | None:
         """Answer one message; None when it is a redelivery that was already answered."""
+        if not self.tracer.enabled:
+            return await self._handle(msg, on_progress)
+        with self.tracer.span(f"{msg.platform.value}.message", "CHAIN", channel=msg.key.channel):
+            with self.tracer.span("handler", "CHAIN") as span:
+                span.set_inputs({"question": msg.text})
+                reply = await self._handle(msg, on_progress)
+                if reply is not None:
+                    span.set_outputs({"answer": reply.content, "error": reply.error})
+                    self.tracer.tag(platform=msg.platform.value, session_id=reply.session_id, request_id=reply.request_id,
+                                    domains=",".join(reply.domains), error=reply.error)
+            return reply
+
+    async def record_feedback(self, request_id: str, *, user_id: str, value: int) -> bool:
+        """A 👍 / 👎 from any adapter: in the request log, and on the answer's trace."""
+        if not await self.store.record_feedback(request_id, user_id=user_id, value=value):
+            return False
+        row = await self.store.get_request(request_id)
+        if row is not None and row.trace_id:
+            self.tracer.log_feedback(row.trace_id, value=value, user_id=user_id)
+        return True
+
+    async def _handle(self, msg: Incoming, on_progress: ProgressCallback | None) -> Reply | None:
         started = time.perf_counter()
         if msg.event_id and not await self.store.claim_event(msg.event_id):
             log.info("duplicate event dropped", extra={"event_id": msg.event_id})
@@ -117,7 +142,7 @@ class ConversationHandler:
         row = RequestLogRow(
             request_id=request_id, ts=time.time(), platform=msg.platform.value, workspace=msg.key.workspace,
             channel=msg.key.channel, thread=msg.key.thread, session_id=session.session_id,
-            user_id=msg.asker, question=question,
+            user_id=msg.asker, question=question, trace_id=self.tracer.trace_id(),
         )
         wait = self._limiter.acquire(msg.user_id)
         if wait > 0:
@@ -130,7 +155,10 @@ class ConversationHandler:
             request = AgentRequest(history, user_id=msg.asker, session_id=session.session_id, request_id=request_id)
             try:
                 async with self._engine_slots:
-                    answer = await self.engine.answer(request, on_progress=on_progress)
+                    with self.tracer.span("endpoint", "LLM", engine=self.engine.name) as span:
+                        answer = await self.engine.answer(request, on_progress=on_progress)
+                        if span is not None:
+                            span.set_attributes({"status": "ok", "latency_ms": answer.endpoint_latency_ms or 0.0})
             except EngineError as exc:
                 log.warning("engine error %s (request %s): %s", exc.kind.value, request_id, exc.detail)
                 return await self._fail(row, started, exc.kind, retry_after=exc.retry_after)

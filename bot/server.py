@@ -22,6 +22,7 @@ from bot.health import HealthChecks, cached
 from bot.logs import log_request
 from bot.metrics import Metrics
 from bot.store import Store, open_store
+from bot.tracing import Tracer
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,8 @@ MAX_BODY_BYTES = 1024 * 1024
 def create_app(settings: Settings, *, store: Store | None = None, engine: Engine | None = None) -> web.Application:
     store = store if store is not None else open_store(settings.database_url)
     engine = engine if engine is not None else build_engine(settings)
-    handler = ConversationHandler(store=store, engine=engine, options=HandlerOptions.from_settings(settings))
+    handler = ConversationHandler(store=store, engine=engine, options=HandlerOptions.from_settings(settings),
+                                  tracer=Tracer(settings.mlflow_tracking_uri))
 
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings

@@ -37,10 +37,10 @@ async def test_migrations_run_from_an_older_version(tmp_path: Path, monkeypatch:
     path = tmp_path / "bot.db"
     store = SqliteStore(path)
     await store.close()
-    monkeypatch.setattr("bot.store.sqlite.MIGRATIONS", [*MIGRATIONS, "ALTER TABLE request_log ADD COLUMN trace_id TEXT"])
+    monkeypatch.setattr("bot.store.sqlite.MIGRATIONS", [*MIGRATIONS, "ALTER TABLE request_log ADD COLUMN note TEXT"])
     upgraded = SqliteStore(path)
     assert upgraded.schema_version == len(MIGRATIONS) + 1
-    assert "trace_id" in [row[1] for row in upgraded._db.execute("PRAGMA table_info(request_log)")]
+    assert "note" in [row[1] for row in upgraded._db.execute("PRAGMA table_info(request_log)")]
     await upgraded.close()
 
 

@@ -261,8 +261,8 @@ class SlackBot:
         await ack()
         user = str(body.get("user", {}).get("id", ""))
         positive = action.get("action_id") == t.FEEDBACK_UP
-        recorded = await self.handler.store.record_feedback(str(action.get("value", "")), user_id=user,
-                                                           value=1 if positive else -1)
+        recorded = await self.handler.record_feedback(str(action.get("value", "")), user_id=user,
+                                                     value=1 if positive else -1)
         message = body.get("message") or {}
         channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", ""))
         if recorded and message.get("ts") and channel:

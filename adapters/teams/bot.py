@@ -126,7 +126,7 @@ class TeamsBot(TeamsActivityHandler):
         positive = int(data.get("value", 1)) > 0
         user = str(activity.from_property.aad_object_id or activity.from_property.id) if activity.from_property else ""
         store = self.teams.handler.store
-        if not await store.record_feedback(request_id, user_id=user, value=1 if positive else -1):
+        if not await self.teams.handler.record_feedback(request_id, user_id=user, value=1 if positive else -1):
             return card_response(t.notice("That answer is no longer known, so the feedback was not recorded."))
         row = await store.get_request(request_id)
         answer = t.answer_cards(Reply(content=row.answer if row else "", sources=row.sources if row else [],

@@ -43,6 +43,7 @@ class RequestLogRow:
     endpoint_latency_ms: float | None = None
     error: str | None = None
     cached: bool = False
+    trace_id: str = ""  # the MLflow trace, when tracing is on
 
 
 class Store(Protocol):

@@ -117,11 +117,15 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX alert_threads_by_target ON alert_threads (target, first_seen);
     """,
+    # 3: the MLflow trace of each request, so feedback can be attached to it
+    """
+    ALTER TABLE request_log ADD COLUMN trace_id TEXT NOT NULL DEFAULT ''
+    """,
 ]
 
 _LOG_COLUMNS = (
     "request_id, ts, platform, workspace, channel, thread, session_id, user_id, question, answer, "
-    "sources, confidence, domains, latency_ms, endpoint_latency_ms, error, cached"
+    "sources, confidence, domains, latency_ms, endpoint_latency_ms, error, cached, trace_id"
 )
 _PURGE_EVERY_S = 60.0
 
@@ -134,7 +138,7 @@ def _row_values(row: RequestLogRow) -> tuple[object, ...]:
     return (
         row.request_id, row.ts, row.platform, row.workspace, row.channel, row.thread, row.session_id,
         row.user_id, row.question, row.answer, json.dumps(row.sources), row.confidence,
-        json.dumps(row.domains), row.latency_ms, row.endpoint_latency_ms, row.error, int(row.cached),
+        json.dumps(row.domains), row.latency_ms, row.endpoint_latency_ms, row.error, int(row.cached), row.trace_id,
     )
 
 
@@ -247,7 +251,7 @@ class SqliteStore:
 
     def _insert_log(self, row: RequestLogRow) -> None:
         self._db.execute(
-            f"INSERT INTO request_log ({_LOG_COLUMNS}) VALUES ({', '.join('?' * 17)})", _row_values(row)
+            f"INSERT INTO request_log ({_LOG_COLUMNS}) VALUES ({', '.join('?' * 18)})", _row_values(row)
         )
 
     async def record_answer(self, session_id: str, message: ChatMessage, row: RequestLogRow) -> None:
