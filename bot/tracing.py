@@ -77,4 +77,4 @@ def _skip_prediction_context_probe() -> None:
     try:
         from mlflow.pyfunc.context import get_prediction_context  # noqa: F401
     except (ImportError, KeyError):
-        tracing_utils._try_get_prediction_context = lambda: None  # type: ignore[attr-defined]
+        tracing_utils._try_get_prediction_context = lambda: None
