@@ -15,15 +15,13 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import aiohttp
 
-from bench.slack_events import free_port
+from bench.common import child_server
 from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
 
 TOKEN = "bench-alert-token"
@@ -77,17 +75,8 @@ async def burst(url: str, count: int, concurrency: int) -> list[float]:
 
 
 async def measure(kind: str, slack: FakeSlack, count: int, concurrency: int) -> dict[str, float]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "bench.alerts", "--child", kind, "--port", str(port),
-                             "--slack-url", slack.api_url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/alerts/databricks"
-    try:
-        for _ in range(300):
-            try:
-                async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/"):
-                    break
-            except aiohttp.ClientError:
-                await asyncio.sleep(0.05)
+    async with child_server("bench.alerts", kind, "--slack-url", slack.api_url) as port:
+        url = f"http://127.0.0.1:{port}/alerts/databricks"
         slack.api.clear()
         started = time.perf_counter()
         latencies = await burst(url, count, concurrency)
@@ -104,9 +93,6 @@ async def measure(kind: str, slack: FakeSlack, count: int, concurrency: int) -> 
         return {"per_s": count / accepted, "p50_ms": statistics.median(latencies) * 1000,
                 "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000, "delivered_s": delivered_s,
                 "slack_calls": len([c for c in slack.api if c.method in ("chat.postMessage", "chat.update")])}
-    finally:
-        proc.terminate()
-        proc.wait()
 
 
 async def main_async(count: int, concurrency: int) -> None:

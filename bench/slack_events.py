@@ -16,24 +16,15 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import aiohttp
 
+from bench.common import child_server
 from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, fixture, sign
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 # -- the child: one server under test -------------------------------------------------------
 
@@ -111,18 +102,9 @@ async def send_all(url: str, bodies: list[bytes], concurrency: int) -> list[floa
 
 
 async def measure(kind: str, slack: FakeSlack, events: int, concurrency: int, answer_delay: float = 0.0) -> dict[str, float]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "bench.slack_events", "--child", kind, "--port", str(port),
-                             "--slack-url", slack.api_url, "--answer-delay", str(answer_delay)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}/slack/events"
-    try:
-        for _ in range(300):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                break
-            except OSError:
-                await asyncio.sleep(0.05)
+    async with child_server("bench.slack_events", kind, "--slack-url", slack.api_url,
+                            "--answer-delay", str(answer_delay)) as port:
+        url = f"http://127.0.0.1:{port}/slack/events"
         await send_all(url, [event_body(10_000_000 + i) for i in range(50)], concurrency)  # warm-up
         await asyncio.sleep(0.5 + answer_delay)
         slack.api.clear()
@@ -140,9 +122,6 @@ async def measure(kind: str, slack: FakeSlack, events: int, concurrency: int, an
         return {"acked_per_s": events / acked, "answered_per_s": events / answered,
                 "p50_ms": statistics.median(latencies) * 1000, "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
                 "posted": len(slack.called("chat.postMessage"))}
-    finally:
-        proc.terminate()
-        proc.wait()
 
 
 async def main_async(events: int, concurrency: int) -> None:

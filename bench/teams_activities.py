@@ -13,15 +13,13 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import aiohttp
 
-from bench.slack_events import free_port
+from bench.common import child_server
 from tests.fakes.connector import FakeConnector, fixture
 
 
@@ -38,7 +36,10 @@ def child(kind: str, port: int) -> None:
         app.router.add_post("/api/messages", messages)
     elif kind in ("stock", "fixed"):
         from botbuilder.core import ActivityHandler, TurnContext
-        from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
+        from botbuilder.integration.aiohttp import (
+            CloudAdapter,
+            ConfigurationBotFrameworkAuthentication,
+        )
 
         class Empty(ActivityHandler):
             async def on_message_activity(self, turn_context: TurnContext) -> None:
@@ -95,18 +96,9 @@ async def send_all(url: str, bodies: list[bytes], concurrency: int) -> None:
 
 
 async def measure(kind: str, connector: FakeConnector, count: int, concurrency: int) -> tuple[float, float]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "bench.teams_activities", "--child", kind, "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/api/messages"
-    service = connector.url + "/"
-    try:
-        for _ in range(300):
-            try:
-                async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/"):
-                    break
-            except aiohttp.ClientError:
-                await asyncio.sleep(0.05)
+    async with child_server("bench.teams_activities", kind) as port:
+        url = f"http://127.0.0.1:{port}/api/messages"
+        service = connector.url + "/"
         await send_all(url, [activity(90_000_000 + i, service) for i in range(30)], concurrency)  # warm-up
         await asyncio.sleep(1.0)
         connector.sent.clear()
@@ -120,9 +112,6 @@ async def measure(kind: str, connector: FakeConnector, count: int, concurrency: 
                 await asyncio.sleep(0.02)
             answered = time.perf_counter() - started
         return count / acked, count / answered
-    finally:
-        proc.terminate()
-        proc.wait()
 
 
 async def main_async(count: int, concurrency: int) -> None:

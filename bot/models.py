@@ -82,3 +82,18 @@ class Reply(BaseModel):
     @property
     def retryable(self) -> bool:
         return self.error is not None and self.error.retryable
+
+    def footer(self) -> str:
+        """Sources, confidence and domains in one line (SQL sources counted, not spelled out)."""
+        tables = [s for s in self.sources if not s.startswith("SQL:")]
+        queries = len(self.sources) - len(tables)
+        parts = []
+        if tables:
+            parts.append("Sources: " + ", ".join(tables))
+        if queries:
+            parts.append(f"{queries} SQL quer{'y' if queries == 1 else 'ies'}")
+        if self.confidence is not None:
+            parts.append(f"Confidence {self.confidence:.0%}")
+        if self.domains:
+            parts.append(" · ".join(self.domains))
+        return "  |  ".join(parts)

@@ -8,13 +8,13 @@ alerts (its own thread), and is resolved in that thread when it clears: one post
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
 
 from bot.alerts.dispatch import AlertDispatcher
 from bot.alerts.model import Alert, AlertSource
+from bot.background import BackgroundLoop
 from bot.stats import percentile
 from bot.store import Store
 
@@ -30,7 +30,7 @@ class Thresholds:
     min_requests: int = 5  # fewer requests than this in an hour say nothing about a rate
 
 
-class SelfMonitor:
+class SelfMonitor(BackgroundLoop):
     def __init__(self, *, store: Store, dispatcher: AlertDispatcher, thresholds: Thresholds | None = None,
                  every_s: float = 60.0) -> None:
         self.store = store
@@ -38,7 +38,6 @@ class SelfMonitor:
         self.thresholds = thresholds or Thresholds()
         self.every_s = every_s
         self._last: dict[str, str] = {}
-        self._task: asyncio.Task[None] | None = None
 
     async def evaluate(self) -> list[Alert]:
         """Check both rules now; returns the alerts submitted (only on a change of state)."""
@@ -75,17 +74,6 @@ class SelfMonitor:
             if thread is not None:
                 return thread.state
         return None
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     async def _run(self) -> None:
         while True:

@@ -29,8 +29,6 @@ PERMANENT = {
     "missing_scope": "the Slack app lacks a scope: reinstall it from manifest.yml",
     "restricted_action": "posting in this channel is restricted",
 }
-STATE_MARK = {"TRIGGERED": "🔴", "ERROR": "🔴", "failed": "🔴", "warning": "🟠", "OK": "✅", "succeeded": "✅",
-              "started": "▶️", "UNKNOWN": "⚪"}
 
 
 def escape(text: str) -> str:
@@ -48,7 +46,7 @@ def _link(label: str, url: str) -> str:
 
 def alert_blocks(view: AlertView) -> tuple[str, list[dict[str, Any]]]:
     alert = view.alert
-    mark = STATE_MARK.get(alert.state, "🔔")
+    mark = alert.mark
     fields = [plain(f"State: {alert.state}"), plain(f"Severity: {alert.severity}")]
     if alert.value or alert.threshold:
         fields.append(plain(f"Value: {alert.value or '?'} {alert.operator or 'vs'} {alert.threshold or '?'}"))

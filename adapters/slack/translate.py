@@ -143,18 +143,7 @@ def _close_fences(chunks: list[str]) -> list[str]:
 
 
 def context_line(reply: Reply) -> str:
-    tables = [s for s in reply.sources if not s.startswith("SQL:")]
-    queries = len(reply.sources) - len(tables)
-    parts = []
-    if tables:
-        parts.append("Sources: " + ", ".join(tables))
-    if queries:
-        parts.append(f"{queries} SQL quer{'y' if queries == 1 else 'ies'}")
-    if reply.confidence is not None:
-        parts.append(f"Confidence {reply.confidence:.0%}")
-    if reply.domains:
-        parts.append(" · ".join(reply.domains))
-    return to_mrkdwn("  |  ".join(parts))[:3000]
+    return to_mrkdwn(reply.footer())[:3000]
 
 
 def _button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:

@@ -21,8 +21,6 @@ from bot.models import Incoming, Platform, ThreadKey
 if TYPE_CHECKING:
     from adapters.teams.app import TeamsAdapter
 
-STATE_MARK = {"TRIGGERED": "🔴", "ERROR": "🔴", "failed": "🔴", "warning": "🟠", "OK": "✅", "succeeded": "✅",
-              "started": "▶️", "UNKNOWN": "⚪"}
 
 
 def literal(text: str, **style: Any) -> dict[str, Any]:
@@ -44,7 +42,7 @@ def alert_card(view: AlertView, channel: str) -> dict[str, Any]:
     # FactSet values render markdown: keep them to text healthbot wrote or escaped
     for fact in facts:
         fact["value"] = fact["value"].replace("[", "(").replace("]", ")").replace("*", "∗").replace("_", " ")
-    body: list[dict[str, Any]] = [literal(f"{STATE_MARK.get(alert.state, '🔔')} {alert.name}", size="Large", weight="Bolder"),
+    body: list[dict[str, Any]] = [literal(f"{alert.mark} {alert.name}", size="Large", weight="Bolder"),
                                   {"type": "FactSet", "facts": facts}]
     for text in (alert.description, f"Details: {alert.detail}" if alert.detail else "", f"Query: {alert.query[:600]}" if alert.query else ""):
         if text:

@@ -191,21 +191,6 @@ def execute(title: str, verb: str, data: dict[str, Any]) -> dict[str, Any]:
     return {"type": "Action.Execute", "title": title, "verb": verb, "data": data}
 
 
-def footer(reply: Reply) -> str:
-    tables = [s for s in reply.sources if not s.startswith("SQL:")]
-    queries = len(reply.sources) - len(tables)
-    parts = []
-    if tables:
-        parts.append("Sources: " + ", ".join(tables))
-    if queries:
-        parts.append(f"{queries} SQL quer{'y' if queries == 1 else 'ies'}")
-    if reply.confidence is not None:
-        parts.append(f"Confidence {reply.confidence:.0%}")
-    if reply.domains:
-        parts.append(" · ".join(reply.domains))
-    return "  |  ".join(parts)
-
-
 def answer_cards(reply: Reply) -> list[dict[str, Any]]:
     chunks = split_markdown(reply.content)
     cards = []
@@ -215,7 +200,7 @@ def answer_cards(reply: Reply) -> list[dict[str, Any]]:
             body.append({"type": "TextBlock", "text": f"({index + 1}/{len(chunks)})", "isSubtle": True, "size": "Small"})
         actions = None
         if index == len(chunks) - 1:
-            line = footer(reply)
+            line = reply.footer()
             if line:
                 body.append({"type": "TextBlock", "text": line, "isSubtle": True, "size": "Small", "wrap": True,
                              "separator": True})

@@ -17,9 +17,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from agent.base import ChatMessage
-from bot.alerts.delivery import DeliveryError, AlertSink
+from bot.alerts.delivery import AlertSink, DeliveryError
 from bot.alerts.model import Alert, AlertSource, AlertView
 from bot.alerts.routes import Router
+from bot.background import BackgroundLoop
 from bot.handler import ConversationHandler
 from bot.models import Incoming, Platform
 from bot.store.sqlite_alerts import AlertThread, Delivery, SqliteAlertStore
@@ -36,7 +37,7 @@ def _at(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, timezone.utc)
 
 
-class AlertDispatcher:
+class AlertDispatcher(BackgroundLoop):
     def __init__(self, *, alerts: SqliteAlertStore, handler: ConversationHandler, router: Router,
                  sinks: dict[Platform, AlertSink], enrich: Enricher | None = None, pace_s: float = 1.0,
                  storm_threshold: int = 10, max_attempts: int = 15, backoff_base_s: float = 2.0,
@@ -52,7 +53,6 @@ class AlertDispatcher:
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self._last_post: dict[str, float] = {}
         self.received = 0
 
@@ -71,17 +71,6 @@ class AlertDispatcher:
         return len(targets)
 
     # -- worker -----------------------------------------------------------------------------
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     async def _run(self) -> None:
         while True:

@@ -17,6 +17,8 @@ class AlertSource(StrEnum):
 
 
 # States: SQL alerts use TRIGGERED / OK / UNKNOWN / ERROR; job runs started / succeeded / failed / warning.
+STATE_MARKS = {"TRIGGERED": "🔴", "ERROR": "🔴", "failed": "🔴", "warning": "🟠", "OK": "✅", "succeeded": "✅",
+               "started": "▶️", "UNKNOWN": "⚪"}
 FIRING_STATES = frozenset({"TRIGGERED", "ERROR", "failed", "warning"})
 CLEAR_STATES = frozenset({"OK", "succeeded"})
 
@@ -37,6 +39,10 @@ class Alert(BaseModel):
     workspace: str = ""
     detail: str = ""  # enrichment: the run's state message, failed tasks…
     time: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+
+    @property
+    def mark(self) -> str:
+        return STATE_MARKS.get(self.state, "🔔")
 
     @property
     def firing(self) -> bool:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +52,14 @@ class FakeServer:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def wait_for(self, predicate: Any, timeout: float = 8.0) -> None:
+        """Poll until `predicate()` holds; the failure message lists what the fake received."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out; received so far: {[(c.method, c.path) for c in self.calls]}")
+            await asyncio.sleep(0.01)
 
     def requests_to(self, suffix: str, method: str | None = None) -> list[Recorded]:
         return [c for c in self.calls if c.path.endswith(suffix) and (method is None or c.method == method)]

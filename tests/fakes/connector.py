@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,13 +53,6 @@ class FakeConnector(FakeServer):
 
     def cards(self) -> list[dict[str, Any]]:
         return [s.card for s in self.messages() if s.card]
-
-    async def wait_for(self, predicate: Any, timeout: float = 8.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out; sent so far: {[(s.kind, s.activity.get('type')) for s in self.sent]}")
-            await asyncio.sleep(0.02)
 
     def _fail(self, activity: dict[str, Any]) -> web.Response | None:
         if activity.get("type") == "message" and self.failures:

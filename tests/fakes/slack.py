@@ -83,13 +83,6 @@ class FakeSlack(FakeServer):
                 messages[call.params["ts"]].update({k: v for k, v in call.params.items() if k in ("text", "blocks")})
         return list(messages.values())
 
-    async def wait_for(self, predicate: Any, timeout: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out; Web API calls so far: {[c.method for c in self.api]}")
-            await asyncio.sleep(0.01)
-
     async def push(self, envelope: dict[str, Any]) -> None:
         await self._to_socket.put(envelope)
 
