@@ -13,22 +13,23 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 from agent.base import AgentRequest, Answer, ProgressCallback
-from agent.demo import reports
+from agent.demo import reports_ops, reports_usage
 from agent.demo.dataset import ensure_dataset
+from agent.demo.report_kit import ReportFn, Scope
 from agent.demo.router import Route, route
 
 DEFAULT_DAY = {"costs": 1, "jobs": 0}  # days back when a question names none
 
-REPORTS: dict[tuple[str, bool], reports.ReportFn] = {
-    ("costs", False): reports.costs,
-    ("costs", True): reports.cost_driver_detail,
-    ("jobs", False): reports.failed_jobs,
-    ("jobs", True): reports.failed_job_detail,
-    ("performance", False): reports.slow_queries,
-    ("performance", True): reports.slow_query_detail,
-    ("security", False): reports.security,
-    ("data_quality", False): reports.data_quality,
-    ("health", False): reports.overview,
+REPORTS: dict[tuple[str, bool], ReportFn] = {
+    ("costs", False): reports_usage.costs,
+    ("costs", True): reports_usage.cost_driver_detail,
+    ("jobs", False): reports_usage.failed_jobs,
+    ("jobs", True): reports_usage.failed_job_detail,
+    ("performance", False): reports_ops.slow_queries,
+    ("performance", True): reports_ops.slow_query_detail,
+    ("security", False): reports_ops.security,
+    ("data_quality", False): reports_ops.data_quality,
+    ("health", False): reports_ops.overview,
 }
 
 OUT_OF_SCOPE = (
@@ -75,7 +76,7 @@ class DemoEngine:
         if day is None:
             day = date.fromordinal(today.toordinal() - DEFAULT_DAY.get(chosen.intent, 0))
         make = REPORTS.get((chosen.intent, chosen.detail)) or REPORTS[(chosen.intent, False)]
-        report = make(self.database(today), reports.Scope(today=today, day=day))
+        report = make(self.database(today), Scope(today=today, day=day))
         return Answer(
             content=report.content, sources=report.sources, confidence=report.confidence,
             domains=report.domains, endpoint_latency_ms=(time.perf_counter() - started) * 1000,

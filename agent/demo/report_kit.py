@@ -1,0 +1,74 @@
+"""Shared pieces of the demo engine's answers: the scope of a question, a report, formatting.
+
+Every figure in an answer comes from SQL over the synthetic system tables, and each answer names
+its tables and SQL as sources, as the Health Monitor's agents do, so a reader (or a test) can check it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from agent.demo.dataset import as_of
+
+FMT = "%Y-%m-%d %H:%M:%S"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a question is about: the day it names, and the dataset's notion of now."""
+
+    today: date
+    day: date
+
+    @property
+    def now(self) -> datetime:
+        return as_of(self.today)
+
+    @property
+    def since_24h(self) -> str:
+        return (self.now - timedelta(hours=24)).strftime(FMT)
+
+    def day_word(self) -> str:
+        if self.day == self.today:
+            return "today"
+        if self.day == self.today - timedelta(days=1):
+            return "yesterday"
+        return f"on {self.day.isoformat()}"
+
+
+@dataclass
+class Report:
+    content: str
+    tables: list[str]
+    sql: list[str] = field(default_factory=list)
+    confidence: float = 0.9
+    domains: list[str] = field(default_factory=list)
+
+    @property
+    def sources(self) -> list[str]:
+        return [*self.tables, *(f"SQL: {' '.join(query.split())}" for query in self.sql)]
+
+
+def usd(value: float) -> str:
+    return f"-${-value:,.0f}" if value < 0 else f"${value:,.0f}"
+
+
+def signed_usd(value: float) -> str:
+    return ("+" if value >= 0 else "") + usd(value)
+
+
+def duration(ms: float) -> str:
+    seconds = ms / 1000
+    return f"{seconds / 60:.1f} min" if seconds >= 90 else f"{seconds:.1f} s"
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+ReportFn = Callable[[sqlite3.Connection, Scope], Report]

@@ -1,0 +1,184 @@
+"""Demo answers about spend and job runs: system.billing.* and system.lakeflow.*."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+
+from agent.demo.report_kit import Report, Scope, signed_usd, table, usd
+
+# -- costs ------------------------------------------------------------------------------------
+
+DAILY_COST_SQL = """
+SELECT u.usage_date AS day, SUM(u.usage_quantity * p.price_usd_per_dbu) AS cost_usd
+FROM billing_usage u JOIN list_prices p ON p.sku_name = u.sku_name
+WHERE u.usage_date BETWEEN :start AND :day
+GROUP BY u.usage_date ORDER BY u.usage_date
+"""
+
+COST_DRIVERS_SQL = """
+SELECT COALESCE(j.name, w.name, 'cluster ' || u.cluster_id) AS driver, ws.workspace_name AS workspace,
+       u.sku_name AS sku, u.job_id AS job_id,
+       SUM(CASE WHEN u.usage_date = :day THEN u.usage_quantity * p.price_usd_per_dbu ELSE 0 END) AS day_cost,
+       SUM(CASE WHEN u.usage_date < :day THEN u.usage_quantity * p.price_usd_per_dbu ELSE 0 END) / 7.0 AS avg_cost
+FROM billing_usage u
+JOIN list_prices p ON p.sku_name = u.sku_name
+JOIN workspaces ws ON ws.workspace_id = u.workspace_id
+LEFT JOIN jobs j ON j.job_id = u.job_id
+LEFT JOIN warehouses w ON w.warehouse_id = u.warehouse_id
+WHERE u.usage_date BETWEEN :start AND :day
+GROUP BY driver, workspace, sku, u.job_id
+ORDER BY day_cost - avg_cost DESC
+LIMIT 3
+"""
+
+JOB_COST_DETAIL_SQL = """
+SELECT u.usage_date AS day, u.sku_name AS sku, SUM(u.usage_quantity) AS dbus,
+       SUM(u.usage_quantity * p.price_usd_per_dbu) AS cost_usd,
+       (SELECT count(*) FROM job_run_timeline r WHERE r.job_id = u.job_id AND date(r.period_start_time) = u.usage_date) AS runs
+FROM billing_usage u JOIN list_prices p ON p.sku_name = u.sku_name
+WHERE u.job_id = :job_id AND u.usage_date BETWEEN :start AND :day
+GROUP BY u.usage_date, u.sku_name ORDER BY u.usage_date
+"""
+
+
+def _cost_window(scope: Scope) -> dict[str, str]:
+    return {"start": (scope.day - timedelta(days=7)).isoformat(), "day": scope.day.isoformat()}
+
+
+def daily_costs(db: sqlite3.Connection, scope: Scope) -> tuple[float, float]:
+    """(cost of the scope's day, average daily cost of the 7 days before it)."""
+    rows = db.execute(DAILY_COST_SQL, _cost_window(scope)).fetchall()
+    by_day = {row["day"]: row["cost_usd"] for row in rows}
+    day_cost = by_day.pop(scope.day.isoformat(), 0.0)
+    baseline = sum(by_day.values()) / 7.0
+    return day_cost, baseline
+
+
+def costs(db: sqlite3.Connection, scope: Scope) -> Report:
+    day_cost, baseline = daily_costs(db, scope)
+    change = (day_cost - baseline) / baseline * 100 if baseline else 0.0
+    drivers = db.execute(COST_DRIVERS_SQL, _cost_window(scope)).fetchall()
+    verb = "rose" if change >= 0 else "fell"
+    spike = change >= 15
+    lines = [
+        f"**Costs {verb} {abs(change):.0f}% {scope.day_word()}**: {usd(day_cost)} on {scope.day.isoformat()} "
+        f"against a 7-day average of {usd(baseline)} ({signed_usd(day_cost - baseline)}).",
+        "",
+    ]
+    if spike and drivers:
+        top = drivers[0]
+        share = (top["day_cost"] - top["avg_cost"]) / (day_cost - baseline) * 100 if day_cost > baseline else 0
+        lines += [
+            f"The biggest driver is **{top['driver']}** in `{top['workspace']}` on `{top['sku']}`: "
+            f"{usd(top['day_cost'])} against its usual {usd(top['avg_cost'])}, about {share:.0f}% of the increase.",
+            "",
+        ]
+    else:
+        lines += ["Nothing unusual: spend is within the normal range.", ""]
+    lines.append(table(
+        ["Driver", "Workspace", "SKU", scope.day_word().capitalize(), "7-day avg", "Change"],
+        [[r["driver"], r["workspace"], r["sku"], usd(r["day_cost"]), usd(r["avg_cost"]),
+          signed_usd(r["day_cost"] - r["avg_cost"])] for r in drivers],
+    ))
+    if spike:
+        lines += ["", "Ask *which job was it?* for the run-by-run detail."]
+    return Report("\n".join(lines), ["system.billing.usage", "system.billing.list_prices"],
+                  [DAILY_COST_SQL, COST_DRIVERS_SQL], 0.92, ["costs"])
+
+
+def cost_driver_detail(db: sqlite3.Connection, scope: Scope) -> Report:
+    drivers = [r for r in db.execute(COST_DRIVERS_SQL, _cost_window(scope)).fetchall() if r["job_id"]]
+    if not drivers:
+        return costs(db, scope)
+    top = drivers[0]
+    job = db.execute("SELECT name, owner FROM jobs WHERE job_id = ?", (top["job_id"],)).fetchone()
+    rows = db.execute(JOB_COST_DETAIL_SQL, {**_cost_window(scope), "job_id": top["job_id"]}).fetchall()
+    day_rows = [r for r in rows if r["day"] == scope.day.isoformat()]
+    usual_skus = sorted({r["sku"] for r in rows if r["day"] != scope.day.isoformat()})
+    day = day_rows[0] if day_rows else None
+    before = [r for r in rows if r["day"] != scope.day.isoformat()]
+    avg_dbus = sum(r["dbus"] for r in before) / 7.0
+    lines = [f"It was **{job['name']}** (job {top['job_id']}, owner {job['owner']}) in `{top['workspace']}`.", ""]
+    if day is not None:
+        lines.append(
+            f"{scope.day_word().capitalize()} it ran {day['runs']} time(s) on `{day['sku']}` and used "
+            f"{day['dbus']:,.0f} DBUs ({usd(day['cost_usd'])}); it usually runs once a day on "
+            f"`{', '.join(usual_skus)}` at about {avg_dbus:,.0f} DBUs."
+        )
+    if day is not None and day["sku"] not in usual_skus:
+        lines += ["", "The job moved from job compute to an all-purpose cluster, which is billed at a higher rate per DBU. "
+                  "Pointing it back at a job cluster (and checking why it re-ran) should bring the cost back to normal."]
+    lines += ["", table(["Day", "SKU", "Runs", "DBUs", "Cost"],
+                        [[r["day"], r["sku"], str(r["runs"]), f"{r['dbus']:,.0f}", usd(r["cost_usd"])] for r in rows[-4:]])]
+    return Report("\n".join(lines), ["system.billing.usage", "system.billing.list_prices", "system.lakeflow.jobs",
+                                     "system.lakeflow.job_run_timeline"], [COST_DRIVERS_SQL, JOB_COST_DETAIL_SQL], 0.88, ["costs", "jobs"])
+
+
+# -- jobs -------------------------------------------------------------------------------------
+
+FAILED_JOBS_SQL = """
+SELECT j.name AS job, ws.workspace_name AS workspace, r.job_id AS job_id,
+       SUM(r.result_state != 'SUCCEEDED') AS failed_runs,
+       SUM(r.result_state = 'SUCCEEDED') AS succeeded_runs,
+       (SELECT r2.result_state || ' / ' || r2.termination_code FROM job_run_timeline r2
+         WHERE r2.job_id = r.job_id AND date(r2.period_start_time) = :day
+         ORDER BY r2.period_start_time DESC LIMIT 1) AS last_result
+FROM job_run_timeline r
+JOIN jobs j ON j.job_id = r.job_id
+JOIN workspaces ws ON ws.workspace_id = r.workspace_id
+WHERE date(r.period_start_time) = :day
+GROUP BY r.job_id
+HAVING failed_runs > 0
+ORDER BY failed_runs DESC, job
+"""
+
+RUN_TOTALS_SQL = """
+SELECT count(*) AS runs, SUM(result_state != 'SUCCEEDED') AS failed
+FROM job_run_timeline WHERE date(period_start_time) = :day
+"""
+
+FAILED_RUN_DETAIL_SQL = """
+SELECT j.name AS job, r.run_id, r.result_state, r.termination_code, r.period_start_time, r.error_message,
+       (SELECT count(*) FROM job_run_timeline h WHERE h.job_id = r.job_id AND h.result_state != 'SUCCEEDED'
+          AND date(h.period_start_time) BETWEEN date(:day, '-7 days') AND date(:day, '-1 day')) AS failures_prior_7d
+FROM job_run_timeline r JOIN jobs j ON j.job_id = r.job_id
+WHERE date(r.period_start_time) = :day AND r.result_state != 'SUCCEEDED'
+ORDER BY r.period_start_time
+"""
+
+
+def failed_jobs(db: sqlite3.Connection, scope: Scope) -> Report:
+    params = {"day": scope.day.isoformat()}
+    rows = db.execute(FAILED_JOBS_SQL, params).fetchall()
+    totals = db.execute(RUN_TOTALS_SQL, params).fetchone()
+    when = scope.day_word()
+    if not rows:
+        content = f"**No job failed {when}**: all {totals['runs']} runs succeeded."
+    else:
+        still_failing = [r for r in rows if r["succeeded_runs"] == 0]
+        content = "\n".join([
+            f"**{len(rows)} job(s) failed {when}**: {totals['failed']} of {totals['runs']} runs did not succeed"
+            + (f", and {len(still_failing)} job(s) have not recovered." if still_failing else ", all recovered on retry."),
+            "",
+            table(["Job", "Workspace", "Failed runs", "Last result", "Recovered"],
+                  [[r["job"], r["workspace"], str(r["failed_runs"]), r["last_result"], "yes" if r["succeeded_runs"] else "no"]
+                   for r in rows]),
+            "",
+            "Ask *why did they fail?* for the error messages.",
+        ])
+    return Report(content, ["system.lakeflow.job_run_timeline", "system.lakeflow.jobs"],
+                  [FAILED_JOBS_SQL, RUN_TOTALS_SQL], 0.93, ["jobs"])
+
+
+def failed_job_detail(db: sqlite3.Connection, scope: Scope) -> Report:
+    rows = db.execute(FAILED_RUN_DETAIL_SQL, {"day": scope.day.isoformat()}).fetchall()
+    if not rows:
+        return failed_jobs(db, scope)
+    lines = [f"Failed runs {scope.day_word()}, with their errors:", ""]
+    for r in rows:
+        lines.append(f"- **{r['job']}** run {r['run_id']} at {r['period_start_time'][11:16]} UTC: "
+                     f"{r['result_state']} ({r['termination_code']}), `{r['error_message']}`; "
+                     f"{r['failures_prior_7d']} failure(s) in the 7 days before.")
+    return Report("\n".join(lines), ["system.lakeflow.job_run_timeline", "system.lakeflow.jobs"],
+                  [FAILED_RUN_DETAIL_SQL], 0.88, ["jobs"])
