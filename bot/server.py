@@ -66,6 +66,9 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: Engine
     checks.add("alerts", alert_check(app[ALERTS]))
 
     async def warm_up(_: web.Application) -> None:
+        start_checkpointing = getattr(store, "start_checkpointing", None)
+        if start_checkpointing is not None:
+            start_checkpointing()
         warm = getattr(engine, "warm_up", None)
         if warm is not None:  # in the background: /health must answer at once
             app[WARM_UP] = asyncio.create_task(warm())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from pathlib import Path
@@ -76,3 +77,18 @@ async def test_request_log_and_feedback(store: SqliteStore) -> None:
 def test_unsupported_database_url_is_clear() -> None:
     with pytest.raises(ValueError, match="HEALTHBOT_DATABASE_URL"):
         open_store("mysql://x")
+
+
+async def test_checkpoints_run_off_the_request_path(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "bot.db")
+    store._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    before = (tmp_path / "bot.db").stat().st_size
+    store.start_checkpointing(every_s=0.3)
+    assert store._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    for i in range(3000):  # well past the 1000 pages after which a commit would checkpoint itself
+        await store.log_request(RequestLogRow(request_id=f"r{i}", ts=time.time(), platform="slack", workspace="T",
+                                              channel="C", thread="t", session_id="s", user_id="u", question="q" * 200))
+    assert (tmp_path / "bot.db").stat().st_size == before  # every page still only in the WAL
+    await asyncio.sleep(0.8)
+    assert (tmp_path / "bot.db").stat().st_size > before  # the background checkpoint copied them over
+    await store.close()

@@ -7,7 +7,10 @@ statements of one operation, so no transaction is ever interleaved.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import sqlite3
 import time
 import uuid
@@ -128,6 +131,9 @@ _LOG_COLUMNS = (
     "sources, confidence, domains, latency_ms, endpoint_latency_ms, error, cached, trace_id"
 )
 _PURGE_EVERY_S = 60.0
+CHECKPOINT_EVERY_S = 5.0
+
+log = logging.getLogger(__name__)
 
 
 def _new_session_id() -> str:
@@ -162,6 +168,7 @@ class SqliteStore:
         self._db.execute("PRAGMA busy_timeout=5000")  # `healthbot stats` may read while serve writes
         self._migrate()
         self._next_purge = 0.0
+        self._checkpointer: asyncio.Task[None] | None = None
 
     @property
     def alerts(self) -> SqliteAlertStore:
@@ -312,5 +319,36 @@ class SqliteStore:
         self._db.execute("BEGIN IMMEDIATE")  # takes the write lock: proves the file is writable
         self._db.execute("ROLLBACK")
 
+    def start_checkpointing(self, every_s: float = CHECKPOINT_EVERY_S) -> None:
+        """Move WAL checkpoints off the event loop (for long-running servers).
+
+        SQLite's automatic checkpoint runs inside whichever commit crosses 1000 WAL pages and
+        fsyncs the database there: on the event loop, that stalled every request in flight for tens
+        of milliseconds. Here commits never checkpoint; a worker thread does it every few seconds on
+        its own connection (PASSIVE: it never blocks writers).
+        """
+        if self._checkpointer is not None or self.path == ":memory:":
+            return
+        self._db.execute("PRAGMA wal_autocheckpoint = 0")
+
+        def checkpoint() -> None:
+            with contextlib.closing(sqlite3.connect(self.path, timeout=5)) as db:
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(every_s)
+                try:
+                    await asyncio.to_thread(checkpoint)
+                except sqlite3.Error as exc:
+                    log.warning("WAL checkpoint failed: %s", exc)
+
+        self._checkpointer = asyncio.create_task(loop())
+
     async def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpointer
+            self._checkpointer = None
         self._db.close()
