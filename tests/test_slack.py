@@ -376,3 +376,16 @@ async def test_socket_mode_answers_the_same_way(monkeypatch: pytest.MonkeyPatch,
     finally:
         await runner.cleanup()
         await slack.stop()
+
+
+async def test_an_internal_failure_says_so_in_the_thread(rig: SlackRig, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def broken(*args: Any, **kwargs: Any) -> bool:
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(rig.store, "claim_event", broken)
+    assert await rig.event(mention()) == 200
+    await rig.slack.wait_for(lambda: rig.slack.called("chat.postMessage"))
+    await rig.settle()
+    [post] = rig.slack.called("chat.postMessage")
+    assert post["thread_ts"] == ROOT_TS and "internal error" in post["text"]
+    assert "database is locked" not in json.dumps(post) and "Traceback" not in json.dumps(post)

@@ -243,6 +243,18 @@ async def test_markdown_tables_become_adaptive_card_tables(rig: TeamsRig) -> Non
     assert table["rows"][1]["cells"][1]["items"][0]["text"] == "$607"
 
 
+async def test_an_internal_failure_says_so_in_the_chat(rig: TeamsRig, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def broken(*args: Any, **kwargs: Any) -> bool:
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(rig.store, "claim_event", broken)
+    await rig.post(rig.activity("message_personal.json"))
+    await rig.connector.wait_for(lambda: rig.connector.messages())
+    await rig.settle()
+    [message] = rig.connector.messages()
+    assert "internal error" in message.activity["text"] and "database is locked" not in json.dumps(message.activity)
+
+
 async def test_malformed_bodies_are_400(rig: TeamsRig) -> None:
     assert (await rig.post(b"{oops"))[0] == 400
     status, body = await rig.post({"text": "no type"})

@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+_INTERNAL = ("Sorry, healthbot hit an internal error answering this. The operators have the details in the "
+             "logs; please try again in a moment.")
+INTERNAL_ERROR = (_INTERNAL, [{"type": "section", "text": {"type": "mrkdwn", "text": f":warning: {_INTERNAL}"}}])
 CANNOT_POST = {"not_in_channel", "channel_not_found", "is_archived", "restricted_action", "access_denied"}
 
 
@@ -178,9 +181,11 @@ class SlackBot:
         placeholder.start()
         try:
             reply = await self.handler.handle(message, on_progress=placeholder.show)
-        except Exception:
-            await placeholder.finish()
-            raise
+        except Exception:  # a bug or a store outage: say so in the thread, never a stack trace
+            log.exception("answering in Slack channel %s failed", channel)
+            ts = await placeholder.finish()
+            await self.post(channel, thread_ts or None, [INTERNAL_ERROR], replace_ts=ts)
+            return
         ts = await placeholder.finish()
         if reply is None:
             return  # already answered (Slack retry, or app_mention + message for one post)

@@ -239,6 +239,10 @@ class TeamsAdapter:
 
             try:
                 reply = await self.handler.handle(message, on_progress=progress)
+            except Exception:  # a bug or a store outage: say so in the conversation, never a stack trace
+                log.exception("answering in Teams conversation %s failed", message.key.thread)
+                await self.send(context, "Sorry, healthbot hit an internal error answering this. Please try again.")
+                return
             finally:
                 typing.cancel()
             if reply is not None:
