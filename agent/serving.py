@@ -21,7 +21,13 @@ import aiohttp
 
 from agent.base import AgentRequest, Answer, ProgressCallback
 from agent.errors import EngineError, ErrorKind
-from agent.formats import Format, UnreadableResponse, build_request, format_for_task, parse_response
+from agent.formats import (
+    Format,
+    UnreadableResponse,
+    build_request,
+    format_for_task,
+    parse_response,
+)
 
 if TYPE_CHECKING:
     from databricks.sdk.core import Config

@@ -119,7 +119,6 @@ def _console_handler(settings: Settings) -> ConversationHandler:
     from bot.engines import build_engine
     from bot.handler import ConversationHandler, HandlerOptions
     from bot.store import open_store
-
     from bot.tracing import Tracer
 
     return ConversationHandler(

@@ -7,10 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from agent.base import AgentRequest, ChatMessage
+from agent.base import AgentRequest, Answer, ChatMessage
 from agent.demo.endpoint import read_request, write_response
-from agent.formats import FORMATS, UnreadableResponse, build_request, format_for_task, parse_response
-from agent.base import Answer
+from agent.formats import (
+    FORMATS,
+    UnreadableResponse,
+    build_request,
+    format_for_task,
+    parse_response,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

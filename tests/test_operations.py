@@ -28,8 +28,11 @@ from tests.fakes.serving import FakeServing, Scripted
 from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET
 from tests.test_alerts import AlertRig, generic
 from tests.test_alerts import rig as alert_rig  # noqa: F401 (fixture)
-from tests.test_slack import SlackRig, mention
-from tests.test_slack import rig  # noqa: F401 (fixture)
+from tests.test_slack import (
+    SlackRig,
+    mention,
+    rig,  # noqa: F401 (fixture)
+)
 
 
 async def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

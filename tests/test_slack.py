@@ -389,3 +389,27 @@ async def test_an_internal_failure_says_so_in_the_thread(rig: SlackRig, monkeypa
     [post] = rig.slack.called("chat.postMessage")
     assert post["thread_ts"] == ROOT_TS and "internal error" in post["text"]
     assert "database is locked" not in json.dumps(post) and "Traceback" not in json.dumps(post)
+
+
+async def test_socket_mode_keeps_trying_when_slack_is_unreachable_at_start(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                                          fake_serving: FakeServing) -> None:
+    slack = FakeSlack()
+    await slack.start()
+    monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+    monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-1-A0123ABCDE-test")
+    monkeypatch.setenv("SLACK_API_URL", slack.api_url)
+    slack.fail("apps.connections.open", 200, {"ok": False, "error": "internal_error"}, times=1000)
+    monkeypatch.setattr("adapters.slack.app.SOCKET_PING_INTERVAL_S", 0.3)
+    app = create_app(load_settings(), store=SqliteStore(tmp_path / "bot.db"), engine=make_client(fake_serving))
+    runner = web.AppRunner(app)
+    await asyncio.wait_for(runner.setup(), timeout=5)  # the server starts while Slack refuses connections
+    try:
+        await slack.wait_for(lambda: len([c for c in slack.api if c.method == "apps.connections.open"]) >= 2, timeout=10)
+        slack.failures.clear()  # Slack is back
+        await slack.wait_for(lambda: any(c.method == "apps.connections.open" and "_failed" not in c.params for c in slack.api))
+        await asyncio.sleep(0.2)
+        await slack.push(fixture("socket_mode_events_api_envelope.json"))
+        await slack.wait_for(lambda: answer_posts(slack))
+    finally:
+        await runner.cleanup()
+        await slack.stop()

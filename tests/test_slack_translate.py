@@ -13,7 +13,12 @@ import pytest
 import yaml
 
 from adapters.slack import translate as t
-from adapters.slack.manifest import EVENT_SCOPES, METHOD_SCOPES, build_manifest, render_manifest
+from adapters.slack.manifest import (
+    EVENT_SCOPES,
+    METHOD_SCOPES,
+    build_manifest,
+    render_manifest,
+)
 from bot.models import Reply
 
 FIXTURES = Path(__file__).parent / "fixtures" / "slack"

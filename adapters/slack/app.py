@@ -8,10 +8,10 @@ within 3 s, otherwise it retries and people get duplicate answers (bolt-python #
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections.abc import Coroutine
-import json
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -30,8 +30,8 @@ from adapters.slack.client import UserDirectory, configure_web_client
 from adapters.slack.progress import Placeholder
 from bot.alerts.delivery import ACKNOWLEDGE, INVESTIGATE
 from bot.config import Settings
-from bot.health import Check
 from bot.handler import ConversationHandler
+from bot.health import Check
 from bot.models import Incoming, Platform, ThreadKey
 from bot.quick import QUICK_QUESTIONS
 from bot.targets import ChannelTarget
@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 _INTERNAL = ("Sorry, healthbot hit an internal error answering this. The operators have the details in the "
              "logs; please try again in a moment.")
 INTERNAL_ERROR = (_INTERNAL, [{"type": "section", "text": {"type": "mrkdwn", "text": f":warning: {_INTERNAL}"}}])
+SOCKET_PING_INTERVAL_S = 10.0  # slack_sdk's default; also its pause between connection attempts
 CANNOT_POST = {"not_in_channel", "channel_not_found", "is_archived", "restricted_action", "access_denied"}
 
 
@@ -61,6 +62,7 @@ class SlackBot:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.dispatcher: AlertDispatcher | None = None  # set when alerts are wired (bot.server)
         self._socket: AsyncSocketModeHandler | None = None
+        self._socket_task: asyncio.Task[None] | None = None
         # Signatures are checked in `events` (401 before any parsing), so Bolt's own check is off.
         self.app = AsyncApp(token=token, signing_secret=self._secret or None,
                             request_verification_enabled=False, process_before_response=False)
@@ -95,11 +97,15 @@ class SlackBot:
         self._http = aiohttp.ClientSession()
         self.client.session = self._http  # one pooled session for every Web API call
         if self.settings.slack_app_token is not None:
-            self._socket = AsyncSocketModeHandler(self.app, self.settings.slack_app_token.get_secret_value())
-            await self._socket.connect_async()
-            log.info("Slack Socket Mode connected")
+            self._socket = AsyncSocketModeHandler(self.app, self.settings.slack_app_token.get_secret_value(),
+                                                  ping_interval=SOCKET_PING_INTERVAL_S)
+            # In the background: slack_sdk's connect() retries until Slack answers, and a Slack outage
+            # at start must not keep the server (and its /health) from coming up.
+            self._socket_task = asyncio.create_task(self._socket.connect_async())
 
     async def _stop(self, _: web.Application) -> None:
+        if self._socket_task is not None:
+            self._socket_task.cancel()
         if self._socket is not None:
             await self._socket.close_async()
         await self.drain()

@@ -20,15 +20,18 @@ from urllib.parse import urlparse
 from aiohttp import web
 from botbuilder.core import TurnContext
 from botbuilder.core.serializer_helper import serializer_helper
-from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
+from botbuilder.integration.aiohttp import (
+    CloudAdapter,
+    ConfigurationBotFrameworkAuthentication,
+)
 from botbuilder.schema import Activity, ActivityTypes, ConversationReference
 from msrest.exceptions import HttpOperationError
 
 from adapters.teams import translate as t
 from adapters.teams.perf import PooledConnectors, speed_up_msrest
 from bot.config import Settings
-from bot.health import Check
 from bot.handler import ConversationHandler
+from bot.health import Check
 from bot.models import Incoming, Reply
 
 if TYPE_CHECKING:
