@@ -309,6 +309,17 @@ async def test_a_storm_is_stored_delivered_and_grouped(rig: AlertRig) -> None:
     assert "Seen 290×" in dumps(rig.slack.called("chat.update")[-1]["blocks"])
 
 
+async def test_posts_to_one_channel_are_paced(rig: AlertRig) -> None:
+    await rig.stop()
+    await rig.start(HEALTHBOT_ALERT_PACE_SECONDS="0.1")
+    for i in range(5):
+        await rig.send(generic(f"Paced alert {i}"))
+    await rig.delivered()
+    times = [c.at for c in rig.slack.api if c.method == "chat.postMessage"]
+    assert len(times) == 5
+    assert all(later - earlier >= 0.09 for earlier, later in zip(times, times[1:]))
+
+
 async def test_alert_text_cannot_ping_or_forge(rig: AlertRig) -> None:
     await rig.send(generic("<!channel> @here *x* <https://evil.example|click>", text="<@U0USER1234> <!everyone>"))
     await rig.delivered()

@@ -104,6 +104,7 @@ MIGRATIONS: list[str] = [
         done_at REAL
     );
     CREATE INDEX alert_outbox_due ON alert_outbox (status, next_attempt_at);
+    CREATE INDEX alert_outbox_by_thread ON alert_outbox (alert_key, target, status);
     CREATE TABLE alert_threads (
         alert_key TEXT NOT NULL,
         target TEXT NOT NULL,

@@ -44,6 +44,7 @@ def sign(body: bytes, *, secret: str = SIGNING_SECRET, timestamp: int | None = N
 class ApiCall:
     method: str
     params: dict[str, Any]
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
