@@ -120,6 +120,15 @@ class Settings(BaseSettings):
             )
         return self
 
+    @field_validator("mlflow_tracking_uri")
+    @classmethod
+    def _mlflow_installed(cls, value: str | None) -> str | None:
+        import importlib.util
+
+        if value and importlib.util.find_spec("mlflow") is None:
+            raise ValueError("tracing needs mlflow: pip install 'healthbot[tracing]' (or unset MLFLOW_TRACKING_URI)")
+        return value
+
     @model_validator(mode="after")
     def _routes_parse(self) -> Settings:
         from bot.alerts.routes import load_router

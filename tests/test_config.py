@@ -62,3 +62,13 @@ def test_slack_token_without_a_way_in_is_an_error(monkeypatch: pytest.MonkeyPatc
         load_settings()
     monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-1")
     assert load_settings().slack_app_token is not None
+
+
+def test_tracing_without_mlflow_installed_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else real(name, *a))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "databricks")
+    with pytest.raises(ConfigError, match=r"MLFLOW_TRACKING_URI: .*pip install 'healthbot\[tracing\]'"):
+        load_settings()
