@@ -15,8 +15,7 @@ from typing import Any
 from bot.models import Incoming, Platform, Reply, ThreadKey
 from bot.quick import QUICK_QUESTIONS
 
-MARKDOWN_LIMIT = 12_000  # characters across all markdown blocks of one message
-CHUNK = 11_000  # leaves room for the continuation marker
+CHUNK = 11_000  # Slack allows 12,000 characters across a message's markdown blocks; room for the marker
 FALLBACK_LIMIT = 3_000  # `text` is only the notification / screen-reader fallback
 
 FEEDBACK_UP = "feedback_up"

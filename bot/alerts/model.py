@@ -19,7 +19,6 @@ class AlertSource(StrEnum):
 # States: SQL alerts use TRIGGERED / OK / UNKNOWN / ERROR; job runs started / succeeded / failed / warning.
 STATE_MARKS = {"TRIGGERED": "🔴", "ERROR": "🔴", "failed": "🔴", "warning": "🟠", "OK": "✅", "succeeded": "✅",
                "started": "▶️", "UNKNOWN": "⚪"}
-FIRING_STATES = frozenset({"TRIGGERED", "ERROR", "failed", "warning"})
 CLEAR_STATES = frozenset({"OK", "succeeded"})
 
 
@@ -43,10 +42,6 @@ class Alert(BaseModel):
     @property
     def mark(self) -> str:
         return STATE_MARKS.get(self.state, "🔔")
-
-    @property
-    def firing(self) -> bool:
-        return self.state in FIRING_STATES
 
     @property
     def clear(self) -> bool:

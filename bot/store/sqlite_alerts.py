@@ -133,14 +133,6 @@ class SqliteAlertStore:
         return AlertThread(row[0], row[1], json.loads(row[2]), row[3], row[4], row[5], row[6], row[7], row[8],
                            bool(row[9]), json.loads(row[10]))
 
-    def thread_by_ref(self, target: str, ref_key: str, ref_value: str) -> AlertThread | None:
-        for (key,) in self._db.execute(
-            "SELECT alert_key FROM alert_threads WHERE target = ? AND json_extract(thread_ref, ?) = ?",
-            (target, f"$.{ref_key}", ref_value),
-        ).fetchall():
-            return self.thread(key, target)
-        return None
-
     def save_thread(self, thread: AlertThread) -> None:
         self._db.execute(
             "INSERT INTO alert_threads (alert_key, target, thread_ref, state, state_since, first_seen, last_seen, count, "
