@@ -20,6 +20,7 @@ from adapters.slack.manifest import (
     render_manifest,
 )
 from bot.models import Reply
+from bot.text import split_markdown
 
 FIXTURES = Path(__file__).parent / "fixtures" / "slack"
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,7 +90,7 @@ def test_fallback_text_escapes_and_converts() -> None:
 def test_split_is_lossless_and_keeps_code_fences_balanced() -> None:
     code = "```sql\n" + "\n".join(f"SELECT {i};" for i in range(2000)) + "\n```"
     text = "Intro paragraph.\n\n" + code + "\n\nOutro."
-    parts = t.split_markdown(text, limit=5000)
+    parts = split_markdown(text, limit=5000)
     assert len(parts) > 3 and all(len(p) <= 5000 + 8 for p in parts)
     assert all(p.count("```") % 2 == 0 for p in parts)
     joined = "".join(parts)

@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from bot.models import Incoming, Platform, Reply, ThreadKey
+from bot.text import split_markdown
 from bot.quick import QUICK_QUESTIONS
 
 CHUNK = 11_000  # Slack allows 12,000 characters across a message's markdown blocks; room for the marker
@@ -92,55 +93,6 @@ def fallback_text(markdown: str) -> str:
     return text if len(text) <= FALLBACK_LIMIT else text[: FALLBACK_LIMIT - 1] + "…"
 
 
-def split_markdown(markdown: str, limit: int = CHUNK) -> list[str]:
-    """Split at paragraph (then line) boundaries; a code fence cut in two is closed and reopened."""
-    if len(markdown) <= limit:
-        return [markdown]
-    pieces: list[str] = []
-    for paragraph in markdown.split("\n\n"):
-        pieces.extend([paragraph] if len(paragraph) <= limit else _hard_split(paragraph, limit))
-    chunks: list[str] = []
-    current = ""
-    for piece in pieces:
-        candidate = f"{current}\n\n{piece}" if current else piece
-        if current and len(candidate) > limit:
-            chunks.append(current)
-            current = piece
-        else:
-            current = candidate
-    if current:
-        chunks.append(current)
-    return _close_fences(chunks)
-
-
-def _hard_split(text: str, limit: int) -> list[str]:
-    out: list[str] = []
-    current = ""
-    lines = text.splitlines(keepends=True)
-    for line in lines:
-        while len(line) > limit:  # one enormous line: cut it, nothing is dropped
-            out.append(current + line[: limit - len(current)])
-            line, current = line[limit - len(current):], ""
-        if len(current) + len(line) > limit:
-            out.append(current)
-            current = ""
-        current += line
-    if current:
-        out.append(current)
-    return out
-
-
-def _close_fences(chunks: list[str]) -> list[str]:
-    """A chunk that ends inside ``` closes it, and the next one reopens it."""
-    fixed: list[str] = []
-    carry = False
-    for chunk in chunks:
-        text = ("```\n" + chunk) if carry else chunk
-        carry = text.count("```") % 2 == 1
-        fixed.append(text + "\n```" if carry else text)
-    return fixed
-
-
 def context_line(reply: Reply) -> str:
     return to_mrkdwn(reply.footer())[:3000]
 
@@ -155,7 +107,7 @@ def _button(text: str, action_id: str, value: str, style: str | None = None) -> 
 
 def answer_messages(reply: Reply) -> list[tuple[str, list[dict[str, Any]]]]:
     """(text, blocks) for each message of an answer: long answers become several, all complete."""
-    chunks = split_markdown(reply.content)
+    chunks = split_markdown(reply.content, CHUNK)
     messages = []
     for index, chunk in enumerate(chunks):
         last = index == len(chunks) - 1

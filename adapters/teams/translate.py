@@ -15,6 +15,7 @@ from botbuilder.core import TurnContext
 from botbuilder.schema import Activity, ActivityTypes, Attachment
 
 from bot.models import Incoming, Platform, Reply, ThreadKey
+from bot.text import split_markdown
 from bot.quick import QUICK_QUESTIONS
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
@@ -150,27 +151,6 @@ def markdown_body(markdown: str) -> list[dict[str, Any]]:
     return body
 
 
-def split_markdown(markdown: str, limit: int = CHUNK) -> list[str]:
-    """Long answers become several cards at paragraph boundaries; nothing is dropped."""
-    if len(markdown) <= limit:
-        return [markdown]
-    chunks: list[str] = []
-    current = ""
-    for paragraph in markdown.split("\n\n"):
-        while len(paragraph) > limit:
-            chunks.append(paragraph[:limit])
-            paragraph = paragraph[limit:]
-        candidate = f"{current}\n\n{paragraph}" if current else paragraph
-        if current and len(candidate) > limit:
-            chunks.append(current)
-            current = paragraph
-        else:
-            current = candidate
-    if current:
-        chunks.append(current)
-    return chunks
-
-
 # -- cards ------------------------------------------------------------------------------------
 
 
@@ -192,7 +172,7 @@ def execute(title: str, verb: str, data: dict[str, Any]) -> dict[str, Any]:
 
 
 def answer_cards(reply: Reply) -> list[dict[str, Any]]:
-    chunks = split_markdown(reply.content)
+    chunks = split_markdown(reply.content, CHUNK)
     cards = []
     for index, chunk in enumerate(chunks):
         body = markdown_body(chunk)

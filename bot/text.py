@@ -1,0 +1,52 @@
+"""Platform-neutral text handling: long answers become several messages, never cut."""
+
+from __future__ import annotations
+
+
+def split_markdown(markdown: str, limit: int) -> list[str]:
+    """Split at paragraph (then line) boundaries; a code fence cut in two is closed and reopened."""
+    if len(markdown) <= limit:
+        return [markdown]
+    pieces: list[str] = []
+    for paragraph in markdown.split("\n\n"):
+        pieces.extend([paragraph] if len(paragraph) <= limit else _hard_split(paragraph, limit))
+    chunks: list[str] = []
+    current = ""
+    for piece in pieces:
+        candidate = f"{current}\n\n{piece}" if current else piece
+        if current and len(candidate) > limit:
+            chunks.append(current)
+            current = piece
+        else:
+            current = candidate
+    if current:
+        chunks.append(current)
+    return _close_fences(chunks)
+
+
+def _hard_split(text: str, limit: int) -> list[str]:
+    out: list[str] = []
+    current = ""
+    lines = text.splitlines(keepends=True)
+    for line in lines:
+        while len(line) > limit:  # one enormous line: cut it, nothing is dropped
+            out.append(current + line[: limit - len(current)])
+            line, current = line[limit - len(current):], ""
+        if len(current) + len(line) > limit:
+            out.append(current)
+            current = ""
+        current += line
+    if current:
+        out.append(current)
+    return out
+
+
+def _close_fences(chunks: list[str]) -> list[str]:
+    """A chunk that ends inside ``` closes it, and the next one reopens it."""
+    fixed: list[str] = []
+    carry = False
+    for chunk in chunks:
+        text = ("```\n" + chunk) if carry else chunk
+        carry = text.count("```") % 2 == 1
+        fixed.append(text + "\n```" if carry else text)
+    return fixed
