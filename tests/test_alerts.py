@@ -187,6 +187,21 @@ async def test_bad_bodies(rig: AlertRig) -> None:
     assert rig.roots() == []
 
 
+async def test_a_body_arriving_in_slow_chunks_is_read_whole(rig: AlertRig) -> None:
+    data = json.dumps(generic(text="y" * 100_000)).encode()
+
+    async def slowly():  # type: ignore[no-untyped-def]
+        for start in range(0, len(data), 16_384):
+            yield data[start:start + 16_384]
+            await asyncio.sleep(0.02)
+
+    async with aiohttp.ClientSession() as http, http.post(
+        f"{rig.url}/alerts/databricks", data=slowly(),
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+
+
 async def test_routes_match_continue_and_default(rig: AlertRig) -> None:
     routes = rig.tmp_path / "routes.yml"
     routes.write_text(
@@ -371,3 +386,16 @@ async def test_teams_targets_use_the_stored_reference(rig: AlertRig) -> None:
     status = rig.dispatcher.status()
     assert status["failed"] == 2 and "install the healthbot app" in status["recent_failures"][0][1]
     del thread
+
+
+async def test_a_chunked_body_over_the_limit_is_413(rig: AlertRig) -> None:
+    async def endless():  # type: ignore[no-untyped-def]
+        yield b'{"name": "x", "state": "TRIGGERED", "text": "'
+        for _ in range(40):
+            yield b"z" * 16_384
+
+    async with aiohttp.ClientSession() as http, http.post(
+        f"{rig.url}/alerts/databricks", data=endless(),
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    ) as resp:
+        assert resp.status == 413

@@ -51,15 +51,18 @@ class AlertWebhook:
         if secret is None or not hmac.compare_digest(secret.encode(), self.token.encode()):
             return web.json_response({"error": "unauthorized: use Bearer <token> or Basic auth with the token as password"},
                                      status=401, headers={"WWW-Authenticate": 'Basic realm="healthbot alerts"'})
+        too_large = web.json_response({"error": f"body over {self.max_body_bytes} bytes"}, status=413)
         if (request.content_length or 0) > self.max_body_bytes:
-            return web.json_response({"error": f"body over {self.max_body_bytes} bytes"}, status=413)
-        body = await request.content.read(self.max_body_bytes + 1)
-        if len(body) > self.max_body_bytes:
-            return web.json_response({"error": f"body over {self.max_body_bytes} bytes"}, status=413)
+            return too_large
+        body = bytearray()
+        async for chunk in request.content.iter_any():  # chunked bodies have no length: count as they come
+            body += chunk
+            if len(body) > self.max_body_bytes:
+                return too_large
         try:
             alert = parse_alert(json.loads(body), workspace_host=self.workspace_host)
         except ValueError as exc:  # includes JSONDecodeError
-            log.warning("alert webhook refused (%s); body starts: %r", exc, body[:LOGGED_BODY_BYTES])
+            log.warning("alert webhook refused (%s); body starts: %r", exc, bytes(body[:LOGGED_BODY_BYTES]))
             return web.json_response({"error": str(exc)}, status=400)
         targets = self.dispatcher.submit(alert)
         return web.json_response({"ok": True, "key": alert.key, "state": alert.state, "targets": targets})
