@@ -275,6 +275,11 @@ async def test_bad_and_stale_signatures_are_401(rig: SlackRig) -> None:
     assert rig.slack.api == []
 
 
+async def test_ssl_check_is_answered(rig: SlackRig) -> None:
+    status, _ = await rig.form({"ssl_check": "1", "token": "XXYYZZverificationtoken"})
+    assert status == 200
+
+
 async def test_malformed_but_signed_body_is_400(rig: SlackRig) -> None:
     status, text = await rig.post(b"{not json")
     assert status == 400 and "malformed body" in text

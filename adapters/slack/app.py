@@ -325,7 +325,7 @@ class SlackBot:
 def _check_form(text: str, content_type: str) -> None:
     """Reject a form Slack never sends, with a reason (Bolt would call it an unhandled request)."""
     if content_type == "application/x-www-form-urlencoded":
-        if not text.startswith("payload=") and "command=" not in text:
+        if not text.startswith("payload=") and "command=" not in text and "ssl_check=" not in text:
             raise ValueError("neither a slash command nor an interactivity payload")
     elif content_type != "application/json":
         raise ValueError(f"unsupported content type {content_type or 'none'}")
