@@ -29,7 +29,7 @@ class AlertCollector(Collector):
         self.dispatcher = dispatcher
 
     def collect(self) -> Iterator[Any]:
-        counts = self.dispatcher.alerts.counts()
+        counts = self.dispatcher.last_counts  # collectors are synchronous: the worker keeps these fresh
         received = CounterMetricFamily("healthbot_alerts_received", "Alert webhooks accepted by this process")
         received.add_metric([], self.dispatcher.received)
         yield received

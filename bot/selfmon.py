@@ -54,7 +54,7 @@ class SelfMonitor(BackgroundLoop):
         ]
         for rule, name, breached, value, threshold, domain in checks:
             state = "TRIGGERED" if breached else "OK"
-            previous = self._last.get(rule, self._stored_state(rule))
+            previous = self._last[rule] if rule in self._last else await self._stored_state(rule)
             if state == previous or (previous is None and state == "OK"):
                 self._last[rule] = state
                 continue
@@ -62,15 +62,15 @@ class SelfMonitor(BackgroundLoop):
                           severity="high" if breached else "info", domain=domain, value=value, operator=">",
                           threshold=threshold, description=f"Over the last hour: {len(rows)} requests on the bot's "
                                                            f"own request log.")
-            self.dispatcher.submit(alert)
+            await self.dispatcher.submit(alert)
             submitted.append(alert)
             self._last[rule] = state
         return submitted
 
-    def _stored_state(self, rule: str) -> str | None:
+    async def _stored_state(self, rule: str) -> str | None:
         """After a restart: the state of the rule's thread, so a breach still open is resolved later."""
         for target in self.dispatcher.router.all_targets:
-            thread = self.dispatcher.alerts.thread(f"healthbot:{rule}", str(target))
+            thread = await self.dispatcher.alerts.thread(f"healthbot:{rule}", str(target))
             if thread is not None:
                 return thread.state
         return None

@@ -283,12 +283,12 @@ async def test_slack_errors_delay_delivery_then_deliver_once(rig: AlertRig) -> N
     rig.slack.fail("chat.postMessage", 500, {"ok": False, "error": "internal_error"}, times=6)
     await rig.send(generic())
     await asyncio.sleep(0.3)
-    counts = rig.dispatcher.status()
+    counts = (await rig.dispatcher.status())
     assert counts["pending"] == 1 and rig.roots() == []
     rig.dispatcher.backoff_base_s = 0.01
     rig.dispatcher.alerts._db.execute("UPDATE alert_outbox SET next_attempt_at = 0")
     await rig.delivered()
-    assert len(rig.roots()) == 1 and rig.dispatcher.status()["delivered"] == 1
+    assert len(rig.roots()) == 1 and (await rig.dispatcher.status())["delivered"] == 1
 
 
 async def test_pending_deliveries_survive_a_restart(rig: AlertRig) -> None:
@@ -308,7 +308,7 @@ async def test_a_gone_channel_fails_for_good_with_the_reason(rig: AlertRig) -> N
     rig.slack.fail("chat.postMessage", 200, {"ok": False, "error": "channel_not_found"})
     await rig.send(generic())
     await rig.delivered()
-    status = rig.dispatcher.status()
+    status = (await rig.dispatcher.status())
     assert status["failed"] == 1 and "channel_not_found" in status["recent_failures"][0][1]
 
 
@@ -316,7 +316,7 @@ async def test_a_storm_is_stored_delivered_and_grouped(rig: AlertRig) -> None:
     statuses = await asyncio.gather(*(rig.send(generic(f"Storm alert {i}")) for i in range(300)))
     assert all(status == 200 for status, _ in statuses)
     await rig.delivered()
-    status = rig.dispatcher.status()
+    status = (await rig.dispatcher.status())
     assert status["delivered"] == 300 and status["pending"] == 0 and status["failed"] == 0
     roots = rig.roots()
     assert len(roots) == 11  # ten alerts, then one digest thread for the rest
@@ -383,7 +383,7 @@ async def test_teams_targets_use_the_stored_reference(rig: AlertRig) -> None:
     reply = next(s for s in rig.connector.sent if s.kind == "reply" and "resolved after" in (s.activity.get("text") or ""))
     assert reply.conversation_id.startswith(f"{channel};messageid=")
     assert any(s.kind == "update" for s in rig.connector.sent)
-    status = rig.dispatcher.status()
+    status = (await rig.dispatcher.status())
     assert status["failed"] == 2 and "install the healthbot app" in status["recent_failures"][0][1]
     del thread
 

@@ -123,7 +123,7 @@ class TeamsBot(TeamsActivityHandler):
             await dispatcher.acknowledge(target, key, (who.name or who.id) if who else "someone")
         else:
             self.teams.spawn(dispatcher.investigate_key(target, key, str(who.aad_object_id or who.id) if who else ""))
-        view = dispatcher.view_for(target, key)
+        view = await dispatcher.view_for(target, key)
         return card_response(alert_card(view, channel) if view else t.notice("That alert is no longer known."))
 
     async def _feedback(self, activity: Activity, data: dict[str, Any]) -> AdaptiveCardInvokeResponse:

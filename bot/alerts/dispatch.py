@@ -55,15 +55,16 @@ class AlertDispatcher(BackgroundLoop):
         self._wake = asyncio.Event()
         self._last_post: dict[str, float] = {}
         self.received = 0
+        self.last_counts: dict[str, int] = {"pending": 0, "delivered": 0, "failed": 0}  # for /metrics scrapes
 
     # -- intake -----------------------------------------------------------------------------
 
-    def submit(self, alert: Alert) -> int:
+    async def submit(self, alert: Alert) -> int:
         """Store the alert and one delivery per routed target; returns how many targets."""
         route = self.router.route(alert)
         targets = [(str(target), route.investigate) for target in route.targets]
         if targets:
-            self.alerts.enqueue(alert.key, alert.model_dump(mode="json"), targets)
+            await self.alerts.enqueue(alert.key, alert.model_dump(mode="json"), targets)
             self._wake.set()
         else:
             log.warning("alert %r matched no route and HEALTHBOT_ALERT_CHANNELS is empty: not delivered", alert.name)
@@ -75,12 +76,13 @@ class AlertDispatcher(BackgroundLoop):
     async def _run(self) -> None:
         while True:
             try:
-                due = self.alerts.lease_due()
+                due = await self.alerts.lease_due()
                 for delivery in due:
                     await self._deliver(delivery)
+                self.last_counts = await self.alerts.counts()
                 if due:
                     continue
-                next_at = self.alerts.next_due_at()
+                next_at = await self.alerts.next_due_at()
                 wait = 30.0 if next_at is None else max(0.0, min(30.0, next_at - time.time()))
                 self._wake.clear()
                 with contextlib.suppress(asyncio.TimeoutError):
@@ -94,7 +96,7 @@ class AlertDispatcher(BackgroundLoop):
     async def drain(self, timeout: float = 30.0) -> None:
         """Wait until nothing is pending (tests, benchmarks)."""
         deadline = time.monotonic() + timeout
-        while self.alerts.counts()["pending"] and time.monotonic() < deadline:
+        while (await self.alerts.counts())["pending"] and time.monotonic() < deadline:
             self._wake.set()
             await asyncio.sleep(0.02)
 
@@ -102,15 +104,15 @@ class AlertDispatcher(BackgroundLoop):
         try:
             target = parse_target(delivery.target)
         except ValueError as exc:
-            self.alerts.failed(delivery.id, str(exc))
+            await self.alerts.failed(delivery.id, str(exc))
             return
         sink = self.sinks.get(target.platform)
         if sink is None:
-            self.alerts.failed(delivery.id, f"{target.platform.value} is not configured in healthbot")
+            await self.alerts.failed(delivery.id, f"{target.platform.value} is not configured in healthbot")
             return
         wait = self._last_post.get(delivery.target, 0.0) + self.pace_s - time.monotonic()
         if wait > 0:  # Slack allows ~1 message per second per channel: pace, never drop
-            self.alerts.postpone(delivery.id, time.time() + wait)
+            await self.alerts.postpone(delivery.id, time.time() + wait)
             return
         self._last_post[delivery.target] = time.monotonic()
         alert = Alert.model_validate(delivery.alert)
@@ -121,25 +123,25 @@ class AlertDispatcher(BackgroundLoop):
         except DeliveryError as exc:
             if exc.permanent or delivery.attempts + 1 >= self.max_attempts:
                 log.error("alert %s to %s failed for good: %s", alert.key, delivery.target, exc.reason)
-                self.alerts.failed(delivery.id, exc.reason)
+                await self.alerts.failed(delivery.id, exc.reason)
                 return
-            self._retry(delivery, exc.reason, exc.retry_after)
+            await self._retry(delivery, exc.reason, exc.retry_after)
             return
         except Exception as exc:  # an outage we have no words for yet: retry it
             log.warning("alert %s to %s: %s, will retry", alert.key, delivery.target, exc)
-            self._retry(delivery, f"{type(exc).__name__}: {exc}", None)
+            await self._retry(delivery, f"{type(exc).__name__}: {exc}", None)
             return
-        self.alerts.delivered(delivery.id)
+        await self.alerts.delivered(delivery.id)
 
-    def _retry(self, delivery: Delivery, reason: str, retry_after: float | None) -> None:
+    async def _retry(self, delivery: Delivery, reason: str, retry_after: float | None) -> None:
         delay = retry_after or min(self.backoff_max_s, self.backoff_base_s * 2 ** delivery.attempts) * random.uniform(0.5, 1.0)
-        self.alerts.retry_later(delivery.id, reason, time.time() + delay)
+        await self.alerts.retry_later(delivery.id, reason, time.time() + delay)
 
     # -- one alert, one thread --------------------------------------------------------------
 
     async def _apply(self, sink: AlertSink, target: ChannelTarget, alert: Alert, investigate: bool) -> None:
         now = time.time()
-        thread = self.alerts.thread(alert.key, str(target))
+        thread = await self.alerts.thread(alert.key, str(target))
         if thread is None:
             await self._open(sink, target, alert, investigate, now)
             return
@@ -153,15 +155,15 @@ class AlertDispatcher(BackgroundLoop):
         thread.alert = alert.model_dump(mode="json")
         if not thread.digest:
             await sink.update_root(target.channel, thread.thread_ref, self._view(thread))
-        self.alerts.save_thread(thread)
+        await self.alerts.save_thread(thread)
 
     async def _open(self, sink: AlertSink, target: ChannelTarget, alert: Alert, investigate: bool, now: float) -> None:
-        if self.alerts.new_roots_since(str(target), now - STORM_WINDOW_S) >= self.storm_threshold:
+        if await self.alerts.new_roots_since(str(target), now - STORM_WINDOW_S) >= self.storm_threshold:
             await self._into_digest(sink, target, alert, now)
             return
         thread = AlertThread(alert.key, str(target), {}, alert.state, now, now, now, 1, "", False, alert.model_dump(mode="json"))
         thread.thread_ref = await sink.post_root(target.channel, self._view(thread))
-        self.alerts.save_thread(thread)
+        await self.alerts.save_thread(thread)
         key = sink.thread_key(target.channel, thread.thread_ref)
         session = await self.handler.store.session_for(key)
         await self.handler.store.append_message(session.session_id, ChatMessage("system", alert.context_text()))
@@ -170,7 +172,7 @@ class AlertDispatcher(BackgroundLoop):
 
     async def _into_digest(self, sink: AlertSink, target: ChannelTarget, alert: Alert, now: float) -> None:
         """A storm: one digest thread per channel and minute instead of a root per alert."""
-        digest = self.alerts.thread(DIGEST_KEY, str(target))
+        digest = await self.alerts.thread(DIGEST_KEY, str(target))
         line = f"{alert.name}: {alert.state}"
         if digest is None or digest.first_seen < now - STORM_WINDOW_S:
             summary = Alert(source=AlertSource.HEALTHBOT, key=DIGEST_KEY, name="Alert storm: grouping new alerts",
@@ -185,8 +187,8 @@ class AlertDispatcher(BackgroundLoop):
             summary.description = (summary.description + "\n" + line)[-2500:]
             digest.alert = summary.model_dump(mode="json")
             await sink.update_root(target.channel, digest.thread_ref, self._view(digest))
-        self.alerts.save_thread(digest)
-        self.alerts.save_thread(AlertThread(alert.key, str(target), digest.thread_ref, alert.state, now, now, now, 1, "",
+        await self.alerts.save_thread(digest)
+        await self.alerts.save_thread(AlertThread(alert.key, str(target), digest.thread_ref, alert.state, now, now, now, 1, "",
                                             True, alert.model_dump(mode="json")))
 
     @staticmethod
@@ -206,12 +208,12 @@ class AlertDispatcher(BackgroundLoop):
     # -- buttons ----------------------------------------------------------------------------
 
     async def acknowledge(self, target: ChannelTarget, alert_key: str, user: str) -> bool:
-        thread = self.alerts.thread(alert_key, str(target))
+        thread = await self.alerts.thread(alert_key, str(target))
         sink = self.sinks.get(target.platform)
         if thread is None or sink is None:
             return False
         thread.acknowledged_by = user
-        self.alerts.save_thread(thread)
+        await self.alerts.save_thread(thread)
         await sink.update_root(target.channel, thread.thread_ref, self._view(thread))
         return True
 
@@ -223,16 +225,18 @@ class AlertDispatcher(BackgroundLoop):
         await sink.ask_in_thread(target.channel, thread.thread_ref, message)
 
     async def investigate_key(self, target: ChannelTarget, alert_key: str, user_id: str) -> bool:
-        thread = self.alerts.thread(alert_key, str(target))
+        thread = await self.alerts.thread(alert_key, str(target))
         sink = self.sinks.get(target.platform)
         if thread is None or sink is None:
             return False
         await self.investigate(sink, target, thread, user_id=user_id)
         return True
 
-    def view_for(self, target: ChannelTarget, alert_key: str) -> AlertView | None:
-        thread = self.alerts.thread(alert_key, str(target))
+    async def view_for(self, target: ChannelTarget, alert_key: str) -> AlertView | None:
+        thread = await self.alerts.thread(alert_key, str(target))
         return self._view(thread) if thread is not None else None
 
-    def status(self) -> dict[str, Any]:
-        return {**self.alerts.counts(), "recent_failures": self.alerts.recent_failures()}
+    async def status(self) -> dict[str, Any]:
+        counts = await self.alerts.counts()
+        self.last_counts = counts
+        return {**counts, "recent_failures": await self.alerts.recent_failures()}

@@ -64,5 +64,5 @@ class AlertWebhook:
         except ValueError as exc:  # includes JSONDecodeError
             log.warning("alert webhook refused (%s); body starts: %r", exc, bytes(body[:LOGGED_BODY_BYTES]))
             return web.json_response({"error": str(exc)}, status=400)
-        targets = self.dispatcher.submit(alert)
+        targets = await self.dispatcher.submit(alert)
         return web.json_response({"ok": True, "key": alert.key, "state": alert.state, "targets": targets})

@@ -70,8 +70,8 @@ FAILURE_WINDOW_S = 3600.0
 def alert_check(dispatcher: AlertDispatcher) -> Callable[[], Awaitable[Check]]:
     """Degraded while a delivery failed for good in the last hour; the backlog is reported."""
     async def check() -> Check:
-        counts = dispatcher.alerts.counts()
-        recent = dispatcher.alerts.recent_failures(1, since=time.time() - FAILURE_WINDOW_S)
+        counts = await dispatcher.alerts.counts()
+        recent = await dispatcher.alerts.recent_failures(1, since=time.time() - FAILURE_WINDOW_S)
         backlog = f"{counts['pending']} pending, {counts['delivered']} delivered, {counts['failed']} failed"
         if recent:
             target, reason = recent[0]

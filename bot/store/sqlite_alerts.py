@@ -46,7 +46,7 @@ class SqliteAlertStore:
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
 
-    def enqueue(self, alert_key: str, alert: dict[str, Any], targets: list[tuple[str, bool]]) -> int:
+    async def enqueue(self, alert_key: str, alert: dict[str, Any], targets: list[tuple[str, bool]]) -> int:
         now = time.time()
         self._db.execute("BEGIN IMMEDIATE")
         try:
@@ -65,7 +65,7 @@ class SqliteAlertStore:
             raise
         return event_id
 
-    def lease_due(self, limit: int = 50) -> list[Delivery]:
+    async def lease_due(self, limit: int = 50) -> list[Delivery]:
         """Due rows in arrival order, leased to this worker; per alert and target only the oldest,
         so the states of one alert are delivered in the order they happened."""
         now = time.time()
@@ -87,44 +87,44 @@ class SqliteAlertStore:
                 leased.append(Delivery(row[0], row[1], row[2], row[3], bool(row[4]), row[5], json.loads(row[6])))
         return leased
 
-    def next_due_at(self) -> float | None:
+    async def next_due_at(self) -> float | None:
         found = self._db.execute(
             "SELECT min(max(next_attempt_at, lease_until)) FROM alert_outbox WHERE status = 'pending'"
         ).fetchone()
         return float(found[0]) if found and found[0] is not None else None
 
-    def delivered(self, delivery_id: int) -> None:
+    async def delivered(self, delivery_id: int) -> None:
         self._db.execute("UPDATE alert_outbox SET status = 'delivered', done_at = ?, lease_until = 0 WHERE id = ?",
                          (time.time(), delivery_id))
 
-    def retry_later(self, delivery_id: int, error: str, at: float) -> None:
+    async def retry_later(self, delivery_id: int, error: str, at: float) -> None:
         self._db.execute(
             "UPDATE alert_outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, lease_until = 0 "
             "WHERE id = ?", (error[:500], at, delivery_id))
 
-    def postpone(self, delivery_id: int, at: float) -> None:
+    async def postpone(self, delivery_id: int, at: float) -> None:
         """Not a failure: pacing a busy channel."""
         self._db.execute("UPDATE alert_outbox SET next_attempt_at = ?, lease_until = 0 WHERE id = ?", (at, delivery_id))
 
-    def failed(self, delivery_id: int, error: str) -> None:
+    async def failed(self, delivery_id: int, error: str) -> None:
         self._db.execute(
             "UPDATE alert_outbox SET status = 'failed', attempts = attempts + 1, last_error = ?, done_at = ?, "
             "lease_until = 0 WHERE id = ?", (error[:500], time.time(), delivery_id))
 
-    def counts(self) -> dict[str, int]:
+    async def counts(self) -> dict[str, int]:
         rows = self._db.execute("SELECT status, count(*) FROM alert_outbox GROUP BY status").fetchall()
         counts = {"pending": 0, "delivered": 0, "failed": 0}
         counts.update({str(status): int(n) for status, n in rows})
         return counts
 
-    def recent_failures(self, limit: int = 3, *, since: float = 0.0) -> list[tuple[str, str]]:
+    async def recent_failures(self, limit: int = 3, *, since: float = 0.0) -> list[tuple[str, str]]:
         rows = self._db.execute(
             "SELECT target, last_error FROM alert_outbox WHERE status = 'failed' AND done_at >= ? "
             "ORDER BY done_at DESC LIMIT ?", (since, limit),
         ).fetchall()
         return [(str(target), str(error)) for target, error in rows]
 
-    def thread(self, alert_key: str, target: str) -> AlertThread | None:
+    async def thread(self, alert_key: str, target: str) -> AlertThread | None:
         row = self._db.execute(
             "SELECT alert_key, target, thread_ref, state, state_since, first_seen, last_seen, count, acknowledged_by, "
             "digest, alert FROM alert_threads WHERE alert_key = ? AND target = ?", (alert_key, target)).fetchone()
@@ -133,7 +133,7 @@ class SqliteAlertStore:
         return AlertThread(row[0], row[1], json.loads(row[2]), row[3], row[4], row[5], row[6], row[7], row[8],
                            bool(row[9]), json.loads(row[10]))
 
-    def save_thread(self, thread: AlertThread) -> None:
+    async def save_thread(self, thread: AlertThread) -> None:
         self._db.execute(
             "INSERT INTO alert_threads (alert_key, target, thread_ref, state, state_since, first_seen, last_seen, count, "
             "acknowledged_by, digest, alert) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -145,7 +145,7 @@ class SqliteAlertStore:
              json.dumps(thread.alert, default=str)),
         )
 
-    def new_roots_since(self, target: str, since: float) -> int:
+    async def new_roots_since(self, target: str, since: float) -> int:
         return int(self._db.execute(
             "SELECT count(*) FROM alert_threads WHERE target = ? AND first_seen >= ? AND digest = 0", (target, since)
         ).fetchone()[0])
