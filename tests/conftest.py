@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,8 +15,6 @@ from tests.fakes.serving import FakeServing
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Tests never read the developer's Databricks / Slack / Teams environment or .env file."""
-    import os
-
     for name in list(os.environ):
         if name.startswith(("DATABRICKS_", "SLACK_", "MICROSOFT_APP_", "HEALTHBOT_", "MLFLOW_")):
             monkeypatch.delenv(name, raising=False)
@@ -37,6 +36,35 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     s = SqliteStore(tmp_path / "healthbot.db")
     yield s
     await s.close()
+
+
+POSTGRES_DSN = os.environ.get("HEALTHBOT_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+async def pg_schema() -> AsyncIterator[str]:
+    """A fresh schema in the local PostgreSQL per test, dropped afterwards.
+
+    On a developer machine without PostgreSQL the PostgreSQL tests are skipped; in CI (CI=true) an
+    unreachable server fails them, since the machine CI runs on starts PostgreSQL.
+    """
+    import uuid
+
+    import asyncpg
+
+    try:
+        db = await asyncpg.connect(POSTGRES_DSN, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"no PostgreSQL at {POSTGRES_DSN}: {exc}")
+    schema = f"hb_test_{uuid.uuid4().hex[:12]}"
+    await db.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield schema
+    finally:
+        await db.execute(f"DROP SCHEMA {schema} CASCADE")
+        await db.close()
 
 
 @pytest.fixture

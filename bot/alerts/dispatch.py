@@ -23,7 +23,7 @@ from bot.alerts.routes import Router
 from bot.background import BackgroundLoop
 from bot.handler import ConversationHandler
 from bot.models import Incoming, Platform
-from bot.store.sqlite_alerts import AlertThread, Delivery, SqliteAlertStore
+from bot.store.base import AlertStore, AlertThread, Delivery
 from bot.targets import ChannelTarget, parse_target
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def _at(ts: float) -> datetime:
 
 
 class AlertDispatcher(BackgroundLoop):
-    def __init__(self, *, alerts: SqliteAlertStore, handler: ConversationHandler, router: Router,
+    def __init__(self, *, alerts: AlertStore, handler: ConversationHandler, router: Router,
                  sinks: dict[Platform, AlertSink], enrich: Enricher | None = None, pace_s: float = 1.0,
                  storm_threshold: int = 10, max_attempts: int = 15, backoff_base_s: float = 2.0,
                  backoff_max_s: float = 300.0) -> None:

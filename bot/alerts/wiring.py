@@ -18,13 +18,10 @@ from bot.health import Check
 from bot.models import Platform
 from bot.selfmon import SelfMonitor, Thresholds
 from bot.store import Store
-from bot.store.sqlite import SqliteStore
 
 
 def mount_alerts(app: web.Application, *, settings: Settings, handler: ConversationHandler, store: Store,
                  adapters: list[Any]) -> AlertDispatcher:
-    if not isinstance(store, SqliteStore):
-        raise TypeError("the alert outbox needs the SQL store")
     sinks: dict[Platform, AlertSink] = {}
     for adapter in adapters:
         capable: AlertCapable = adapter

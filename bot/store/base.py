@@ -14,6 +14,7 @@ from agent.base import ChatMessage
 from bot.models import ThreadKey
 
 EVENT_TTL_S = 24 * 3600.0  # Slack retries for minutes, Bot Framework for less; a day is ample
+LEASE_S = 120.0  # an outbox row taken by a worker is not taken again before this, unless released
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,49 @@ class RequestLogRow:
     error: str | None = None
     cached: bool = False
     trace_id: str = ""  # the MLflow trace, when tracing is on
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: int
+    event_id: int
+    alert_key: str
+    target: str
+    investigate: bool
+    attempts: int
+    alert: dict[str, Any]
+
+
+@dataclass(slots=True)
+class AlertThread:
+    alert_key: str
+    target: str
+    thread_ref: dict[str, Any]
+    state: str
+    state_since: float
+    first_seen: float
+    last_seen: float
+    count: int
+    acknowledged_by: str
+    digest: bool
+    alert: dict[str, Any]
+
+
+class AlertStore(Protocol):
+    """The alert outbox and alert threads (see bot/alerts/dispatch.py for how they are used)."""
+
+    async def enqueue(self, alert_key: str, alert: dict[str, Any], targets: list[tuple[str, bool]]) -> int: ...
+    async def lease_due(self, limit: int = 50) -> list[Delivery]: ...
+    async def next_due_at(self) -> float | None: ...
+    async def delivered(self, delivery_id: int) -> None: ...
+    async def retry_later(self, delivery_id: int, error: str, at: float) -> None: ...
+    async def postpone(self, delivery_id: int, at: float) -> None: ...
+    async def failed(self, delivery_id: int, error: str) -> None: ...
+    async def counts(self) -> dict[str, int]: ...
+    async def recent_failures(self, limit: int = 3, *, since: float = 0.0) -> list[tuple[str, str]]: ...
+    async def thread(self, alert_key: str, target: str) -> AlertThread | None: ...
+    async def save_thread(self, thread: AlertThread) -> None: ...
+    async def new_roots_since(self, target: str, since: float) -> int: ...
 
 
 class Store(Protocol):
@@ -96,6 +140,10 @@ class Store(Protocol):
 
     async def feedback_since(self, since_ts: float) -> list[int]:
         """The +1 / -1 votes on requests logged since then."""
+        ...
+
+    @property
+    def alerts(self) -> AlertStore:
         ...
 
     async def ping(self) -> None:

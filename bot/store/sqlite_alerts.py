@@ -10,36 +10,9 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from dataclasses import dataclass
 from typing import Any
 
-LEASE_S = 120.0
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    id: int
-    event_id: int
-    alert_key: str
-    target: str
-    investigate: bool
-    attempts: int
-    alert: dict[str, Any]
-
-
-@dataclass(slots=True)
-class AlertThread:
-    alert_key: str
-    target: str
-    thread_ref: dict[str, Any]
-    state: str
-    state_since: float
-    first_seen: float
-    last_seen: float
-    count: int
-    acknowledged_by: str
-    digest: bool
-    alert: dict[str, Any]
+from bot.store.base import LEASE_S, AlertThread, Delivery
 
 
 class SqliteAlertStore:

@@ -1,0 +1,340 @@
+"""The shared store for several replicas: PostgreSQL or Databricks Lakebase, through asyncpg.
+
+Same interface and tables as the SQLite store. What changes is that other processes write too:
+event claims, session creation and outbox leases are single atomic statements (ON CONFLICT,
+FOR UPDATE SKIP LOCKED), so every event is answered once and every alert posted once, whichever
+replica took it; migrations run under an advisory lock so replicas starting together do not race.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from typing import Any
+
+from agent.base import ChatMessage
+from bot.models import ThreadKey
+from bot.store.base import EVENT_TTL_S, LEASE_S, AlertThread, Delivery, RequestLogRow, Session
+
+MIGRATION_LOCK = 0x6865616C  # "heal": the advisory lock id for schema changes
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE sessions (thread_key TEXT PRIMARY KEY, session_id TEXT NOT NULL,
+                           created_at DOUBLE PRECISION NOT NULL, last_active DOUBLE PRECISION NOT NULL);
+    CREATE TABLE messages (id BIGSERIAL PRIMARY KEY, session_id TEXT NOT NULL, role TEXT NOT NULL,
+                           content TEXT NOT NULL, request_id TEXT NOT NULL DEFAULT '', created_at DOUBLE PRECISION NOT NULL);
+    CREATE INDEX messages_by_session ON messages (session_id, id);
+    CREATE TABLE processed_events (event_id TEXT PRIMARY KEY, expires_at DOUBLE PRECISION NOT NULL);
+    CREATE INDEX processed_events_expiry ON processed_events (expires_at);
+    CREATE TABLE request_log (
+        request_id TEXT PRIMARY KEY, ts DOUBLE PRECISION NOT NULL, platform TEXT NOT NULL, workspace TEXT NOT NULL,
+        channel TEXT NOT NULL, thread TEXT NOT NULL, session_id TEXT NOT NULL, user_id TEXT NOT NULL,
+        question TEXT NOT NULL, answer TEXT NOT NULL, sources TEXT NOT NULL, confidence DOUBLE PRECISION,
+        domains TEXT NOT NULL, latency_ms DOUBLE PRECISION NOT NULL, endpoint_latency_ms DOUBLE PRECISION,
+        error TEXT, cached BOOLEAN NOT NULL DEFAULT FALSE, trace_id TEXT NOT NULL DEFAULT '');
+    CREATE INDEX request_log_by_ts ON request_log (ts);
+    CREATE TABLE feedback (request_id TEXT NOT NULL, user_id TEXT NOT NULL, value INTEGER NOT NULL,
+                           comment TEXT NOT NULL DEFAULT '', ts DOUBLE PRECISION NOT NULL, PRIMARY KEY (request_id, user_id));
+    CREATE TABLE conversation_refs (platform TEXT NOT NULL, channel TEXT NOT NULL, reference TEXT NOT NULL,
+                                    updated_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (platform, channel));
+    CREATE TABLE alert_events (id BIGSERIAL PRIMARY KEY, alert_key TEXT NOT NULL, alert TEXT NOT NULL,
+                               received_at DOUBLE PRECISION NOT NULL);
+    CREATE TABLE alert_outbox (
+        id BIGSERIAL PRIMARY KEY, event_id BIGINT NOT NULL, alert_key TEXT NOT NULL, target TEXT NOT NULL,
+        investigate BOOLEAN NOT NULL DEFAULT FALSE, status TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at DOUBLE PRECISION NOT NULL,
+        lease_until DOUBLE PRECISION NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '',
+        created_at DOUBLE PRECISION NOT NULL, done_at DOUBLE PRECISION);
+    CREATE INDEX alert_outbox_due ON alert_outbox (status, next_attempt_at);
+    CREATE INDEX alert_outbox_by_thread ON alert_outbox (alert_key, target, status);
+    CREATE TABLE alert_threads (
+        alert_key TEXT NOT NULL, target TEXT NOT NULL, thread_ref TEXT NOT NULL, state TEXT NOT NULL,
+        state_since DOUBLE PRECISION NOT NULL, first_seen DOUBLE PRECISION NOT NULL, last_seen DOUBLE PRECISION NOT NULL,
+        count INTEGER NOT NULL, acknowledged_by TEXT NOT NULL DEFAULT '', digest BOOLEAN NOT NULL DEFAULT FALSE,
+        alert TEXT NOT NULL, PRIMARY KEY (alert_key, target));
+    CREATE INDEX alert_threads_by_target ON alert_threads (target, first_seen);
+    """,
+]
+LOG_COLUMNS = ("request_id, ts, platform, workspace, channel, thread, session_id, user_id, question, answer, sources, "
+               "confidence, domains, latency_ms, endpoint_latency_ms, error, cached, trace_id")
+PURGE_EVERY_S = 60.0
+
+
+def _row_values(row: RequestLogRow) -> tuple[Any, ...]:
+    return (row.request_id, row.ts, row.platform, row.workspace, row.channel, row.thread, row.session_id, row.user_id,
+            row.question, row.answer, json.dumps(row.sources), row.confidence, json.dumps(row.domains), row.latency_ms,
+            row.endpoint_latency_ms, row.error, row.cached, row.trace_id)
+
+
+def _row_from(record: Any) -> RequestLogRow:
+    data = dict(record)
+    data["sources"] = json.loads(data["sources"])
+    data["domains"] = json.loads(data["domains"])
+    return RequestLogRow(**data)
+
+
+class PostgresStore:
+    def __init__(self, dsn: str, *, schema: str | None = None, min_size: int = 1, max_size: int = 10) -> None:
+        self.dsn = dsn
+        self.schema = schema
+        self._sizes = (min_size, max_size)
+        self._pool: Any = None
+        self._lock: asyncio.Lock | None = None
+        self._next_purge = 0.0
+
+    async def pool(self) -> Any:
+        """Connect (and migrate) on first use: the store is built before the event loop runs."""
+        if self._pool is not None:
+            return self._pool
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self._pool is None:
+                import asyncpg
+
+                settings = {"search_path": self.schema} if self.schema else None
+                pool = await asyncpg.create_pool(self.dsn, min_size=self._sizes[0], max_size=self._sizes[1],
+                                                 server_settings=settings)
+                await self._migrate(pool)
+                self._pool = pool
+        return self._pool
+
+    async def _migrate(self, pool: Any) -> None:
+        async with pool.acquire() as db, db.transaction():
+            await db.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            await db.execute("CREATE TABLE IF NOT EXISTS healthbot_schema (version INTEGER NOT NULL)")
+            current = await db.fetchval("SELECT max(version) FROM healthbot_schema") or 0
+            if current > len(MIGRATIONS):
+                raise RuntimeError(f"database schema version {current} is newer than this healthbot; upgrade healthbot")
+            for version in range(current, len(MIGRATIONS)):
+                await db.execute(MIGRATIONS[version])
+                await db.execute("INSERT INTO healthbot_schema (version) VALUES ($1)", version + 1)
+
+    @property
+    def schema_version(self) -> int:
+        return len(MIGRATIONS)
+
+    @property
+    def alerts(self) -> PostgresAlertStore:
+        return PostgresAlertStore(self)
+
+    # -- conversations ----------------------------------------------------------------------
+
+    async def claim_event(self, event_id: str, *, ttl_s: float = EVENT_TTL_S) -> bool:
+        pool = await self.pool()
+        now = time.time()
+        if now >= self._next_purge:
+            self._next_purge = now + PURGE_EVERY_S
+            await pool.execute("DELETE FROM processed_events WHERE expires_at < $1", now)
+        status = await pool.execute(
+            "INSERT INTO processed_events (event_id, expires_at) VALUES ($1, $2) ON CONFLICT (event_id) DO UPDATE "
+            "SET expires_at = EXCLUDED.expires_at WHERE processed_events.expires_at < $3", event_id, now + ttl_s, now)
+        return bool(status.endswith(" 1"))
+
+    async def session_for(self, key: ThreadKey, *, idle_after_s: float | None = None) -> Session:
+        pool = await self.pool()
+        now, thread_key = time.time(), key.as_text()
+        for _ in range(3):  # another replica may create or renew the session between two statements
+            found = await pool.fetchrow("SELECT session_id, last_active FROM sessions WHERE thread_key = $1", thread_key)
+            if found is not None and (idle_after_s is None or now - found["last_active"] <= idle_after_s):
+                await pool.execute("UPDATE sessions SET last_active = $2 WHERE thread_key = $1", thread_key, now)
+                return Session(found["session_id"], created=False)
+            fresh = str(uuid.uuid4())
+            if found is None:
+                made = await pool.fetchval(
+                    "INSERT INTO sessions (thread_key, session_id, created_at, last_active) VALUES ($1, $2, $3, $3) "
+                    "ON CONFLICT (thread_key) DO NOTHING RETURNING session_id", thread_key, fresh, now)
+            else:
+                made = await pool.fetchval(
+                    "UPDATE sessions SET session_id = $2, created_at = $3, last_active = $3 "
+                    "WHERE thread_key = $1 AND session_id = $4 RETURNING session_id",
+                    thread_key, fresh, now, found["session_id"])
+            if made is not None:
+                return Session(made, created=True)
+        raise RuntimeError(f"could not settle the session of {thread_key}")
+
+    async def new_session(self, key: ThreadKey) -> Session:
+        pool = await self.pool()
+        now, fresh = time.time(), str(uuid.uuid4())
+        await pool.execute(
+            "INSERT INTO sessions (thread_key, session_id, created_at, last_active) VALUES ($1, $2, $3, $3) "
+            "ON CONFLICT (thread_key) DO UPDATE SET session_id = EXCLUDED.session_id, created_at = EXCLUDED.created_at, "
+            "last_active = EXCLUDED.last_active", key.as_text(), fresh, now)
+        return Session(fresh, created=True)
+
+    async def has_session(self, key: ThreadKey) -> bool:
+        pool = await self.pool()
+        return await pool.fetchval("SELECT 1 FROM sessions WHERE thread_key = $1", key.as_text()) is not None
+
+    async def append_message(self, session_id: str, message: ChatMessage, *, request_id: str = "") -> None:
+        pool = await self.pool()
+        await pool.execute("INSERT INTO messages (session_id, role, content, request_id, created_at) VALUES ($1, $2, $3, $4, $5)",
+                           session_id, message.role, message.content, request_id, time.time())
+
+    async def recent_messages(self, session_id: str, limit: int) -> list[ChatMessage]:
+        pool = await self.pool()
+        rows = await pool.fetch("SELECT role, content FROM messages WHERE session_id = $1 ORDER BY id DESC LIMIT $2",
+                                session_id, limit)
+        return [ChatMessage(row["role"], row["content"]) for row in reversed(rows)]
+
+    async def log_request(self, row: RequestLogRow) -> None:
+        pool = await self.pool()
+        await pool.execute(self._insert_log_sql(), *_row_values(row))
+
+    @staticmethod
+    def _insert_log_sql() -> str:
+        return f"INSERT INTO request_log ({LOG_COLUMNS}) VALUES ({', '.join(f'${i}' for i in range(1, 19))})"
+
+    async def record_answer(self, session_id: str, message: ChatMessage, row: RequestLogRow) -> None:
+        pool = await self.pool()
+        async with pool.acquire() as db, db.transaction():
+            await db.execute("INSERT INTO messages (session_id, role, content, request_id, created_at) "
+                             "VALUES ($1, $2, $3, $4, $5)", session_id, message.role, message.content, row.request_id, time.time())
+            await db.execute(self._insert_log_sql(), *_row_values(row))
+
+    async def get_request(self, request_id: str) -> RequestLogRow | None:
+        pool = await self.pool()
+        found = await pool.fetchrow(f"SELECT {LOG_COLUMNS} FROM request_log WHERE request_id = $1", request_id)
+        return _row_from(found) if found is not None else None
+
+    async def record_feedback(self, request_id: str, *, user_id: str, value: int, comment: str = "") -> bool:
+        pool = await self.pool()
+        status = await pool.execute(
+            "INSERT INTO feedback (request_id, user_id, value, comment, ts) "
+            "SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM request_log WHERE request_id = $1) "
+            "ON CONFLICT (request_id, user_id) DO UPDATE SET value = EXCLUDED.value, comment = EXCLUDED.comment, ts = EXCLUDED.ts",
+            request_id, user_id, 1 if value > 0 else -1, comment, time.time())
+        return bool(status.endswith(" 1"))
+
+    async def requests_since(self, since_ts: float) -> list[RequestLogRow]:
+        pool = await self.pool()
+        rows = await pool.fetch(f"SELECT {LOG_COLUMNS} FROM request_log WHERE ts >= $1 ORDER BY ts", since_ts)
+        return [_row_from(row) for row in rows]
+
+    async def feedback_since(self, since_ts: float) -> list[int]:
+        pool = await self.pool()
+        rows = await pool.fetch("SELECT f.value FROM feedback f JOIN request_log r ON r.request_id = f.request_id "
+                                "WHERE r.ts >= $1", since_ts)
+        return [int(row["value"]) for row in rows]
+
+    async def save_reference(self, platform: str, channel: str, reference: dict[str, Any]) -> bool:
+        pool = await self.pool()
+        status = await pool.execute(
+            "INSERT INTO conversation_refs (platform, channel, reference, updated_at) VALUES ($1, $2, $3, $4) "
+            "ON CONFLICT (platform, channel) DO UPDATE SET reference = EXCLUDED.reference, updated_at = EXCLUDED.updated_at "
+            "WHERE conversation_refs.reference <> EXCLUDED.reference",
+            platform, channel, json.dumps(reference, sort_keys=True), time.time())
+        return bool(status.endswith(" 1"))
+
+    async def get_reference(self, platform: str, channel: str) -> dict[str, Any] | None:
+        pool = await self.pool()
+        found = await pool.fetchval("SELECT reference FROM conversation_refs WHERE platform = $1 AND channel = $2",
+                                    platform, channel)
+        return json.loads(found) if found is not None else None
+
+    async def ping(self) -> None:
+        pool = await self.pool()
+        if await pool.fetchval("SELECT pg_is_in_recovery()"):
+            raise RuntimeError("connected to a read-only replica")
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+
+class PostgresAlertStore:
+    def __init__(self, store: PostgresStore) -> None:
+        self.store = store
+
+    async def enqueue(self, alert_key: str, alert: dict[str, Any], targets: list[tuple[str, bool]]) -> int:
+        pool = await self.store.pool()
+        now = time.time()
+        async with pool.acquire() as db, db.transaction():
+            event_id = await db.fetchval("INSERT INTO alert_events (alert_key, alert, received_at) VALUES ($1, $2, $3) "
+                                         "RETURNING id", alert_key, json.dumps(alert, default=str), now)
+            await db.executemany(
+                "INSERT INTO alert_outbox (event_id, alert_key, target, investigate, next_attempt_at, created_at) "
+                "VALUES ($1, $2, $3, $4, $5, $5)", [(event_id, alert_key, target, investigate, now) for target, investigate in targets])
+        return int(event_id)
+
+    async def lease_due(self, limit: int = 50) -> list[Delivery]:
+        """Leased with FOR UPDATE SKIP LOCKED: replicas polling together never take the same row."""
+        pool = await self.store.pool()
+        now = time.time()
+        rows = await pool.fetch(
+            "WITH due AS (SELECT o.id FROM alert_outbox o WHERE o.status = 'pending' AND o.next_attempt_at <= $1 "
+            "  AND o.lease_until <= $1 AND o.id = (SELECT min(p.id) FROM alert_outbox p WHERE p.alert_key = o.alert_key "
+            "  AND p.target = o.target AND p.status = 'pending') ORDER BY o.id LIMIT $2 FOR UPDATE SKIP LOCKED) "
+            "UPDATE alert_outbox u SET lease_until = $3 FROM due, alert_events e WHERE u.id = due.id AND e.id = u.event_id "
+            "RETURNING u.id, u.event_id, u.alert_key, u.target, u.investigate, u.attempts, e.alert",
+            now, limit, now + LEASE_S)
+        return [Delivery(r["id"], r["event_id"], r["alert_key"], r["target"], r["investigate"], r["attempts"],
+                         json.loads(r["alert"])) for r in sorted(rows, key=lambda r: r["id"])]
+
+    async def next_due_at(self) -> float | None:
+        pool = await self.store.pool()
+        value = await pool.fetchval("SELECT min(greatest(next_attempt_at, lease_until)) FROM alert_outbox WHERE status = 'pending'")
+        return float(value) if value is not None else None
+
+    async def delivered(self, delivery_id: int) -> None:
+        pool = await self.store.pool()
+        await pool.execute("UPDATE alert_outbox SET status = 'delivered', done_at = $2, lease_until = 0 WHERE id = $1",
+                           delivery_id, time.time())
+
+    async def retry_later(self, delivery_id: int, error: str, at: float) -> None:
+        pool = await self.store.pool()
+        await pool.execute("UPDATE alert_outbox SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3, "
+                           "lease_until = 0 WHERE id = $1", delivery_id, error[:500], at)
+
+    async def postpone(self, delivery_id: int, at: float) -> None:
+        pool = await self.store.pool()
+        await pool.execute("UPDATE alert_outbox SET next_attempt_at = $2, lease_until = 0 WHERE id = $1", delivery_id, at)
+
+    async def failed(self, delivery_id: int, error: str) -> None:
+        pool = await self.store.pool()
+        await pool.execute("UPDATE alert_outbox SET status = 'failed', attempts = attempts + 1, last_error = $2, "
+                           "done_at = $3, lease_until = 0 WHERE id = $1", delivery_id, error[:500], time.time())
+
+    async def counts(self) -> dict[str, int]:
+        pool = await self.store.pool()
+        counts = {"pending": 0, "delivered": 0, "failed": 0}
+        for row in await pool.fetch("SELECT status, count(*) AS n FROM alert_outbox GROUP BY status"):
+            counts[row["status"]] = int(row["n"])
+        return counts
+
+    async def recent_failures(self, limit: int = 3, *, since: float = 0.0) -> list[tuple[str, str]]:
+        pool = await self.store.pool()
+        rows = await pool.fetch("SELECT target, last_error FROM alert_outbox WHERE status = 'failed' AND done_at >= $1 "
+                                "ORDER BY done_at DESC LIMIT $2", since, limit)
+        return [(row["target"], row["last_error"]) for row in rows]
+
+    async def thread(self, alert_key: str, target: str) -> AlertThread | None:
+        pool = await self.store.pool()
+        row = await pool.fetchrow(
+            "SELECT alert_key, target, thread_ref, state, state_since, first_seen, last_seen, count, acknowledged_by, "
+            "digest, alert FROM alert_threads WHERE alert_key = $1 AND target = $2", alert_key, target)
+        if row is None:
+            return None
+        return AlertThread(row["alert_key"], row["target"], json.loads(row["thread_ref"]), row["state"], row["state_since"],
+                           row["first_seen"], row["last_seen"], row["count"], row["acknowledged_by"], row["digest"],
+                           json.loads(row["alert"]))
+
+    async def save_thread(self, thread: AlertThread) -> None:
+        pool = await self.store.pool()
+        await pool.execute(
+            "INSERT INTO alert_threads (alert_key, target, thread_ref, state, state_since, first_seen, last_seen, count, "
+            "acknowledged_by, digest, alert) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+            "ON CONFLICT (alert_key, target) DO UPDATE SET thread_ref = EXCLUDED.thread_ref, state = EXCLUDED.state, "
+            "state_since = EXCLUDED.state_since, last_seen = EXCLUDED.last_seen, count = EXCLUDED.count, "
+            "acknowledged_by = EXCLUDED.acknowledged_by, digest = EXCLUDED.digest, alert = EXCLUDED.alert",
+            thread.alert_key, thread.target, json.dumps(thread.thread_ref), thread.state, thread.state_since,
+            thread.first_seen, thread.last_seen, thread.count, thread.acknowledged_by, thread.digest,
+            json.dumps(thread.alert, default=str))
+
+    async def new_roots_since(self, target: str, since: float) -> int:
+        pool = await self.store.pool()
+        return int(await pool.fetchval("SELECT count(*) FROM alert_threads WHERE target = $1 AND first_seen >= $2 "
+                                       "AND NOT digest", target, since))

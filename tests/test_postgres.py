@@ -1,0 +1,108 @@
+"""The PostgreSQL store against the local server: same behaviour as SQLite, and safe for replicas."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from agent.base import ChatMessage
+from bot.config import load_settings
+from bot.handler import ConversationHandler
+from bot.models import Incoming, Platform, ThreadKey
+from bot.server import create_app
+from bot.store import RequestLogRow, open_store
+from bot.store.postgres import PostgresStore
+from tests.conftest import POSTGRES_DSN, make_client
+from tests.fakes.serving import FakeServing
+from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
+from tests.test_alerts import TOKEN, generic
+
+KEY = ThreadKey(platform=Platform.SLACK, workspace="T1", channel="C1", thread="1712345678.123456")
+
+
+def test_database_url_selects_postgres() -> None:
+    assert isinstance(open_store(POSTGRES_DSN), PostgresStore)
+
+
+async def test_conversation_store(pg_schema: str) -> None:
+    store = PostgresStore(POSTGRES_DSN, schema=pg_schema)
+    assert await store.claim_event("Ev1") and not await store.claim_event("Ev1")
+    assert await store.claim_event("Ev2", ttl_s=0.05)
+    await asyncio.sleep(0.1)
+    assert await store.claim_event("Ev2", ttl_s=0.05)  # expired: a new delivery
+    first = await store.session_for(KEY)
+    assert first.created and (await store.session_for(KEY)).session_id == first.session_id
+    assert await store.has_session(KEY) and not await store.has_session(KEY.model_copy(update={"thread": "x"}))
+    for i in range(5):
+        await store.append_message(first.session_id, ChatMessage("user" if i % 2 == 0 else "assistant", f"m{i}"))
+    assert [m.content for m in await store.recent_messages(first.session_id, 3)] == ["m2", "m3", "m4"]
+    row = RequestLogRow(request_id="r1", ts=time.time(), platform="slack", workspace="T1", channel="C1", thread="t",
+                        session_id=first.session_id, user_id="u", question="q", answer="a", sources=["x"], confidence=0.5,
+                        domains=["costs"], latency_ms=12.5, endpoint_latency_ms=10.0, trace_id="tr-1")
+    await store.record_answer(first.session_id, ChatMessage("assistant", "a"), row)
+    assert await store.get_request("r1") == row
+    assert await store.record_feedback("r1", user_id="u", value=1) and await store.record_feedback("r1", user_id="u", value=-1)
+    assert not await store.record_feedback("nope", user_id="u", value=1)
+    assert await store.feedback_since(0) == [-1] and [r.request_id for r in await store.requests_since(0)] == ["r1"]
+    assert await store.save_reference("teams", "19:c", {"serviceUrl": "x"})
+    assert not await store.save_reference("teams", "19:c", {"serviceUrl": "x"})  # unchanged
+    assert await store.get_reference("teams", "19:c") == {"serviceUrl": "x"}
+    await store.ping()
+    await store.close()
+    reopened = PostgresStore(POSTGRES_DSN, schema=pg_schema)  # a restart: migrations are not re-run
+    assert (await reopened.session_for(KEY)).session_id == first.session_id
+    await reopened.close()
+
+
+async def test_replicas_share_sessions_and_answer_each_event_once(pg_schema: str, fake_serving: FakeServing) -> None:
+    replicas = [ConversationHandler(store=PostgresStore(POSTGRES_DSN, schema=pg_schema), engine=make_client(fake_serving))
+                for _ in range(2)]
+    message = Incoming(key=KEY, user_id="U1", text="why did costs spike?", event_id="slack:T1:C1:1712345678.123456")
+    replies = await asyncio.gather(*(replica.handle(message) for replica in replicas))
+    assert sum(1 for reply in replies if reply is not None) == 1  # the event is answered once
+    follow = Incoming(key=KEY, user_id="U1", text="which job?", event_id="slack:T1:C1:1712345679.000001")
+    second = await replicas[1].handle(follow)
+    first = next(reply for reply in replies if reply is not None)
+    assert second is not None and second.session_id == first.session_id
+    for replica in replicas:
+        await replica.engine.close()
+        await replica.store.close()
+
+
+async def test_two_servers_on_one_database_post_each_alert_once(pg_schema: str, monkeypatch: pytest.MonkeyPatch,
+                                                                  fake_serving: FakeServing, tmp_path: Path) -> None:
+    slack = FakeSlack()
+    await slack.start()
+    for name, value in {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": slack.api_url,
+                        "HEALTHBOT_ALERT_TOKEN": TOKEN, "HEALTHBOT_ALERT_CHANNELS": "slack:C0PLATFORM1",
+                        "HEALTHBOT_ALERT_PACE_SECONDS": "0", "HEALTHBOT_ALERT_STORM_THRESHOLD": "1000"}.items():
+        monkeypatch.setenv(name, value)
+    runners, urls = [], []
+    for _ in range(2):
+        app = create_app(load_settings(), store=PostgresStore(POSTGRES_DSN, schema=pg_schema), engine=make_client(fake_serving))
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        runners.append(runner)
+        urls.append(f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}")  # type: ignore[union-attr]
+    try:
+        async with aiohttp.ClientSession() as http:
+            for i in range(40):
+                async with http.post(f"{urls[i % 2]}/alerts/databricks", json=generic(f"Replica alert {i}"),
+                                     headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
+                    assert resp.status == 200
+        await slack.wait_for(lambda: len(slack.called("chat.postMessage")) >= 40, timeout=15)
+        await asyncio.sleep(0.5)
+        names = sorted(json.dumps(p["blocks"][0]["text"]["text"], ensure_ascii=False) for p in slack.called("chat.postMessage"))
+        assert len(names) == 40 and len(set(names)) == 40  # every alert posted, none twice
+    finally:
+        for runner in runners:
+            await runner.cleanup()
+        await slack.stop()
