@@ -11,12 +11,14 @@ import argparse
 import asyncio
 import tempfile
 import time
+import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from agent.base import AgentRequest, Answer, ChatMessage, ProgressCallback
 from bot.handler import ConversationHandler, HandlerOptions
 from bot.models import Incoming, Platform, ThreadKey
-from bot.store import SqliteStore
+from bot.store import SqliteStore, Store
 
 
 class InstantEngine:
@@ -34,7 +36,39 @@ def incoming(i: int, threads: int) -> Incoming:
     return Incoming(key=key, user_id=f"U{i % 50}", text=f"question number {i}", event_id=f"Ev{i}", is_mention=True)
 
 
-async def run(messages: int, threads: int) -> dict[str, float]:
+async def through_handler(store: Store, batch: list[Incoming]) -> float:
+    handler = ConversationHandler(store=store, engine=InstantEngine(), options=HandlerOptions(
+        user_rate_per_min=10**9, global_rate_per_min=10**9))
+    await handler.handle(incoming(10**9, 1))  # connect / warm up
+    started = time.perf_counter()
+    for message in batch:
+        await handler.handle(message)
+    elapsed = time.perf_counter() - started
+    await store.close()
+    return elapsed
+
+
+async def postgres_store(dsn: str) -> tuple[Store, Callable[[], Awaitable[None]]] | None:
+    """A throw-away schema in the given PostgreSQL, or None when it cannot be reached."""
+    import asyncpg
+
+    from bot.store.postgres import PostgresStore
+
+    try:
+        admin = await asyncpg.connect(dsn, timeout=3)
+    except (OSError, asyncpg.PostgresError):
+        return None
+    schema = f"hb_bench_{uuid.uuid4().hex[:8]}"
+    await admin.execute(f"CREATE SCHEMA {schema}")
+
+    async def drop() -> None:
+        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
+        await admin.close()
+
+    return PostgresStore(dsn, schema=schema), drop
+
+
+async def run(messages: int, threads: int, postgres_dsn: str | None = None) -> dict[str, float]:
     engine = InstantEngine()
     history = [ChatMessage("user", "q")] * 20
     started = time.perf_counter()
@@ -42,33 +76,42 @@ async def run(messages: int, threads: int) -> dict[str, float]:
         await engine.answer(AgentRequest(history, "u", "s"))
     direct = time.perf_counter() - started
 
+    batch = [incoming(i, threads) for i in range(messages)]
     with tempfile.TemporaryDirectory() as tmp:
-        store = SqliteStore(Path(tmp) / "bench.db")
-        handler = ConversationHandler(store=store, engine=engine, options=HandlerOptions(
-            user_rate_per_min=10**9, global_rate_per_min=10**9))
-        batch = [incoming(i, threads) for i in range(messages)]
-        started = time.perf_counter()
-        for message in batch:
-            await handler.handle(message)
-        handled = time.perf_counter() - started
-        await store.close()
-    return {
+        handled = await through_handler(SqliteStore(Path(tmp) / "bench.db"), batch)
+    figures = {
         "direct_per_s": messages / direct,
         "handler_per_s": messages / handled,
         "overhead_ms": (handled - direct) / messages * 1000,
     }
+    pg = await postgres_store(postgres_dsn) if postgres_dsn else None
+    if pg is not None:
+        store, drop = pg
+        try:
+            pg_handled = await through_handler(store, [m.model_copy(update={"event_id": m.event_id + "pg"}) for m in batch])
+        finally:
+            await drop()
+        figures["postgres_per_s"] = messages / pg_handled
+        figures["postgres_overhead_ms"] = (pg_handled - direct) / messages * 1000
+    return figures
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--threads", type=int, default=500)
+    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test",
+                        help="also measure the PostgreSQL store here ('' to skip)")
     args = parser.parse_args()
-    figures = asyncio.run(run(args.messages, args.threads))
+    figures = asyncio.run(run(args.messages, args.threads, args.postgres or None))
     print(f"engine called directly : {figures['direct_per_s']:>10,.0f} msg/s")
     print(f"through the handler    : {figures['handler_per_s']:>10,.0f} msg/s")
     print(f"ratio handler / direct : {figures['handler_per_s'] / figures['direct_per_s']:.4f}")
-    print(f"handler's own cost     : {figures['overhead_ms']:.3f} ms per message (target <= 1 ms)")
+    print(f"handler's own cost     : {figures['overhead_ms']:.3f} ms per message on SQLite (target <= 1 ms)")
+    if "postgres_per_s" in figures:
+        print(f"through the handler, PG: {figures['postgres_per_s']:>10,.0f} msg/s = "
+              f"{figures['postgres_per_s'] / figures['handler_per_s']:.2f} x SQLite; "
+              f"{figures['postgres_overhead_ms']:.3f} ms per message")
 
 
 if __name__ == "__main__":
