@@ -75,6 +75,11 @@ def _row_from(record: Any) -> RequestLogRow:
     return RequestLogRow(**data)
 
 
+async def _keep_session(connection: Any) -> None:
+    """asyncpg resets a connection (RESET ALL, UNLISTEN…) every time it returns to the pool: one more
+    round trip per statement. healthbot sets no session state, so there is nothing to reset."""
+
+
 class PostgresStore:
     def __init__(self, dsn: str, *, schema: str | None = None, min_size: int = 1, max_size: int = 10) -> None:
         self.dsn = dsn
@@ -96,7 +101,7 @@ class PostgresStore:
 
                 settings = {"search_path": self.schema} if self.schema else None
                 pool = await asyncpg.create_pool(self.dsn, min_size=self._sizes[0], max_size=self._sizes[1],
-                                                 server_settings=settings)
+                                                 server_settings=settings, reset=_keep_session)
                 await self._migrate(pool)
                 self._pool = pool
         return self._pool
@@ -136,10 +141,14 @@ class PostgresStore:
     async def session_for(self, key: ThreadKey, *, idle_after_s: float | None = None) -> Session:
         pool = await self.pool()
         now, thread_key = time.time(), key.as_text()
+        touched = await pool.fetchval(  # the common case, one round trip: a live session is touched
+            "UPDATE sessions SET last_active = $2 WHERE thread_key = $1 AND ($3::float8 IS NULL OR $2 - last_active <= $3) "
+            "RETURNING session_id", thread_key, now, idle_after_s)
+        if touched is not None:
+            return Session(touched, created=False)
         for _ in range(3):  # another replica may create or renew the session between two statements
             found = await pool.fetchrow("SELECT session_id, last_active FROM sessions WHERE thread_key = $1", thread_key)
             if found is not None and (idle_after_s is None or now - found["last_active"] <= idle_after_s):
-                await pool.execute("UPDATE sessions SET last_active = $2 WHERE thread_key = $1", thread_key, now)
                 return Session(found["session_id"], created=False)
             fresh = str(uuid.uuid4())
             if found is None:
@@ -189,10 +198,11 @@ class PostgresStore:
 
     async def record_answer(self, session_id: str, message: ChatMessage, row: RequestLogRow) -> None:
         pool = await self.pool()
-        async with pool.acquire() as db, db.transaction():
-            await db.execute("INSERT INTO messages (session_id, role, content, request_id, created_at) "
-                             "VALUES ($1, $2, $3, $4, $5)", session_id, message.role, message.content, row.request_id, time.time())
-            await db.execute(self._insert_log_sql(), *_row_values(row))
+        # One statement, so one round trip and atomic without an explicit transaction.
+        await pool.execute(
+            "WITH answer AS (INSERT INTO messages (session_id, role, content, request_id, created_at) "
+            "VALUES ($19, $20, $21, $1, $22)) " + self._insert_log_sql(),
+            *_row_values(row), session_id, message.role, message.content, time.time())
 
     async def get_request(self, request_id: str) -> RequestLogRow | None:
         pool = await self.pool()
