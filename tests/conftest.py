@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -41,9 +42,9 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
 POSTGRES_DSN = os.environ.get("HEALTHBOT_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-@pytest.fixture
-async def pg_schema() -> AsyncIterator[str]:
-    """A fresh schema in the local PostgreSQL per test, dropped afterwards.
+@contextlib.asynccontextmanager
+async def postgres_schema() -> AsyncIterator[str]:
+    """A fresh schema in the local PostgreSQL, dropped afterwards.
 
     On a developer machine without PostgreSQL the PostgreSQL tests are skipped; in CI (CI=true) an
     unreachable server fails them, since the machine CI runs on starts PostgreSQL.
@@ -65,6 +66,12 @@ async def pg_schema() -> AsyncIterator[str]:
     finally:
         await db.execute(f"DROP SCHEMA {schema} CASCADE")
         await db.close()
+
+
+@pytest.fixture
+async def pg_schema() -> AsyncIterator[str]:
+    async with postgres_schema() as schema:
+        yield schema
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import base64
 import json
 from collections.abc import AsyncIterator
@@ -16,7 +17,8 @@ from aiohttp import web
 from bot.config import ConfigError, load_settings
 from bot.server import ALERTS, SLACK, create_app
 from bot.store import SqliteStore
-from tests.conftest import make_client
+from bot.store.postgres import PostgresStore
+from tests.conftest import POSTGRES_DSN, make_client, postgres_schema
 from tests.fakes.connector import FakeConnector
 from tests.fakes.serving import FakeServing
 from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, sign
@@ -44,6 +46,7 @@ class AlertRig:
                  monkeypatch: pytest.MonkeyPatch) -> None:
         self.slack, self.connector, self.serving, self.tmp_path, self.monkeypatch = slack, connector, serving, tmp_path, monkeypatch
         self.runner: web.AppRunner | None = None
+        self.pg_schema: str | None = None  # set: the same tests on the PostgreSQL store
         self.app: web.Application | None = None
         self.url = ""
 
@@ -53,7 +56,8 @@ class AlertRig:
                   "HEALTHBOT_ALERT_PACE_SECONDS": "0", **env}
         for name, value in values.items():
             self.monkeypatch.setenv(name, value)
-        self.app = create_app(load_settings(), store=SqliteStore(self.tmp_path / "bot.db"), engine=make_client(self.serving))
+        store = PostgresStore(POSTGRES_DSN, schema=self.pg_schema) if self.pg_schema else SqliteStore(self.tmp_path / "bot.db")
+        self.app = create_app(load_settings(), store=store, engine=make_client(self.serving))
         self.runner = web.AppRunner(self.app)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
@@ -89,15 +93,19 @@ class AlertRig:
         return [p for p in self.slack.called("chat.postMessage") if p.get("thread_ts") and "_failed" not in p]
 
 
-@pytest.fixture
-async def rig(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake_serving: FakeServing) -> AsyncIterator[AlertRig]:
+@pytest.fixture(params=["sqlite", "postgres"])
+async def rig(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+              fake_serving: FakeServing) -> AsyncIterator[AlertRig]:
     slack, connector = FakeSlack(), FakeConnector()
     await slack.start()
     await connector.start()
     r = AlertRig(slack, connector, fake_serving, tmp_path, monkeypatch)
-    await r.start()
-    yield r
-    await r.stop()
+    async with contextlib.AsyncExitStack() as stack:
+        if request.param == "postgres":
+            r.pg_schema = await stack.enter_async_context(postgres_schema())
+        await r.start()
+        yield r
+        await r.stop()
     await slack.stop()
     await connector.stop()
 
@@ -286,7 +294,8 @@ async def test_slack_errors_delay_delivery_then_deliver_once(rig: AlertRig) -> N
     counts = (await rig.dispatcher.status())
     assert counts["pending"] == 1 and rig.roots() == []
     rig.dispatcher.backoff_base_s = 0.01
-    rig.dispatcher.alerts._db.execute("UPDATE alert_outbox SET next_attempt_at = 0")
+    for delivery_id in range(1, 10):  # make the scheduled retry due now, whichever store
+        await rig.dispatcher.alerts.postpone(delivery_id, 0)
     await rig.delivered()
     assert len(rig.roots()) == 1 and (await rig.dispatcher.status())["delivered"] == 1
 
