@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.alerts.dispatch import AlertDispatcher
@@ -32,16 +33,17 @@ class Thresholds:
 
 class SelfMonitor(BackgroundLoop):
     def __init__(self, *, store: Store, dispatcher: AlertDispatcher, thresholds: Thresholds | None = None,
-                 every_s: float = 60.0) -> None:
+                 every_s: float = 60.0, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.dispatcher = dispatcher
         self.thresholds = thresholds or Thresholds()
         self.every_s = every_s
+        self.clock = clock
         self._last: dict[str, str] = {}
 
     async def evaluate(self) -> list[Alert]:
         """Check both rules now; returns the alerts submitted (only on a change of state)."""
-        rows = await self.store.requests_since(time.time() - WINDOW_S)
+        rows = [r for r in await self.store.requests_since(self.clock() - WINDOW_S) if r.ts <= self.clock()]
         submitted = []
         enough = len(rows) >= self.thresholds.min_requests
         error_rate = sum(1 for r in rows if r.error) / len(rows) if rows else 0.0

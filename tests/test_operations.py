@@ -133,8 +133,9 @@ async def test_stats_command_reads_the_request_log(tmp_path: Path) -> None:
 
 async def test_self_monitoring_posts_once_and_resolves_once(alert_rig: AlertRig) -> None:  # noqa: F811
     store = alert_rig.dispatcher.handler.store
-    monitor = SelfMonitor(store=store, dispatcher=alert_rig.app[ALERTS])  # type: ignore[index]
     now = time.time()
+    clock = [now]
+    monitor = SelfMonitor(store=store, dispatcher=alert_rig.app[ALERTS], clock=lambda: clock[0])  # type: ignore[index]
     for i in range(20):
         await store.log_request(RequestLogRow(request_id=f"m{i}", ts=now - 60, platform="slack", workspace="T", channel="C",
                                               thread="t", session_id="s", user_id="u", question="q", latency_ms=200.0,
@@ -144,7 +145,7 @@ async def test_self_monitoring_posts_once_and_resolves_once(alert_rig: AlertRig)
     assert await monitor.evaluate() == []  # still breaching: nothing new
     await alert_rig.delivered()
     assert len(alert_rig.roots()) == 1 and "High Error Rate" in alert_rig.roots()[0]["text"]
-    store._db.execute("UPDATE request_log SET ts = ts - 7200 WHERE error IS NOT NULL")  # errors age out of the hour
+    clock[0] = now + 7200  # two hours on: the errors have aged out of the window
     resolved = await monitor.evaluate()
     assert [(a.name, a.state) for a in resolved] == [("healthbot: High Error Rate", "OK")]
     assert await monitor.evaluate() == []
