@@ -19,9 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import aiohttp
-
-from bench.common import child_server
+from bench.common import child_server, post_all
 from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
 
 TOKEN = "bench-alert-token"
@@ -50,28 +48,13 @@ def child(kind: str, port: int, slack_url: str) -> None:
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
-async def burst(url: str, count: int, concurrency: int) -> list[float]:
-    latencies: list[float] = []
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(count):
-        queue.put_nowait(i)
-    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+def alert_body(i: int) -> bytes:
+    return json.dumps({"name": f"Bench alert {i}", "state": "TRIGGERED", "severity": "high", "value": i,
+                       "threshold": 100, "key": f"bench-{time.time_ns()}-{i}"}).encode()
 
-    async def worker(http: aiohttp.ClientSession) -> None:
-        while not queue.empty():
-            i = queue.get_nowait()
-            body = json.dumps({"name": f"Bench alert {i}", "state": "TRIGGERED", "severity": "high", "value": i,
-                               "threshold": 100, "key": f"bench-{time.time_ns()}-{i}"})
-            started = time.perf_counter()
-            async with http.post(url, data=body, headers=headers) as resp:
-                await resp.read()
-                if resp.status != 200:
-                    raise RuntimeError(f"HTTP {resp.status}")
-            latencies.append(time.perf_counter() - started)
 
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as http:
-        await asyncio.gather(*(worker(http) for _ in range(concurrency)))
-    return sorted(latencies)
+def with_token(body: bytes) -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 
 
 async def measure(kind: str, slack: FakeSlack, count: int, concurrency: int) -> dict[str, float]:
@@ -79,7 +62,7 @@ async def measure(kind: str, slack: FakeSlack, count: int, concurrency: int) -> 
         url = f"http://127.0.0.1:{port}/alerts/databricks"
         slack.api.clear()
         started = time.perf_counter()
-        latencies = await burst(url, count, concurrency)
+        latencies = await post_all(url, [alert_body(i) for i in range(count)], concurrency, with_token)
         accepted = time.perf_counter() - started
         delivered_s = 0.0
         if kind == "healthbot":

@@ -7,7 +7,12 @@ import contextlib
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
+
+import aiohttp
+
+Headers = Callable[[bytes], dict[str, str]]
 
 
 def free_port() -> int:
@@ -33,3 +38,30 @@ async def child_server(module: str, kind: str, *args: str) -> AsyncIterator[int]
     finally:
         proc.terminate()
         proc.wait()
+
+
+def json_headers(body: bytes) -> dict[str, str]:
+    return {"Content-Type": "application/json"}
+
+
+async def post_all(url: str, bodies: list[bytes], concurrency: int, headers: Headers = json_headers) -> list[float]:
+    """POST every body with `concurrency` requests in flight; each request's latency, sorted.
+    Headers are made just before each send (Slack signatures carry a timestamp)."""
+    latencies: list[float] = []
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+
+    async def worker(http: aiohttp.ClientSession) -> None:
+        while not queue.empty():
+            body = queue.get_nowait()
+            started = time.perf_counter()
+            async with http.post(url, data=body, headers=headers(body)) as resp:
+                await resp.read()
+                if resp.status >= 300:
+                    raise RuntimeError(f"HTTP {resp.status}")
+            latencies.append(time.perf_counter() - started)
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as http:
+        await asyncio.gather(*(worker(http) for _ in range(concurrency)))
+    return sorted(latencies)

@@ -21,9 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import aiohttp
-
-from bench.common import child_server
+from bench.common import child_server, post_all
 from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, fixture, sign
 
 # -- the child: one server under test -------------------------------------------------------
@@ -78,39 +76,20 @@ def event_body(i: int) -> bytes:
     return json.dumps(body).encode()
 
 
-async def send_all(url: str, bodies: list[bytes], concurrency: int) -> list[float]:
-    """Post every body (signed just before sending); returns each request's latency in seconds."""
-    latencies: list[float] = []
-    queue: asyncio.Queue[bytes] = asyncio.Queue()
-    for body in bodies:
-        queue.put_nowait(body)
-
-    async def worker(http: aiohttp.ClientSession) -> None:
-        while not queue.empty():
-            body = queue.get_nowait()
-            headers = {"Content-Type": "application/json", **sign(body)}
-            started = time.perf_counter()
-            async with http.post(url, data=body, headers=headers) as resp:
-                await resp.read()
-                if resp.status != 200:
-                    raise RuntimeError(f"HTTP {resp.status}")
-            latencies.append(time.perf_counter() - started)
-
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as http:
-        await asyncio.gather(*(worker(http) for _ in range(concurrency)))
-    return latencies
+def signed(body: bytes) -> dict[str, str]:
+    return {"Content-Type": "application/json", **sign(body)}
 
 
 async def measure(kind: str, slack: FakeSlack, events: int, concurrency: int, answer_delay: float = 0.0) -> dict[str, float]:
     async with child_server("bench.slack_events", kind, "--slack-url", slack.api_url,
                             "--answer-delay", str(answer_delay)) as port:
         url = f"http://127.0.0.1:{port}/slack/events"
-        await send_all(url, [event_body(10_000_000 + i) for i in range(50)], concurrency)  # warm-up
+        await post_all(url, [event_body(10_000_000 + i) for i in range(50)], concurrency, signed)  # warm-up
         await asyncio.sleep(0.5 + answer_delay)
         slack.api.clear()
         bodies = [event_body(i) for i in range(events)]
         started = time.perf_counter()
-        latencies = await send_all(url, bodies, concurrency)
+        latencies = await post_all(url, bodies, concurrency, signed)
         acked = time.perf_counter() - started
         answered = acked
         if kind != "bolt" and not answer_delay:
@@ -118,7 +97,6 @@ async def measure(kind: str, slack: FakeSlack, events: int, concurrency: int, an
             while len(slack.called("chat.postMessage")) < events and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)
             answered = time.perf_counter() - started
-        latencies.sort()
         return {"acked_per_s": events / acked, "answered_per_s": events / answered,
                 "p50_ms": statistics.median(latencies) * 1000, "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
                 "posted": len(slack.called("chat.postMessage"))}

@@ -17,9 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import aiohttp
-
-from bench.common import child_server
+from bench.common import child_server, post_all
 from tests.fakes.connector import FakeConnector, fixture
 
 
@@ -78,32 +76,15 @@ def activity(i: int, service_url: str) -> bytes:
     return json.dumps(body).encode()
 
 
-async def send_all(url: str, bodies: list[bytes], concurrency: int) -> None:
-    queue: asyncio.Queue[bytes] = asyncio.Queue()
-    for body in bodies:
-        queue.put_nowait(body)
-
-    async def worker(http: aiohttp.ClientSession) -> None:
-        while not queue.empty():
-            body = queue.get_nowait()
-            async with http.post(url, data=body, headers={"Content-Type": "application/json"}) as resp:
-                await resp.read()
-                if resp.status >= 300:
-                    raise RuntimeError(f"HTTP {resp.status}")
-
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as http:
-        await asyncio.gather(*(worker(http) for _ in range(concurrency)))
-
-
 async def measure(kind: str, connector: FakeConnector, count: int, concurrency: int) -> tuple[float, float]:
     async with child_server("bench.teams_activities", kind) as port:
         url = f"http://127.0.0.1:{port}/api/messages"
         service = connector.url + "/"
-        await send_all(url, [activity(90_000_000 + i, service) for i in range(30)], concurrency)  # warm-up
+        await post_all(url, [activity(90_000_000 + i, service) for i in range(30)], concurrency)  # warm-up
         await asyncio.sleep(1.0)
         connector.sent.clear()
         started = time.perf_counter()
-        await send_all(url, [activity(i, service) for i in range(count)], concurrency)
+        await post_all(url, [activity(i, service) for i in range(count)], concurrency)
         acked = time.perf_counter() - started
         answered = acked
         if kind == "healthbot":
