@@ -6,6 +6,7 @@ Adapters mount their own routes on the app this returns; nothing here is a modul
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 
 from aiohttp import web
@@ -64,6 +65,15 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: Engine
     if settings.microsoft_app_id:
         checks.add("teams", cached(app[TEAMS].health, ttl_s=300))  # type: ignore[attr-defined]
     checks.add("alerts", alert_check(app[ALERTS]))
+
+    async def freeze_startup_objects(_: web.Application) -> None:
+        # Everything imported and built so far lives as long as the process: move it out of the
+        # cyclic GC's view, so a full collection during a burst scans only request-time objects
+        # (measured: Slack ack p99 under load, bench/slack_events.py).
+        gc.collect()
+        gc.freeze()
+
+    app.on_startup.append(freeze_startup_objects)
 
     async def warm_up(_: web.Application) -> None:
         start_checkpointing = getattr(store, "start_checkpointing", None)
