@@ -118,10 +118,6 @@ class PostgresStore:
                 await db.execute("INSERT INTO healthbot_schema (version) VALUES ($1)", version + 1)
 
     @property
-    def schema_version(self) -> int:
-        return len(MIGRATIONS)
-
-    @property
     def alerts(self) -> PostgresAlertStore:
         return PostgresAlertStore(self)
 
