@@ -106,3 +106,13 @@ async def test_two_servers_on_one_database_post_each_alert_once(pg_schema: str, 
         for runner in runners:
             await runner.cleanup()
         await slack.stop()
+
+
+async def test_a_newer_schema_is_refused(pg_schema: str) -> None:
+    store = PostgresStore(POSTGRES_DSN, schema=pg_schema)
+    await store.ping()  # creates the schema at the current version
+    pool = await store.pool()
+    await pool.execute("INSERT INTO healthbot_schema (version) VALUES (99)")
+    await store.close()
+    with pytest.raises(RuntimeError, match="newer than this healthbot"):
+        await PostgresStore(POSTGRES_DSN, schema=pg_schema).ping()
