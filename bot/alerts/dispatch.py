@@ -76,6 +76,7 @@ class AlertDispatcher(BackgroundLoop):
     async def _run(self) -> None:
         while True:
             try:
+                self._wake.clear()  # before looking: a submit from here on wakes the wait below
                 due = await self.alerts.lease_due()
                 for delivery in due:
                     await self._deliver(delivery)
@@ -84,7 +85,6 @@ class AlertDispatcher(BackgroundLoop):
                     continue
                 next_at = await self.alerts.next_due_at()
                 wait = 30.0 if next_at is None else max(0.0, min(30.0, next_at - time.time()))
-                self._wake.clear()
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=wait)
             except asyncio.CancelledError:
