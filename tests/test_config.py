@@ -38,22 +38,22 @@ def test_every_bad_value_is_named_at_once(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("HEALTHBOT_ENDPOINT_FORMAT", "xml")
     monkeypatch.setenv("HEALTHBOT_ALERT_CHANNELS", "discord:123")
     monkeypatch.setenv("HEALTHBOT_USER_RATE_PER_MIN", "lots")
-    monkeypatch.setenv("SLACK_APP_TOKEN", "xoxb-not-an-app-token")
+    monkeypatch.setenv("SLACK_APP_TOKEN", "xoxb-wrong")
     with pytest.raises(ConfigError) as caught:
         load_settings()
     text = str(caught.value)
     for name in ("HEALTHBOT_BACKEND", "HEALTHBOT_ENDPOINT_FORMAT", "HEALTHBOT_ALERT_CHANNELS",
                  "HEALTHBOT_USER_RATE_PER_MIN", "SLACK_APP_TOKEN"):
         assert name in text
-    assert "xoxb-not-an-app-token" not in text  # secrets are never echoed
+    assert "xoxb-wrong" not in text  # secrets are never echoed
 
 
 def test_secrets_do_not_print(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DATABRICKS_TOKEN", "dapi-very-secret")
-    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-very-secret")
-    monkeypatch.setenv("SLACK_SIGNING_SECRET", "very-secret-signing")
+    monkeypatch.setenv("DATABRICKS_TOKEN", "dapi-hidden1")
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-hidden2")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "hidden3")
     settings = load_settings()
-    assert "very-secret" not in repr(settings) and "very-secret" not in str(settings.model_dump())
+    assert "hidden" not in repr(settings) and "hidden" not in str(settings.model_dump())
 
 
 def test_slack_token_without_a_way_in_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -184,7 +184,7 @@ def test_json_log_lines_and_redaction() -> None:
     logger = logging.getLogger("test.redaction")
     logger.addHandler(handler)
     logger.propagate = False
-    logger.warning("calling with %s and Bearer abcdefghijkl0123 for dapi0123456789abcdef0123", "xoxb-123-456-secret",
+    logger.warning("calling with %s and Bearer abcdefghijkl0123 for dapi0123456789abcdef0123", "xoxb-12-34",
                    extra={"request_id": "r1", "platform": "slack"})
     entry = json.loads(stream.getvalue())
     assert entry["request_id"] == "r1" and entry["level"] == "warning"

@@ -24,7 +24,7 @@ from tests.fakes.base import FakeServer
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "slack"
 SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
-BOT_TOKEN = "xoxb-test-token-for-fake-slack"
+BOT_TOKEN = "xoxb-fake"  # short on purpose: nothing here should look like a real token
 BOT_USER = "U0BOT12345"
 TEAM = "T0123ABCDE"
 
