@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import base64
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,6 +19,7 @@ from bot.server import ALERTS, SLACK, create_app
 from bot.store import SqliteStore
 from bot.store.postgres import PostgresStore
 from tests.conftest import POSTGRES_DSN, make_client, postgres_schema
+from tests.fakes.base import serve
 from tests.fakes.connector import FakeConnector
 from tests.fakes.serving import FakeServing
 from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, sign
@@ -58,11 +59,7 @@ class AlertRig:
             self.monkeypatch.setenv(name, value)
         store = PostgresStore(POSTGRES_DSN, schema=self.pg_schema) if self.pg_schema else SqliteStore(self.tmp_path / "bot.db")
         self.app = create_app(load_settings(), store=store, engine=make_client(self.serving))
-        self.runner = web.AppRunner(self.app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+        self.runner, self.url = await serve(self.app)
 
     async def stop(self) -> None:
         if self.runner is not None:

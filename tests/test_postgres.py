@@ -9,7 +9,6 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from agent.base import ChatMessage
 from bot.config import load_settings
@@ -19,6 +18,7 @@ from bot.server import create_app
 from bot.store import RequestLogRow, open_store
 from bot.store.postgres import PostgresStore
 from tests.conftest import POSTGRES_DSN, make_client
+from tests.fakes.base import serve
 from tests.fakes.serving import FakeServing
 from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
 from tests.test_alerts import TOKEN, generic
@@ -86,12 +86,9 @@ async def test_two_servers_on_one_database_post_each_alert_once(pg_schema: str, 
     runners, urls = [], []
     for _ in range(2):
         app = create_app(load_settings(), store=PostgresStore(POSTGRES_DSN, schema=pg_schema), engine=make_client(fake_serving))
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
+        runner, url = await serve(app)
         runners.append(runner)
-        urls.append(f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}")  # type: ignore[union-attr]
+        urls.append(url)
     try:
         async with aiohttp.ClientSession() as http:
             for i in range(40):

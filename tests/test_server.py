@@ -5,22 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import aiohttp
-from aiohttp import web
 
 from agent.demo import DemoEngine
 from bot.config import load_settings
 from bot.server import create_app
 from bot.store import SqliteStore
 from tests.conftest import make_client
+from tests.fakes.base import serve
 from tests.fakes.serving import FakeServing
-
-
-async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
 
 
 async def get_health(url: str) -> tuple[int, dict]:

@@ -17,6 +17,7 @@ from bot.config import load_settings
 from bot.server import SLACK, create_app
 from bot.store import SqliteStore
 from tests.conftest import make_client
+from tests.fakes.base import serve
 from tests.fakes.serving import FakeServing, Scripted, answer_body, error
 from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, fixture, sign
 
@@ -70,11 +71,7 @@ async def rig(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake_serving: Fak
     monkeypatch.setenv("SLACK_API_URL", slack.api_url)
     monkeypatch.setattr("adapters.slack.progress.PLACEHOLDER_DELAY_S", 0.3)
     app = create_app(load_settings(), store=SqliteStore(tmp_path / "bot.db"), engine=make_client(fake_serving))
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    runner, url = await serve(app)
     yield SlackRig(slack, fake_serving, url, app)
     await runner.cleanup()
     await slack.stop()

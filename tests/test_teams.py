@@ -15,6 +15,7 @@ from bot.config import load_settings
 from bot.server import TEAMS, create_app
 from bot.store import SqliteStore
 from tests.conftest import make_client
+from tests.fakes.base import serve
 from tests.fakes.connector import FakeConnector, fixture
 from tests.fakes.serving import FakeServing, Scripted, answer_body, error
 
@@ -64,11 +65,7 @@ async def start_rig(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, serving: Fa
     monkeypatch.setattr("adapters.teams.app.TYPING_EVERY_S", 0.2)
     monkeypatch.setattr("adapters.teams.app.TYPING_AFTER_S", 0.2)
     app = create_app(load_settings(), store=SqliteStore(tmp_path / "bot.db"), engine=make_client(serving))
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    runner, url = await serve(app)
     return TeamsRig(connector, serving, url, app), runner
 
 

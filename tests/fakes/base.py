@@ -11,6 +11,15 @@ from typing import Any
 from aiohttp import web
 
 
+async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    """Run an aiohttp app on a free loopback port: its runner (to clean up) and base URL."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+
+
 @dataclass
 class Recorded:
     method: str
@@ -41,12 +50,7 @@ class FakeServer:
 
         app = web.Application(middlewares=[record])
         self.build(app)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        self._runner, self.url = await serve(app)
         return self.url
 
     async def stop(self) -> None:
