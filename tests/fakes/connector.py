@@ -42,8 +42,8 @@ class FakeConnector(FakeServer):
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def build(self, app: web.Application) -> None:
-        app.router.add_post("/v3/conversations/{conversation}/activities/{activity}", self._reply)
-        app.router.add_post("/v3/conversations/{conversation}/activities", self._send)
+        app.router.add_post("/v3/conversations/{conversation}/activities/{activity}", self._post)
+        app.router.add_post("/v3/conversations/{conversation}/activities", self._post)
         app.router.add_put("/v3/conversations/{conversation}/activities/{activity}", self._update)
         app.router.add_get("/v3/conversations/{conversation}/members/{member}", self._member)
         app.router.add_post("/v3/conversations", self._create)
@@ -60,20 +60,14 @@ class FakeConnector(FakeServer):
             return web.json_response({"error": {"code": "Throttled", "message": "slow down"}}, status=status, headers=headers)
         return None
 
-    async def _reply(self, request: web.Request) -> web.Response:
+    async def _post(self, request: web.Request) -> web.Response:
+        """Reply to an activity (`…/activities/{id}`) or send to the conversation (`…/activities`)."""
         activity = await request.json()
         failed = self._fail(activity)
         if failed is not None:
             return failed
-        self.sent.append(Sent(request.match_info["conversation"], request.match_info["activity"], activity, "reply"))
-        return web.json_response({"id": f"1760000000{next(self._ids):03d}"})
-
-    async def _send(self, request: web.Request) -> web.Response:
-        activity = await request.json()
-        failed = self._fail(activity)
-        if failed is not None:
-            return failed
-        self.sent.append(Sent(request.match_info["conversation"], None, activity, "send"))
+        reply_to = request.match_info.get("activity")
+        self.sent.append(Sent(request.match_info["conversation"], reply_to, activity, "reply" if reply_to else "send"))
         return web.json_response({"id": f"1760000000{next(self._ids):03d}"})
 
     async def _update(self, request: web.Request) -> web.Response:
