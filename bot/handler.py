@@ -92,7 +92,7 @@ class ConversationHandler:
         self.engine = engine
         self.options = options or HandlerOptions()
         self.tracer = tracer or Tracer()
-        self.observers: list[Observer] = []  # metrics, the per-message log line, tracing
+        self.observers: list[Observer] = []  # metrics and the per-message log line
         self._limiter = RateLimiter(
             per_user=self.options.user_rate_per_min, overall=self.options.global_rate_per_min
         )

@@ -16,7 +16,14 @@ from typing import Any
 
 from agent.base import ChatMessage
 from bot.models import ThreadKey
-from bot.store.base import EVENT_TTL_S, LEASE_S, AlertThread, Delivery, RequestLogRow, Session
+from bot.store.base import (
+    EVENT_TTL_S,
+    LEASE_S,
+    AlertThread,
+    Delivery,
+    RequestLogRow,
+    Session,
+)
 
 MIGRATION_LOCK = 0x6865616C  # "heal": the advisory lock id for schema changes
 MIGRATIONS: list[str] = [

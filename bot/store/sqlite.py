@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.base import ChatMessage
+from bot.background import BackgroundLoop
 from bot.models import ThreadKey
 from bot.store.base import EVENT_TTL_S, RequestLogRow, Session
 from bot.store.sqlite_alerts import SqliteAlertStore
@@ -169,7 +170,7 @@ class SqliteStore:
         self._db.execute("PRAGMA busy_timeout=5000")  # `healthbot stats` may read while serve writes
         self._migrate()
         self._next_purge = 0.0
-        self._checkpointer: asyncio.Task[None] | None = None
+        self._checkpointer: _Checkpointer | None = None
 
     @property
     def alerts(self) -> SqliteAlertStore:
@@ -331,25 +332,29 @@ class SqliteStore:
         if self._checkpointer is not None or self.path == ":memory:":
             return
         self._db.execute("PRAGMA wal_autocheckpoint = 0")
-
-        def checkpoint() -> None:
-            with contextlib.closing(sqlite3.connect(self.path, timeout=5)) as db:
-                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-
-        async def loop() -> None:
-            while True:
-                await asyncio.sleep(every_s)
-                try:
-                    await asyncio.to_thread(checkpoint)
-                except sqlite3.Error as exc:
-                    log.warning("WAL checkpoint failed: %s", exc)
-
-        self._checkpointer = asyncio.create_task(loop())
+        self._checkpointer = _Checkpointer(self.path, every_s)
+        self._checkpointer.start()
 
     async def close(self) -> None:
         if self._checkpointer is not None:
-            self._checkpointer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._checkpointer
+            await self._checkpointer.stop()
             self._checkpointer = None
         self._db.close()
+
+
+class _Checkpointer(BackgroundLoop):
+    def __init__(self, path: str, every_s: float) -> None:
+        self.path = path
+        self.every_s = every_s
+
+    def _checkpoint(self) -> None:
+        with contextlib.closing(sqlite3.connect(self.path, timeout=5)) as db:
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.every_s)
+            try:
+                await asyncio.to_thread(self._checkpoint)
+            except sqlite3.Error as exc:
+                log.warning("WAL checkpoint failed: %s", exc)
