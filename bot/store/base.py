@@ -58,6 +58,37 @@ class Delivery:
     alert: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """A lease as its holder took it. Every write made under the lease checks the token in the same
+    transaction (a fencing token), so a holder that stalled past its lease cannot overwrite the work
+    of the replica that took over."""
+
+    name: str
+    holder: str
+    token: int
+
+
+class LeaseLost(Exception):
+    """The lease was taken over by another holder: the write was not made."""
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """Compare-and-set of one observed state (an alert's, a job's, a run's, a poll cursor).
+
+    `expected` is what the writer last read (None: never seen); `state` None forgets the key.
+    """
+
+    key: str
+    expected: str | None
+    state: str | None
+    at: float = 0.0
+
+
+Outbox = tuple[str, dict[str, Any], list[tuple[str, bool]]]  # alert key, alert, (target, investigate) pairs
+
+
 @dataclass(slots=True)
 class AlertThread:
     alert_key: str
@@ -76,7 +107,11 @@ class AlertThread:
 class AlertStore(Protocol):
     """The alert outbox and alert threads (see bot/alerts/dispatch.py for how they are used)."""
 
-    async def enqueue(self, alert_key: str, alert: dict[str, Any], targets: list[tuple[str, bool]]) -> int: ...
+    async def enqueue(self, alert_key: str, alert: dict[str, Any], targets: list[tuple[str, bool]], *,
+                      observed: str | None = None) -> int:
+        """Store the alert and its deliveries in one transaction; `observed` also records the alert's
+        state as seen, so a poller that later lists the same state does not post it again."""
+        ...
     async def lease_due(self, limit: int = 50) -> list[Delivery]: ...
     async def next_due_at(self) -> float | None: ...
     async def delivered(self, delivery_id: int) -> None: ...
@@ -88,6 +123,28 @@ class AlertStore(Protocol):
     async def thread(self, alert_key: str, target: str) -> AlertThread | None: ...
     async def save_thread(self, thread: AlertThread) -> None: ...
     async def new_roots_since(self, target: str, since: float) -> int: ...
+
+    # -- pulled alerts: what the poller last saw, and the lease that makes it one per fleet ---------
+    async def take_lease(self, name: str, holder: str, ttl_s: float) -> Fence | None:
+        """Take or renew the lease; None while another holder's lease runs. A new holder gets a new token.
+        Expiry is judged by the database's clock, so clock skew between replicas cannot make it flap."""
+        ...
+
+    async def release_lease(self, fence: Fence) -> None: ...
+    async def observed(self, prefix: str) -> dict[str, tuple[str, float]]:
+        """Every observed key starting with `prefix`: (state, at)."""
+        ...
+
+    async def observe(self, changes: list[Change], *, fence: Fence, outbox: Outbox | None = None) -> bool:
+        """All changes and the outbox rows in one transaction, or nothing: False when a key no longer
+        holds what the writer expected (a webhook or another replica got there first)."""
+        ...
+
+    async def remember(self, items: list[tuple[str, str, float]], *, fence: Fence) -> None:
+        """Record (key, state, at) unconditionally: things seen that post nothing."""
+        ...
+
+    async def forget_before(self, prefix: str, before: float, *, fence: Fence) -> int: ...
 
 
 class Store(Protocol):

@@ -12,18 +12,19 @@ import asyncio
 import json
 import time
 import uuid
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from agent.base import ChatMessage
 from bot.models import ThreadKey
 from bot.store.base import (
     EVENT_TTL_S,
-    LEASE_S,
-    AlertThread,
-    Delivery,
     RequestLogRow,
     Session,
 )
+
+if TYPE_CHECKING:
+    from bot.store.postgres_alerts import PostgresAlertStore
 
 MIGRATION_LOCK = 0x6865616C  # "heal": the advisory lock id for schema changes
 MIGRATIONS: list[str] = [
@@ -63,6 +64,12 @@ MIGRATIONS: list[str] = [
         alert TEXT NOT NULL, PRIMARY KEY (alert_key, target));
     CREATE INDEX alert_threads_by_target ON alert_threads (target, first_seen);
     """,
+    # 2: pulled alerts — what the poller last saw of each alert, job and run, and the poller's lease
+    """
+    CREATE TABLE alert_observations (key TEXT PRIMARY KEY, state TEXT NOT NULL, at DOUBLE PRECISION NOT NULL);
+    CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, token BIGINT NOT NULL,
+                         expires_at DOUBLE PRECISION NOT NULL);
+    """,
 ]
 LOG_COLUMNS = ("request_id, ts, platform, workspace, channel, thread, session_id, user_id, question, answer, sources, "
                "confidence, domains, latency_ms, endpoint_latency_ms, error, cached, trace_id")
@@ -88,9 +95,12 @@ async def _keep_session(connection: Any) -> None:
 
 
 class PostgresStore:
-    def __init__(self, dsn: str, *, schema: str | None = None, min_size: int = 1, max_size: int = 10) -> None:
+    def __init__(self, dsn: str, *, schema: str | None = None, min_size: int = 1, max_size: int = 10,
+                 password: Callable[[], Awaitable[str]] | None = None, sslmode: str | None = None) -> None:
         self.dsn = dsn
         self.schema = schema
+        self.password = password  # Lakebase: asyncpg calls it for every new connection
+        self.sslmode = sslmode
         self._sizes = (min_size, max_size)
         self._pool: Any = None
         self._lock: asyncio.Lock | None = None
@@ -107,8 +117,11 @@ class PostgresStore:
                 import asyncpg
 
                 settings = {"search_path": self.schema} if self.schema else None
+                extra: dict[str, Any] = {"password": self.password} if self.password is not None else {}
+                if self.sslmode:
+                    extra["ssl"] = self.sslmode
                 pool = await asyncpg.create_pool(self.dsn, min_size=self._sizes[0], max_size=self._sizes[1],
-                                                 server_settings=settings, reset=_keep_session)
+                                                 server_settings=settings, reset=_keep_session, **extra)
                 await self._migrate(pool)
                 self._pool = pool
         return self._pool
@@ -126,6 +139,8 @@ class PostgresStore:
 
     @property
     def alerts(self) -> PostgresAlertStore:
+        from bot.store.postgres_alerts import PostgresAlertStore
+
         return PostgresAlertStore(self)
 
     # -- conversations ----------------------------------------------------------------------
@@ -256,98 +271,3 @@ class PostgresStore:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
-
-
-class PostgresAlertStore:
-    def __init__(self, store: PostgresStore) -> None:
-        self.store = store
-
-    async def enqueue(self, alert_key: str, alert: dict[str, Any], targets: list[tuple[str, bool]]) -> int:
-        pool = await self.store.pool()
-        now = time.time()
-        async with pool.acquire() as db, db.transaction():
-            event_id = await db.fetchval("INSERT INTO alert_events (alert_key, alert, received_at) VALUES ($1, $2, $3) "
-                                         "RETURNING id", alert_key, json.dumps(alert, default=str), now)
-            await db.executemany(
-                "INSERT INTO alert_outbox (event_id, alert_key, target, investigate, next_attempt_at, created_at) "
-                "VALUES ($1, $2, $3, $4, $5, $5)", [(event_id, alert_key, target, investigate, now) for target, investigate in targets])
-        return int(event_id)
-
-    async def lease_due(self, limit: int = 50) -> list[Delivery]:
-        """Leased with FOR UPDATE SKIP LOCKED: replicas polling together never take the same row."""
-        pool = await self.store.pool()
-        now = time.time()
-        rows = await pool.fetch(
-            "WITH due AS (SELECT o.id FROM alert_outbox o WHERE o.status = 'pending' AND o.next_attempt_at <= $1 "
-            "  AND o.lease_until <= $1 AND o.id = (SELECT min(p.id) FROM alert_outbox p WHERE p.alert_key = o.alert_key "
-            "  AND p.target = o.target AND p.status = 'pending') ORDER BY o.id LIMIT $2 FOR UPDATE SKIP LOCKED) "
-            "UPDATE alert_outbox u SET lease_until = $3 FROM due, alert_events e WHERE u.id = due.id AND e.id = u.event_id "
-            "RETURNING u.id, u.event_id, u.alert_key, u.target, u.investigate, u.attempts, e.alert",
-            now, limit, now + LEASE_S)
-        return [Delivery(r["id"], r["event_id"], r["alert_key"], r["target"], r["investigate"], r["attempts"],
-                         json.loads(r["alert"])) for r in sorted(rows, key=lambda r: r["id"])]
-
-    async def next_due_at(self) -> float | None:
-        pool = await self.store.pool()
-        value = await pool.fetchval("SELECT min(greatest(next_attempt_at, lease_until)) FROM alert_outbox WHERE status = 'pending'")
-        return float(value) if value is not None else None
-
-    async def delivered(self, delivery_id: int) -> None:
-        pool = await self.store.pool()
-        await pool.execute("UPDATE alert_outbox SET status = 'delivered', done_at = $2, lease_until = 0 WHERE id = $1",
-                           delivery_id, time.time())
-
-    async def retry_later(self, delivery_id: int, error: str, at: float) -> None:
-        pool = await self.store.pool()
-        await pool.execute("UPDATE alert_outbox SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3, "
-                           "lease_until = 0 WHERE id = $1", delivery_id, error[:500], at)
-
-    async def postpone(self, delivery_id: int, at: float) -> None:
-        pool = await self.store.pool()
-        await pool.execute("UPDATE alert_outbox SET next_attempt_at = $2, lease_until = 0 WHERE id = $1", delivery_id, at)
-
-    async def failed(self, delivery_id: int, error: str) -> None:
-        pool = await self.store.pool()
-        await pool.execute("UPDATE alert_outbox SET status = 'failed', attempts = attempts + 1, last_error = $2, "
-                           "done_at = $3, lease_until = 0 WHERE id = $1", delivery_id, error[:500], time.time())
-
-    async def counts(self) -> dict[str, int]:
-        pool = await self.store.pool()
-        counts = {"pending": 0, "delivered": 0, "failed": 0}
-        for row in await pool.fetch("SELECT status, count(*) AS n FROM alert_outbox GROUP BY status"):
-            counts[row["status"]] = int(row["n"])
-        return counts
-
-    async def recent_failures(self, limit: int = 3, *, since: float = 0.0) -> list[tuple[str, str]]:
-        pool = await self.store.pool()
-        rows = await pool.fetch("SELECT target, last_error FROM alert_outbox WHERE status = 'failed' AND done_at >= $1 "
-                                "ORDER BY done_at DESC LIMIT $2", since, limit)
-        return [(row["target"], row["last_error"]) for row in rows]
-
-    async def thread(self, alert_key: str, target: str) -> AlertThread | None:
-        pool = await self.store.pool()
-        row = await pool.fetchrow(
-            "SELECT alert_key, target, thread_ref, state, state_since, first_seen, last_seen, count, acknowledged_by, "
-            "digest, alert FROM alert_threads WHERE alert_key = $1 AND target = $2", alert_key, target)
-        if row is None:
-            return None
-        return AlertThread(row["alert_key"], row["target"], json.loads(row["thread_ref"]), row["state"], row["state_since"],
-                           row["first_seen"], row["last_seen"], row["count"], row["acknowledged_by"], row["digest"],
-                           json.loads(row["alert"]))
-
-    async def save_thread(self, thread: AlertThread) -> None:
-        pool = await self.store.pool()
-        await pool.execute(
-            "INSERT INTO alert_threads (alert_key, target, thread_ref, state, state_since, first_seen, last_seen, count, "
-            "acknowledged_by, digest, alert) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
-            "ON CONFLICT (alert_key, target) DO UPDATE SET thread_ref = EXCLUDED.thread_ref, state = EXCLUDED.state, "
-            "state_since = EXCLUDED.state_since, last_seen = EXCLUDED.last_seen, count = EXCLUDED.count, "
-            "acknowledged_by = EXCLUDED.acknowledged_by, digest = EXCLUDED.digest, alert = EXCLUDED.alert",
-            thread.alert_key, thread.target, json.dumps(thread.thread_ref), thread.state, thread.state_since,
-            thread.first_seen, thread.last_seen, thread.count, thread.acknowledged_by, thread.digest,
-            json.dumps(thread.alert, default=str))
-
-    async def new_roots_since(self, target: str, since: float) -> int:
-        pool = await self.store.pool()
-        return int(await pool.fetchval("SELECT count(*) FROM alert_threads WHERE target = $1 AND first_seen >= $2 "
-                                       "AND NOT digest", target, since))

@@ -126,6 +126,20 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE request_log ADD COLUMN trace_id TEXT NOT NULL DEFAULT ''
     """,
+    # 4: pulled alerts — what the poller last saw of each alert, job and run, and the poller's lease
+    """
+    CREATE TABLE alert_observations (
+        key TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        at REAL NOT NULL
+    );
+    CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        token INTEGER NOT NULL,
+        expires_at REAL NOT NULL
+    )
+    """,
 ]
 
 _LOG_COLUMNS = (

@@ -7,36 +7,119 @@ and a row whose worker died is picked again when its lease runs out.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
+from collections.abc import Iterator
 from typing import Any
 
-from bot.store.base import LEASE_S, AlertThread, Delivery
+from bot.store.base import LEASE_S, AlertThread, Change, Delivery, Fence, LeaseLost, Outbox
+
+UPSERT_OBSERVED = ("INSERT INTO alert_observations (key, state, at) VALUES (?, ?, ?) "
+                   "ON CONFLICT (key) DO UPDATE SET state = excluded.state, at = excluded.at")
+
+
+class _Conflict(Exception):
+    """A compare-and-set found another state: roll back, report False."""
 
 
 class SqliteAlertStore:
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
 
-    async def enqueue(self, alert_key: str, alert: dict[str, Any], targets: list[tuple[str, bool]]) -> int:
-        now = time.time()
+    @contextlib.contextmanager
+    def _transaction(self, fence: Fence | None = None) -> Iterator[None]:
+        """BEGIN IMMEDIATE takes the write lock at once: other processes on the file wait, so the
+        fence check and the writes that follow it cannot interleave with a lease takeover."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            event_id = int(self._db.execute(
-                "INSERT INTO alert_events (alert_key, alert, received_at) VALUES (?, ?, ?)",
-                (alert_key, json.dumps(alert, default=str), now),
-            ).lastrowid or 0)
-            self._db.executemany(
-                "INSERT INTO alert_outbox (event_id, alert_key, target, investigate, next_attempt_at, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [(event_id, alert_key, target, int(investigate), now, now) for target, investigate in targets],
-            )
+            if fence is not None and self._db.execute(
+                    "SELECT 1 FROM leases WHERE name = ? AND holder = ? AND token = ?",
+                    (fence.name, fence.holder, fence.token)).fetchone() is None:
+                raise LeaseLost(f"lease {fence.name} is no longer held by {fence.holder}")
+            yield
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
+
+    def _insert_outbox(self, alert_key: str, alert: dict[str, Any], targets: list[tuple[str, bool]], now: float) -> int:
+        event_id = int(self._db.execute(
+            "INSERT INTO alert_events (alert_key, alert, received_at) VALUES (?, ?, ?)",
+            (alert_key, json.dumps(alert, default=str), now),
+        ).lastrowid or 0)
+        self._db.executemany(
+            "INSERT INTO alert_outbox (event_id, alert_key, target, investigate, next_attempt_at, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(event_id, alert_key, target, int(investigate), now, now) for target, investigate in targets],
+        )
         return event_id
+
+    async def enqueue(self, alert_key: str, alert: dict[str, Any], targets: list[tuple[str, bool]], *,
+                      observed: str | None = None) -> int:
+        now = time.time()
+        with self._transaction():
+            event_id = self._insert_outbox(alert_key, alert, targets, now)
+            if observed is not None:
+                self._db.execute(UPSERT_OBSERVED, (alert_key, observed, now))
+        return event_id
+
+    # -- pulled alerts ----------------------------------------------------------------------
+
+    async def take_lease(self, name: str, holder: str, ttl_s: float) -> Fence | None:
+        now = time.time()  # one machine shares one clock: SQLite's processes all run on it
+        found = self._db.execute(
+            "INSERT INTO leases (name, holder, token, expires_at) VALUES (?, ?, 1, ?) "
+            "ON CONFLICT (name) DO UPDATE SET token = CASE WHEN leases.holder = excluded.holder THEN leases.token "
+            "ELSE leases.token + 1 END, holder = excluded.holder, expires_at = excluded.expires_at "
+            "WHERE leases.holder = excluded.holder OR leases.expires_at < ? RETURNING token",
+            (name, holder, now + ttl_s, now)).fetchone()
+        return Fence(name, holder, int(found[0])) if found is not None else None
+
+    async def release_lease(self, fence: Fence) -> None:
+        self._db.execute("UPDATE leases SET expires_at = 0 WHERE name = ? AND holder = ? AND token = ?",
+                         (fence.name, fence.holder, fence.token))
+
+    async def observed(self, prefix: str) -> dict[str, tuple[str, float]]:
+        rows = self._db.execute("SELECT key, state, at FROM alert_observations WHERE key >= ? AND key < ?",
+                                (prefix, prefix + "\uffff")).fetchall()
+        return {str(key): (str(state), float(at)) for key, state, at in rows}
+
+    async def observe(self, changes: list[Change], *, fence: Fence, outbox: Outbox | None = None) -> bool:
+        try:
+            with self._transaction(fence):
+                for change in changes:
+                    self._compare_and_set(change)
+                if outbox is not None:
+                    self._insert_outbox(*outbox, time.time())
+        except _Conflict:
+            return False
+        return True
+
+    def _compare_and_set(self, change: Change) -> None:
+        if change.expected is None and change.state is not None:
+            done = self._db.execute("INSERT INTO alert_observations (key, state, at) VALUES (?, ?, ?) "
+                                    "ON CONFLICT (key) DO NOTHING", (change.key, change.state, change.at)).rowcount
+        elif change.expected is None:
+            done = int(self._db.execute("SELECT 1 FROM alert_observations WHERE key = ?", (change.key,)).fetchone() is None)
+        elif change.state is None:
+            done = self._db.execute("DELETE FROM alert_observations WHERE key = ? AND state = ?",
+                                    (change.key, change.expected)).rowcount
+        else:
+            done = self._db.execute("UPDATE alert_observations SET state = ?, at = ? WHERE key = ? AND state = ?",
+                                    (change.state, change.at, change.key, change.expected)).rowcount
+        if not done:
+            raise _Conflict(change.key)
+
+    async def remember(self, items: list[tuple[str, str, float]], *, fence: Fence) -> None:
+        with self._transaction(fence):
+            self._db.executemany(UPSERT_OBSERVED, items)
+
+    async def forget_before(self, prefix: str, before: float, *, fence: Fence) -> int:
+        with self._transaction(fence):
+            return int(self._db.execute("DELETE FROM alert_observations WHERE key >= ? AND key < ? AND at < ?",
+                                        (prefix, prefix + "\uffff", before)).rowcount)
 
     async def lease_due(self, limit: int = 50) -> list[Delivery]:
         """Due rows in arrival order, leased to this worker; per alert and target only the oldest,

@@ -1,0 +1,204 @@
+"""Alert persistence on PostgreSQL / Lakebase: the outbox, alert threads, and the poller's state.
+
+Other replicas write the same rows, so every read-decide-write is one atomic statement or one
+transaction: outbox leases with FOR UPDATE SKIP LOCKED, observations with compare-and-set, and
+every write made under the poller's lease re-checks its fencing token (FOR SHARE) in the same
+transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from bot.store.base import LEASE_S, AlertThread, Change, Delivery, Fence, LeaseLost, Outbox
+
+if TYPE_CHECKING:
+    from bot.store.postgres import PostgresStore
+
+DB_NOW = "extract(epoch from clock_timestamp())"  # lease expiry on the database's clock, not a replica's
+UPSERT_OBSERVED = ("INSERT INTO alert_observations (key, state, at) VALUES ($1, $2, $3) "
+                   "ON CONFLICT (key) DO UPDATE SET state = EXCLUDED.state, at = EXCLUDED.at")
+
+
+class _Conflict(Exception):
+    """A compare-and-set found another state: roll back, report False."""
+
+
+class PostgresAlertStore:
+    def __init__(self, store: PostgresStore) -> None:
+        self.store = store
+
+    @staticmethod
+    async def _insert_outbox(db: Any, alert_key: str, alert: dict[str, Any], targets: list[tuple[str, bool]],
+                             now: float) -> int:
+        event_id = await db.fetchval("INSERT INTO alert_events (alert_key, alert, received_at) VALUES ($1, $2, $3) "
+                                     "RETURNING id", alert_key, json.dumps(alert, default=str), now)
+        await db.executemany(
+            "INSERT INTO alert_outbox (event_id, alert_key, target, investigate, next_attempt_at, created_at) "
+            "VALUES ($1, $2, $3, $4, $5, $5)", [(event_id, alert_key, target, investigate, now) for target, investigate in targets])
+        return int(event_id)
+
+    async def enqueue(self, alert_key: str, alert: dict[str, Any], targets: list[tuple[str, bool]], *,
+                      observed: str | None = None) -> int:
+        pool = await self.store.pool()
+        now = time.time()
+        async with pool.acquire() as db, db.transaction():
+            event_id = await self._insert_outbox(db, alert_key, alert, targets, now)
+            if observed is not None:
+                await db.execute(UPSERT_OBSERVED, alert_key, observed, now)
+        return event_id
+
+    async def lease_due(self, limit: int = 50) -> list[Delivery]:
+        """Leased with FOR UPDATE SKIP LOCKED: replicas polling together never take the same row."""
+        pool = await self.store.pool()
+        now = time.time()
+        rows = await pool.fetch(
+            "WITH due AS (SELECT o.id FROM alert_outbox o WHERE o.status = 'pending' AND o.next_attempt_at <= $1 "
+            "  AND o.lease_until <= $1 AND o.id = (SELECT min(p.id) FROM alert_outbox p WHERE p.alert_key = o.alert_key "
+            "  AND p.target = o.target AND p.status = 'pending') ORDER BY o.id LIMIT $2 FOR UPDATE SKIP LOCKED) "
+            "UPDATE alert_outbox u SET lease_until = $3 FROM due, alert_events e WHERE u.id = due.id AND e.id = u.event_id "
+            "RETURNING u.id, u.event_id, u.alert_key, u.target, u.investigate, u.attempts, e.alert",
+            now, limit, now + LEASE_S)
+        return [Delivery(r["id"], r["event_id"], r["alert_key"], r["target"], r["investigate"], r["attempts"],
+                         json.loads(r["alert"])) for r in sorted(rows, key=lambda r: r["id"])]
+
+    async def next_due_at(self) -> float | None:
+        pool = await self.store.pool()
+        value = await pool.fetchval("SELECT min(greatest(next_attempt_at, lease_until)) FROM alert_outbox WHERE status = 'pending'")
+        return float(value) if value is not None else None
+
+    async def delivered(self, delivery_id: int) -> None:
+        pool = await self.store.pool()
+        await pool.execute("UPDATE alert_outbox SET status = 'delivered', done_at = $2, lease_until = 0 WHERE id = $1",
+                           delivery_id, time.time())
+
+    async def retry_later(self, delivery_id: int, error: str, at: float) -> None:
+        pool = await self.store.pool()
+        await pool.execute("UPDATE alert_outbox SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3, "
+                           "lease_until = 0 WHERE id = $1", delivery_id, error[:500], at)
+
+    async def postpone(self, delivery_id: int, at: float) -> None:
+        pool = await self.store.pool()
+        await pool.execute("UPDATE alert_outbox SET next_attempt_at = $2, lease_until = 0 WHERE id = $1", delivery_id, at)
+
+    async def failed(self, delivery_id: int, error: str) -> None:
+        pool = await self.store.pool()
+        await pool.execute("UPDATE alert_outbox SET status = 'failed', attempts = attempts + 1, last_error = $2, "
+                           "done_at = $3, lease_until = 0 WHERE id = $1", delivery_id, error[:500], time.time())
+
+    async def counts(self) -> dict[str, int]:
+        pool = await self.store.pool()
+        counts = {"pending": 0, "delivered": 0, "failed": 0}
+        for row in await pool.fetch("SELECT status, count(*) AS n FROM alert_outbox GROUP BY status"):
+            counts[row["status"]] = int(row["n"])
+        return counts
+
+    async def recent_failures(self, limit: int = 3, *, since: float = 0.0) -> list[tuple[str, str]]:
+        pool = await self.store.pool()
+        rows = await pool.fetch("SELECT target, last_error FROM alert_outbox WHERE status = 'failed' AND done_at >= $1 "
+                                "ORDER BY done_at DESC LIMIT $2", since, limit)
+        return [(row["target"], row["last_error"]) for row in rows]
+
+    async def thread(self, alert_key: str, target: str) -> AlertThread | None:
+        pool = await self.store.pool()
+        row = await pool.fetchrow(
+            "SELECT alert_key, target, thread_ref, state, state_since, first_seen, last_seen, count, acknowledged_by, "
+            "digest, alert FROM alert_threads WHERE alert_key = $1 AND target = $2", alert_key, target)
+        if row is None:
+            return None
+        return AlertThread(row["alert_key"], row["target"], json.loads(row["thread_ref"]), row["state"], row["state_since"],
+                           row["first_seen"], row["last_seen"], row["count"], row["acknowledged_by"], row["digest"],
+                           json.loads(row["alert"]))
+
+    async def save_thread(self, thread: AlertThread) -> None:
+        pool = await self.store.pool()
+        await pool.execute(
+            "INSERT INTO alert_threads (alert_key, target, thread_ref, state, state_since, first_seen, last_seen, count, "
+            "acknowledged_by, digest, alert) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+            "ON CONFLICT (alert_key, target) DO UPDATE SET thread_ref = EXCLUDED.thread_ref, state = EXCLUDED.state, "
+            "state_since = EXCLUDED.state_since, last_seen = EXCLUDED.last_seen, count = EXCLUDED.count, "
+            "acknowledged_by = EXCLUDED.acknowledged_by, digest = EXCLUDED.digest, alert = EXCLUDED.alert",
+            thread.alert_key, thread.target, json.dumps(thread.thread_ref), thread.state, thread.state_since,
+            thread.first_seen, thread.last_seen, thread.count, thread.acknowledged_by, thread.digest,
+            json.dumps(thread.alert, default=str))
+
+    async def new_roots_since(self, target: str, since: float) -> int:
+        pool = await self.store.pool()
+        return int(await pool.fetchval("SELECT count(*) FROM alert_threads WHERE target = $1 AND first_seen >= $2 "
+                                       "AND NOT digest", target, since))
+
+    # -- pulled alerts ----------------------------------------------------------------------
+
+    async def take_lease(self, name: str, holder: str, ttl_s: float) -> Fence | None:
+        pool = await self.store.pool()
+        token = await pool.fetchval(
+            f"INSERT INTO leases (name, holder, token, expires_at) VALUES ($1, $2, 1, {DB_NOW} + $3) "
+            "ON CONFLICT (name) DO UPDATE SET token = CASE WHEN leases.holder = EXCLUDED.holder THEN leases.token "
+            "ELSE leases.token + 1 END, holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at "
+            f"WHERE leases.holder = EXCLUDED.holder OR leases.expires_at < {DB_NOW} RETURNING token",
+            name, holder, ttl_s)
+        return Fence(name, holder, int(token)) if token is not None else None
+
+    async def release_lease(self, fence: Fence) -> None:
+        pool = await self.store.pool()
+        await pool.execute("UPDATE leases SET expires_at = 0 WHERE name = $1 AND holder = $2 AND token = $3",
+                           fence.name, fence.holder, fence.token)
+
+    async def observed(self, prefix: str) -> dict[str, tuple[str, float]]:
+        pool = await self.store.pool()
+        rows = await pool.fetch("SELECT key, state, at FROM alert_observations WHERE starts_with(key, $1)", prefix)
+        return {row["key"]: (row["state"], row["at"]) for row in rows}
+
+    @staticmethod
+    async def _check_fence(db: Any, fence: Fence) -> None:
+        """FOR SHARE: a takeover (which updates the lease row) waits until this transaction ends."""
+        held = await db.fetchval("SELECT 1 FROM leases WHERE name = $1 AND holder = $2 AND token = $3 FOR SHARE",
+                                 fence.name, fence.holder, fence.token)
+        if held is None:
+            raise LeaseLost(f"lease {fence.name} is no longer held by {fence.holder}")
+
+    async def observe(self, changes: list[Change], *, fence: Fence, outbox: Outbox | None = None) -> bool:
+        pool = await self.store.pool()
+        try:
+            async with pool.acquire() as db, db.transaction():
+                await self._check_fence(db, fence)
+                for change in changes:
+                    await self._compare_and_set(db, change)
+                if outbox is not None:
+                    await self._insert_outbox(db, *outbox, time.time())
+        except _Conflict:
+            return False
+        return True
+
+    @staticmethod
+    async def _compare_and_set(db: Any, change: Change) -> None:
+        if change.expected is None and change.state is not None:
+            status = await db.execute("INSERT INTO alert_observations (key, state, at) VALUES ($1, $2, $3) "
+                                      "ON CONFLICT (key) DO NOTHING", change.key, change.state, change.at)
+        elif change.expected is None:
+            found = await db.fetchval("SELECT 1 FROM alert_observations WHERE key = $1", change.key)
+            status = "SELECT 1" if found is None else "SELECT 0"
+        elif change.state is None:
+            status = await db.execute("DELETE FROM alert_observations WHERE key = $1 AND state = $2",
+                                      change.key, change.expected)
+        else:
+            status = await db.execute("UPDATE alert_observations SET state = $3, at = $4 WHERE key = $1 AND state = $2",
+                                      change.key, change.expected, change.state, change.at)
+        if not status.endswith(" 1"):
+            raise _Conflict(change.key)
+
+    async def remember(self, items: list[tuple[str, str, float]], *, fence: Fence) -> None:
+        pool = await self.store.pool()
+        async with pool.acquire() as db, db.transaction():
+            await self._check_fence(db, fence)
+            await db.executemany(UPSERT_OBSERVED, items)
+
+    async def forget_before(self, prefix: str, before: float, *, fence: Fence) -> int:
+        pool = await self.store.pool()
+        async with pool.acquire() as db, db.transaction():
+            await self._check_fence(db, fence)
+            status = await db.execute("DELETE FROM alert_observations WHERE starts_with(key, $1) AND at < $2",
+                                      prefix, before)
+        return int(status.split()[-1])
