@@ -9,15 +9,13 @@ from bot.config import Settings
 def build_engine(settings: Settings) -> Engine:
     """`HEALTHBOT_BACKEND=auto` picks serving when DATABRICKS_HOST or a profile is set, else demo."""
     if settings.use_serving:
-        from agent.serving import ServingClient, databricks_config
+        from agent.serving import ServingClient
+        from bot.workspace import config_factory
 
-        token = settings.databricks_token.get_secret_value() if settings.databricks_token else None
         return ServingClient(
             endpoint_name=settings.endpoint_name,
             fmt=settings.endpoint_format,
-            config_factory=lambda: databricks_config(
-                host=settings.databricks_host, token=token, profile=settings.databricks_profile
-            ),
+            config_factory=config_factory(settings),
             timeout_s=settings.endpoint_timeout_s,
             cold_start_wait_s=settings.cold_start_wait_s,
         )

@@ -6,30 +6,22 @@ it: enrichment is a bonus, never a reason to hold an alert back.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from bot.alerts.model import Alert
+from bot.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
 
 class JobRunEnricher:
-    def __init__(self, config_factory: Callable[[], Any]) -> None:
-        self._config_factory = config_factory
-        self._client: Any = None
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
 
-    def _workspace(self) -> Any:
-        if self._client is None:
-            from databricks.sdk import WorkspaceClient
-
-            self._client = WorkspaceClient(config=self._config_factory())
-        return self._client
-
-    def _describe(self, run_id: int) -> tuple[str, str]:
-        run = self._workspace().jobs.get_run(run_id)
+    @staticmethod
+    def _describe(client: Any, run_id: int) -> tuple[str, str]:
+        run = client.jobs.get_run(run_id)
         parts = []
         message = (run.status.termination_details.message if run.status and run.status.termination_details else None) \
             or (run.state.state_message if run.state else None)
@@ -44,12 +36,14 @@ class JobRunEnricher:
 
     async def __call__(self, alert: Alert) -> Alert:
         try:
-            run_id = int(alert.key.split(":")[2])
-            detail, page = await asyncio.to_thread(self._describe, run_id)
+            run_id = int(alert.run_id or alert.key.split(":")[2])  # webhook keys: job:<job id>:<run id>
+            detail, page = await self.workspace.call(lambda client: self._describe(client, run_id))
         except Exception as exc:  # SDK errors, no workspace, a run already deleted…
             log.info("could not enrich %s: %s", alert.key, str(exc)[:200])
             return alert
         links = dict(alert.links)
         if page:
             links["Run"] = page
-        return alert.model_copy(update={"detail": detail or alert.detail, "links": links})
+        if alert.detail and alert.detail not in detail:  # pulled runs already carry their message
+            detail = f"{alert.detail}; {detail}" if detail else alert.detail
+        return alert.model_copy(update={"detail": detail, "links": links})
