@@ -32,13 +32,18 @@ class Line:
 
 
 async def run_doctor(settings: Settings, *, probe: bool = False) -> list[Line]:
+    from bot.alerts.wiring import PULLER
     from bot.server import ALERTS, HEALTH, SLACK, TEAMS, create_app
 
     lines = [Line(OK, "config", "all values valid" + (" (.env read)" if _dotenv() else ""))]
     app = create_app(settings)
     health = app[HEALTH]
     try:
-        lines.append(_line("store", await health.store_check(), f"check HEALTHBOT_DATABASE_URL ({settings.database_url})"))
+        lines.append(_line("store", await health.store_check(), f"check HEALTHBOT_DATABASE_URL ({_where(settings)})"))
+        lines.append(Line(OK, "store location", _where(settings)))
+        password = getattr(health.store, "password", None)
+        if password is not None:
+            lines.append(Line(OK, "lakebase", password.describe()))
         if settings.use_serving:
             lines += await _databricks(settings, health.engine, probe)
         else:
@@ -55,9 +60,42 @@ async def run_doctor(settings: Settings, *, probe: bool = False) -> list[Line]:
         else:
             lines.append(Line(WARN, "teams", "no credentials: local emulator mode only", "set MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD"))
         lines += await _alerts(settings, app[ALERTS])
+        if PULLER in app:
+            lines += await _pull(app[PULLER])
     finally:
         await health.engine.close()
         await health.store.close()
+    return lines
+
+
+def _where(settings: Settings) -> str:
+    """The database without its password (a postgresql:// URL may carry one)."""
+    from urllib.parse import urlsplit
+
+    url = settings.database_url
+    parts = urlsplit(url)
+    if parts.password:
+        url = url.replace(f":{parts.password}@", ":***@")
+    return url
+
+
+async def _pull(puller: Any) -> list[Line]:
+    """One small list call per pulled source: proves the App's principal may read what it polls."""
+    from bot.workspace import describe_error
+
+    lines = []
+    for source in puller.sources:
+        workspace = source.workspace
+        try:
+            if source.name == "sql_alerts":
+                await workspace.call(lambda client: next(iter(client.alerts_v2.list_alerts(page_size=1)), None))
+            else:
+                await workspace.call(lambda client: next(iter(client.jobs.list_runs(limit=1)), None))
+        except Exception as exc:
+            lines.append(Line(FAIL, f"alert pull {source.name}", describe_error(exc),
+                              f"grant the app's service principal {source.permission}"))
+        else:
+            lines.append(Line(OK, f"alert pull {source.name}", f"can list (every {puller.interval_s:.0f} s)"))
     return lines
 
 
@@ -114,11 +152,15 @@ async def _slack_scopes(slack: Any) -> Line:
 
 
 async def _alerts(settings: Settings, dispatcher: Any) -> list[Line]:
-    if not settings.alert_token:
+    if settings.alert_token:
+        lines = [Line(OK, "alert token", "set")]
+    elif settings.alert_pull:  # pulling needs no token: the webhook route just stays closed
+        lines = [Line(OK, "alert token", f"not set: alerts are pulled ({', '.join(settings.alert_pull)}), "
+                                         "/alerts/databricks stays closed")]
+    else:
         mark = FAIL if dispatcher.router.all_targets else WARN
         return [Line(mark, "alert token", "HEALTHBOT_ALERT_TOKEN is not set: /alerts/databricks answers 503",
                      "set HEALTHBOT_ALERT_TOKEN to a long random secret")]
-    lines = [Line(OK, "alert token", "set")]
     targets = dispatcher.router.all_targets
     if not targets:
         lines.append(Line(WARN, "alert routes", "no targets", "set HEALTHBOT_ALERT_CHANNELS (or HEALTHBOT_ALERT_ROUTES)"))

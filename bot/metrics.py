@@ -42,6 +42,30 @@ class AlertCollector(Collector):
         yield pending
 
 
+class PullCollector(Collector):
+    """The alert poller's figures per source (HEALTHBOT_ALERT_PULL)."""
+
+    def __init__(self, puller: Any) -> None:
+        self.puller = puller
+
+    def collect(self) -> Iterator[Any]:
+        polls = CounterMetricFamily("healthbot_alert_polls", "Alert polls of the workspace", labels=["source"])
+        errors = CounterMetricFamily("healthbot_alert_poll_errors", "Alert polls that failed", labels=["source"])
+        found = CounterMetricFamily("healthbot_alerts_pulled", "Alert changes found by polling", labels=["source"])
+        age = GaugeMetricFamily("healthbot_alert_poll_age_seconds", "Seconds since the last successful poll",
+                                labels=["source"])
+        now = self.puller.clock()
+        for name, status in self.puller.status.items():
+            polls.add_metric([name], status.polls)
+            errors.add_metric([name], status.errors)
+            found.add_metric([name], status.found)
+            if status.last_success is not None:
+                age.add_metric([name], now - status.last_success)
+        leader = GaugeMetricFamily("healthbot_alert_poll_leader", "1 while this replica holds the poll lease")
+        leader.add_metric([], 1 if self.puller.fence is not None else 0)
+        yield from (polls, errors, found, age, leader)
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -73,6 +97,9 @@ class Metrics:
 
     def watch_alerts(self, dispatcher: Any) -> None:
         self.registry.register(AlertCollector(dispatcher))
+
+    def watch_puller(self, puller: Any) -> None:
+        self.registry.register(PullCollector(puller))
 
     async def handle(self, request: web.Request) -> web.Response:
         body = generate_latest(self.registry)

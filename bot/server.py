@@ -15,14 +15,14 @@ from adapters.slack import mount_slack
 from adapters.teams import mount_teams
 from agent.base import Engine
 from bot.alerts.dispatch import AlertDispatcher
-from bot.alerts.wiring import alert_check, mount_alerts
+from bot.alerts.wiring import PULLER, alert_check, mount_alerts
 from bot.config import Settings
 from bot.engines import build_engine
 from bot.handler import ConversationHandler, HandlerOptions
 from bot.health import HealthChecks, cached
 from bot.logs import log_request
 from bot.metrics import Metrics
-from bot.store import Store, open_store
+from bot.store import Store, open_store_for
 from bot.tracing import Tracer
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ MAX_BODY_BYTES = 1024 * 1024
 
 
 def create_app(settings: Settings, *, store: Store | None = None, engine: Engine | None = None) -> web.Application:
-    store = store if store is not None else open_store(settings.database_url)
+    store = store if store is not None else open_store_for(settings)
     engine = engine if engine is not None else build_engine(settings)
     handler = ConversationHandler(store=store, engine=engine, options=HandlerOptions.from_settings(settings),
                                   tracer=Tracer(settings.mlflow_tracking_uri))
@@ -65,6 +65,9 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: Engine
     if settings.microsoft_app_id:
         checks.add("teams", cached(app[TEAMS].health, ttl_s=300))  # type: ignore[attr-defined]
     checks.add("alerts", alert_check(app[ALERTS]))
+    if PULLER in app:
+        checks.add("alert_pull", app[PULLER].check)  # type: ignore[attr-defined]
+        metrics.watch_puller(app[PULLER])
 
     async def freeze_startup_objects(_: web.Application) -> None:
         # Everything imported and built so far lives as long as the process: move it out of the
@@ -74,6 +77,20 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: Engine
         gc.freeze()
 
     app.on_startup.append(freeze_startup_objects)
+
+    async def check_credentials(_: web.Application) -> None:
+        """Lakebase: a wrong instance or a missing permission stops start-up, saying which."""
+        password = getattr(store, "password", None)
+        if password is not None:
+            from bot.config import ConfigError
+            from bot.store.lakebase import CredentialError
+
+            try:
+                await password()
+            except CredentialError as exc:
+                raise ConfigError(str(exc)) from None
+
+    app.on_startup.append(check_credentials)
 
     async def warm_up(_: web.Application) -> None:
         start_checkpointing = getattr(store, "start_checkpointing", None)

@@ -23,7 +23,7 @@ from bot.alerts.routes import Router
 from bot.background import BackgroundLoop
 from bot.handler import ConversationHandler
 from bot.models import Incoming, Platform
-from bot.store.base import AlertStore, AlertThread, Delivery
+from bot.store.base import AlertStore, AlertThread, Change, Delivery, Fence
 from bot.targets import ChannelTarget, parse_target
 
 log = logging.getLogger(__name__)
@@ -59,17 +59,38 @@ class AlertDispatcher(BackgroundLoop):
 
     # -- intake -----------------------------------------------------------------------------
 
-    async def submit(self, alert: Alert) -> int:
-        """Store the alert and one delivery per routed target; returns how many targets."""
+    def _targets(self, alert: Alert) -> list[tuple[str, bool]]:
         route = self.router.route(alert)
-        targets = [(str(target), route.investigate) for target in route.targets]
-        if targets:
-            await self.alerts.enqueue(alert.key, alert.model_dump(mode="json"), targets)
-            self._wake.set()
-        else:
+        if not route.targets:
             log.warning("alert %r matched no route and HEALTHBOT_ALERT_CHANNELS is empty: not delivered", alert.name)
+        return [(str(target), route.investigate) for target in route.targets]
+
+    async def submit(self, alert: Alert) -> int:
+        """Store the alert and one delivery per routed target; returns how many targets.
+
+        A SQL alert's state is recorded as observed too, so the poller (HEALTHBOT_ALERT_PULL) does not
+        post the same state again when it lists the alert."""
+        targets = self._targets(alert)
+        if targets:
+            observed = alert.state if alert.source == AlertSource.SQL_ALERT else None
+            await self.alerts.enqueue(alert.key, alert.model_dump(mode="json"), targets, observed=observed)
+            self._wake.set()
         self.received += 1
         return len(targets)
+
+    async def observe(self, changes: list[Change], *, fence: Fence, alert: Alert | None = None) -> bool:
+        """The poller's intake: its observations and the alert's deliveries in one transaction, so a
+        crash can neither lose a change it recorded nor post one twice. False: someone else changed
+        one of the keys first (nothing written)."""
+        targets = self._targets(alert) if alert is not None else []
+        outbox = (alert.key, alert.model_dump(mode="json"), targets) if alert is not None and targets else None
+        if not await self.alerts.observe(changes, fence=fence, outbox=outbox):
+            return False
+        if alert is not None:
+            self.received += 1
+        if outbox is not None:
+            self._wake.set()
+        return True
 
     # -- worker -----------------------------------------------------------------------------
 
@@ -194,6 +215,8 @@ class AlertDispatcher(BackgroundLoop):
     @staticmethod
     def _transition(alert: Alert, previous: str, seconds: float) -> str:
         minutes = max(1, round(seconds / 60))
+        if alert.clear and alert.source == AlertSource.JOB and alert.run_id:
+            return f"✅ {alert.name} recovered: {alert.description} (failing for {minutes} min)."
         if alert.clear:
             return f"✅ {alert.name} is {alert.state} (resolved after {minutes} min)."
         return f"🔔 {alert.name} is {alert.state} again (was {previous} for {minutes} min)."

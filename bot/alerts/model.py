@@ -37,6 +37,7 @@ class Alert(BaseModel):
     links: dict[str, str] = Field(default_factory=dict)
     workspace: str = ""
     detail: str = ""  # enrichment: the run's state message, failed tasks…
+    run_id: str = ""  # job alerts: the run to enrich from (pulled job threads are keyed by job, not run)
     time: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
 
     @property

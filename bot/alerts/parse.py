@@ -164,3 +164,52 @@ def parse_alert(body: Any, *, workspace_host: str | None = None) -> Alert:
     keys = ", ".join(sorted(body)[:10]) or "none"
     raise ValueError(f"unknown alert format (top-level keys: {keys}); expected a Databricks SQL alert, a Jobs "
                      "notification, or the generic shape with name and state")
+
+
+# -- pulled from the workspace API (Databricks Apps cannot receive webhooks) -------------------------
+
+MAX_PULLED_TEXT = 4000  # query texts can be huge; the thread shows the start, the endpoint gets enough
+
+
+def _clip(value: Any, limit: int = MAX_PULLED_TEXT) -> str:
+    text = _text(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def parse_alert_v2(alert: dict[str, Any], *, workspace_host: str) -> Alert:
+    """An alert from `GET /api/2.0/alerts` (alerts v2) as its webhook would describe it: same key, so a
+    webhook and a poll of the same alert land in the same thread."""
+    alert_id = _text(alert.get("id"))
+    if not alert_id:
+        raise ValueError("alert without an id")
+    evaluation = _dict(alert.get("evaluation"))
+    state = _text(evaluation.get("state")).upper()
+    threshold = _dict(evaluation.get("threshold"))
+    name = _clip(alert.get("display_name") or f"alert {alert_id}", 300)
+    operator = _text(evaluation.get("comparison_operator"))
+    host = workspace_host.rstrip("/")
+    return Alert(
+        source=AlertSource.SQL_ALERT, key=f"sql:{alert_id}", name=name, state=state if state in SQL_STATES else "UNKNOWN",
+        severity=default_severity(state), domain=domain_of(name), operator=OPERATORS.get(operator, operator),
+        threshold=_text(threshold.get("value")) or _text(_dict(threshold.get("column")).get("name")),
+        query=_clip(alert.get("query_text")), description=_clip(alert.get("custom_description")),
+        links={"Alert": f"{host}/sql/alerts-v2/{alert_id}"} if host else {},
+    )
+
+
+def parse_job_run(run: dict[str, Any], *, failed: bool) -> Alert:
+    """A completed run from `GET /api/2.2/jobs/runs/list` as the failure (or recovery) of its job: one
+    thread per job, so repeated failures count on one root and the next success resolves it."""
+    job_id, run_id = _text(run.get("job_id")), _text(run.get("run_id"))
+    if not job_id or not run_id:
+        raise ValueError("run without job_id and run_id")
+    state = _dict(run.get("state"))
+    result = _text(state.get("result_state")) or _text(state.get("life_cycle_state"))
+    message = _text(_dict(_dict(run.get("status")).get("termination_details")).get("message")) or _text(state.get("state_message"))
+    page = _text(run.get("run_page_url"))
+    return Alert(
+        source=AlertSource.JOB, key=f"job:{job_id}", name=_clip(run.get("run_name") or f"job {job_id}", 300),
+        state="failed" if failed else "succeeded", severity=default_severity("failed" if failed else "succeeded"),
+        domain="jobs", description=f"run {run_id}: {result}", detail=_clip(message) if failed else "",
+        links={"Run": page} if page.startswith(("http://", "https://")) else {}, run_id=run_id,
+    )

@@ -19,6 +19,8 @@ from bot.models import Platform
 from bot.selfmon import SelfMonitor, Thresholds
 from bot.store import Store
 
+PULLER = web.AppKey("alert_puller", object)
+
 
 def mount_alerts(app: web.Application, *, settings: Settings, handler: ConversationHandler, store: Store,
                  adapters: list[Any]) -> AlertDispatcher:
@@ -27,14 +29,13 @@ def mount_alerts(app: web.Application, *, settings: Settings, handler: Conversat
         capable: AlertCapable = adapter
         sink = capable.alert_sink()
         sinks[sink.platform] = sink
-    enrich = None
+    enrich, workspace = None, None
     if settings.workspace_configured:
-        from agent.serving import databricks_config
         from bot.alerts.enrich import JobRunEnricher
+        from bot.workspace import Workspace, config_factory
 
-        token = settings.databricks_token.get_secret_value() if settings.databricks_token else None
-        enrich = JobRunEnricher(lambda: databricks_config(host=settings.databricks_host, token=token,
-                                                          profile=settings.databricks_profile))
+        workspace = Workspace(config_factory(settings))
+        enrich = JobRunEnricher(workspace)
     dispatcher = AlertDispatcher(
         alerts=store.alerts, handler=handler, router=load_router(settings.alert_routes, settings.alert_targets),
         sinks=sinks, enrich=enrich, pace_s=settings.alert_pace_s, storm_threshold=settings.alert_storm_threshold,
@@ -47,12 +48,22 @@ def mount_alerts(app: web.Application, *, settings: Settings, handler: Conversat
 
     monitor = SelfMonitor(store=store, dispatcher=dispatcher,
                           thresholds=Thresholds(error_rate=settings.selfmon_error_rate, p95_latency_ms=settings.selfmon_p95_ms))
+    puller = None
+    if settings.alert_pull and workspace is not None:
+        from bot.alerts.pull import AlertPuller
+
+        puller = app[PULLER] = AlertPuller(dispatcher=dispatcher, workspace=workspace, sources=settings.alert_pull,
+                                           interval_s=settings.alert_pull_interval_s, job_globs=settings.alert_pull_jobs)
 
     async def start(_: web.Application) -> None:
         dispatcher.start()  # resumes deliveries left pending by the last run
         monitor.start()
+        if puller is not None:
+            puller.start()
 
     async def stop(_: web.Application) -> None:
+        if puller is not None:
+            await puller.stop()
         await monitor.stop()
         await dispatcher.stop()
 
