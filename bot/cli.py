@@ -112,17 +112,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo_endpoint(settings, args.host, args.port, args.token)
     except KeyboardInterrupt:
         return 130
+    except ConfigError as exc:  # found while starting (e.g. Lakebase credentials): one line, no traceback
+        print(f"healthbot: {exc}", file=sys.stderr)
+        return 2
     return 2
 
 
 def _console_handler(settings: Settings) -> ConversationHandler:
     from bot.engines import build_engine
     from bot.handler import ConversationHandler, HandlerOptions
-    from bot.store import open_store
+    from bot.store import open_store_for
     from bot.tracing import Tracer
 
     return ConversationHandler(
-        store=open_store(settings.database_url), engine=build_engine(settings),
+        store=open_store_for(settings), engine=build_engine(settings),
         options=HandlerOptions.from_settings(settings), tracer=Tracer(settings.mlflow_tracking_uri),
     )
 
@@ -154,9 +157,9 @@ async def _chat(settings: Settings) -> int:
 
 async def _stats(settings: Settings, hours: int, as_json: bool) -> int:
     from bot.stats import collect, render
-    from bot.store import open_store
+    from bot.store import open_store_for
 
-    store = open_store(settings.database_url)
+    store = open_store_for(settings)
     try:
         stats = await collect(store, hours)
     finally:

@@ -6,7 +6,10 @@ person actually sets. Secrets are `SecretStr`: they never print, not even in a r
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import quote, urlsplit
 
 from pydantic import (
     AliasChoices,
@@ -21,6 +24,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from bot.targets import ChannelTarget, parse_targets
 
 CommaList = Annotated[list[str], NoDecode]
+PULL_SOURCES = frozenset({"sql_alerts", "jobs"})
 
 
 class ConfigError(Exception):
@@ -71,7 +75,13 @@ class Settings(BaseSettings):
 
     # Operations
     mlflow_tracking_uri: str | None = Field(None, alias="MLFLOW_TRACKING_URI")
-    database_url: str = Field("sqlite:///healthbot.db", alias="HEALTHBOT_DATABASE_URL")
+    database_url_setting: str | None = Field(None, alias="HEALTHBOT_DATABASE_URL")
+    lakebase_instance: str | None = Field(None, alias="HEALTHBOT_LAKEBASE_INSTANCE", min_length=1)
+    pg_host: str | None = Field(None, alias="PGHOST")  # set by a Databricks App's database resource
+    pg_port: str = Field("5432", alias="PGPORT")
+    pg_database: str = Field("databricks_postgres", alias="PGDATABASE")
+    pg_user: str | None = Field(None, alias="PGUSER")
+    pg_sslmode: str | None = Field(None, alias="PGSSLMODE")
     demo_data_dir: str | None = Field(None, alias="HEALTHBOT_DEMO_DATA_DIR")
 
     # Alerts
@@ -83,8 +93,12 @@ class Settings(BaseSettings):
     selfmon_error_rate: float = Field(0.10, alias="HEALTHBOT_SELFMON_ERROR_RATE", gt=0, le=1)
     selfmon_p95_ms: float = Field(10_000.0, alias="HEALTHBOT_SELFMON_P95_MS", gt=0)
     alert_max_body_bytes: int = Field(256 * 1024, alias="HEALTHBOT_ALERT_MAX_BODY_BYTES", ge=1024)
+    alert_pull: CommaList = Field(default_factory=list, alias="HEALTHBOT_ALERT_PULL")
+    alert_pull_interval_s: float = Field(60.0, alias="HEALTHBOT_ALERT_PULL_INTERVAL_S", gt=0)
+    alert_pull_jobs: CommaList = Field(default_factory=list, alias="HEALTHBOT_ALERT_PULL_JOBS")
 
-    @field_validator("slack_team_ids", "teams_tenant_ids", "alert_channels", mode="before")
+    @field_validator("slack_team_ids", "teams_tenant_ids", "alert_channels", "alert_pull", "alert_pull_jobs",
+                     mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
@@ -97,12 +111,36 @@ class Settings(BaseSettings):
         parse_targets(value)  # raises ValueError naming the bad entry
         return value
 
-    @field_validator("database_url")
+    @field_validator("database_url_setting")
     @classmethod
-    def _known_database(cls, value: str) -> str:
-        if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+    def _known_database(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise ValueError("must start with sqlite:/// or postgresql://")
         return value
+
+    @field_validator("alert_pull")
+    @classmethod
+    def _known_pull_sources(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - PULL_SOURCES)
+        if unknown:
+            raise ValueError(f"unknown source {', '.join(unknown)}; use a comma list of sql_alerts, jobs")
+        return value
+
+    @model_validator(mode="after")
+    def _databricks_features_need_a_workspace(self) -> Settings:
+        if self.alert_pull and not self.workspace_configured:
+            raise ValueError("HEALTHBOT_ALERT_PULL needs a workspace: set DATABRICKS_HOST (a Databricks App sets it)")
+        if self.lakebase_instance:
+            if not self.workspace_configured:
+                raise ValueError("HEALTHBOT_LAKEBASE_INSTANCE needs a workspace to mint database credentials: "
+                                 "set DATABRICKS_HOST (a Databricks App sets it)")
+            if not self.database_url.startswith(("postgresql://", "postgres://")):
+                raise ValueError("HEALTHBOT_LAKEBASE_INSTANCE needs a postgresql:// HEALTHBOT_DATABASE_URL or the PGHOST "
+                                 "and PGUSER variables of a Databricks App database resource")
+            if urlsplit(self.database_url).password:
+                raise ValueError("HEALTHBOT_LAKEBASE_INSTANCE mints the database password: remove it from "
+                                 "HEALTHBOT_DATABASE_URL")
+        return self
 
     @field_validator("slack_app_token")
     @classmethod
@@ -148,6 +186,29 @@ class Settings(BaseSettings):
     @property
     def alert_targets(self) -> list[ChannelTarget]:
         return parse_targets(self.alert_channels)
+
+    @property
+    def database_url(self) -> str:
+        """HEALTHBOT_DATABASE_URL; else, for Lakebase, the PG* variables of the App's database resource;
+        else a SQLite file in the user's state directory (never the working directory)."""
+        if self.database_url_setting:
+            return self.database_url_setting
+        if self.lakebase_instance and self.pg_host and self.pg_user:
+            return f"postgresql://{quote(self.pg_user, safe='')}@{self.pg_host}:{self.pg_port}/{quote(self.pg_database)}"
+        return f"sqlite:///{state_dir() / 'healthbot.db'}"
+
+    @property
+    def database_sslmode(self) -> str | None:
+        """TLS for PostgreSQL: `sslmode` in the URL wins, then PGSSLMODE, and Lakebase requires TLS."""
+        if "sslmode=" in urlsplit(self.database_url).query:
+            return None  # asyncpg reads it from the URL
+        return self.pg_sslmode or ("require" if self.lakebase_instance else None)
+
+
+def state_dir() -> Path:
+    """$XDG_STATE_HOME/healthbot (~/.local/state/healthbot): where the embedded store lives."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "healthbot"
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -19,6 +19,9 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in list(os.environ):
         if name.startswith(("DATABRICKS_", "SLACK_", "MICROSOFT_APP_", "HEALTHBOT_", "MLFLOW_")):
             monkeypatch.delenv(name, raising=False)
+    for name in ("PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGSSLMODE", "PGPASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # the default store lands in the test's dir
     monkeypatch.chdir(tmp_path)
 
 

@@ -63,7 +63,9 @@ def test_ask_answers_offline_with_sources_and_confidence(demo_env: dict[str, str
     assert "job(s) failed today" in result.stdout and "daily_revenue_rollup" in result.stdout
     assert "Sources:" in result.stdout and "system.lakeflow.job_run_timeline" in result.stdout
     assert "confidence 93%" in result.stdout
-    assert (tmp_path / "healthbot.db").exists()  # the request log of the embedded default store
+    # the embedded default store lives in the state directory ($XDG_STATE_HOME), not where healthbot ran
+    assert (tmp_path / "state" / "healthbot" / "healthbot.db").exists()
+    assert not (tmp_path / "healthbot.db").exists()
 
 
 def test_ask_through_the_demo_endpoint_gives_the_same_answer(demo_endpoint: int, demo_env: dict[str, str], tmp_path: Path) -> None:

@@ -117,7 +117,7 @@ def test_stats_match_an_independent_computation() -> None:
 
 
 async def test_stats_command_reads_the_request_log(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "healthbot.db")
+    store = SqliteStore(tmp_path / "state" / "healthbot" / "healthbot.db")  # the default store ($XDG_STATE_HOME)
     rows, _ = rows_for_stats(time.time())
     for row in rows:
         await store.log_request(row)

@@ -2,20 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
 from bot.store.base import RequestLogRow, Session, Store
 from bot.store.sqlite import SqliteStore
 
-__all__ = ["RequestLogRow", "Session", "SqliteStore", "Store", "open_store"]
+if TYPE_CHECKING:
+    from bot.config import Settings
+
+__all__ = ["RequestLogRow", "Session", "SqliteStore", "Store", "open_store", "open_store_for"]
 
 
-def open_store(database_url: str) -> Store:
+def open_store_for(settings: Settings) -> Store:
+    """The configured store; with HEALTHBOT_LAKEBASE_INSTANCE, its passwords are minted Lakebase tokens."""
+    password = None
+    if settings.lakebase_instance:
+        from bot.store.lakebase import LakebaseCredentials
+        from bot.workspace import Workspace, config_factory
+
+        password = LakebaseCredentials(instance=settings.lakebase_instance, workspace=Workspace(config_factory(settings)))
+    return open_store(settings.database_url, password=password, sslmode=settings.database_sslmode)
+
+
+def open_store(database_url: str, *, password: Callable[[], Awaitable[str]] | None = None,
+               sslmode: str | None = None) -> Store:
     """Open the store named by `HEALTHBOT_DATABASE_URL`, creating or migrating its schema
-    (PostgreSQL: on first use, since connecting is asynchronous)."""
+    (PostgreSQL: on first use, since connecting is asynchronous). `password` is called for each new
+    PostgreSQL connection (Lakebase tokens expire)."""
     if database_url.startswith("sqlite:///"):
         return SqliteStore(database_url.removeprefix("sqlite:///") or "healthbot.db")
     if database_url.startswith(("postgresql://", "postgres://")):
         from bot.store.postgres import PostgresStore
 
-        return PostgresStore(database_url)
+        return PostgresStore(database_url, password=password, sslmode=sslmode)
     raise ValueError(f"HEALTHBOT_DATABASE_URL: unsupported database {database_url.split(':', 1)[0]!r}; "
                      "use sqlite:///PATH or postgresql://…")
