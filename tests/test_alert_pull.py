@@ -17,7 +17,7 @@ import pytest
 from bot.alerts.pull import AlertPuller
 from bot.alerts.wiring import PULLER
 from bot.background import BackgroundLoop
-from tests.conftest import postgres_schema
+from tests.conftest import POSTGRES_DSN, postgres_schema
 from tests.fakes.connector import FakeConnector
 from tests.fakes.serving import Scripted, fixture
 from tests.fakes.slack import FakeSlack
@@ -284,3 +284,30 @@ async def test_a_poll_killed_midway_resumes_without_loss_or_repeat(pull: PullRig
     await pull.start(HEALTHBOT_ALERT_PULL="jobs")
     await pull.polls(2, source="jobs")
     assert sorted(r["text"] for r in pull.roots()) == ["🔴 job1 is failed", "🔴 job2 is failed", "🔴 job3 is failed"]
+
+
+async def test_doctor_names_a_missing_permission_and_the_lakebase_token(monkeypatch: pytest.MonkeyPatch,
+                                                                        pg_schema: str) -> None:
+    from bot.doctor import FAIL, OK, exit_code, run_doctor
+    from bot.config import load_settings
+
+    workspace = FakeWorkspace()
+    await workspace.start()
+    try:
+        denied = fixture("serving_error_403_permission_denied.json")
+        workspace.fail("/api/2.0/alerts", Scripted(denied["status"], denied["body"]))
+        for name, value in {"DATABRICKS_HOST": workspace.url, "DATABRICKS_TOKEN": workspace.token,
+                            "HEALTHBOT_ALERT_PULL": "sql_alerts,jobs", "HEALTHBOT_ALERT_CHANNELS": "slack:C0PLATFORM1",
+                            "HEALTHBOT_LAKEBASE_INSTANCE": "healthbot-pg", "PGSSLMODE": "disable",
+                            "HEALTHBOT_DATABASE_URL": f"{POSTGRES_DSN}?search_path={pg_schema}"}.items():
+            monkeypatch.setenv(name, value)
+        lines = {line.name: line for line in await run_doctor(load_settings())}
+        assert lines["alert pull sql_alerts"].mark == FAIL and "403" in lines["alert pull sql_alerts"].detail
+        assert "CAN_VIEW on the SQL alerts" in str(lines["alert pull sql_alerts"])
+        assert lines["alert pull jobs"].mark == OK
+        assert lines["alert token"].mark == OK and "pulled" in lines["alert token"].detail
+        assert lines["lakebase"].detail.startswith("instance healthbot-pg, token age")
+        assert lines["store location"].detail == f"{POSTGRES_DSN}?search_path={pg_schema}"
+        assert exit_code(list(lines.values())) == 1
+    finally:
+        await workspace.stop()

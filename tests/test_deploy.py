@@ -38,5 +38,36 @@ def test_bundle_grants_can_query_and_defines_both_alert_rules() -> None:
     for alert in alerts.values():
         assert "${var.inference_table}" in alert["query_text"] and alert["warehouse_id"] == "${var.warehouse_id}"
         assert alert["evaluation"]["source"]["name"] in alert["query_text"]
-        assert alert["evaluation"]["notification"]["subscriptions"][0]["destination_id"] == "${var.alert_destination_id}"
     assert {"dev", "prod"} <= set(bundle["targets"])
+
+
+def test_the_app_runs_everything_inside_databricks() -> None:
+    """Socket Mode Slack, pulled alerts, Lakebase: nothing the App does needs an inbound URL."""
+    app = yaml.safe_load((ROOT / "app.yaml").read_text())
+    env = {entry["name"]: entry.get("value", entry.get("valueFrom")) for entry in app["env"]}
+    assert env["SLACK_APP_TOKEN"] == "slack-app-token" and "SLACK_SIGNING_SECRET" not in env
+    assert env["HEALTHBOT_ALERT_PULL"] == "sql_alerts,jobs" and "HEALTHBOT_ALERT_TOKEN" not in env
+    bundle = yaml.safe_load((ROOT / "databricks.yml").read_text())
+    [database] = [r["database"] for r in bundle["resources"]["apps"]["healthbot"]["resources"] if "database" in r]
+    assert database["permission"] == "CAN_CONNECT_AND_CREATE"
+    assert bundle["variables"]["lakebase_instance"]["default"] == env["HEALTHBOT_LAKEBASE_INSTANCE"]
+    assert "HEALTHBOT_DATABASE_URL" not in env  # the database resource's PG* variables configure it
+
+
+def test_app_yaml_settings_are_valid_with_what_apps_inject(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from bot.config import load_settings
+
+    app = yaml.safe_load((ROOT / "app.yaml").read_text())
+    secrets = {"serving-endpoint": "health_monitor_orchestrator", "slack-bot-token": "xoxb-test",
+               "slack-app-token": "xapp-test"}
+    for entry in app["env"]:
+        monkeypatch.setenv(entry["name"], entry["value"] if "value" in entry else secrets[entry["valueFrom"]])
+    injected = json.loads((ROOT / "tests" / "fixtures" / "databricks" / "apps_database_resource_env.json").read_text())
+    for name, value in {**injected, "DATABRICKS_HOST": "https://dbc-01234567-89ab.cloud.databricks.com"}.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    assert settings.alert_pull == ["sql_alerts", "jobs"] and settings.use_serving
+    assert settings.database_url.startswith(f"postgresql://{injected['PGUSER']}@{injected['PGHOST']}:5432/")
+    assert settings.database_sslmode == "require"
