@@ -12,6 +12,7 @@ import email.utils
 import json
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,14 +57,20 @@ class EndpointState:
         return self.ready == "READY"
 
 
+_SDK_IMPORT = threading.Lock()  # worker threads (warm-up, alert poller, Lakebase) may import it at once
+
+
 def databricks_config(*, host: str | None = None, token: str | None = None, profile: str | None = None) -> Config:
     """Build the SDK's config; imported here, lazily, because importing databricks-sdk costs ~2 s.
 
     `retry_timeout_seconds` is lowered from the SDK's 300 s: on construction the SDK probes
     `{host}/.well-known/databricks-config` and, against an unreachable host, retried for five
-    minutes before falling back to the explicit configuration.
+    minutes before falling back to the explicit configuration. The import is serialised: two
+    threads importing databricks-sdk at once hit Python's module-lock deadlock detection
+    (`_DeadlockError`, seen when the endpoint warm-up and the alert poller started together).
     """
-    from databricks.sdk.core import Config
+    with _SDK_IMPORT:
+        from databricks.sdk.core import Config
 
     kwargs: dict[str, Any] = {"retry_timeout_seconds": 20, "http_timeout_seconds": 10}
     if host:

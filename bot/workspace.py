@@ -39,9 +39,10 @@ class Workspace:
         """Blocking: call from a worker thread (see `call`)."""
         with self._lock:
             if self._client is None:
+                config = self._config()  # imports databricks-sdk, one thread at a time (databricks_config)
                 from databricks.sdk import WorkspaceClient
 
-                self._client = WorkspaceClient(config=self._config())
+                self._client = WorkspaceClient(config=config)
             return self._client
 
     async def call(self, fn: Callable[[WorkspaceClient], T]) -> T:

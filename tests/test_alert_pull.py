@@ -201,6 +201,34 @@ async def test_a_run_active_before_the_window_is_fetched_when_it_ends(pull: Pull
     assert len(pull.roots()) == 1 and len(pull.workspace.requests_to("/api/2.2/jobs/runs/get")) == 2  # +1: enrichment
 
 
+async def test_odd_objects_from_the_api_are_handled_like_webhooks(pull: PullRig) -> None:
+    huge = "SELECT " + "x, " * 200_000 + "1"
+    pull.workspace.alerts = [
+        alert_v2("ping", "<!channel> costs *exploded* <https://evil.example|click>", "TRIGGERED", query_text=huge),
+        alert_v2("weird", "Weird state", "SOMETHING_NEW"),
+        {"display_name": "no id", "evaluation": {"state": "TRIGGERED"}},
+        {"id": "bare", "display_name": "No evaluation at all"},
+    ]
+    now = int(time.time() * 1000) + 5
+    run = job_run(7, 99001, name="<!here> etl", result="FAILED", start_ms=now)
+    del run["status"], run["run_page_url"]
+    pull.workspace.job_runs = [run, {"run_id": 99002, "start_time": now, "state": {"life_cycle_state": "TERMINATED"}}]
+    await pull.start()
+    await pull.polls()
+    await pull.polls(source="jobs")
+    assert sorted(r["text"] for r in pull.roots()) == ["🔴 &lt;!channel&gt; costs *exploded* &lt;https://evil.example|click&gt; is TRIGGERED",
+                                                       "🔴 &lt;!here&gt; etl is failed"]
+    root = next(r for r in pull.roots() if "channel" in r["text"])
+    assert root["parse"] == "none" and root["blocks"][0]["text"]["type"] == "plain_text"  # as webhook alerts
+    for block in root["blocks"]:
+        for text in [block.get("text")] + block.get("fields", []) + block.get("elements", []):
+            if isinstance(text, dict) and text.get("type") == "mrkdwn":
+                assert "<!" not in text["text"]
+    stored = await pull.dispatcher.alerts.thread("sql:ping", "slack:C0PLATFORM1")
+    assert stored is not None and len(stored.alert["query"]) <= 4000
+    assert pull.puller.status["sql_alerts"].errors == 0 and pull.puller.status["jobs"].errors == 0
+
+
 async def test_permission_denied_degrades_health_naming_the_permission(pull: PullRig) -> None:
     denied = fixture("serving_error_403_permission_denied.json")
     pull.workspace.fail("/api/2.0/alerts", *[Scripted(denied["status"], denied["body"])] * 3)

@@ -163,7 +163,8 @@ class JobRunSource(_ObservingSource):
             await store.remember([(JOBS_CURSOR, repr(now), now)], fence=fence)
         since = max(self.cursor - SKEW_MARGIN_S, now - RUN_LOOKBACK_S)
         runs, active = await self.workspace.call(lambda client: self._list(client, since))
-        fresh = {str(run.run_id): run for run in runs if self._watched(run) and f"run:{run.run_id}" not in self.seen_runs}
+        fresh = {str(run.run_id): run for run in runs
+                 if run.run_id and run.job_id and self._watched(run) and f"run:{run.run_id}" not in self.seen_runs}
         gone = [run_id for run_id in self.active if run_id not in active and run_id not in fresh]
         if gone:  # active at the last poll, not any more, and too old to be in the window: fetch them
             for run in await self.workspace.call(lambda client: self._get(client, gone)):
@@ -205,7 +206,7 @@ class JobRunSource(_ObservingSource):
                 log.warning("more than %d runs finished since the last poll: older ones are skipped", MAX_RUNS_PER_CYCLE)
                 break
         active = {str(run.run_id): (run.start_time or 0) / 1000 for run in client.jobs.list_runs(active_only=True)
-                  if self._watched(run)}
+                  if run.run_id and self._watched(run)}
         return runs, active
 
     @staticmethod
