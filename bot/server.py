@@ -20,6 +20,7 @@ from bot.config import Settings
 from bot.engines import build_engine
 from bot.handler import ConversationHandler, HandlerOptions
 from bot.health import HealthChecks, cached
+from bot.inbound import client_gone, quiet_http_errors
 from bot.logs import log_request
 from bot.metrics import Metrics
 from bot.store import Store, open_store_for
@@ -45,7 +46,8 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: Engine
     handler = ConversationHandler(store=store, engine=engine, options=HandlerOptions.from_settings(settings),
                                   tracer=Tracer(settings.mlflow_tracking_uri))
 
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    quiet_http_errors()
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[client_gone])
     app[SETTINGS] = settings
     app[STORE] = store
     app[HANDLER] = handler

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 
+from adapters.slack.client import error_code
 from bot.alerts.delivery import ACKNOWLEDGE, INVESTIGATE, DeliveryError
 from bot.alerts.model import AlertView
 from bot.models import Incoming, Platform, ThreadKey
@@ -95,7 +96,7 @@ class SlackAlertSink:
         try:
             return await getattr(self.bot.client, method)(**kwargs)
         except SlackApiError as exc:
-            error = str(exc.response.get("error") or "")
+            error = error_code(exc)
             if error in PERMANENT:
                 raise DeliveryError(f"Slack {error}: {PERMANENT[error]}", permanent=True) from None
             raise DeliveryError(f"Slack {error or exc.response.status_code}", permanent=False) from None

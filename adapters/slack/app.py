@@ -8,9 +8,12 @@ within 3 s, otherwise it retries and people get duplicate answers (bolt-python #
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import logging
 import re
+import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -26,12 +29,14 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import translate as t
-from adapters.slack.client import UserDirectory, configure_web_client
+from adapters.slack.client import UserDirectory, configure_web_client, error_code
 from adapters.slack.progress import Placeholder
+from adapters.slack.validate import checked_body
 from bot.alerts.delivery import ACKNOWLEDGE, INVESTIGATE
 from bot.config import Settings
 from bot.handler import ConversationHandler
 from bot.health import Check
+from bot.inbound import BadInput, decode, refusals
 from bot.models import Incoming, Platform, ThreadKey
 from bot.quick import QUICK_QUESTIONS
 from bot.targets import ChannelTarget
@@ -46,6 +51,7 @@ _INTERNAL = ("Sorry, healthbot hit an internal error answering this. The operato
              "logs; please try again in a moment.")
 INTERNAL_ERROR = (_INTERNAL, [{"type": "section", "text": {"type": "mrkdwn", "text": f":warning: {_INTERNAL}"}}])
 SOCKET_PING_INTERVAL_S = 10.0  # slack_sdk's default; also its pause between connection attempts
+ROUTE = "POST /slack/events"
 CANNOT_POST = {"not_in_channel", "channel_not_found", "is_archived", "restricted_action", "access_denied"}
 
 
@@ -77,7 +83,7 @@ class SlackBot:
         try:
             response = await self.client.auth_test()
         except SlackApiError as exc:
-            return Check(False, f"Slack auth.test failed: {exc.response.get('error')}")
+            return Check(False, f"Slack auth.test failed: {error_code(exc)}")
         except Exception as exc:  # network errors
             return Check(False, f"Slack unreachable: {type(exc).__name__}")
         return Check(True, f"Slack workspace {response.get('team')} as {response.get('user')}")
@@ -118,31 +124,46 @@ class SlackBot:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.create_task(work)
+        task = asyncio.create_task(_logged(work))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     # -- HTTP transport ---------------------------------------------------------------------
 
     async def events(self, request: web.Request) -> web.Response:
-        """POST /slack/events: 401 on a bad or stale signature, 400 on a body Slack never sends."""
+        """POST /slack/events: 401 on a bad or stale signature, 400 with a reason on a body Slack never
+        sends, 200 without Bolt for kinds healthbot does not act on."""
         body = await request.read()
         try:
             valid = self._verifier is not None and self._verifier.is_valid_request(body, request.headers)
+        except UnicodeDecodeError:  # slack_sdk verifies text: check the bytes, so a signed body is a 400
+            valid = self._signed_bytes(body, request.headers)
         except ValueError:  # a timestamp that is not a number
             valid = False
         if not valid:
+            refusals.refused(ROUTE, "invalid or stale Slack signature", status=401)
             return web.json_response({"error": "invalid or stale Slack signature"}, status=401)
         try:
-            text = body.decode("utf-8")
-            _check_form(text, request.content_type)
-            bolt_request = AsyncBoltRequest(body=text, query=request.query_string, headers=dict(request.headers))
-        except (ValueError, AttributeError, TypeError) as exc:  # Bolt's parser on bad JSON or a non-object
+            text = checked_body(decode(body), request.content_type)
+        except BadInput as exc:
+            refusals.refused(ROUTE, str(exc))
             return web.json_response({"error": f"malformed body: {exc}"}, status=400)
+        if text is None:
+            return web.Response(status=200)
+        bolt_request = AsyncBoltRequest(body=text, query=request.query_string, headers=dict(request.headers))
         response = await self.app.async_dispatch(bolt_request)
         if response.status == 404:  # an event type nobody listens to: ignore it, or Slack retries
             response = BoltResponse(status=200, body="")
         return await to_aiohttp_response(response)
+
+    def _signed_bytes(self, body: bytes, headers: Any) -> bool:
+        """Slack's v0 signature over raw bytes, for bodies slack_sdk cannot decode (same algorithm,
+        same freshness window as slack_sdk.signature)."""
+        timestamp, signature = headers.get("X-Slack-Request-Timestamp", ""), headers.get("X-Slack-Signature", "")
+        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > 60 * 5:
+            return False
+        digest = hmac.new(self._secret.encode(), b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256).hexdigest()
+        return hmac.compare_digest(f"v0={digest}", signature)
 
     # -- listeners --------------------------------------------------------------------------
 
@@ -172,6 +193,9 @@ class SlackBot:
         return None
 
     async def _on_message(self, body: dict[str, Any], event: dict[str, Any], context: Any) -> None:
+        await _logged(self._message(body, event, context))  # Bolt logs a listener's exception with its traceback
+
+    async def _message(self, body: dict[str, Any], event: dict[str, Any], context: Any) -> None:
         message = t.event_to_incoming(body, event, context.get("bot_user_id"))
         if message is None:
             return
@@ -245,7 +269,7 @@ class SlackBot:
         try:
             root = await self.client.chat_postMessage(channel=channel, text=root_text, blocks=root_blocks)
         except SlackApiError as exc:
-            if exc.response.get("error") not in CANNOT_POST:
+            if error_code(exc) not in CANNOT_POST:
                 raise
             await self._answer_via_response_url(team, channel, user_id, question, dedupe, respond)
             return
@@ -268,8 +292,14 @@ class SlackBot:
 
     # -- buttons ----------------------------------------------------------------------------
 
+    # Every button: ack first, then work in the background. A listener that raises after ack() makes
+    # Bolt reset the ack, and Slack sees its 200 after 3 s and retries.
+
     async def _on_feedback(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
+        self._spawn(self._feedback(body, action))
+
+    async def _feedback(self, body: dict[str, Any], action: dict[str, Any]) -> None:
         user = str(body.get("user", {}).get("id", ""))
         positive = action.get("action_id") == t.FEEDBACK_UP
         recorded = await self.handler.record_feedback(str(action.get("value", "")), user_id=user,
@@ -294,21 +324,20 @@ class SlackBot:
 
     async def _on_alert_button(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
+        self._spawn(self._alert_button(body, action))
+
+    async def _alert_button(self, body: dict[str, Any], action: dict[str, Any]) -> None:
         if self.dispatcher is None:
             return
         channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", ""))
         user = str(body["user"]["id"])
-        key = str(json.loads(action.get("value") or "{}").get("key", ""))
+        key = _alert_key(action.get("value"))
         target = ChannelTarget(Platform.SLACK, channel)
         if action.get("action_id") == ACKNOWLEDGE:
             _, name = await self.users.lookup(user)
             await self.dispatcher.acknowledge(target, key, name or user)
         else:
-            self._spawn(self._investigate(target, key, user))
-
-    async def _investigate(self, target: ChannelTarget, key: str, user: str) -> None:
-        assert self.dispatcher is not None
-        await self.dispatcher.investigate_key(target, key, user)
+            await self.dispatcher.investigate_key(target, key, user)
 
     async def _on_quick(self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
         await ack()
@@ -322,10 +351,22 @@ class SlackBot:
         ))
 
 
-def _check_form(text: str, content_type: str) -> None:
-    """Reject a form Slack never sends, with a reason (Bolt would call it an unhandled request)."""
-    if content_type == "application/x-www-form-urlencoded":
-        if not text.startswith("payload=") and "command=" not in text and "ssl_check=" not in text:
-            raise ValueError("neither a slash command nor an interactivity payload")
-    elif content_type != "application/json":
-        raise ValueError(f"unsupported content type {content_type or 'none'}")
+async def _logged(work: Coroutine[Any, Any, Any]) -> None:
+    """A spawned answer's own failure handling: Slack or network errors (a message that is gone, a
+    response_url Slack refuses) are one line; anything else is a bug and keeps its traceback."""
+    try:
+        await work
+    except (SlackApiError, aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+        detail = error_code(exc) if isinstance(exc, SlackApiError) else str(exc)[:200]
+        log.warning("Slack work in the background failed: %s: %s", type(exc).__name__, detail)
+    except Exception:
+        log.exception("Slack work in the background failed")
+
+
+def _alert_key(value: Any) -> str:
+    """The alert key an alert button carries as JSON (`{"key": …}`); "" for anything else."""
+    try:
+        data = json.loads(value) if isinstance(value, str) else None
+    except ValueError:
+        return ""
+    return str(data.get("key", "")) if isinstance(data, dict) else ""

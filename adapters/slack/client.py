@@ -23,6 +23,15 @@ log = logging.getLogger(__name__)
 USER_CACHE_TTL_S = 3600.0
 
 
+def error_code(exc: SlackApiError) -> str:
+    """Slack's `error` from a failed call; the HTTP status when the answer was not JSON (a proxy's
+    error page), where `exc.response.get` would itself raise."""
+    data = exc.response.data
+    if isinstance(data, dict):
+        return str(data.get("error") or "")
+    return f"http_{exc.response.status_code}"
+
+
 def configure_web_client(client: AsyncWebClient, *, base_url: str | None) -> AsyncWebClient:
     """`SLACK_API_URL` (enterprise proxies, tests) replaces Slack's base URL; 429s are retried."""
     client.base_url = (base_url or AsyncWebClient.BASE_URL).rstrip("/") + "/"
@@ -55,6 +64,9 @@ class UserDirectory:
             email = str(profile.get("email") or "")
             name = str(profile.get("display_name") or user.get("real_name") or user.get("name") or "")
         except SlackApiError as exc:  # missing users:read.email, deactivated user…: fall back to the id
-            log.info("users.info for %s failed: %s", user_id, exc.response.get("error"))
+            log.info("users.info for %.40s failed: %s", user_id, error_code(exc))
+        except Exception as exc:  # an unreadable answer, a network error: the id will do, for now
+            log.warning("users.info for %.40s failed: %s: %s", user_id, type(exc).__name__, str(exc)[:200])
+            return email, name  # not cached: the next message asks again
         self._cache[user_id] = (time.monotonic() + self.ttl_s, email, name)
         return email, name

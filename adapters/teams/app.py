@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import logging
 import time
 from collections.abc import Coroutine
@@ -25,13 +24,15 @@ from botbuilder.integration.aiohttp import (
     ConfigurationBotFrameworkAuthentication,
 )
 from botbuilder.schema import Activity, ActivityTypes, ConversationReference
-from msrest.exceptions import HttpOperationError
+from msrest.exceptions import DeserializationError, HttpOperationError
 
 from adapters.teams import translate as t
 from adapters.teams.perf import PooledConnectors, speed_up_msrest
+from adapters.teams.validate import checked_activity
 from bot.config import Settings
 from bot.handler import ConversationHandler
 from bot.health import Check
+from bot.inbound import BadInput, refusals
 from bot.models import Incoming, Reply
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 TYPING_AFTER_S = 1.0  # a fast answer needs no typing indicator (one connector call saved)
 TYPING_EVERY_S = 3.0  # Teams shows a typing indicator for about three seconds
 SEND_ATTEMPTS = 6
+ROUTE = "POST /api/messages"
 
 
 class BotConfig:
@@ -115,7 +117,7 @@ class TeamsAdapter:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.create_task(work)
+        task = asyncio.create_task(_logged(work))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -125,11 +127,12 @@ class TeamsAdapter:
         """POST /api/messages: 400 with a reason for bodies the connector never sends, 401 for bad
         JWTs (botbuilder), and in emulator mode (no credentials) loopback callers only."""
         try:
-            body = json.loads(await request.read())
-        except ValueError as exc:
-            return web.json_response({"error": f"malformed body: {exc}"}, status=400)
-        if not isinstance(body, dict) or not body.get("type"):
-            return web.json_response({"error": "malformed body: expected an Activity object with a type"}, status=400)
+            body = checked_activity(await request.read())
+            activity = Activity().deserialize(body)
+        except (BadInput, DeserializationError) as exc:  # DeserializationError: what msrest still refuses
+            reason = str(exc).splitlines()[0][:300]
+            refusals.refused(ROUTE, reason)
+            return web.json_response({"error": f"malformed body: {reason}"}, status=400)
         if self.emulator:
             service_host = urlparse(str(body.get("serviceUrl") or "")).hostname
             if not is_loopback(request.remote) or not is_loopback(service_host):
@@ -138,26 +141,34 @@ class TeamsAdapter:
                 return web.json_response({"error": "no Bot Framework credentials configured: only loopback callers and "
                                                    "serviceUrls are accepted (set MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD)"},
                                          status=401)
-        activity = Activity().deserialize(body)
         try:
             authenticated = await self.adapter.bot_framework_authentication.authenticate_request(
                 activity, request.headers.get("Authorization", "")
             )
         except Exception as exc:  # PermissionError, jwt errors, an unknown key id (IndexError)…
-            log.warning("refused a Teams request: %s: %s", type(exc).__name__, str(exc)[:200])
+            refusals.refused(ROUTE, f"{type(exc).__name__}: {str(exc)[:200]}", status=401)
             return web.json_response({"error": "unauthorized: missing or invalid Bot Framework token"}, status=401)
         # What CloudAdapter.process does after authenticating, so that any failure above is a 401 and
         # not a 500 (botbuilder only maps PermissionError).
         invoke_response = await self.adapter.process_activity(authenticated, activity, self.bot.on_turn)
+        if invoke_response is not None and invoke_response.status == 501:  # botbuilder: no handler for it
+            return web.json_response({"error": f"invoke {activity.name!r} is not supported"}, status=400)
         if invoke_response is not None:
             return web.json_response(serializer_helper(invoke_response.body), status=invoke_response.status)
         return web.Response(status=201)
 
     async def _on_turn_error(self, context: TurnContext, error: Exception) -> None:
-        """Never a stack trace to a user: log it, and say something short in the conversation."""
-        log.exception("Teams turn failed", exc_info=error)
+        """Never a stack trace to a user: log it, and say something short in the conversation. If even
+        that fails (the connector is unreachable), the failure is logged and the turn ends quietly."""
+        if isinstance(error, DeserializationError):  # a field botbuilder reads in a shape it cannot take
+            refusals.refused(ROUTE, f"activity {context.activity.type} could not be read: {str(error)[:200]}")
+            return
+        log.error("Teams turn failed: %s: %s", type(error).__name__, str(error)[:300], exc_info=error)
         if context.activity.type == ActivityTypes.message:
-            await context.send_activity("Sorry, healthbot hit an internal error handling that message.")
+            try:
+                await context.send_activity("Sorry, healthbot hit an internal error handling that message.")
+            except Exception as exc:
+                log.warning("could not tell the Teams conversation about it either: %s", type(exc).__name__)
 
     # -- helpers for the activity handler ----------------------------------------------------
 
@@ -265,3 +276,14 @@ class TeamsAdapter:
             except Exception:  # typing is cosmetic; never let it break the answer
                 return
             await asyncio.sleep(TYPING_EVERY_S)
+
+
+async def _logged(work: Coroutine[Any, Any, Any]) -> None:
+    """A spawned task's own failure handling: connector errors are one line, anything else keeps its
+    traceback (a bug); never "Task exception was never retrieved"."""
+    try:
+        await work
+    except (HttpOperationError, OSError, asyncio.TimeoutError) as exc:
+        log.warning("Teams work in the background failed: %s: %s", type(exc).__name__, str(exc)[:200])
+    except Exception:
+        log.exception("Teams work in the background failed")

@@ -94,8 +94,9 @@ class TeamsBot(TeamsActivityHandler):
     async def on_adaptive_card_invoke(
         self, turn_context: TurnContext, invoke_value: AdaptiveCardInvokeValue
     ) -> AdaptiveCardInvokeResponse:
-        action = invoke_value.action or {}
-        verb, data = action.get("verb"), action.get("data") or {}
+        action = invoke_value.action if isinstance(invoke_value.action, dict) else {}
+        verb = action.get("verb") if isinstance(action.get("verb"), str) else ""
+        data: dict[str, Any] = action["data"] if isinstance(action.get("data"), dict) else {}
         activity = turn_context.activity
         if verb == t.VERB_FEEDBACK:
             return await self._feedback(activity, data)
@@ -104,7 +105,7 @@ class TeamsBot(TeamsActivityHandler):
             return card_response(t.notice("Retrying…"))
         if verb in (INVESTIGATE, ACKNOWLEDGE) and self.teams.dispatcher is not None:
             return await self._alert_action(turn_context, str(verb), data)
-        if verb == t.VERB_QUICK and data.get("name") in QUICK_QUESTIONS:
+        if verb == t.VERB_QUICK and isinstance(data.get("name"), str) and data["name"] in QUICK_QUESTIONS:
             question = QUICK_QUESTIONS[data["name"]]
             await self._ask(turn_context, t.to_incoming(activity, question))
             return card_response(t.notice(f"Asking: {question}"))
@@ -128,7 +129,7 @@ class TeamsBot(TeamsActivityHandler):
 
     async def _feedback(self, activity: Activity, data: dict[str, Any]) -> AdaptiveCardInvokeResponse:
         request_id = str(data.get("request_id", ""))
-        positive = int(data.get("value", 1)) > 0
+        positive = data.get("value", 1) not in (-1, "-1")  # the card sends 1 or -1
         user = str(activity.from_property.aad_object_id or activity.from_property.id) if activity.from_property else ""
         store = self.teams.handler.store
         if not await self.teams.handler.record_feedback(request_id, user_id=user, value=1 if positive else -1):

@@ -57,20 +57,34 @@ def is_personal(activity: Activity) -> bool:
     return bool(activity.conversation and activity.conversation.conversation_type == "personal")
 
 
-def mentions_bot(activity: Activity) -> bool:
+def _bot_mentions(activity: Activity) -> list[str]:
+    """The `<at>…</at>` texts of the mentions of this bot. msrest keeps a mention's fields that it has
+    no attribute for in additional_properties; any of them may be missing or of another type."""
     bot_id = activity.recipient.id if activity.recipient else None
-    for mention in TurnContext.get_mentions(activity):
-        # msrest keeps the mention's fields it has no attribute for in additional_properties
-        mentioned = (getattr(mention, "additional_properties", None) or {}).get("mentioned") or {}
-        if mentioned.get("id") == bot_id:
-            return True
-    return False
+    found = []
+    for mention in activity.entities or []:  # not TurnContext.get_mentions: it calls .lower() on a None type
+        if not isinstance(mention.type, str) or mention.type.lower() != "mention":
+            continue
+        extra = getattr(mention, "additional_properties", None) or {}
+        mentioned = extra.get("mentioned")
+        if isinstance(mentioned, dict) and bot_id and mentioned.get("id") == bot_id:
+            text = extra.get("text")
+            found.append(text if isinstance(text, str) else "")
+    return found
+
+
+def mentions_bot(activity: Activity) -> bool:
+    return bool(_bot_mentions(activity))
 
 
 def clean_text(activity: Activity) -> str:
-    """The message text without the bot's `<at>` mention (botbuilder's own helper) or stray tags."""
-    text = TurnContext.remove_recipient_mention(activity) if activity.entities else (activity.text or "")
-    text = re.sub(r"</?at>", "", text or "")
+    """The message text without the bot's `<at>` mention or stray tags (botbuilder's own helper
+    raises on mentions without `mentioned` or a name)."""
+    text = activity.text if isinstance(activity.text, str) else ""
+    for mention in _bot_mentions(activity):
+        if mention:
+            text = text.replace(mention, " ")
+    text = re.sub(r"</?at>", "", text)
     return " ".join(text.split())
 
 

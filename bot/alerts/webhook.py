@@ -10,17 +10,18 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import json
 import logging
 
 from aiohttp import web
 
 from bot.alerts.dispatch import AlertDispatcher
 from bot.alerts.parse import parse_alert
+from bot.inbound import load_json, refusals
 
 log = logging.getLogger(__name__)
 
-LOGGED_BODY_BYTES = 2048
+LOGGED_BODY_BYTES = 200
+ROUTE = "POST /alerts/databricks"
 
 
 def presented_secret(header: str) -> str | None:
@@ -60,9 +61,15 @@ class AlertWebhook:
             if len(body) > self.max_body_bytes:
                 return too_large
         try:
-            alert = parse_alert(json.loads(body), workspace_host=self.workspace_host)
-        except ValueError as exc:  # includes JSONDecodeError
-            log.warning("alert webhook refused (%s); body starts: %r", exc, bytes(body[:LOGGED_BODY_BYTES]))
+            alert = parse_alert(load_json(bytes(body)), workspace_host=self.workspace_host)
+        except ValueError as exc:  # BadInput, and the parsers' reasons
+            refusals.refused(ROUTE, f"{exc}; body starts: {bytes(body[:LOGGED_BODY_BYTES])!r}")
             return web.json_response({"error": str(exc)}, status=400)
-        targets = await self.dispatcher.submit(alert)
+        try:
+            targets = await self.dispatcher.submit(alert)
+        except Exception as exc:  # the store is down: the sender retries a 503, a 200 would lose the alert
+            log.error("alert %s could not be stored, answered 503 for the sender to retry: %s: %s",
+                      alert.key, type(exc).__name__, str(exc)[:200])
+            return web.json_response({"error": "alert could not be stored; retry later"}, status=503,
+                                     headers={"Retry-After": "30"})
         return web.json_response({"ok": True, "key": alert.key, "state": alert.state, "targets": targets})

@@ -67,7 +67,7 @@ class FakeSlack(FakeServer):
     def api_url(self) -> str:
         return f"{self.url}/api/"
 
-    def fail(self, method: str, status: int, body: dict[str, Any], headers: dict[str, str] | None = None, times: int = 1) -> None:
+    def fail(self, method: str, status: int, body: dict[str, Any] | str, headers: dict[str, str] | None = None, times: int = 1) -> None:
         for _ in range(times):
             self.failures[method].append((status, body, headers or {}))
 
@@ -108,6 +108,8 @@ class FakeSlack(FakeServer):
         if self.failures[method]:
             status, body, headers = self.failures[method].popleft()
             self.api.append(ApiCall(method, {**params, "_failed": status}))
+            if isinstance(body, str):  # a proxy's error page, not Slack's JSON
+                return web.Response(text=body, status=status, headers=headers, content_type="text/html")
             return web.json_response(body, status=status, headers=headers)
         if method == "chat.postMessage":
             params["_ts"] = f"17123470{next(self._ts):02d}.000100"

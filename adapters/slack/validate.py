@@ -1,0 +1,229 @@
+"""The shapes of Slack requests healthbot acts on, checked before slack-bolt sees the body.
+
+Bolt reads many paths of a body before any listener runs (team, enterprise, user and channel ids,
+`authorizations[0]`, `event.*`, `view.*`) and raises on a wrong type, which is a 500; listeners
+then index `body["user"]["id"]`. So each kind healthbot listens to is described here with the types
+Bolt and the listeners read (strict: a number is not a string), everything else allowed through.
+A request of a kind healthbot does not act on is answered 200 without reaching Bolt, as Slack asks
+(it retries anything else).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from bot.inbound import BadInput, clean, clean_text, has_unsafe_escapes, load_json
+
+LISTENED_EVENTS = frozenset({"app_mention", "message"})  # the manifest subscribes to these
+Id = Annotated[str, Field(max_length=255)]  # user, channel, team ids and timestamps: short on the wire
+
+
+def _http_url(value: str) -> str:
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError as exc:
+        raise ValueError(f"not a URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise ValueError("not an http(s) URL")
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
+class _Shape(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+class Ref(_Shape):
+    """`{"id": …}` objects: team, enterprise, channel, user in interactivity payloads."""
+
+    id: Id
+
+
+class UserRef(Ref):
+    team_id: Id | None = None
+
+
+class Authorization(_Shape):
+    enterprise_id: Id | None = None
+    team_id: Id | None = None
+    user_id: Id | None = None
+    is_bot: bool | None = None
+    is_enterprise_install: bool | None = None
+
+
+class Nested(_Shape):
+    """`item`, `message`, `previous_message`, `assistant_thread` inside an event."""
+
+    user: Id | None = None
+    channel: Id | None = None
+    channel_id: Id | None = None
+    ts: Id | None = None
+    thread_ts: Id | None = None
+    text: str | None = None
+
+
+class Event(_Shape):
+    type: str
+    subtype: str | None = None
+    user: Id | None = None
+    user_id: Id | None = None
+    team: Id | None = None
+    user_team: Id | None = None
+    enterprise_id: Id | None = None
+    channel: Id | None = None
+    channel_type: str | None = None
+    text: str | None = None
+    ts: Id | None = None
+    thread_ts: Id | None = None
+    event_ts: Id | None = None
+    bot_id: Id | None = None
+    hidden: bool | None = None
+    item: Nested | None = None
+    message: Nested | None = None
+    previous_message: Nested | None = None
+    assistant_thread: Nested | None = None
+    function_execution_id: str | None = None
+    bot_access_token: str | None = None
+    inputs: dict[str, Any] | None = None
+    blocks: list[Any] | None = None
+
+
+class EventCallback(_Shape):
+    type: Literal["event_callback"]
+    team_id: Id
+    api_app_id: str | None = None
+    enterprise_id: Id | None = None
+    context_team_id: Id | None = None
+    context_enterprise_id: Id | None = None
+    is_ext_shared_channel: bool | None = None
+    event_id: str | None = None
+    event: Event
+    authorizations: list[Authorization] | None = None
+
+
+class UrlVerification(_Shape):
+    type: Literal["url_verification"]
+    challenge: str
+
+
+class Action(_Shape):
+    action_id: str
+    block_id: str | None = None
+    value: str | None = None
+    action_ts: str | None = None
+
+
+class Container(_Shape):
+    type: str | None = None
+    channel_id: Id | None = None
+    message_ts: Id | None = None
+    thread_ts: Id | None = None
+
+
+class Message(_Shape):
+    ts: Id
+    thread_ts: Id | None = None
+    text: str | None = None
+    user: Id | None = None
+    blocks: list[dict[str, Any]] | None = None
+
+
+class View(_Shape):
+    team_id: Id | None = None
+    app_installed_team_id: str | None = None
+
+
+class BlockActions(_Shape):
+    type: Literal["block_actions"]
+    user: UserRef
+    team: Ref | None = None
+    enterprise: Ref | None = None
+    is_enterprise_install: bool | None = None
+    channel: Ref | None = None
+    container: Container | None = None
+    message: Message | None = None
+    actions: Annotated[list[Action], Field(min_length=1)]
+    response_url: HttpUrl | None = None
+    trigger_id: str | None = None
+    view: View | None = None
+
+
+class SlashCommand(_Shape):
+    command: str
+    text: str = ""
+    team_id: Id
+    channel_id: Id
+    user_id: Id
+    trigger_id: str = ""
+    response_url: HttpUrl
+    enterprise_id: Id | None = None
+
+
+def _reason(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "body"
+    return f"{where}: {first['msg']}"
+
+
+def checked_body(text: str, content_type: str) -> str | None:
+    """The body to give Bolt (normalised when it had to be), or None for a kind healthbot ignores.
+    Raises BadInput with the reason for a body Slack never sends."""
+    try:
+        if content_type == "application/json":
+            return _checked_json(text)
+        if content_type == "application/x-www-form-urlencoded":
+            return _checked_form(text)
+    except ValidationError as exc:
+        raise BadInput(_reason(exc)) from None
+    raise BadInput(f"unsupported content type {content_type or 'none'}")
+
+
+def _checked_json(text: str) -> str | None:
+    body = load_json(text)
+    if not isinstance(body, dict):
+        raise BadInput("expected a JSON object")
+    kind = body.get("type")
+    if kind == "event_callback":
+        event = body.get("event")
+        if isinstance(event, dict) and isinstance(event.get("type"), str) and event["type"] not in LISTENED_EVENTS:
+            return None  # subscribed elsewhere, not handled here: 200, or Slack retries
+        EventCallback.model_validate(body)
+    elif kind == "url_verification":
+        UrlVerification.model_validate(body)
+    else:
+        return None  # app_rate_limited and the like: nothing to do
+    return _json_text(body) if has_unsafe_escapes(text) else text
+
+
+def _checked_form(text: str) -> str | None:
+    try:
+        fields = {key: values[-1] for key, values in parse_qs(text, keep_blank_values=True, strict_parsing=True,
+                                                                 errors="strict").items()}
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadInput(f"malformed form body: {exc}") from None
+    if "ssl_check" in fields:
+        return text
+    if "payload" in fields:
+        payload = load_json(fields["payload"])
+        if not isinstance(payload, dict):
+            raise BadInput("payload: expected a JSON object")
+        if payload.get("type") != "block_actions":
+            return None  # shortcuts, views, …: healthbot offers none
+        BlockActions.model_validate(payload)
+        return urlencode({**fields, "payload": _json_text(payload)}) if has_unsafe_escapes(fields["payload"]) else text
+    if "command" in fields:
+        cleaned = {key: clean_text(value) for key, value in fields.items()}
+        SlashCommand.model_validate(cleaned)
+        return urlencode(cleaned) if cleaned != fields else text
+    raise BadInput("neither a slash command nor an interactivity payload")
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(clean(value))
