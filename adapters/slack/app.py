@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import logging
 import re
 import time
@@ -30,16 +29,16 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import translate as t
 from adapters.slack.client import UserDirectory, configure_web_client, error_code
+from adapters.slack.buttons import SlackButtons
 from adapters.slack.progress import Placeholder
 from adapters.slack.validate import checked_body
-from bot.alerts.delivery import ACKNOWLEDGE, INVESTIGATE
+from bot.background import logged
 from bot.config import Settings
 from bot.handler import ConversationHandler
 from bot.health import Check
 from bot.inbound import BadInput, decode, refusals
 from bot.models import Incoming, Platform, ThreadKey
 from bot.quick import QUICK_QUESTIONS
-from bot.targets import ChannelTarget
 
 if TYPE_CHECKING:
     from adapters.slack.alerts import SlackAlertSink
@@ -123,8 +122,8 @@ class SlackBot:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.create_task(_logged(work))
+    def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(spawned(work))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -182,18 +181,13 @@ class SlackBot:
         app.event("message")(self._on_message)
         app.event(re.compile(".*"))(self._ignore)
         app.command(re.compile(r"^/healthbot"))(self._on_command)
-        app.action(t.FEEDBACK_UP)(self._on_feedback)
-        app.action(t.FEEDBACK_DOWN)(self._on_feedback)
-        app.action(t.RETRY)(self._on_retry)
-        app.action(re.compile(f"^{t.QUICK_PREFIX}"))(self._on_quick)
-        app.action(INVESTIGATE)(self._on_alert_button)
-        app.action(ACKNOWLEDGE)(self._on_alert_button)
+        SlackButtons(self).register(app)
 
     async def _ignore(self) -> None:
         return None
 
     async def _on_message(self, body: dict[str, Any], event: dict[str, Any], context: Any) -> None:
-        await _logged(self._message(body, event, context))  # Bolt logs a listener's exception with its traceback
+        await spawned(self._message(body, event, context))  # Bolt logs a listener's exception with its traceback
 
     async def _message(self, body: dict[str, Any], event: dict[str, Any], context: Any) -> None:
         message = t.event_to_incoming(body, event, context.get("bot_user_id"))
@@ -240,11 +234,11 @@ class SlackBot:
             return
         if word == "new":
             await ack(text="Started a new conversation: your next direct message to healthbot begins afresh.")
-            self._spawn(self._reset_dm(command))
+            self.spawn(self._reset_dm(command))
             return
         await ack()
         question = QUICK_QUESTIONS.get(word, text)
-        self._spawn(self.ask_in_channel(
+        self.spawn(self.ask_in_channel(
             team=str(command.get("team_id", "")), channel=str(command.get("channel_id", "")),
             user_id=str(command.get("user_id", "")), question=question,
             dedupe=f"slack:cmd:{command.get('trigger_id', '')}", respond=respond,
@@ -290,83 +284,15 @@ class SlackBot:
             head = root_blocks if index == 0 else []
             await respond(text=text, blocks=head + blocks, response_type="in_channel", replace_original=False)
 
-    # -- buttons ----------------------------------------------------------------------------
 
-    # Every button: ack first, then work in the background. A listener that raises after ack() makes
-    # Bolt reset the ack, and Slack sees its 200 after 3 s and retries.
-
-    async def _on_feedback(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
-        await ack()
-        self._spawn(self._feedback(body, action))
-
-    async def _feedback(self, body: dict[str, Any], action: dict[str, Any]) -> None:
-        user = str(body.get("user", {}).get("id", ""))
-        positive = action.get("action_id") == t.FEEDBACK_UP
-        recorded = await self.handler.record_feedback(str(action.get("value", "")), user_id=user,
-                                                     value=1 if positive else -1)
-        message = body.get("message") or {}
-        channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", ""))
-        if recorded and message.get("ts") and channel:
-            await self.client.chat_update(channel=channel, ts=message["ts"], text=message.get("text", ""),
-                                          blocks=t.feedback_done(message.get("blocks") or [], user, positive))
-
-    async def _on_retry(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
-        await ack()
-        container = body.get("container") or {}
-        message = body.get("message") or {}
-        channel = str((body.get("channel") or {}).get("id") or container.get("channel_id", ""))
-        thread = str(message.get("thread_ts") or container.get("thread_ts") or "")
-        team = t.team_of(body) or str((body.get("user") or {}).get("team_id", ""))
-        key = ThreadKey(platform=Platform.SLACK, workspace=team, channel=channel, thread=thread)
-        retry = Incoming(key=key, user_id=str(body["user"]["id"]), text="retry", is_dm=channel.startswith("D"),
-                         event_id=f"slack:retry:{action.get('action_ts', '')}:{message.get('ts', '')}")
-        self._spawn(self.answer(retry, channel=channel, thread_ts=thread, replace_ts=message.get("ts")))
-
-    async def _on_alert_button(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
-        await ack()
-        self._spawn(self._alert_button(body, action))
-
-    async def _alert_button(self, body: dict[str, Any], action: dict[str, Any]) -> None:
-        if self.dispatcher is None:
-            return
-        channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", ""))
-        user = str(body["user"]["id"])
-        key = _alert_key(action.get("value"))
-        target = ChannelTarget(Platform.SLACK, channel)
-        if action.get("action_id") == ACKNOWLEDGE:
-            _, name = await self.users.lookup(user)
-            await self.dispatcher.acknowledge(target, key, name or user)
-        else:
-            await self.dispatcher.investigate_key(target, key, user)
-
-    async def _on_quick(self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
-        await ack()
-        name = str(action.get("value") or action.get("action_id", "").removeprefix(t.QUICK_PREFIX))
-        container = body.get("container") or {}
-        channel = str((body.get("channel") or {}).get("id") or container.get("channel_id", ""))
-        self._spawn(self.ask_in_channel(
-            team=t.team_of(body) or str(body["user"].get("team_id", "")), channel=channel,
-            user_id=str(body["user"]["id"]), question=QUICK_QUESTIONS.get(name, name),
-            dedupe=f"slack:quick:{action.get('action_ts', '')}:{body['user']['id']}", respond=respond,
-        ))
+EXPECTED = (SlackApiError, aiohttp.ClientError, asyncio.TimeoutError, ValueError)  # Slack said no, or the network
 
 
-async def _logged(work: Coroutine[Any, Any, Any]) -> None:
-    """A spawned answer's own failure handling: Slack or network errors (a message that is gone, a
-    response_url Slack refuses) are one line; anything else is a bug and keeps its traceback."""
-    try:
-        await work
-    except (SlackApiError, aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
-        detail = error_code(exc) if isinstance(exc, SlackApiError) else str(exc)[:200]
-        log.warning("Slack work in the background failed: %s: %s", type(exc).__name__, detail)
-    except Exception:
-        log.exception("Slack work in the background failed")
+def describe(exc: BaseException) -> str:
+    return error_code(exc) if isinstance(exc, SlackApiError) else str(exc)
 
 
-def _alert_key(value: Any) -> str:
-    """The alert key an alert button carries as JSON (`{"key": …}`); "" for anything else."""
-    try:
-        data = json.loads(value) if isinstance(value, str) else None
-    except ValueError:
-        return ""
-    return str(data.get("key", "")) if isinstance(data, dict) else ""
+def spawned(work: Coroutine[Any, Any, Any]) -> Coroutine[Any, Any, None]:
+    """Slack work in the background, failing in one line (a message that is gone, a response_url Slack
+    refuses), with a traceback only for a bug."""
+    return logged(work, what="Slack work in the background", expected=EXPECTED, describe=describe)

@@ -24,11 +24,12 @@ from botbuilder.integration.aiohttp import (
     ConfigurationBotFrameworkAuthentication,
 )
 from botbuilder.schema import Activity, ActivityTypes, ConversationReference
-from msrest.exceptions import DeserializationError, HttpOperationError
+from msrest.exceptions import ClientRequestError, DeserializationError, HttpOperationError
 
 from adapters.teams import translate as t
 from adapters.teams.perf import PooledConnectors, speed_up_msrest
 from adapters.teams.validate import checked_activity
+from bot.background import logged
 from bot.config import Settings
 from bot.handler import ConversationHandler
 from bot.health import Check
@@ -117,7 +118,8 @@ class TeamsAdapter:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.create_task(_logged(work))
+        task = asyncio.create_task(logged(work, what="Teams work in the background",
+                                          expected=(HttpOperationError, ClientRequestError, OSError, TimeoutError)))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -264,9 +266,9 @@ class TeamsAdapter:
 
         try:
             await self.adapter.continue_conversation(reference, turn, self.app_id)
-        except Exception:
-            log.exception("could not answer in Teams conversation %s",
-                          reference.conversation.id if reference.conversation else "?")
+        except (HttpOperationError, ClientRequestError, OSError) as exc:  # the connector refused or is unreachable
+            log.warning("could not answer in Teams conversation %s: %s: %s",
+                        reference.conversation.id if reference.conversation else "?", type(exc).__name__, str(exc)[:200])
 
     async def _keep_typing(self, context: TurnContext) -> None:
         await asyncio.sleep(TYPING_AFTER_S)
@@ -276,14 +278,3 @@ class TeamsAdapter:
             except Exception:  # typing is cosmetic; never let it break the answer
                 return
             await asyncio.sleep(TYPING_EVERY_S)
-
-
-async def _logged(work: Coroutine[Any, Any, Any]) -> None:
-    """A spawned task's own failure handling: connector errors are one line, anything else keeps its
-    traceback (a bug); never "Task exception was never retrieved"."""
-    try:
-        await work
-    except (HttpOperationError, OSError, asyncio.TimeoutError) as exc:
-        log.warning("Teams work in the background failed: %s: %s", type(exc).__name__, str(exc)[:200])
-    except Exception:
-        log.exception("Teams work in the background failed")

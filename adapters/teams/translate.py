@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from botbuilder.core import TurnContext
 from botbuilder.schema import Activity, ActivityTypes, Attachment
 
 from bot.models import Incoming, Platform, Reply, ThreadKey

@@ -1,0 +1,99 @@
+"""Slack buttons: 👍 / 👎, Retry, quick questions, and Investigate / Acknowledge on alert threads.
+
+Every button acks first and works in the background: a listener that raises after `ack()` makes
+Bolt reset the ack, Slack sees its 200 only after 3 s, and retries.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt.app.async_app import AsyncApp
+
+from adapters.slack import translate as t
+from bot.alerts.delivery import ACKNOWLEDGE, INVESTIGATE
+from bot.models import Incoming, Platform, ThreadKey
+from bot.quick import QUICK_QUESTIONS
+from bot.targets import ChannelTarget
+
+if TYPE_CHECKING:
+    from adapters.slack.app import SlackBot
+
+
+class SlackButtons:
+    def __init__(self, bot: SlackBot) -> None:
+        self.bot = bot
+
+    def register(self, app: AsyncApp) -> None:
+        app.action(t.FEEDBACK_UP)(self._on_feedback)
+        app.action(t.FEEDBACK_DOWN)(self._on_feedback)
+        app.action(t.RETRY)(self._on_retry)
+        app.action(re.compile(f"^{t.QUICK_PREFIX}"))(self._on_quick)
+        app.action(INVESTIGATE)(self._on_alert_button)
+        app.action(ACKNOWLEDGE)(self._on_alert_button)
+
+    async def _on_feedback(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        self.bot.spawn(self._feedback(body, action))
+
+    async def _feedback(self, body: dict[str, Any], action: dict[str, Any]) -> None:
+        user = str(body.get("user", {}).get("id", ""))
+        positive = action.get("action_id") == t.FEEDBACK_UP
+        recorded = await self.bot.handler.record_feedback(str(action.get("value", "")), user_id=user,
+                                                     value=1 if positive else -1)
+        message = body.get("message") or {}
+        channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", ""))
+        if recorded and message.get("ts") and channel:
+            await self.bot.client.chat_update(channel=channel, ts=message["ts"], text=message.get("text", ""),
+                                          blocks=t.feedback_done(message.get("blocks") or [], user, positive))
+
+    async def _on_retry(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        container = body.get("container") or {}
+        message = body.get("message") or {}
+        channel = str((body.get("channel") or {}).get("id") or container.get("channel_id", ""))
+        thread = str(message.get("thread_ts") or container.get("thread_ts") or "")
+        team = t.team_of(body) or str((body.get("user") or {}).get("team_id", ""))
+        key = ThreadKey(platform=Platform.SLACK, workspace=team, channel=channel, thread=thread)
+        retry = Incoming(key=key, user_id=str(body["user"]["id"]), text="retry", is_dm=channel.startswith("D"),
+                         event_id=f"slack:retry:{action.get('action_ts', '')}:{message.get('ts', '')}")
+        self.bot.spawn(self.bot.answer(retry, channel=channel, thread_ts=thread, replace_ts=message.get("ts")))
+
+    async def _on_alert_button(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        self.bot.spawn(self._alert_button(body, action))
+
+    async def _alert_button(self, body: dict[str, Any], action: dict[str, Any]) -> None:
+        if self.bot.dispatcher is None:
+            return
+        channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", ""))
+        user = str(body["user"]["id"])
+        key = _alert_key(action.get("value"))
+        target = ChannelTarget(Platform.SLACK, channel)
+        if action.get("action_id") == ACKNOWLEDGE:
+            _, name = await self.bot.users.lookup(user)
+            await self.bot.dispatcher.acknowledge(target, key, name or user)
+        else:
+            await self.bot.dispatcher.investigate_key(target, key, user)
+
+    async def _on_quick(self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
+        await ack()
+        name = str(action.get("value") or action.get("action_id", "").removeprefix(t.QUICK_PREFIX))
+        container = body.get("container") or {}
+        channel = str((body.get("channel") or {}).get("id") or container.get("channel_id", ""))
+        self.bot.spawn(self.bot.ask_in_channel(
+            team=t.team_of(body) or str(body["user"].get("team_id", "")), channel=channel,
+            user_id=str(body["user"]["id"]), question=QUICK_QUESTIONS.get(name, name),
+            dedupe=f"slack:quick:{action.get('action_ts', '')}:{body['user']['id']}", respond=respond,
+        ))
+
+
+def _alert_key(value: Any) -> str:
+    """The alert key an alert button carries as JSON (`{"key": …}`); "" for anything else."""
+    try:
+        data = json.loads(value) if isinstance(value, str) else None
+    except ValueError:
+        return ""
+    return str(data.get("key", "")) if isinstance(data, dict) else ""
