@@ -114,6 +114,7 @@ async def test_deeply_nested_json_is_a_400_on_every_route(rig: Rig) -> None:
     {"timestamp": 5}, {"channelData": "x"}, {"entities": "x"}, {"entities": [{"type": "mention", "mentioned": 3}]},
     {"conversation": {}}, {"conversation": None}, {"from": None}, {"serviceUrl": "http://[::1"},
     {"serviceUrl": "ftp://127.0.0.1/"}, {"membersAdded": [{"name": "no id"}]}, {"channelData": {"team": "x"}},
+    {"conversation": {"id": "a:\ufffd\U000f05e0"}},  # ids go into a Latin-1 reply header
 ])
 async def test_malformed_teams_activities_are_a_400_and_get_no_reply(rig: Rig, change: dict[str, Any]) -> None:
     status, text = await rig.teams(rig.activity("message_personal.json", **change))

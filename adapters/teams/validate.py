@@ -13,7 +13,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from bot.inbound import BadInput, load_json
 
-NonEmpty = Annotated[str, Field(min_length=1, max_length=1024)]
+# Ids travel in URL paths and in the `x-ms-conversation-id` header of replies (HTTP headers are
+# Latin-1): the Bot Framework's are printable ASCII, anything else is refused here.
+AsciiId = Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^[ -~]+$")]
 
 
 def _http_url(value: str) -> str:
@@ -34,14 +36,14 @@ class _Shape(BaseModel):
 
 
 class Account(_Shape):
-    id: NonEmpty
+    id: AsciiId
     name: str | None = None
     aadObjectId: str | None = None  # noqa: N815 - the wire's own names
     role: str | None = None
 
 
 class Conversation(_Shape):
-    id: NonEmpty
+    id: AsciiId
     tenantId: str | None = None  # noqa: N815
     conversationType: str | None = None  # noqa: N815
     isGroup: bool | None = None  # noqa: N815
@@ -57,7 +59,7 @@ class Mention(_Shape):
 class Named(_Shape):
     """Team, channel and tenant in channelData (botbuilder deserializes them as TeamInfo etc.)."""
 
-    id: NonEmpty
+    id: AsciiId
     name: str | None = None
     aadGroupId: str | None = None  # noqa: N815
     type: str | None = None
@@ -94,9 +96,9 @@ class ChannelData(_Shape):
 
 
 class InboundActivity(_Shape):
-    type: NonEmpty
-    id: NonEmpty
-    serviceUrl: Annotated[str, AfterValidator(_http_url)]  # noqa: N815
+    type: AsciiId
+    id: AsciiId
+    serviceUrl: Annotated[str, Field(pattern=r"^[ -~]+$"), AfterValidator(_http_url)]  # noqa: N815
     conversation: Conversation
     from_: Account = Field(alias="from")
     recipient: Account | None = None
