@@ -20,6 +20,7 @@ from bot.models import Incoming, Platform, ThreadKey
 if TYPE_CHECKING:
     from adapters.slack.app import SlackBot
 
+METADATA_EVENT = "healthbot_alert"  # Slack message metadata on alert roots: finds a root after a crash
 PERMANENT = {
     "channel_not_found": "the channel does not exist or the bot cannot see it",
     "not_in_channel": "the bot is not a member of the channel: invite @healthbot to it",
@@ -104,8 +105,20 @@ class SlackAlertSink:
     async def post_root(self, channel: str, view: AlertView) -> dict[str, Any]:
         text, blocks = alert_blocks(view)
         response = await self._call("chat_postMessage", channel=channel, text=text, blocks=blocks, parse="none",
-                                    unfurl_links=False, unfurl_media=False)
+                                    unfurl_links=False, unfurl_media=False,
+                                    metadata={"event_type": METADATA_EVENT, "event_payload": {"alert_key": view.alert.key}})
         return {"ts": str(response["ts"]), "team": await self._team_id()}
+
+    async def find_root(self, channel: str, alert_key: str, since: float) -> dict[str, Any] | None:
+        """conversations.history since the intent was recorded, matched on the message metadata."""
+        response = await self._call("conversations_history", channel=channel, oldest=f"{since - 60:.6f}", limit=200,
+                                    include_all_metadata=True)
+        for message in response.get("messages") or []:
+            metadata = message.get("metadata") or {}
+            if metadata.get("event_type") == METADATA_EVENT and \
+                    (metadata.get("event_payload") or {}).get("alert_key") == alert_key:
+                return {"ts": str(message["ts"]), "team": await self._team_id()}
+        return None
 
     async def update_root(self, channel: str, ref: dict[str, Any], view: AlertView) -> None:
         text, blocks = alert_blocks(view)

@@ -18,6 +18,7 @@ METHOD_SCOPES: dict[str, list[str]] = {
     "chat.update": ["chat:write"],
     "users.info": ["users:read", "users:read.email"],
     "conversations.open": ["im:write"],
+    "conversations.history": ["channels:history", "groups:history"],  # alert roots after a crash
 }
 # Event subscription → the scope that grants it.
 EVENT_SCOPES: dict[str, str] = {

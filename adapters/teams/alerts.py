@@ -103,6 +103,11 @@ class TeamsAlertSink:
         return {**created, "service_url": reference.service_url, "tenant": tenant or "",
                 "bot": reference.bot.serialize() if reference.bot else None}
 
+    async def find_root(self, channel: str, alert_key: str, since: float) -> dict[str, Any] | None:
+        """A bot cannot read a Teams channel's history (that needs Microsoft Graph permissions), so a
+        crash between posting a root and recording it can leave a second root in Teams."""
+        return None
+
     def _thread_reference(self, ref: dict[str, Any]) -> ConversationReference:
         return ConversationReference(
             activity_id=ref["activity_id"], channel_id="msteams", service_url=ref["service_url"],

@@ -25,7 +25,13 @@ class AlertSink(Protocol):
     platform: Platform
 
     async def post_root(self, channel: str, view: AlertView) -> dict[str, Any]:
-        """Post a new thread root; returns the reference to the thread (JSON-able)."""
+        """Post a new thread root; returns the reference to the thread (JSON-able). The root carries
+        the alert key where the platform can keep it (Slack message metadata) for `find_root`."""
+        ...
+
+    async def find_root(self, channel: str, alert_key: str, since: float) -> dict[str, Any] | None:
+        """The root of this alert posted since then, if the platform can say (after a crash between
+        posting and recording it); None when it was not posted or cannot be looked up."""
         ...
 
     async def update_root(self, channel: str, ref: dict[str, Any], view: AlertView) -> None:

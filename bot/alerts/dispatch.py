@@ -1,8 +1,16 @@
-"""The alert outbox worker: one thread per alert and target, paced, retried, never dropped.
+"""The alert outbox worker: one thread per alert and target, paced, retried, never dropped or doubled.
 
-Webhooks only write to the store (`submit`); this worker turns stored deliveries into thread roots,
-root updates and replies through whichever platform a target is on, so Slack or Teams outages
-delay alerts instead of losing them, and pending deliveries resume after a restart.
+Webhooks and the poller only write to the store (`submit`, `observe`); this worker turns stored
+deliveries into thread roots, root updates and replies (bot/alerts/threads.py) through whichever
+platform a target is on, so Slack or Teams outages delay alerts instead of losing them, and
+pending deliveries resume after a restart.
+
+Several replicas share one outbox. A leased row carries a token that every update checks, so a
+worker that lost its lease (it stalled, or another took the row over) can neither mark nor
+re-post it; leases are short (15 s) and renewed while a delivery runs, so a dead replica's rows
+move on within seconds while a slow attempt keeps its own. Channels are worked in parallel, so one
+slow channel does not hold up the rest of a batch; pacing per channel is kept in the store and holds
+across replicas.
 """
 
 from __future__ import annotations
@@ -13,28 +21,22 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
 from typing import Any
 
-from agent.base import ChatMessage
 from bot.alerts.delivery import AlertSink, DeliveryError
 from bot.alerts.model import Alert, AlertSource, AlertView
 from bot.alerts.routes import Router
+from bot.alerts.threads import AlertThreads
 from bot.background import BackgroundLoop
 from bot.handler import ConversationHandler
-from bot.models import Incoming, Platform
-from bot.store.base import AlertStore, AlertThread, Change, Delivery, Fence
+from bot.models import Platform
+from bot.store.base import LEASE_S, AlertStore, Change, Delivery, Fence
 from bot.targets import ChannelTarget, parse_target
 
 log = logging.getLogger(__name__)
 
 Enricher = Callable[[Alert], Awaitable[Alert]]
-DIGEST_KEY = "digest"
-STORM_WINDOW_S = 60.0
-
-
-def _at(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, timezone.utc)
+BATCH = 50
 
 
 class AlertDispatcher(BackgroundLoop):
@@ -48,12 +50,12 @@ class AlertDispatcher(BackgroundLoop):
         self.sinks = sinks
         self.enrich = enrich
         self.pace_s = pace_s
-        self.storm_threshold = storm_threshold
+        self.threads = AlertThreads(alerts=alerts, handler=handler, sinks=sinks, storm_threshold=storm_threshold)
         self.max_attempts = max_attempts
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
         self._wake = asyncio.Event()
-        self._last_post: dict[str, float] = {}
+        self._in_flight: dict[int, Delivery] = {}
         self.received = 0
         self.last_counts: dict[str, int] = {"pending": 0, "delivered": 0, "failed": 0}  # for /metrics scrapes
 
@@ -98,9 +100,11 @@ class AlertDispatcher(BackgroundLoop):
         while True:
             try:
                 self._wake.clear()  # before looking: a submit from here on wakes the wait below
-                due = await self.alerts.lease_due()
+                due = await self.alerts.lease_due(BATCH)
+                by_target: dict[str, list[Delivery]] = {}
                 for delivery in due:
-                    await self._deliver(delivery)
+                    by_target.setdefault(delivery.target, []).append(delivery)
+                await asyncio.gather(*(self._deliver_in_order(rows) for rows in by_target.values()))
                 self.last_counts = await self.alerts.counts()
                 if due:
                     continue
@@ -121,30 +125,61 @@ class AlertDispatcher(BackgroundLoop):
             self._wake.set()
             await asyncio.sleep(0.02)
 
+    async def _deliver_in_order(self, deliveries: list[Delivery]) -> None:
+        """One channel's deliveries, one after the other (its pace), each under a renewed lease."""
+        for delivery in deliveries:
+            heartbeat = asyncio.create_task(self._keep_lease(delivery))
+            self._in_flight[delivery.id] = delivery
+            try:
+                await self._deliver(delivery)
+            except Exception:  # a store error: the lease runs out and the row is tried again
+                log.exception("alert delivery %s to %s failed", delivery.alert_key, delivery.target)
+            finally:
+                heartbeat.cancel()
+                self._in_flight.pop(delivery.id, None)
+
+    async def stop(self) -> None:
+        """Shutdown: stop working and hand the rows in flight back at once (another replica, or the
+        next start, takes them without waiting for their leases to run out)."""
+        in_flight = list(self._in_flight.values())
+        await super().stop()
+        for delivery in in_flight:
+            with contextlib.suppress(Exception):
+                await self.alerts.postpone(delivery, time.time())
+
+    async def _keep_lease(self, delivery: Delivery) -> None:
+        while True:
+            await asyncio.sleep(LEASE_S / 3)
+            if not await self.alerts.renew(delivery):
+                log.warning("alert %s to %s: lease taken over by another worker", delivery.alert_key, delivery.target)
+                return
+
     async def _deliver(self, delivery: Delivery) -> None:
         try:
             target = parse_target(delivery.target)
         except ValueError as exc:
-            await self.alerts.failed(delivery.id, str(exc))
+            await self.alerts.failed(delivery, str(exc))
             return
         sink = self.sinks.get(target.platform)
         if sink is None:
-            await self.alerts.failed(delivery.id, f"{target.platform.value} is not configured in healthbot")
+            await self.alerts.failed(delivery, f"{target.platform.value} is not configured in healthbot")
             return
-        wait = self._last_post.get(delivery.target, 0.0) + self.pace_s - time.monotonic()
-        if wait > 0:  # Slack allows ~1 message per second per channel: pace, never drop
-            await self.alerts.postpone(delivery.id, time.time() + wait)
-            return
-        self._last_post[delivery.target] = time.monotonic()
+        if self.pace_s > 0:  # Slack allows ~1 message per second per channel: pace, never drop
+            wait = await self.alerts.take_post_slot(delivery.target, self.pace_s)
+            if wait > 0:
+                await self.alerts.postpone(delivery, time.time() + wait)
+                return
+        if not await self.alerts.renew(delivery):
+            return  # taken over while this worker waited: the new holder delivers it
         alert = Alert.model_validate(delivery.alert)
         try:
             if self.enrich is not None and alert.source == AlertSource.JOB:
                 alert = await self.enrich(alert)
-            await self._apply(sink, target, alert, delivery.investigate)
+            await self.threads.apply(sink, target, alert, delivery.investigate)
         except DeliveryError as exc:
             if exc.permanent or delivery.attempts + 1 >= self.max_attempts:
                 log.error("alert %s to %s failed for good: %s", alert.key, delivery.target, exc.reason)
-                await self.alerts.failed(delivery.id, exc.reason)
+                await self.alerts.failed(delivery, exc.reason)
                 return
             await self._retry(delivery, exc.reason, exc.retry_after)
             return
@@ -152,112 +187,23 @@ class AlertDispatcher(BackgroundLoop):
             log.warning("alert %s to %s: %s, will retry", alert.key, delivery.target, exc)
             await self._retry(delivery, f"{type(exc).__name__}: {exc}", None)
             return
-        await self.alerts.delivered(delivery.id)
+        if not await self.alerts.delivered(delivery):
+            log.warning("alert %s to %s was delivered after its lease was taken over", alert.key, delivery.target)
 
     async def _retry(self, delivery: Delivery, reason: str, retry_after: float | None) -> None:
         delay = retry_after or min(self.backoff_max_s, self.backoff_base_s * 2 ** delivery.attempts) * random.uniform(0.5, 1.0)
-        await self.alerts.retry_later(delivery.id, reason, time.time() + delay)
+        await self.alerts.retry_later(delivery, reason, time.time() + delay)
 
-    # -- one alert, one thread --------------------------------------------------------------
-
-    async def _apply(self, sink: AlertSink, target: ChannelTarget, alert: Alert, investigate: bool) -> None:
-        now = time.time()
-        thread = await self.alerts.thread(alert.key, str(target))
-        if thread is None:
-            await self._open(sink, target, alert, investigate, now)
-            return
-        thread.last_seen = now
-        if alert.state == thread.state:
-            thread.count += 1  # the same state again: no new message, the root shows count and time
-        else:
-            previous, since = thread.state, thread.state_since
-            thread.state, thread.state_since = alert.state, now
-            await sink.reply(target.channel, thread.thread_ref, self._transition(alert, previous, now - since))
-        thread.alert = alert.model_dump(mode="json")
-        if not thread.digest:
-            await sink.update_root(target.channel, thread.thread_ref, self._view(thread))
-        await self.alerts.save_thread(thread)
-
-    async def _open(self, sink: AlertSink, target: ChannelTarget, alert: Alert, investigate: bool, now: float) -> None:
-        if await self.alerts.new_roots_since(str(target), now - STORM_WINDOW_S) >= self.storm_threshold:
-            await self._into_digest(sink, target, alert, now)
-            return
-        thread = AlertThread(alert.key, str(target), {}, alert.state, now, now, now, 1, "", False, alert.model_dump(mode="json"))
-        thread.thread_ref = await sink.post_root(target.channel, self._view(thread))
-        await self.alerts.save_thread(thread)
-        key = sink.thread_key(target.channel, thread.thread_ref)
-        session = await self.handler.store.session_for(key)
-        await self.handler.store.append_message(session.session_id, ChatMessage("system", alert.context_text()))
-        if investigate:
-            await self.investigate(sink, target, thread, user_id="healthbot-alerts")
-
-    async def _into_digest(self, sink: AlertSink, target: ChannelTarget, alert: Alert, now: float) -> None:
-        """A storm: one digest thread per channel and minute instead of a root per alert."""
-        digest = await self.alerts.thread(DIGEST_KEY, str(target))
-        line = f"{alert.name}: {alert.state}"
-        if digest is None or digest.first_seen < now - STORM_WINDOW_S:
-            summary = Alert(source=AlertSource.HEALTHBOT, key=DIGEST_KEY, name="Alert storm: grouping new alerts",
-                            state="TRIGGERED", severity="high", description=line)
-            digest = AlertThread(DIGEST_KEY, str(target), {}, "TRIGGERED", now, now, now, 1, "", True,
-                                 summary.model_dump(mode="json"))
-            digest.thread_ref = await sink.post_root(target.channel, self._view(digest))
-        else:
-            digest.count += 1
-            digest.last_seen = now
-            summary = Alert.model_validate(digest.alert)
-            summary.description = (summary.description + "\n" + line)[-2500:]
-            digest.alert = summary.model_dump(mode="json")
-            await sink.update_root(target.channel, digest.thread_ref, self._view(digest))
-        await self.alerts.save_thread(digest)
-        await self.alerts.save_thread(AlertThread(alert.key, str(target), digest.thread_ref, alert.state, now, now, now, 1, "",
-                                            True, alert.model_dump(mode="json")))
-
-    @staticmethod
-    def _transition(alert: Alert, previous: str, seconds: float) -> str:
-        minutes = max(1, round(seconds / 60))
-        if alert.clear and alert.source == AlertSource.JOB and alert.run_id:
-            return f"✅ {alert.name} recovered: {alert.description} (failing for {minutes} min)."
-        if alert.clear:
-            return f"✅ {alert.name} is {alert.state} (resolved after {minutes} min)."
-        return f"🔔 {alert.name} is {alert.state} again (was {previous} for {minutes} min)."
-
-    @staticmethod
-    def _view(thread: AlertThread) -> AlertView:
-        alert = Alert.model_validate(thread.alert)
-        resolved = thread.last_seen - thread.first_seen if alert.clear else None
-        return AlertView(alert=alert, count=thread.count, first_seen=_at(thread.first_seen), last_seen=_at(thread.last_seen),
-                         acknowledged_by=thread.acknowledged_by, resolved_after_s=resolved)
-
-    # -- buttons ----------------------------------------------------------------------------
+    # -- buttons (the adapters call these) ---------------------------------------------------
 
     async def acknowledge(self, target: ChannelTarget, alert_key: str, user: str) -> bool:
-        thread = await self.alerts.thread(alert_key, str(target))
-        sink = self.sinks.get(target.platform)
-        if thread is None or sink is None:
-            return False
-        thread.acknowledged_by = user
-        await self.alerts.save_thread(thread)
-        await sink.update_root(target.channel, thread.thread_ref, self._view(thread))
-        return True
-
-    async def investigate(self, sink: AlertSink, target: ChannelTarget, thread: AlertThread, *, user_id: str) -> None:
-        alert = Alert.model_validate(thread.alert)
-        question = f"Why did the alert \"{alert.name}\" fire, and what should we do about it?"
-        message = Incoming(key=sink.thread_key(target.channel, thread.thread_ref), user_id=user_id, text=question,
-                           event_id=f"investigate:{alert.key}:{target}:{time.time()}")
-        await sink.ask_in_thread(target.channel, thread.thread_ref, message)
+        return await self.threads.acknowledge(target, alert_key, user)
 
     async def investigate_key(self, target: ChannelTarget, alert_key: str, user_id: str) -> bool:
-        thread = await self.alerts.thread(alert_key, str(target))
-        sink = self.sinks.get(target.platform)
-        if thread is None or sink is None:
-            return False
-        await self.investigate(sink, target, thread, user_id=user_id)
-        return True
+        return await self.threads.investigate_key(target, alert_key, user_id)
 
     async def view_for(self, target: ChannelTarget, alert_key: str) -> AlertView | None:
-        thread = await self.alerts.thread(alert_key, str(target))
-        return self._view(thread) if thread is not None else None
+        return await self.threads.view_for(target, alert_key)
 
     async def status(self) -> dict[str, Any]:
         counts = await self.alerts.counts()

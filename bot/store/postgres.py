@@ -70,6 +70,13 @@ MIGRATIONS: list[str] = [
     CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, token BIGINT NOT NULL,
                          expires_at DOUBLE PRECISION NOT NULL);
     """,
+    # 3: fenced outbox leases, fleet-wide pacing per channel and request limits per user
+    """
+    ALTER TABLE alert_outbox ADD COLUMN lease_token TEXT NOT NULL DEFAULT '';
+    CREATE TABLE channel_pacing (target TEXT PRIMARY KEY, next_at DOUBLE PRECISION NOT NULL);
+    CREATE TABLE rate_windows (key TEXT NOT NULL, window_start BIGINT NOT NULL, count INTEGER NOT NULL,
+                               PRIMARY KEY (key, window_start));
+    """,
 ]
 LOG_COLUMNS = ("request_id, ts, platform, workspace, channel, thread, session_id, user_id, question, answer, sources, "
                "confidence, domains, latency_ms, endpoint_latency_ms, error, cached, trace_id")

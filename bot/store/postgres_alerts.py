@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from bot.store.base import LEASE_S, AlertThread, Change, Delivery, Fence, LeaseLost, Outbox
@@ -17,7 +18,7 @@ from bot.store.base import LEASE_S, AlertThread, Change, Delivery, Fence, LeaseL
 if TYPE_CHECKING:
     from bot.store.postgres import PostgresStore
 
-DB_NOW = "extract(epoch from clock_timestamp())"  # lease expiry on the database's clock, not a replica's
+DB_NOW = "extract(epoch from clock_timestamp())::float8"  # lease expiry on the database's clock, not a replica's
 UPSERT_OBSERVED = ("INSERT INTO alert_observations (key, state, at) VALUES ($1, $2, $3) "
                    "ON CONFLICT (key) DO UPDATE SET state = EXCLUDED.state, at = EXCLUDED.at")
 
@@ -53,40 +54,61 @@ class PostgresAlertStore:
     async def lease_due(self, limit: int = 50) -> list[Delivery]:
         """Leased with FOR UPDATE SKIP LOCKED: replicas polling together never take the same row."""
         pool = await self.store.pool()
-        now = time.time()
+        now, token = time.time(), uuid.uuid4().hex
         rows = await pool.fetch(
             "WITH due AS (SELECT o.id FROM alert_outbox o WHERE o.status = 'pending' AND o.next_attempt_at <= $1 "
             "  AND o.lease_until <= $1 AND o.id = (SELECT min(p.id) FROM alert_outbox p WHERE p.alert_key = o.alert_key "
             "  AND p.target = o.target AND p.status = 'pending') ORDER BY o.id LIMIT $2 FOR UPDATE SKIP LOCKED) "
-            "UPDATE alert_outbox u SET lease_until = $3 FROM due, alert_events e WHERE u.id = due.id AND e.id = u.event_id "
+            "UPDATE alert_outbox u SET lease_until = $3, lease_token = $4 FROM due, alert_events e "
+            "WHERE u.id = due.id AND e.id = u.event_id "
             "RETURNING u.id, u.event_id, u.alert_key, u.target, u.investigate, u.attempts, e.alert",
-            now, limit, now + LEASE_S)
+            now, limit, now + LEASE_S, token)
         return [Delivery(r["id"], r["event_id"], r["alert_key"], r["target"], r["investigate"], r["attempts"],
-                         json.loads(r["alert"])) for r in sorted(rows, key=lambda r: r["id"])]
+                         json.loads(r["alert"]), token) for r in sorted(rows, key=lambda r: r["id"])]
 
     async def next_due_at(self) -> float | None:
         pool = await self.store.pool()
         value = await pool.fetchval("SELECT min(greatest(next_attempt_at, lease_until)) FROM alert_outbox WHERE status = 'pending'")
         return float(value) if value is not None else None
 
-    async def delivered(self, delivery_id: int) -> None:
+    async def _fenced(self, delivery: Delivery, assignments: str, *values: object) -> bool:
+        """One update of a leased row, applied only while the lease is still the caller's."""
         pool = await self.store.pool()
-        await pool.execute("UPDATE alert_outbox SET status = 'delivered', done_at = $2, lease_until = 0 WHERE id = $1",
-                           delivery_id, time.time())
+        n = len(values)
+        status = await pool.execute(
+            f"UPDATE alert_outbox SET {assignments} WHERE id = ${n + 1} AND lease_token = ${n + 2} AND status = 'pending'",
+            *values, delivery.id, delivery.token)
+        return bool(status.endswith(" 1"))
 
-    async def retry_later(self, delivery_id: int, error: str, at: float) -> None:
-        pool = await self.store.pool()
-        await pool.execute("UPDATE alert_outbox SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3, "
-                           "lease_until = 0 WHERE id = $1", delivery_id, error[:500], at)
+    async def renew(self, delivery: Delivery) -> bool:
+        return await self._fenced(delivery, "lease_until = $1", time.time() + LEASE_S)
 
-    async def postpone(self, delivery_id: int, at: float) -> None:
-        pool = await self.store.pool()
-        await pool.execute("UPDATE alert_outbox SET next_attempt_at = $2, lease_until = 0 WHERE id = $1", delivery_id, at)
+    async def delivered(self, delivery: Delivery) -> bool:
+        return await self._fenced(delivery, "status = 'delivered', done_at = $1, lease_until = 0", time.time())
 
-    async def failed(self, delivery_id: int, error: str) -> None:
+    async def retry_later(self, delivery: Delivery, error: str, at: float) -> bool:
+        return await self._fenced(delivery, "attempts = attempts + 1, last_error = $1, next_attempt_at = $2, lease_until = 0",
+                                  error[:500], at)
+
+    async def postpone(self, delivery: Delivery, at: float) -> bool:
+        return await self._fenced(delivery, "next_attempt_at = $1, lease_until = 0", at)
+
+    async def failed(self, delivery: Delivery, error: str) -> bool:
+        return await self._fenced(delivery, "status = 'failed', attempts = attempts + 1, last_error = $1, done_at = $2, "
+                                            "lease_until = 0", error[:500], time.time())
+
+    async def take_post_slot(self, target: str, pace_s: float) -> float:
+        """On the database's clock, so replicas with skewed clocks share one pace. One statement: the
+        row lock orders concurrent callers, and each sees the slot as the other left it."""
         pool = await self.store.pool()
-        await pool.execute("UPDATE alert_outbox SET status = 'failed', attempts = attempts + 1, last_error = $2, "
-                           "done_at = $3, lease_until = 0 WHERE id = $1", delivery_id, error[:500], time.time())
+        row = await pool.fetchrow(
+            f"WITH now AS (SELECT {DB_NOW} AS t) "
+            "INSERT INTO channel_pacing (target, next_at) SELECT $1, t + $2 FROM now ON CONFLICT (target) DO UPDATE "
+            "SET next_at = CASE WHEN channel_pacing.next_at <= EXCLUDED.next_at - $2 THEN EXCLUDED.next_at "
+            "ELSE channel_pacing.next_at END RETURNING next_at, (SELECT t FROM now) AS now",
+            target, pace_s)
+        taken = abs(row["next_at"] - (row["now"] + pace_s)) < 1e-6
+        return 0.0 if taken else max(0.0, float(row["next_at"] - row["now"]))
 
     async def counts(self) -> dict[str, int]:
         pool = await self.store.pool()

@@ -140,6 +140,20 @@ MIGRATIONS: list[str] = [
         expires_at REAL NOT NULL
     )
     """,
+    # 5: fenced outbox leases, fleet-wide pacing per channel and request limits per user
+    """
+    ALTER TABLE alert_outbox ADD COLUMN lease_token TEXT NOT NULL DEFAULT '';
+    CREATE TABLE channel_pacing (
+        target TEXT PRIMARY KEY,
+        next_at REAL NOT NULL
+    );
+    CREATE TABLE rate_windows (
+        key TEXT NOT NULL,
+        window_start INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (key, window_start)
+    )
+    """,
 ]
 
 _LOG_COLUMNS = (

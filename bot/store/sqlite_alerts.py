@@ -11,6 +11,7 @@ import contextlib
 import json
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -124,7 +125,7 @@ class SqliteAlertStore:
     async def lease_due(self, limit: int = 50) -> list[Delivery]:
         """Due rows in arrival order, leased to this worker; per alert and target only the oldest,
         so the states of one alert are delivered in the order they happened."""
-        now = time.time()
+        now, token = time.time(), uuid.uuid4().hex
         rows = self._db.execute(
             "SELECT o.id, o.event_id, o.alert_key, o.target, o.investigate, o.attempts, e.alert FROM alert_outbox o "
             "JOIN alert_events e ON e.id = o.event_id "
@@ -137,10 +138,11 @@ class SqliteAlertStore:
         leased = []
         for row in rows:
             taken = self._db.execute(
-                "UPDATE alert_outbox SET lease_until = ? WHERE id = ? AND lease_until <= ?", (now + LEASE_S, row[0], now)
+                "UPDATE alert_outbox SET lease_until = ?, lease_token = ? WHERE id = ? AND lease_until <= ?",
+                (now + LEASE_S, token, row[0], now),
             ).rowcount
             if taken:
-                leased.append(Delivery(row[0], row[1], row[2], row[3], bool(row[4]), row[5], json.loads(row[6])))
+                leased.append(Delivery(row[0], row[1], row[2], row[3], bool(row[4]), row[5], json.loads(row[6]), token))
         return leased
 
     async def next_due_at(self) -> float | None:
@@ -149,23 +151,40 @@ class SqliteAlertStore:
         ).fetchone()
         return float(found[0]) if found and found[0] is not None else None
 
-    async def delivered(self, delivery_id: int) -> None:
-        self._db.execute("UPDATE alert_outbox SET status = 'delivered', done_at = ?, lease_until = 0 WHERE id = ?",
-                         (time.time(), delivery_id))
+    def _fenced(self, delivery: Delivery, assignments: str, *values: object) -> bool:
+        """One update of a leased row, applied only while the lease is still the caller's."""
+        return self._db.execute(
+            f"UPDATE alert_outbox SET {assignments} WHERE id = ? AND lease_token = ? AND status = 'pending'",
+            (*values, delivery.id, delivery.token)).rowcount == 1
 
-    async def retry_later(self, delivery_id: int, error: str, at: float) -> None:
-        self._db.execute(
-            "UPDATE alert_outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, lease_until = 0 "
-            "WHERE id = ?", (error[:500], at, delivery_id))
+    async def renew(self, delivery: Delivery) -> bool:
+        return self._fenced(delivery, "lease_until = ?", time.time() + LEASE_S)
 
-    async def postpone(self, delivery_id: int, at: float) -> None:
+    async def delivered(self, delivery: Delivery) -> bool:
+        return self._fenced(delivery, "status = 'delivered', done_at = ?, lease_until = 0", time.time())
+
+    async def retry_later(self, delivery: Delivery, error: str, at: float) -> bool:
+        return self._fenced(delivery, "attempts = attempts + 1, last_error = ?, next_attempt_at = ?, lease_until = 0",
+                            error[:500], at)
+
+    async def postpone(self, delivery: Delivery, at: float) -> bool:
         """Not a failure: pacing a busy channel."""
-        self._db.execute("UPDATE alert_outbox SET next_attempt_at = ?, lease_until = 0 WHERE id = ?", (at, delivery_id))
+        return self._fenced(delivery, "next_attempt_at = ?, lease_until = 0", at)
 
-    async def failed(self, delivery_id: int, error: str) -> None:
-        self._db.execute(
-            "UPDATE alert_outbox SET status = 'failed', attempts = attempts + 1, last_error = ?, done_at = ?, "
-            "lease_until = 0 WHERE id = ?", (error[:500], time.time(), delivery_id))
+    async def failed(self, delivery: Delivery, error: str) -> bool:
+        return self._fenced(delivery, "status = 'failed', attempts = attempts + 1, last_error = ?, done_at = ?, "
+                                      "lease_until = 0", error[:500], time.time())
+
+    async def take_post_slot(self, target: str, pace_s: float) -> float:
+        now = time.time()
+        taken = self._db.execute(
+            "INSERT INTO channel_pacing (target, next_at) VALUES (?, ?) ON CONFLICT (target) DO UPDATE "
+            "SET next_at = excluded.next_at WHERE channel_pacing.next_at <= ? RETURNING next_at",
+            (target, now + pace_s, now)).fetchone()
+        if taken is not None:
+            return 0.0
+        next_at = self._db.execute("SELECT next_at FROM channel_pacing WHERE target = ?", (target,)).fetchone()[0]
+        return max(0.0, float(next_at) - now)
 
     async def counts(self) -> dict[str, int]:
         rows = self._db.execute("SELECT status, count(*) FROM alert_outbox GROUP BY status").fetchall()

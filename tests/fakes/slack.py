@@ -94,7 +94,7 @@ class FakeSlack(FakeServer):
             params.update(json.loads(raw))
         elif raw:
             params.update({k: v[0] for k, v in urllib.parse.parse_qs(raw.decode()).items()})
-        for key in ("blocks", "attachments"):
+        for key in ("blocks", "attachments", "metadata"):
             if isinstance(params.get(key), str):
                 params[key] = json.loads(params[key])
         return params
@@ -112,7 +112,7 @@ class FakeSlack(FakeServer):
                 return web.Response(text=body, status=status, headers=headers, content_type="text/html")
             return web.json_response(body, status=status, headers=headers)
         if method == "chat.postMessage":
-            params["_ts"] = f"17123470{next(self._ts):02d}.000100"
+            params["_ts"] = f"{int(time.time())}.{next(self._ts):06d}"  # as Slack: now, unique in the channel
         self.api.append(ApiCall(method, params))
         return web.json_response(self._answer(method, params))
 
@@ -135,6 +135,13 @@ class FakeSlack(FakeServer):
             else:
                 user["user"]["profile"].pop("email", None)
             return user
+        if method == "conversations.history":  # what was posted here, newest first, as Slack lists it
+            posted = [{"type": "message", "ts": p["_ts"], "text": p.get("text", ""),
+                       **({"metadata": p["metadata"]} if p.get("metadata") and params.get("include_all_metadata") else {})}
+                      for p in self.called("chat.postMessage")
+                      if p.get("channel") == params.get("channel") and not p.get("thread_ts") and "_failed" not in p
+                      and float(p["_ts"]) > float(params.get("oldest") or 0)]
+            return {"ok": True, "messages": posted[::-1][: int(params.get("limit") or 100)], "has_more": False}
         if method == "conversations.open":
             return {"ok": True, "channel": {"id": "D0123ABCDEF"}}
         if method == "apps.connections.open":
