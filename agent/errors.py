@@ -16,6 +16,7 @@ class ErrorKind(StrEnum):
     UNAVAILABLE = "unavailable"  # connection refused, 5xx after retries
     AUTH = "auth"  # no usable Databricks credentials
     THROTTLED = "throttled"  # the bot's own per-user / global limit, not the endpoint's
+    STORE = "store_unavailable"  # healthbot's own database, after its retries (not the endpoint's fault)
 
     @property
     def retryable(self) -> bool:

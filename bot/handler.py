@@ -11,8 +11,9 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from agent.base import AgentRequest, Answer, ChatMessage, Engine, ProgressCallback
 from agent.errors import EngineError, ErrorKind
@@ -21,7 +22,7 @@ from bot.config import Settings
 from bot.models import Incoming, Reply, ThreadKey
 from bot.quick import quick_question
 from bot.ratelimit import RateLimiter
-from bot.store import RequestLogRow, Store
+from bot.store import RequestLogRow, Store, is_transient
 from bot.tracing import Tracer
 
 log = logging.getLogger(__name__)
@@ -79,10 +80,18 @@ def describe_error(kind: ErrorKind, *, endpoint: str, timeout_s: float, retry_af
         ErrorKind.UNAVAILABLE: "The Health Monitor endpoint is unavailable right now.",
         ErrorKind.AUTH: "healthbot has no working Databricks credentials. Check DATABRICKS_HOST and DATABRICKS_TOKEN (or another databricks-sdk login).",
         ErrorKind.THROTTLED: f"You are asking faster than I can answer.{wait}",
+        ErrorKind.STORE: "healthbot cannot reach its own database right now, so it could not take your question. "
+                         "Please try again in a minute.",
     }[kind]
 
 
 Observer = Callable[[RequestLogRow], None]
+T = TypeVar("T")
+STORE_RETRY_DELAYS_S = (0.1, 0.2, 0.4, 0.8, 1.5, 2.0, 2.0, 3.0)  # ~10 s: a database failover or a blip
+
+
+class StoreUnavailable(Exception):
+    """The store kept failing through the retries: the user is told so in plain words."""
 
 
 class ConversationHandler:
@@ -101,6 +110,14 @@ class ConversationHandler:
 
     async def handle(self, msg: Incoming, *, on_progress: ProgressCallback | None = None) -> Reply | None:
         """Answer one message; None when it is a redelivery that was already answered."""
+        try:
+            return await self._traced(msg, on_progress)
+        except StoreUnavailable as exc:
+            log.error("store unavailable while handling a %s message: %s", msg.platform.value, exc)
+            return Reply(content=describe_error(ErrorKind.STORE, endpoint="", timeout_s=0), error=ErrorKind.STORE,
+                         request_id=new_request_id(), question=msg.text.strip())
+
+    async def _traced(self, msg: Incoming, on_progress: ProgressCallback | None) -> Reply | None:
         if not self.tracer.enabled:
             return await self._handle(msg, on_progress)
         with self.tracer.span(f"{msg.platform.value}.message", "CHAIN", channel=msg.key.channel):
@@ -124,19 +141,19 @@ class ConversationHandler:
 
     async def _handle(self, msg: Incoming, on_progress: ProgressCallback | None) -> Reply | None:
         started = time.perf_counter()
-        if msg.event_id and not await self.store.claim_event(msg.event_id):
+        if msg.event_id and not await self._stored(lambda: self.store.claim_event(msg.event_id)):
             log.info("duplicate event dropped", extra={"event_id": msg.event_id})
             return None
         request_id = new_request_id()
         idle = self.options.dm_idle_s if not msg.key.thread else None
-        session = await self.store.session_for(msg.key, idle_after_s=idle)
-        history = await self.store.recent_messages(session.session_id, self.options.history_limit)
+        session = await self._stored(lambda: self.store.session_for(msg.key, idle_after_s=idle))
+        history = await self._stored(lambda: self.store.recent_messages(session.session_id, self.options.history_limit))
         question = msg.text.strip()
         if question.lower() in RETRY_WORDS and history and history[-1].role == "user":
             question = history[-1].content  # re-ask the unanswered question, in the same session
         else:
             turn = ChatMessage("user", question)
-            await self.store.append_message(session.session_id, turn, request_id=request_id)
+            await self._stored(lambda: self.store.append_message(session.session_id, turn, request_id=request_id))
             history = [*history, turn][-self.options.history_limit :]
 
         row = RequestLogRow(
@@ -170,13 +187,29 @@ class ConversationHandler:
         )
         row.endpoint_latency_ms = None if row.cached else answer.endpoint_latency_ms
         row.latency_ms = (time.perf_counter() - started) * 1000
-        await self.store.record_answer(session.session_id, ChatMessage("assistant", answer.content), row)
+        await self._stored(lambda: self.store.record_answer(session.session_id, ChatMessage("assistant", answer.content), row))
         self._observe(row)
         return Reply(
             content=answer.content, sources=answer.sources, confidence=answer.confidence,
             domains=answer.domains, request_id=request_id, session_id=session.session_id,
             question=question, cached=row.cached,
         )
+
+    async def _stored(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """A store operation, retried through transient failures (a dropped connection, a database
+        refusing connections for a few seconds, a locked file) before anyone is told anything.
+        Each operation is retried on its own: a claimed event is not claimed twice."""
+        for delay in (*STORE_RETRY_DELAYS_S, None):
+            try:
+                return await operation()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                if delay is None:
+                    raise StoreUnavailable(f"{type(exc).__name__}: {str(exc)[:200]}") from None
+                log.warning("store: %s: %s; retrying in %.1f s", type(exc).__name__, str(exc)[:200], delay)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
 
     async def new_session(self, key: ThreadKey) -> str:
         """Start over in this place (`/new`, `/healthbot new`, "new" in Teams personal chat)."""
@@ -203,7 +236,7 @@ class ConversationHandler:
         )
         row.error = kind.value
         row.latency_ms = (time.perf_counter() - started) * 1000
-        await self.store.log_request(row)
+        await self._stored(lambda: self.store.log_request(row))
         self._observe(row)
         return Reply(
             content=content, request_id=row.request_id, session_id=row.session_id, error=kind,

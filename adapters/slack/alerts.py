@@ -12,25 +12,16 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 
-from adapters.slack.client import error_code
+from adapters.slack.client import PERMANENT, error_code, post_messages
+from adapters.slack.translate import reply_messages
 from bot.alerts.delivery import ACKNOWLEDGE, INVESTIGATE, DeliveryError
 from bot.alerts.model import AlertView
-from bot.models import Incoming, Platform, ThreadKey
+from bot.models import Incoming, Platform, Reply, ThreadKey
 
 if TYPE_CHECKING:
     from adapters.slack.app import SlackBot
 
 METADATA_EVENT = "healthbot_alert"  # Slack message metadata on alert roots: finds a root after a crash
-PERMANENT = {
-    "channel_not_found": "the channel does not exist or the bot cannot see it",
-    "not_in_channel": "the bot is not a member of the channel: invite @healthbot to it",
-    "is_archived": "the channel is archived",
-    "invalid_auth": "SLACK_BOT_TOKEN is not valid",
-    "account_inactive": "the Slack app was uninstalled",
-    "token_revoked": "the Slack bot token was revoked",
-    "missing_scope": "the Slack app lacks a scope: reinstall it from manifest.yml",
-    "restricted_action": "posting in this channel is restricted",
-}
 
 
 def escape(text: str) -> str:
@@ -97,10 +88,14 @@ class SlackAlertSink:
         try:
             return await getattr(self.bot.client, method)(**kwargs)
         except SlackApiError as exc:
-            error = error_code(exc)
-            if error in PERMANENT:
-                raise DeliveryError(f"Slack {error}: {PERMANENT[error]}", permanent=True) from None
-            raise DeliveryError(f"Slack {error or exc.response.status_code}", permanent=False) from None
+            raise self._delivery_error(exc) from None
+
+    @staticmethod
+    def _delivery_error(exc: SlackApiError) -> DeliveryError:
+        error = error_code(exc)
+        if error in PERMANENT:
+            return DeliveryError(f"Slack {error}: {PERMANENT[error]}", permanent=True)
+        return DeliveryError(f"Slack {error or exc.response.status_code}", permanent=False)
 
     async def post_root(self, channel: str, view: AlertView) -> dict[str, Any]:
         text, blocks = alert_blocks(view)
@@ -127,6 +122,14 @@ class SlackAlertSink:
     async def reply(self, channel: str, ref: dict[str, Any], text: str) -> None:
         await self._call("chat_postMessage", channel=channel, thread_ts=ref["ts"], text=escape(text),
                          blocks=[{"type": "section", "text": plain(text)}], parse="none", unfurl_links=False)
+
+    async def post_answer(self, channel: str, ref: dict[str, Any], reply: Reply) -> None:
+        """An answer that could not be posted when it was ready (Slack was down), from the outbox."""
+        try:
+            await post_messages(self.bot.client, channel, ref.get("thread_ts") or None, reply_messages(reply),
+                                replace_ts=ref.get("replace_ts"))
+        except SlackApiError as exc:
+            raise self._delivery_error(exc) from None
 
     def thread_key(self, channel: str, ref: dict[str, Any]) -> ThreadKey:
         return ThreadKey(platform=Platform.SLACK, workspace=str(ref.get("team", "")), channel=channel, thread=str(ref["ts"]))

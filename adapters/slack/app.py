@@ -28,7 +28,7 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import translate as t
-from adapters.slack.client import UserDirectory, configure_web_client, error_code
+from adapters.slack.client import UserDirectory, configure_web_client, error_code, is_transient, post_messages
 from adapters.slack.buttons import SlackButtons
 from adapters.slack.progress import Placeholder
 from adapters.slack.validate import checked_body
@@ -39,6 +39,7 @@ from bot.health import Check
 from bot.inbound import BadInput, decode, refusals
 from bot.models import Incoming, Platform, ThreadKey
 from bot.quick import QUICK_QUESTIONS
+from bot.targets import ChannelTarget
 
 if TYPE_CHECKING:
     from adapters.slack.alerts import SlackAlertSink
@@ -198,14 +199,15 @@ class SlackBot:
         await self.answer(message, channel=message.key.channel, thread_ts=message.key.thread)
 
     async def answer(self, message: Incoming, *, channel: str, thread_ts: str, replace_ts: str | None = None) -> None:
-        """Ask the handler and post the answer in the thread, with progress while it works."""
+        """Ask the handler and post the answer in the thread, with progress while it works. An answer
+        Slack will not take now (an outage past slack_sdk's retries) goes to the durable outbox."""
         email, name = await self.users.lookup(message.user_id)
         message = message.model_copy(update={"user_email": email, "user_name": name or message.user_name})
         placeholder = Placeholder(self.client, channel=channel, thread_ts=thread_ts or None, existing_ts=replace_ts)
         placeholder.start()
         try:
             reply = await self.handler.handle(message, on_progress=placeholder.show)
-        except Exception:  # a bug or a store outage: say so in the thread, never a stack trace
+        except Exception:  # a bug: say so in the thread, never a stack trace
             log.exception("answering in Slack channel %s failed", channel)
             ts = await placeholder.finish()
             await self.post(channel, thread_ts or None, [INTERNAL_ERROR], replace_ts=ts)
@@ -213,15 +215,19 @@ class SlackBot:
         ts = await placeholder.finish()
         if reply is None:
             return  # already answered (Slack retry, or app_mention + message for one post)
-        await self.post(channel, thread_ts or None, t.reply_messages(reply), replace_ts=ts)
+        try:
+            await self.post(channel, thread_ts or None, t.reply_messages(reply), replace_ts=ts)
+        except Exception as exc:
+            if not is_transient(exc) or self.dispatcher is None:
+                raise
+            log.warning("Slack would not take the answer to %s now (%s): queued for delivery", reply.request_id,
+                        describe(exc)[:100])
+            await self.dispatcher.enqueue_answer(ChannelTarget(Platform.SLACK, channel),
+                                                 {"thread_ts": thread_ts, "replace_ts": ts}, reply)
 
     async def post(self, channel: str, thread_ts: str | None, messages: list[tuple[str, list[dict[str, Any]]]],
                    *, replace_ts: str | None = None) -> None:
-        for index, (text, blocks) in enumerate(messages):
-            if index == 0 and replace_ts:
-                await self.client.chat_update(channel=channel, ts=replace_ts, text=text, blocks=blocks)
-            else:
-                await self.client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text, blocks=blocks)
+        await post_messages(self.client, channel, thread_ts, messages, replace_ts=replace_ts)
 
     # -- /healthbot -------------------------------------------------------------------------
 

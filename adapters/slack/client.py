@@ -6,10 +6,12 @@ sleep for Retry-After and try again, so a message is delayed, never dropped.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -21,6 +23,42 @@ from slack_sdk.web.async_client import AsyncWebClient
 log = logging.getLogger(__name__)
 
 USER_CACHE_TTL_S = 3600.0
+PERMANENT = {
+    "channel_not_found": "the channel does not exist or the bot cannot see it",
+    "not_in_channel": "the bot is not a member of the channel: invite @healthbot to it",
+    "is_archived": "the channel is archived",
+    "invalid_auth": "SLACK_BOT_TOKEN is not valid",
+    "account_inactive": "the Slack app was uninstalled",
+    "token_revoked": "the Slack bot token was revoked",
+    "missing_scope": "the Slack app lacks a scope: reinstall it from manifest.yml",
+    "restricted_action": "posting in this channel is restricted",
+}
+
+
+GONE = frozenset({"message_not_found", "cant_update_message"})  # the message to replace is not there (any more)
+
+
+async def post_messages(client: AsyncWebClient, channel: str, thread_ts: str | None,
+                        messages: list[tuple[str, list[dict[str, Any]]]], *, replace_ts: str | None = None) -> None:
+    """Post an answer's messages in the thread; the first replaces `replace_ts` (a placeholder, or the
+    error a Retry answers) and is posted afresh when that message is gone."""
+    for index, (text, blocks) in enumerate(messages):
+        if index == 0 and replace_ts:
+            try:
+                await client.chat_update(channel=channel, ts=replace_ts, text=text, blocks=blocks)
+                continue
+            except SlackApiError as exc:
+                if error_code(exc) not in GONE:
+                    raise
+                log.info("the message to replace in %s is gone: posting the answer afresh", channel)
+        await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text, blocks=blocks)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth trying again later: Slack down or throttling after slack_sdk's own retries, the network."""
+    if isinstance(exc, SlackApiError):
+        return error_code(exc) not in PERMANENT
+    return isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError))
 
 
 def error_code(exc: SlackApiError) -> str:

@@ -8,13 +8,18 @@ appears, a cold endpoint turns it into "waking up…", and the final answer repl
 from __future__ import annotations
 
 import asyncio
+import logging
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.client import error_code
 from adapters.slack.translate import progress_message
 from agent.base import Progress
 
 PLACEHOLDER_DELAY_S = 1.0
+
+log = logging.getLogger(__name__)
 
 
 class Placeholder:
@@ -49,12 +54,16 @@ class Placeholder:
                 return
             self._stage = shown
             text, blocks = progress_message(shown)
-            if self.ts is None:
-                response = await self.client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts,
-                                                              text=text, blocks=blocks)
-                self.ts = str(response["ts"])
-            else:
-                await self.client.chat_update(channel=self.channel, ts=self.ts, text=text, blocks=blocks)
+            try:
+                if self.ts is None:
+                    response = await self.client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts,
+                                                                  text=text, blocks=blocks)
+                    self.ts = str(response["ts"])
+                else:
+                    await self.client.chat_update(channel=self.channel, ts=self.ts, text=text, blocks=blocks)
+            except Exception as exc:  # progress is cosmetic: Slack being down must not cost the answer
+                log.warning("Slack progress message failed: %s",
+                            error_code(exc) if isinstance(exc, SlackApiError) else type(exc).__name__)
 
     async def finish(self) -> str | None:
         """Stop the timer; the ts of a placeholder to replace with the answer, if one was shown."""

@@ -23,7 +23,7 @@ from msrest.exceptions import HttpOperationError
 from adapters.teams import translate as t
 from bot.alerts.delivery import ACKNOWLEDGE, INVESTIGATE, DeliveryError
 from bot.alerts.model import AlertView
-from bot.models import Incoming, Platform, ThreadKey
+from bot.models import Incoming, Platform, Reply, ThreadKey
 
 if TYPE_CHECKING:
     from adapters.teams.app import TeamsAdapter
@@ -132,6 +132,17 @@ class TeamsAlertSink:
             await context.send_activity(Activity(type=ActivityTypes.message, text=text, text_format="plain"))
 
         await self._run(self.teams.adapter.continue_conversation(self._thread_reference(ref), send, self.teams.app_id))
+
+    async def post_answer(self, channel: str, ref: dict[str, Any], reply: Reply) -> None:
+        """An answer the Bot Connector would not take when it was ready, from the outbox: `ref` is the
+        question's conversation reference, so the answer still replies to the question."""
+        reference = ConversationReference().deserialize(ref["reference"])
+
+        async def send(context: TurnContext) -> None:
+            context.activity.id = reference.activity_id or context.activity.id
+            await self.teams.send_reply(context, reply)
+
+        await self._run(self.teams.adapter.continue_conversation(reference, send, self.teams.app_id))
 
     def thread_key(self, channel: str, ref: dict[str, Any]) -> ThreadKey:
         return ThreadKey(platform=Platform.TEAMS, workspace=str(ref.get("tenant") or ""), channel=channel,

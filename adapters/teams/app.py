@@ -34,7 +34,8 @@ from bot.config import Settings
 from bot.handler import ConversationHandler
 from bot.health import Check
 from bot.inbound import BadInput, refusals
-from bot.models import Incoming, Reply
+from bot.models import Incoming, Platform, Reply
+from bot.targets import ChannelTarget
 
 if TYPE_CHECKING:
     from adapters.teams.alerts import TeamsAlertSink
@@ -262,13 +263,28 @@ class TeamsAdapter:
             finally:
                 typing.cancel()
             if reply is not None:
-                await self.send_reply(context, reply)
+                await self._send_or_queue(context, reference, message, reply)
 
         try:
             await self.adapter.continue_conversation(reference, turn, self.app_id)
         except (HttpOperationError, ClientRequestError, OSError) as exc:  # the connector refused or is unreachable
             log.warning("could not answer in Teams conversation %s: %s: %s",
                         reference.conversation.id if reference.conversation else "?", type(exc).__name__, str(exc)[:200])
+
+    async def _send_or_queue(self, context: TurnContext, reference: ConversationReference, message: Incoming,
+                             reply: Reply) -> None:
+        """Send the answer; one the connector will not take now (after `send`'s retries) goes to the
+        durable outbox, retried from there and resumed after a restart."""
+        try:
+            await self.send_reply(context, reply)
+        except (HttpOperationError, ClientRequestError, OSError) as exc:
+            status = exc.response.status_code if isinstance(exc, HttpOperationError) and exc.response is not None else 0
+            if self.dispatcher is None or status in (400, 401, 403, 404):
+                raise
+            log.warning("the Bot Connector would not take the answer to %s now (%s): queued for delivery",
+                        reply.request_id, status or type(exc).__name__)
+            await self.dispatcher.enqueue_answer(ChannelTarget(Platform.TEAMS, message.key.channel),
+                                                 {"reference": reference.serialize()}, reply)
 
     async def _keep_typing(self, context: TurnContext) -> None:
         await asyncio.sleep(TYPING_AFTER_S)

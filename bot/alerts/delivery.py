@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from bot.alerts.model import AlertView
-from bot.models import Incoming, Platform, ThreadKey
+from bot.models import Incoming, Platform, Reply, ThreadKey
 
 INVESTIGATE = "alert_investigate"
 ACKNOWLEDGE = "alert_acknowledge"
@@ -39,6 +39,11 @@ class AlertSink(Protocol):
 
     async def reply(self, channel: str, ref: dict[str, Any], text: str) -> None:
         """A plain-text reply in the thread (untrusted parts are escaped by the sink)."""
+        ...
+
+    async def post_answer(self, channel: str, ref: dict[str, Any], reply: Reply) -> None:
+        """Post an answer that could not be posted when it was ready (the platform was down): `ref` is
+        what the adapter recorded to find the conversation again."""
         ...
 
     def thread_key(self, channel: str, ref: dict[str, Any]) -> ThreadKey:

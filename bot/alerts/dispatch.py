@@ -29,7 +29,7 @@ from bot.alerts.routes import Router
 from bot.alerts.threads import AlertThreads
 from bot.background import BackgroundLoop
 from bot.handler import ConversationHandler
-from bot.models import Platform
+from bot.models import Platform, Reply
 from bot.store.base import LEASE_S, AlertStore, Change, Delivery, Fence
 from bot.targets import ChannelTarget, parse_target
 
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 Enricher = Callable[[Alert], Awaitable[Alert]]
 BATCH = 50
+ANSWER = "answer"  # outbox rows that carry an answer instead of an alert
 
 
 class AlertDispatcher(BackgroundLoop):
@@ -79,6 +80,13 @@ class AlertDispatcher(BackgroundLoop):
             self._wake.set()
         self.received += 1
         return len(targets)
+
+    async def enqueue_answer(self, target: ChannelTarget, ref: dict[str, Any], reply: Reply) -> None:
+        """An answer the platform would not take when it was ready (an outage past the SDK's retries):
+        into the outbox, retried with backoff honouring Retry-After, resumed after a restart."""
+        payload = {"kind": ANSWER, "ref": ref, "reply": reply.model_dump(mode="json")}
+        await self.alerts.enqueue(f"{ANSWER}:{reply.request_id}", payload, [(str(target), False)])
+        self._wake.set()
 
     async def observe(self, changes: list[Change], *, fence: Fence, alert: Alert | None = None) -> bool:
         """The poller's intake: its observations and the alert's deliveries in one transaction, so a
@@ -164,31 +172,35 @@ class AlertDispatcher(BackgroundLoop):
         if sink is None:
             await self.alerts.failed(delivery, f"{target.platform.value} is not configured in healthbot")
             return
-        if self.pace_s > 0:  # Slack allows ~1 message per second per channel: pace, never drop
+        answer = delivery.alert.get("kind") == ANSWER
+        if self.pace_s > 0 and not answer:  # Slack allows ~1 message per second per channel: pace, never drop
             wait = await self.alerts.take_post_slot(delivery.target, self.pace_s)
             if wait > 0:
                 await self.alerts.postpone(delivery, time.time() + wait)
                 return
         if not await self.alerts.renew(delivery):
             return  # taken over while this worker waited: the new holder delivers it
-        alert = Alert.model_validate(delivery.alert)
         try:
-            if self.enrich is not None and alert.source == AlertSource.JOB:
-                alert = await self.enrich(alert)
-            await self.threads.apply(sink, target, alert, delivery.investigate)
+            if answer:
+                await sink.post_answer(target.channel, delivery.alert["ref"], Reply.model_validate(delivery.alert["reply"]))
+            else:
+                alert = Alert.model_validate(delivery.alert)
+                if self.enrich is not None and alert.source == AlertSource.JOB:
+                    alert = await self.enrich(alert)
+                await self.threads.apply(sink, target, alert, delivery.investigate)
         except DeliveryError as exc:
             if exc.permanent or delivery.attempts + 1 >= self.max_attempts:
-                log.error("alert %s to %s failed for good: %s", alert.key, delivery.target, exc.reason)
+                log.error("%s to %s failed for good: %s", delivery.alert_key, delivery.target, exc.reason)
                 await self.alerts.failed(delivery, exc.reason)
                 return
             await self._retry(delivery, exc.reason, exc.retry_after)
             return
         except Exception as exc:  # an outage we have no words for yet: retry it
-            log.warning("alert %s to %s: %s, will retry", alert.key, delivery.target, exc)
+            log.warning("%s to %s: %s, will retry", delivery.alert_key, delivery.target, exc)
             await self._retry(delivery, f"{type(exc).__name__}: {exc}", None)
             return
         if not await self.alerts.delivered(delivery):
-            log.warning("alert %s to %s was delivered after its lease was taken over", alert.key, delivery.target)
+            log.warning("%s to %s was delivered after its lease was taken over", delivery.alert_key, delivery.target)
 
     async def _retry(self, delivery: Delivery, reason: str, retry_after: float | None) -> None:
         delay = retry_after or min(self.backoff_max_s, self.backoff_base_s * 2 ** delivery.attempts) * random.uniform(0.5, 1.0)

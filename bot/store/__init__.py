@@ -11,7 +11,29 @@ from bot.store.sqlite import SqliteStore
 if TYPE_CHECKING:
     from bot.config import Settings
 
-__all__ = ["RequestLogRow", "Session", "SqliteStore", "Store", "open_store", "open_store_for"]
+__all__ = ["RequestLogRow", "Session", "SqliteStore", "Store", "is_transient", "open_store", "open_store_for"]
+
+# SQLSTATE classes that pass: connection exceptions, insufficient resources, operator intervention
+# (a restart, a failover), and "not accepting connections now" (ALLOW_CONNECTIONS false, recovery).
+_TRANSIENT_SQLSTATES = ("08", "53", "57", "55000")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A store error that waiting can fix: a dropped connection, a locked SQLite file, a database
+    restarting or refusing connections for a moment. Not: a bug, a constraint, a full disk."""
+    import sqlite3
+
+    if isinstance(exc, sqlite3.OperationalError):
+        return "locked" in str(exc) or "busy" in str(exc)
+    if isinstance(exc, (OSError, TimeoutError)):
+        return True
+    if type(exc).__module__.startswith("asyncpg"):
+        import asyncpg
+
+        if isinstance(exc, (asyncpg.InterfaceError, asyncpg.InternalClientError)):
+            return True  # the client lost its connection or its state ("cannot switch to state 12")
+        return str(getattr(exc, "sqlstate", "") or "").startswith(_TRANSIENT_SQLSTATES)
+    return False
 
 
 def open_store_for(settings: Settings) -> Store:
