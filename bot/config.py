@@ -83,6 +83,7 @@ class Settings(BaseSettings):
     pg_user: str | None = Field(None, alias="PGUSER")
     pg_sslmode: str | None = Field(None, alias="PGSSLMODE")
     demo_data_dir: str | None = Field(None, alias="HEALTHBOT_DEMO_DATA_DIR")
+    retention_days: float = Field(90.0, alias="HEALTHBOT_RETENTION_DAYS", gt=0)
 
     # Alerts
     alert_token: SecretStr | None = Field(None, alias="HEALTHBOT_ALERT_TOKEN")

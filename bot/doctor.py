@@ -15,6 +15,7 @@ from agent.base import AgentRequest, ChatMessage
 from agent.errors import EngineError
 from bot.config import Settings
 from bot.health import Check
+from bot.housekeeping import describe_stats
 from bot.models import Platform
 
 OK, FAIL, WARN = "✓", "✗", "!"
@@ -41,6 +42,11 @@ async def run_doctor(settings: Settings, *, probe: bool = False) -> list[Line]:
     try:
         lines.append(_line("store", await health.store_check(), f"check HEALTHBOT_DATABASE_URL ({_where(settings)})"))
         lines.append(Line(OK, "store location", _where(settings)))
+        try:
+            stats = await health.store.table_stats()
+            lines.append(Line(OK, "store rows", f"{describe_stats(stats)}; kept {settings.retention_days:g} days"))
+        except Exception as exc:  # already reported by the store line
+            lines.append(Line(WARN, "store rows", f"could not count: {type(exc).__name__}"))
         password = getattr(health.store, "password", None)
         if password is not None:
             lines.append(Line(OK, "lakebase", password.describe()))

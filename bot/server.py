@@ -20,6 +20,7 @@ from bot.config import Settings
 from bot.engines import build_engine
 from bot.handler import ConversationHandler, HandlerOptions
 from bot.health import HealthChecks, cached
+from bot.housekeeping import Retention
 from bot.inbound import client_gone, quiet_http_errors
 from bot.logs import log_request
 from bot.metrics import Metrics
@@ -94,7 +95,10 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: Engine
 
     app.on_startup.append(check_credentials)
 
+    retention = Retention(store=store, days=settings.retention_days)
+
     async def warm_up(_: web.Application) -> None:
+        retention.start()
         start_checkpointing = getattr(store, "start_checkpointing", None)
         if start_checkpointing is not None:
             start_checkpointing()
@@ -105,6 +109,7 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: Engine
     app.on_startup.append(warm_up)
 
     async def close(_: web.Application) -> None:
+        await retention.stop()
         if WARM_UP in app:
             await app[WARM_UP]  # its worker thread cannot be cancelled; let it finish while peers are up
         await engine.close()

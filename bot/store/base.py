@@ -217,5 +217,14 @@ class Store(Protocol):
         """Raise when the store cannot be read and written."""
         ...
 
+    async def purge(self, before: float, *, batch: int = 500) -> dict[str, int]:
+        """Delete one batch per table of rows older than `before` (bot/store/retention.py says which);
+        rows deleted per table. The caller repeats until nothing is left."""
+        ...
+
+    async def table_stats(self) -> dict[str, tuple[int, float | None]]:
+        """Rows and the oldest row's time per table (`healthbot doctor`)."""
+        ...
+
     async def close(self) -> None:
         ...

@@ -23,6 +23,8 @@ from bot.store.base import (
     Session,
 )
 
+from bot.store.retention import BATCH, COUNTED, PURGES, purge_statement
+
 if TYPE_CHECKING:
     from bot.store.postgres_alerts import PostgresAlertStore
 
@@ -81,6 +83,8 @@ MIGRATIONS: list[str] = [
 LOG_COLUMNS = ("request_id, ts, platform, workspace, channel, thread, session_id, user_id, question, answer, sources, "
                "confidence, domains, latency_ms, endpoint_latency_ms, error, cached, trace_id")
 PURGE_EVERY_S = 60.0
+_PARAMS = "WITH p AS (SELECT $1::float8 AS before, $2::float8 AS now, $3::int AS lim) "
+_NUMBERED = {"before": "(SELECT before FROM p)", "now": "(SELECT now FROM p)", "limit": "(SELECT lim FROM p)"}
 
 
 def _row_values(row: RequestLogRow) -> tuple[Any, ...]:
@@ -268,6 +272,23 @@ class PostgresStore:
         found = await pool.fetchval("SELECT reference FROM conversation_refs WHERE platform = $1 AND channel = $2",
                                     platform, channel)
         return json.loads(found) if found is not None else None
+
+    async def purge(self, before: float, *, batch: int = BATCH) -> dict[str, int]:
+        """One batch per table (the caller repeats while anything was deleted)."""
+        pool = await self.pool()
+        deleted = {}
+        for purge in PURGES:
+            status = await pool.execute(purge_statement(purge, _NUMBERED, _PARAMS), before, time.time(), batch)
+            deleted[purge.table] = int(status.split()[-1])
+        return deleted
+
+    async def table_stats(self) -> dict[str, tuple[int, float | None]]:
+        pool = await self.pool()
+        stats = {}
+        for table, column in COUNTED.items():
+            row = await pool.fetchrow(f"SELECT count(*) AS n, min({column}) AS oldest FROM {table}")
+            stats[table] = (int(row["n"]), row["oldest"])
+        return stats
 
     async def ping(self) -> None:
         pool = await self.pool()

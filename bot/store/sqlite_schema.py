@@ -1,0 +1,136 @@
+"""The embedded store's schema, versioned with `PRAGMA user_version` (bot/store/sqlite.py applies it)."""
+
+from __future__ import annotations
+
+# Each entry moves the schema from version i to i + 1; never edit one that has shipped.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE sessions (
+        thread_key TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        last_active REAL NOT NULL
+    );
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        role TEXT NOT NULL,
+        content TEXT NOT NULL,
+        request_id TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX messages_by_session ON messages (session_id, id);
+    CREATE TABLE processed_events (
+        event_id TEXT PRIMARY KEY,
+        expires_at REAL NOT NULL
+    );
+    CREATE INDEX processed_events_expiry ON processed_events (expires_at);
+    CREATE TABLE request_log (
+        request_id TEXT PRIMARY KEY,
+        ts REAL NOT NULL,
+        platform TEXT NOT NULL,
+        workspace TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        thread TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        question TEXT NOT NULL,
+        answer TEXT NOT NULL,
+        sources TEXT NOT NULL,
+        confidence REAL,
+        domains TEXT NOT NULL,
+        latency_ms REAL NOT NULL,
+        endpoint_latency_ms REAL,
+        error TEXT,
+        cached INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX request_log_by_ts ON request_log (ts);
+    CREATE TABLE feedback (
+        request_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        value INTEGER NOT NULL,
+        comment TEXT NOT NULL DEFAULT '',
+        ts REAL NOT NULL,
+        PRIMARY KEY (request_id, user_id)
+    );
+    CREATE TABLE conversation_refs (
+        platform TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        reference TEXT NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (platform, channel)
+    );
+    """,
+    # 2: alert threads — accepted alerts, the delivery outbox, and which thread each alert lives in
+    """
+    CREATE TABLE alert_events (
+        id INTEGER PRIMARY KEY,
+        alert_key TEXT NOT NULL,
+        alert TEXT NOT NULL,
+        received_at REAL NOT NULL
+    );
+    CREATE TABLE alert_outbox (
+        id INTEGER PRIMARY KEY,
+        event_id INTEGER NOT NULL,
+        alert_key TEXT NOT NULL,
+        target TEXT NOT NULL,
+        investigate INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL,
+        lease_until REAL NOT NULL DEFAULT 0,
+        last_error TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL,
+        done_at REAL
+    );
+    CREATE INDEX alert_outbox_due ON alert_outbox (status, next_attempt_at);
+    CREATE INDEX alert_outbox_by_thread ON alert_outbox (alert_key, target, status);
+    CREATE TABLE alert_threads (
+        alert_key TEXT NOT NULL,
+        target TEXT NOT NULL,
+        thread_ref TEXT NOT NULL,
+        state TEXT NOT NULL,
+        state_since REAL NOT NULL,
+        first_seen REAL NOT NULL,
+        last_seen REAL NOT NULL,
+        count INTEGER NOT NULL,
+        acknowledged_by TEXT NOT NULL DEFAULT '',
+        digest INTEGER NOT NULL DEFAULT 0,
+        alert TEXT NOT NULL,
+        PRIMARY KEY (alert_key, target)
+    );
+    CREATE INDEX alert_threads_by_target ON alert_threads (target, first_seen);
+    """,
+    # 3: the MLflow trace of each request, so feedback can be attached to it
+    """
+    ALTER TABLE request_log ADD COLUMN trace_id TEXT NOT NULL DEFAULT ''
+    """,
+    # 4: pulled alerts — what the poller last saw of each alert, job and run, and the poller's lease
+    """
+    CREATE TABLE alert_observations (
+        key TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        at REAL NOT NULL
+    );
+    CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        token INTEGER NOT NULL,
+        expires_at REAL NOT NULL
+    )
+    """,
+    # 5: fenced outbox leases, fleet-wide pacing per channel and request limits per user
+    """
+    ALTER TABLE alert_outbox ADD COLUMN lease_token TEXT NOT NULL DEFAULT '';
+    CREATE TABLE channel_pacing (
+        target TEXT PRIMARY KEY,
+        next_at REAL NOT NULL
+    );
+    CREATE TABLE rate_windows (
+        key TEXT NOT NULL,
+        window_start INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (key, window_start)
+    )
+    """,
+]
