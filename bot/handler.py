@@ -23,6 +23,7 @@ from bot.models import Incoming, Reply, ThreadKey
 from bot.quick import quick_question
 from bot.ratelimit import RateLimiter
 from bot.store import RequestLogRow, Store, is_transient
+from bot.store.base import Limits
 from bot.tracing import Tracer
 
 log = logging.getLogger(__name__)
@@ -102,9 +103,9 @@ class ConversationHandler:
         self.options = options or HandlerOptions()
         self.tracer = tracer or Tracer()
         self.observers: list[Observer] = []  # metrics and the per-message log line
-        self._limiter = RateLimiter(
+        self._limiter = None if store.shared_limits else RateLimiter(
             per_user=self.options.user_rate_per_min, overall=self.options.global_rate_per_min
-        )
+        )  # a shared store (PostgreSQL) keeps the limits, so they hold across replicas
         self._engine_slots = asyncio.Semaphore(self.options.max_concurrency)
         self._cache: TTLCache[Answer] = TTLCache(ttl_s=self.options.cache_ttl_s, max_entries=self.options.cache_size)
 
@@ -141,27 +142,32 @@ class ConversationHandler:
 
     async def _handle(self, msg: Incoming, on_progress: ProgressCallback | None) -> Reply | None:
         started = time.perf_counter()
-        if msg.event_id and not await self._stored(lambda: self.store.claim_event(msg.event_id)):
+        idle = self.options.dm_idle_s if not msg.key.thread else None
+        opened = await self._stored(lambda: self.store.open_turn(
+            msg.key, event_id=msg.event_id, idle_after_s=idle, history_limit=self.options.history_limit))
+        if opened is None:
             log.info("duplicate event dropped", extra={"event_id": msg.event_id})
             return None
         request_id = new_request_id()
-        idle = self.options.dm_idle_s if not msg.key.thread else None
-        session = await self._stored(lambda: self.store.session_for(msg.key, idle_after_s=idle))
-        history = await self._stored(lambda: self.store.recent_messages(session.session_id, self.options.history_limit))
-        question = msg.text.strip()
+        session, history = opened.session, opened.history
+        question, turn = msg.text.strip(), None
         if question.lower() in RETRY_WORDS and history and history[-1].role == "user":
             question = history[-1].content  # re-ask the unanswered question, in the same session
         else:
             turn = ChatMessage("user", question)
-            await self._stored(lambda: self.store.append_message(session.session_id, turn, request_id=request_id))
             history = [*history, turn][-self.options.history_limit :]
+        limits = Limits(f"user:{msg.platform.value}:{msg.user_id}", self.options.user_rate_per_min,
+                        self.options.global_rate_per_min) if self._limiter is None else None
+        wait = await self._stored(lambda: self.store.add_question(session.session_id, turn, request_id=request_id,
+                                                                  limits=limits))
 
         row = RequestLogRow(
             request_id=request_id, ts=time.time(), platform=msg.platform.value, workspace=msg.key.workspace,
             channel=msg.key.channel, thread=msg.key.thread, session_id=session.session_id,
             user_id=msg.asker, question=question, trace_id=self.tracer.trace_id(),
         )
-        wait = self._limiter.acquire(msg.user_id)
+        if self._limiter is not None:  # one process per store (SQLite): the limits live here
+            wait = self._limiter.acquire(msg.user_id)
         if wait > 0:
             return await self._fail(row, started, ErrorKind.THROTTLED, retry_after=wait)
 

@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from agent.base import ChatMessage
+from agent.errors import ErrorKind
 from bot.config import load_settings
 from bot.handler import ConversationHandler
 from bot.models import Incoming, Platform, ThreadKey
@@ -113,3 +114,24 @@ async def test_a_newer_schema_is_refused(pg_schema: str) -> None:
     await store.close()
     with pytest.raises(RuntimeError, match="newer than this healthbot"):
         await PostgresStore(POSTGRES_DSN, schema=pg_schema).ping()
+
+
+async def test_two_replicas_hold_one_users_limit_together(pg_schema: str, fake_serving: FakeServing) -> None:
+    """30 questions a minute per user, whichever replica takes them; refused ones never reach the endpoint."""
+    stores = [PostgresStore(POSTGRES_DSN, schema=pg_schema) for _ in range(2)]
+    handlers = [ConversationHandler(store=store, engine=make_client(fake_serving)) for store in stores]
+    try:
+        replies = await asyncio.gather(*(
+            handlers[i % 2].handle(Incoming(key=KEY.model_copy(update={"thread": f"1712345678.{i:06d}"}),
+                                            user_id="U0CHATTY", text=f"question {i}", event_id=f"EvLimit{i}"))
+            for i in range(40)))
+        answered = [r for r in replies if r is not None and r.error is None]
+        throttled = [r for r in replies if r is not None and r.error == ErrorKind.THROTTLED]
+        assert (len(answered), len(throttled)) == (30, 10)
+        assert len(fake_serving.invocation_bodies()) == 30
+        assert all("Try again in" in r.content for r in throttled)
+        other = await handlers[0].handle(Incoming(key=KEY, user_id="U0QUIET", text="hello", event_id="EvOther"))
+        assert other is not None and other.error is None  # the limit is per user
+    finally:
+        for store in stores:
+            await store.close()

@@ -23,6 +23,23 @@ class Session:
     created: bool  # True when this call started a new session
 
 
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """What the handler needs to answer a message: its thread's session and recent history."""
+
+    session: Session
+    history: list[ChatMessage]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Requests per minute: per user, and for the whole bot (fleet-wide on a shared store)."""
+
+    user_key: str
+    per_user: int
+    overall: int
+
+
 @dataclass(slots=True)
 class RequestLogRow:
     """One handled message: the bot's own inference table (feeds `healthbot stats`)."""
@@ -158,6 +175,7 @@ class AlertStore(Protocol):
 
 
 class Store(Protocol):
+    shared_limits: bool  # request limits kept in the store (several replicas), not in each process
     async def claim_event(self, event_id: str, *, ttl_s: float = EVENT_TTL_S) -> bool:
         """True the first time an event id is seen (within its ttl); False for a redelivery."""
         ...
@@ -167,6 +185,19 @@ class Store(Protocol):
         ...
 
     async def new_session(self, key: ThreadKey) -> Session:
+        ...
+
+    async def open_turn(self, key: ThreadKey, *, event_id: str, idle_after_s: float | None,
+                        history_limit: int) -> Turn | None:
+        """Claim the event (None: a redelivery already answered), then the thread's session and its
+        last `history_limit` messages. One round trip on PostgreSQL for a thread that has a session."""
+        ...
+
+    async def add_question(self, session_id: str, message: ChatMessage | None, *, request_id: str,
+                           limits: Limits | None) -> float:
+        """Append the question (None: a Retry re-asks the last one) and, with `limits`, count it against
+        them: 0 when within them, else the seconds to wait (then it is not counted). Stores that are
+        not shared (SQLite) return 0 and leave limits to the process."""
         ...
 
     async def has_session(self, key: ThreadKey) -> bool:

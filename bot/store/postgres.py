@@ -19,10 +19,13 @@ from agent.base import ChatMessage
 from bot.models import ThreadKey
 from bot.store.base import (
     EVENT_TTL_S,
+    Limits,
     RequestLogRow,
     Session,
+    Turn,
 )
 
+from bot.store.postgres_turns import PostgresTurns
 from bot.store.retention import BATCH, COUNTED, PURGES, purge_statement
 
 if TYPE_CHECKING:
@@ -106,6 +109,7 @@ async def _keep_session(connection: Any) -> None:
 
 
 class PostgresStore:
+    shared_limits = True  # replicas share one database: request limits hold across the fleet
     def __init__(self, dsn: str, *, schema: str | None = None, min_size: int = 1, max_size: int = 10,
                  password: Callable[[], Awaitable[str]] | None = None, sslmode: str | None = None) -> None:
         self.dsn = dsn
@@ -116,6 +120,7 @@ class PostgresStore:
         self._pool: Any = None
         self._lock: asyncio.Lock | None = None
         self._next_purge = 0.0
+        self._turns = PostgresTurns(self)
 
     async def pool(self) -> Any:
         """Connect (and migrate) on first use: the store is built before the event loop runs."""
@@ -201,6 +206,14 @@ class PostgresStore:
             "ON CONFLICT (thread_key) DO UPDATE SET session_id = EXCLUDED.session_id, created_at = EXCLUDED.created_at, "
             "last_active = EXCLUDED.last_active", key.as_text(), fresh, now)
         return Session(fresh, created=True)
+
+    async def open_turn(self, key: ThreadKey, *, event_id: str, idle_after_s: float | None,
+                        history_limit: int) -> Turn | None:
+        return await self._turns.open_turn(key, event_id=event_id, idle_after_s=idle_after_s, history_limit=history_limit)
+
+    async def add_question(self, session_id: str, message: ChatMessage | None, *, request_id: str,
+                           limits: Limits | None) -> float:
+        return await self._turns.add_question(session_id, message, request_id=request_id, limits=limits)
 
     async def has_session(self, key: ThreadKey) -> bool:
         pool = await self.pool()

@@ -20,7 +20,7 @@ from typing import Any
 from agent.base import ChatMessage
 from bot.background import BackgroundLoop
 from bot.models import ThreadKey
-from bot.store.base import EVENT_TTL_S, RequestLogRow, Session
+from bot.store.base import EVENT_TTL_S, Limits, RequestLogRow, Session, Turn
 from bot.store.sqlite_schema import MIGRATIONS
 from bot.store.retention import BATCH, COUNTED, PURGES, purge_statement
 from bot.store.sqlite_alerts import SqliteAlertStore
@@ -59,6 +59,7 @@ def _row_from(values: sqlite3.Row) -> RequestLogRow:
 
 
 class SqliteStore:
+    shared_limits = False
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         if self.path != ":memory:":
@@ -124,6 +125,26 @@ class SqliteStore:
 
     async def new_session(self, key: ThreadKey) -> Session:
         return self._start_session(key.as_text(), time.time())
+
+    async def open_turn(self, key: ThreadKey, *, event_id: str, idle_after_s: float | None,
+                        history_limit: int) -> Turn | None:
+        self._db.execute("BEGIN IMMEDIATE")  # the claim and the session together, or neither: retry-safe
+        try:
+            if event_id and not await self.claim_event(event_id):
+                self._db.execute("COMMIT")
+                return None
+            session = await self.session_for(key, idle_after_s=idle_after_s)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return Turn(session, await self.recent_messages(session.session_id, history_limit))
+
+    async def add_question(self, session_id: str, message: ChatMessage | None, *, request_id: str,
+                           limits: Limits | None) -> float:
+        if message is not None:
+            self._insert_message(session_id, message, request_id)
+        return 0.0  # one process per SQLite file: the handler's own limiter counts
 
     async def has_session(self, key: ThreadKey) -> bool:
         found = self._db.execute("SELECT 1 FROM sessions WHERE thread_key = ?", (key.as_text(),)).fetchone()

@@ -1,0 +1,118 @@
+"""The per-message statements of the PostgreSQL store, folded into as few round trips as possible.
+
+A message costs three round trips on a thread that already has a session: `open_turn` (claim the
+event, touch the session, read the history), `add_question` (append the question and count it
+against the fleet-wide limits) and `record_answer`. Each round trip to a nearby server is most of a
+message's cost (bench/handler.py), so each of these is one statement.
+
+Limits use a sliding-window counter per key and minute in `rate_windows`: the estimate is the
+previous minute's count weighted by how much of it still overlaps the last 60 s, plus this
+minute's. The increment is made first and checked after (row locks order concurrent replicas), and
+taken back when it is over the limit, so a refused question is not counted.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from agent.base import ChatMessage
+from bot.models import ThreadKey
+from bot.store.base import EVENT_TTL_S, Limits, Session, Turn
+
+if TYPE_CHECKING:
+    from bot.store.postgres import PostgresStore
+
+WINDOW_S = 60
+OVERALL_KEY = "all"
+
+OPEN_TURN = """
+WITH claim AS (
+    INSERT INTO processed_events (event_id, expires_at) SELECT $1, $2 WHERE $1 <> ''
+    ON CONFLICT (event_id) DO UPDATE SET expires_at = EXCLUDED.expires_at WHERE processed_events.expires_at < $3
+    RETURNING 1),
+go AS (SELECT $1 = '' OR EXISTS (SELECT 1 FROM claim) AS claimed),
+touched AS (
+    UPDATE sessions SET last_active = $3
+    WHERE thread_key = $4 AND ($5::float8 IS NULL OR $3 - last_active <= $5) AND (SELECT claimed FROM go)
+    RETURNING session_id),
+created AS (
+    INSERT INTO sessions (thread_key, session_id, created_at, last_active)
+    SELECT $4, $7, $3, $3 WHERE (SELECT claimed FROM go) AND NOT EXISTS (SELECT 1 FROM touched)
+    ON CONFLICT (thread_key) DO UPDATE SET session_id = EXCLUDED.session_id, created_at = EXCLUDED.created_at,
+        last_active = EXCLUDED.last_active
+    WHERE $5::float8 IS NOT NULL AND $3 - sessions.last_active > $5
+    RETURNING session_id)
+SELECT (SELECT claimed FROM go) AS claimed, coalesce((SELECT session_id FROM touched), (SELECT session_id FROM created))
+       AS session_id, EXISTS (SELECT 1 FROM created) AS created,
+       ARRAY(SELECT ROW(h.role, h.content) FROM (
+           SELECT id, role, content FROM messages WHERE session_id = (SELECT session_id FROM touched)
+           ORDER BY id DESC LIMIT $6) h ORDER BY h.id) AS history
+"""
+
+ADD_QUESTION = f"""
+WITH question AS (
+    INSERT INTO messages (session_id, role, content, request_id, created_at)
+    SELECT $1, $2, $3, $4, $5 WHERE $3::text IS NOT NULL),
+now AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS t),
+bumped AS (
+    INSERT INTO rate_windows (key, window_start, count)
+    SELECT key, floor(t / {WINDOW_S})::bigint, 1 FROM unnest($6::text[]) AS key, now
+    ON CONFLICT (key, window_start) DO UPDATE SET count = rate_windows.count + 1
+    RETURNING key, window_start, count)
+SELECT b.key, b.window_start, b.count, coalesce(p.count, 0) AS previous, (SELECT t FROM now) AS now
+FROM bumped b LEFT JOIN rate_windows p ON p.key = b.key AND p.window_start = b.window_start - 1
+"""
+
+
+class PostgresTurns:
+    def __init__(self, store: PostgresStore) -> None:
+        self.store = store
+
+    async def open_turn(self, key: ThreadKey, *, event_id: str, idle_after_s: float | None,
+                        history_limit: int) -> Turn | None:
+        """Claim, touch or start the session, and read its history: one statement, so the claim and the
+        session are made together or not at all (a retry after a failure cannot lose the message)."""
+        pool = await self.store.pool()
+        now = time.time()
+        row = await pool.fetchrow(OPEN_TURN, event_id, now + EVENT_TTL_S, now, key.as_text(), idle_after_s,
+                                  history_limit, str(uuid.uuid4()))
+        if not row["claimed"]:
+            return None
+        if row["session_id"] is not None:
+            history = [ChatMessage(role, content) for role, content in row["history"]]
+            return Turn(Session(row["session_id"], created=row["created"]), history)
+        # Another replica started this thread's session between our look and our insert: use theirs.
+        session = await self.store.session_for(key, idle_after_s=idle_after_s)
+        return Turn(session, await self.store.recent_messages(session.session_id, history_limit))
+
+    async def add_question(self, session_id: str, message: ChatMessage | None, *, request_id: str,
+                           limits: Limits | None) -> float:
+        pool = await self.store.pool()
+        keys = [limits.user_key, OVERALL_KEY] if limits is not None else []
+        rows = await pool.fetch(ADD_QUESTION, session_id, message.role if message else None,
+                                message.content if message else None, request_id, time.time(), keys)
+        if limits is None:
+            return 0.0
+        caps = {limits.user_key: limits.per_user, OVERALL_KEY: limits.overall}
+        waits = [_wait(row, caps[row["key"]]) for row in rows]
+        if max(waits, default=0.0) <= 0:
+            return 0.0
+        await pool.execute("UPDATE rate_windows SET count = count - 1 WHERE (key, window_start) IN "
+                           "(SELECT * FROM unnest($1::text[], $2::bigint[]))",
+                           [row["key"] for row in rows], [row["window_start"] for row in rows])
+        return max(waits)
+
+
+def _wait(row: Any, cap: int) -> float:
+    """Seconds until the sliding-window estimate, this request included, is back within `cap`."""
+    into = row["now"] - row["window_start"] * WINDOW_S  # seconds into this minute
+    weight = 1.0 - into / WINDOW_S
+    used = row["previous"] * weight + row["count"]
+    if used <= cap:
+        return 0.0
+    if row["count"] > cap:  # this minute alone is over: wait for the next one to start
+        return max(1.0, WINDOW_S - into)
+    # The previous minute's share decays linearly: it is `previous / WINDOW_S` smaller every second.
+    return max(1.0, min(WINDOW_S - into, (used - cap) * WINDOW_S / max(row["previous"], 1)))
