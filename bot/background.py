@@ -40,3 +40,36 @@ async def logged(work: Coroutine[Any, Any, Any], *, what: str, expected: tuple[t
         log.warning("%s failed: %s: %s", what, type(exc).__name__, describe(exc)[:200])
     except Exception:
         log.exception("%s failed", what)
+
+
+SHUTDOWN_GRACE_S = 5.0  # in-flight answers get this long at shutdown; all of it fits in 10 s
+
+
+class TaskSet:
+    """An adapter's background work (answers, button actions): spawned with its own failure handling,
+    tracked, and drained at shutdown within a deadline, after which what is left is cancelled (an
+    answer being cancelled tells its thread to ask again)."""
+
+    def __init__(self, *, what: str, expected: tuple[type[BaseException], ...],
+                 describe: Callable[[BaseException], str] = str) -> None:
+        self.what = what
+        self.expected = expected
+        self.describe = describe
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(logged(work, what=self.what, expected=self.expected, describe=self.describe))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self, timeout: float | None = None) -> int:
+        """Wait for the work in flight (at most `timeout` s); returns how many were cancelled."""
+        _, pending = await asyncio.wait(list(self._tasks), timeout=timeout) if self._tasks else (set(), set())
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=2.0)  # their goodbyes ("ask again") are short
+            log.warning("%s: %d task(s) cancelled at shutdown", self.what, len(pending))
+        while self._tasks and timeout is None:  # tests: until everything spawned meanwhile is done too
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        return len(pending)

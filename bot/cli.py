@@ -175,7 +175,9 @@ def _serve(settings: Settings, host: str, port: int) -> int:
 
     app = create_app(settings)
     log.info("healthbot serving on http://%s:%d (%s backend)", host, port, "serving" if settings.use_serving else "demo")
-    web.run_app(app, host=host, port=port, print=None, access_log=None)
+    # SIGTERM: stop accepting, give in-flight requests 2 s, then the app's own shutdown (answers get
+    # SHUTDOWN_GRACE_S, leases are handed back): gone within 10 s.
+    web.run_app(app, host=host, port=port, print=None, access_log=None, shutdown_timeout=2.0)
     return 0
 
 
@@ -191,7 +193,9 @@ def _demo_endpoint(settings: Settings, host: str, port: int, token: str) -> int:
         f"  try: DATABRICKS_HOST=http://{host}:{port} DATABRICKS_TOKEN=<the token> healthbot ask 'Platform health overview'",
         flush=True,
     )
-    web.run_app(app, host=host, port=port, print=None, access_log=None)
+    # SIGTERM: stop accepting, give in-flight requests 2 s, then the app's own shutdown (answers get
+    # SHUTDOWN_GRACE_S, leases are handed back): gone within 10 s.
+    web.run_app(app, host=host, port=port, print=None, access_log=None, shutdown_timeout=2.0)
     return 0
 
 

@@ -32,7 +32,7 @@ from adapters.slack.client import UserDirectory, configure_web_client, error_cod
 from adapters.slack.buttons import SlackButtons
 from adapters.slack.progress import Placeholder
 from adapters.slack.validate import checked_body
-from bot.background import logged
+from bot.background import SHUTDOWN_GRACE_S, TaskSet, logged
 from bot.config import Settings
 from bot.handler import ConversationHandler
 from bot.health import Check
@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 _INTERNAL = ("Sorry, healthbot hit an internal error answering this. The operators have the details in the "
              "logs; please try again in a moment.")
 INTERNAL_ERROR = (_INTERNAL, [{"type": "section", "text": {"type": "mrkdwn", "text": f":warning: {_INTERNAL}"}}])
+_RESTARTING = "healthbot restarted before it could answer this. Please ask again in a moment."
+RESTARTING = (_RESTARTING, [{"type": "section", "text": {"type": "mrkdwn", "text": f":hourglass: {_RESTARTING}"}}])
 SOCKET_PING_INTERVAL_S = 10.0  # slack_sdk's default; also its pause between connection attempts
 ROUTE = "POST /slack/events"
 CANNOT_POST = {"not_in_channel", "channel_not_found", "is_archived", "restricted_action", "access_denied"}
@@ -65,7 +67,7 @@ class SlackBot:
         self._secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
         self._verifier = SignatureVerifier(self._secret) if self._secret else None
         self._http: aiohttp.ClientSession | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet(what="Slack work in the background", expected=EXPECTED, describe=describe)
         self.dispatcher: AlertDispatcher | None = None  # set when alerts are wired (bot.server)
         self._socket: AsyncSocketModeHandler | None = None
         self._socket_task: asyncio.Task[None] | None = None
@@ -114,19 +116,16 @@ class SlackBot:
             self._socket_task.cancel()
         if self._socket is not None:
             await self._socket.close_async()
-        await self.drain()
+        await self.drain(SHUTDOWN_GRACE_S)
         if self._http is not None:
             await self._http.close()
 
-    async def drain(self) -> None:
-        """Wait for answers still being worked on (shutdown, tests)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait for answers still being worked on (shutdown: at most `timeout`; tests: all of them)."""
+        await self._tasks.drain(timeout)
 
     def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.create_task(spawned(work))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(work)
 
     # -- HTTP transport ---------------------------------------------------------------------
 
@@ -188,7 +187,8 @@ class SlackBot:
         return None
 
     async def _on_message(self, body: dict[str, Any], event: dict[str, Any], context: Any) -> None:
-        await spawned(self._message(body, event, context))  # Bolt logs a listener's exception with its traceback
+        # Bolt would log a listener's exception with its traceback: handled here, in one line
+        await logged(self._message(body, event, context), what="Slack message", expected=EXPECTED, describe=describe)
 
     async def _message(self, body: dict[str, Any], event: dict[str, Any], context: Any) -> None:
         message = t.event_to_incoming(body, event, context.get("bot_user_id"))
@@ -207,6 +207,10 @@ class SlackBot:
         placeholder.start()
         try:
             reply = await self.handler.handle(message, on_progress=placeholder.show)
+        except asyncio.CancelledError:  # shutting down: say so rather than leave the question hanging
+            ts = await placeholder.finish()
+            await asyncio.wait_for(self.post(channel, thread_ts or None, [RESTARTING], replace_ts=ts), 2.0)
+            raise
         except Exception:  # a bug: say so in the thread, never a stack trace
             log.exception("answering in Slack channel %s failed", channel)
             ts = await placeholder.finish()
@@ -296,9 +300,3 @@ EXPECTED = (SlackApiError, aiohttp.ClientError, asyncio.TimeoutError, ValueError
 
 def describe(exc: BaseException) -> str:
     return error_code(exc) if isinstance(exc, SlackApiError) else str(exc)
-
-
-def spawned(work: Coroutine[Any, Any, Any]) -> Coroutine[Any, Any, None]:
-    """Slack work in the background, failing in one line (a message that is gone, a response_url Slack
-    refuses), with a traceback only for a bug."""
-    return logged(work, what="Slack work in the background", expected=EXPECTED, describe=describe)

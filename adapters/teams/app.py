@@ -29,7 +29,7 @@ from msrest.exceptions import ClientRequestError, DeserializationError, HttpOper
 from adapters.teams import translate as t
 from adapters.teams.perf import PooledConnectors, speed_up_msrest
 from adapters.teams.validate import checked_activity
-from bot.background import logged
+from bot.background import SHUTDOWN_GRACE_S, TaskSet
 from bot.config import Settings
 from bot.handler import ConversationHandler
 from bot.health import Check
@@ -82,7 +82,8 @@ class TeamsAdapter:
         self.adapter.on_turn_error = self._on_turn_error
         self._emails: dict[str, tuple[float, str]] = {}
         self._remembered: dict[str, dict[str, Any]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet(what="Teams work in the background",
+                              expected=(HttpOperationError, ClientRequestError, OSError, TimeoutError))
         self.dispatcher: AlertDispatcher | None = None  # set when alerts are wired (bot.server)
         from adapters.teams.bot import TeamsBot
 
@@ -112,17 +113,13 @@ class TeamsAdapter:
         app.on_cleanup.append(self._stop)
 
     async def _stop(self, _: web.Application) -> None:
-        await self.drain()
+        await self.drain(SHUTDOWN_GRACE_S)
 
-    async def drain(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+    async def drain(self, timeout: float | None = None) -> None:
+        await self._tasks.drain(timeout)
 
     def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.create_task(logged(work, what="Teams work in the background",
-                                          expected=(HttpOperationError, ClientRequestError, OSError, TimeoutError)))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(work)
 
     # -- HTTP transport ---------------------------------------------------------------------
 
@@ -256,6 +253,10 @@ class TeamsAdapter:
 
             try:
                 reply = await self.handler.handle(message, on_progress=progress)
+            except asyncio.CancelledError:  # shutting down: say so rather than leave the question hanging
+                await asyncio.wait_for(self.send(context, "healthbot restarted before it could answer this. "
+                                                          "Please ask again in a moment."), 2.0)
+                raise
             except Exception:  # a bug or a store outage: say so in the conversation, never a stack trace
                 log.exception("answering in Teams conversation %s failed", message.key.thread)
                 await self.send(context, "Sorry, healthbot hit an internal error answering this. Please try again.")

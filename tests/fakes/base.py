@@ -13,7 +13,7 @@ from aiohttp import web
 
 async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
     """Run an aiohttp app on a free loopback port: its runner (to clean up) and base URL."""
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)  # fakes: do not wait for a slow handler
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
