@@ -5,6 +5,9 @@ fake Slack Web API (as a thread root, or an update of the storm digest).
 The server runs in a child process; this process sends the burst and plays Slack. Per-channel
 pacing is set to 0 here to measure healthbot's own pipeline (production paces ~1 message/s per
 channel, so a real burst to one channel drains at Slack's speed, grouped into a digest).
+With PostgreSQL reachable (HEALTHBOT_TEST_POSTGRES_DSN, default the local server), the same burst
+also goes to two replicas sharing one throw-away schema, half to each: its drain time, and that every
+alert still reaches Slack (exactly once each: the fleet shares one outbox).
 Run: python -m bench.alerts [--alerts N] [--concurrency C]
 """
 
@@ -12,12 +15,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
 import tempfile
 import time
+import uuid
 from pathlib import Path
+from typing import Any
 
 from bench.common import child_server, post_all
 from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
@@ -25,7 +31,7 @@ from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
 TOKEN = "bench-alert-token"
 
 
-def child(kind: str, port: int, slack_url: str) -> None:
+def child(kind: str, port: int, slack_url: str, schema: str | None) -> None:
     from aiohttp import web
 
     if kind == "aiohttp":
@@ -43,8 +49,11 @@ def child(kind: str, port: int, slack_url: str) -> None:
         from bot.config import load_settings
         from bot.server import create_app
         from bot.store import SqliteStore
+        from bot.store.postgres import PostgresStore
+        from tests.conftest import POSTGRES_DSN
 
-        app = create_app(load_settings(), store=SqliteStore(Path(tempfile.mkdtemp()) / "bench.db"), engine=InstantEngine())
+        store = PostgresStore(POSTGRES_DSN, schema=schema) if schema else SqliteStore(Path(tempfile.mkdtemp()) / "bench.db")
+        app = create_app(load_settings(), store=store, engine=InstantEngine())
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
@@ -57,12 +66,19 @@ def with_token(body: bytes) -> dict[str, str]:
     return {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 
 
-async def measure(kind: str, slack: FakeSlack, count: int, concurrency: int) -> dict[str, float]:
-    async with child_server("bench.alerts", kind, "--slack-url", slack.api_url) as port:
-        url = f"http://127.0.0.1:{port}/alerts/databricks"
+async def measure(kind: str, slack: FakeSlack, count: int, concurrency: int, *, schema: str | None = None,
+                  replicas: int = 1) -> dict[str, float]:
+    extra = ("--schema", schema) if schema else ()
+    async with contextlib.AsyncExitStack() as stack:
+        ports = [await stack.enter_async_context(child_server("bench.alerts", kind, "--slack-url", slack.api_url, *extra))
+                 for _ in range(replicas)]
+        urls = [f"http://127.0.0.1:{port}/alerts/databricks" for port in ports]
         slack.api.clear()
+        bodies = [alert_body(i) for i in range(count)]
         started = time.perf_counter()
-        latencies = await post_all(url, [alert_body(i) for i in range(count)], concurrency, with_token)
+        parts = await asyncio.gather(*(post_all(url, bodies[n::replicas], concurrency // replicas, with_token)
+                                       for n, url in enumerate(urls)))
+        latencies = sorted(latency for part in parts for latency in part)
         accepted = time.perf_counter() - started
         delivered_s = 0.0
         if kind == "healthbot":
@@ -73,9 +89,25 @@ async def measure(kind: str, slack: FakeSlack, count: int, concurrency: int) -> 
                     break
                 await asyncio.sleep(0.02)
             delivered_s = time.perf_counter() - started
+            await asyncio.sleep(1.0)  # anything posted twice would arrive now
         return {"per_s": count / accepted, "p50_ms": statistics.median(latencies) * 1000,
                 "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000, "delivered_s": delivered_s,
                 "slack_calls": len([c for c in slack.api if c.method in ("chat.postMessage", "chat.update")])}
+
+
+async def pg_schema() -> tuple[str, Any] | None:
+    """A throw-away schema in the local PostgreSQL, or None when it cannot be reached."""
+    import asyncpg
+
+    from tests.conftest import POSTGRES_DSN
+
+    try:
+        admin = await asyncpg.connect(POSTGRES_DSN, timeout=3)
+    except (OSError, asyncpg.PostgresError):
+        return None
+    schema = f"hb_bench_{uuid.uuid4().hex[:10]}"
+    await admin.execute(f"CREATE SCHEMA {schema}")
+    return schema, admin
 
 
 async def main_async(count: int, concurrency: int) -> None:
@@ -84,6 +116,15 @@ async def main_async(count: int, concurrency: int) -> None:
     try:
         bare = await measure("aiohttp", slack, count, concurrency)
         bot = await measure("healthbot", slack, count, concurrency)
+        fleet = None
+        pg = await pg_schema()
+        if pg is not None:
+            schema, admin = pg
+            try:
+                fleet = await measure("healthbot", slack, count, concurrency, schema=schema, replicas=2)
+            finally:
+                await admin.execute(f"DROP SCHEMA {schema} CASCADE")
+                await admin.close()
     finally:
         await slack.stop()
     print(f"bare aiohttp handler   : {bare['per_s']:>7,.0f} webhooks/s, p50 {bare['p50_ms']:.1f} ms, p99 {bare['p99_ms']:.1f} ms (baseline)")
@@ -91,6 +132,11 @@ async def main_async(count: int, concurrency: int) -> None:
           f" p50 {bot['p50_ms']:.1f} ms, p99 {bot['p99_ms']:.1f} ms (target p99 < 100 ms)")
     print(f"burst of {count} delivered in {bot['delivered_s']:.1f} s ({bot['slack_calls']:.0f} Slack calls for {count} alerts:"
           f" {'none lost' if bot['slack_calls'] >= count else 'LOST SOME'})")
+    if fleet is not None:
+        print(f"two replicas on PostgreSQL: {fleet['per_s']:>7,.0f} webhooks/s accepted, p99 {fleet['p99_ms']:.1f} ms; burst "
+              f"delivered in {fleet['delivered_s']:.1f} s = {fleet['delivered_s'] / bot['delivered_s']:.2f} x one replica on"
+              f" SQLite ({fleet['slack_calls']:.0f} Slack calls for {count} alerts:"
+              f" {'none lost, none twice' if fleet['slack_calls'] == bot['slack_calls'] else 'DIFFERENT from one replica'})")
 
 
 def main() -> None:
@@ -100,9 +146,10 @@ def main() -> None:
     parser.add_argument("--child")
     parser.add_argument("--port", type=int)
     parser.add_argument("--slack-url")
+    parser.add_argument("--schema")
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.port, args.slack_url)
+        child(args.child, args.port, args.slack_url, args.schema)
     else:
         asyncio.run(main_async(args.alerts, args.concurrency))
 
