@@ -21,11 +21,9 @@ import os
 import statistics
 import tempfile
 import time
-import uuid
 from pathlib import Path
-from typing import Any
 
-from bench.common import child_server, post_all
+from bench.common import POSTGRES_DSN, child_server, pg_schema, post_all
 from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
 
 TOKEN = "bench-alert-token"
@@ -50,7 +48,6 @@ def child(kind: str, port: int, slack_url: str, schema: str | None) -> None:
         from bot.server import create_app
         from bot.store import SqliteStore
         from bot.store.postgres import PostgresStore
-        from tests.conftest import POSTGRES_DSN
 
         store = PostgresStore(POSTGRES_DSN, schema=schema) if schema else SqliteStore(Path(tempfile.mkdtemp()) / "bench.db")
         app = create_app(load_settings(), store=store, engine=InstantEngine())
@@ -95,21 +92,6 @@ async def measure(kind: str, slack: FakeSlack, count: int, concurrency: int, *, 
                 "slack_calls": len([c for c in slack.api if c.method in ("chat.postMessage", "chat.update")])}
 
 
-async def pg_schema() -> tuple[str, Any] | None:
-    """A throw-away schema in the local PostgreSQL, or None when it cannot be reached."""
-    import asyncpg
-
-    from tests.conftest import POSTGRES_DSN
-
-    try:
-        admin = await asyncpg.connect(POSTGRES_DSN, timeout=3)
-    except (OSError, asyncpg.PostgresError):
-        return None
-    schema = f"hb_bench_{uuid.uuid4().hex[:10]}"
-    await admin.execute(f"CREATE SCHEMA {schema}")
-    return schema, admin
-
-
 async def main_async(count: int, concurrency: int) -> None:
     slack = FakeSlack()
     await slack.start()
@@ -117,14 +99,13 @@ async def main_async(count: int, concurrency: int) -> None:
         bare = await measure("aiohttp", slack, count, concurrency)
         bot = await measure("healthbot", slack, count, concurrency)
         fleet = None
-        pg = await pg_schema()
-        if pg is not None:
-            schema, admin = pg
+        made = await pg_schema(POSTGRES_DSN)
+        if made is not None:
+            schema, drop = made
             try:
                 fleet = await measure("healthbot", slack, count, concurrency, schema=schema, replicas=2)
             finally:
-                await admin.execute(f"DROP SCHEMA {schema} CASCADE")
-                await admin.close()
+                await drop()
     finally:
         await slack.stop()
     print(f"bare aiohttp handler   : {bare['per_s']:>7,.0f} webhooks/s, p50 {bare['p50_ms']:.1f} ms, p99 {bare['p99_ms']:.1f} ms (baseline)")

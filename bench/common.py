@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 
 Headers = Callable[[bytes], dict[str, str]]
+POSTGRES_DSN = os.environ.get("HEALTHBOT_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def free_port() -> int:
@@ -65,3 +67,24 @@ async def post_all(url: str, bodies: list[bytes], concurrency: int, headers: Hea
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as http:
         await asyncio.gather(*(worker(http) for _ in range(concurrency)))
     return sorted(latencies)
+
+
+async def pg_schema(dsn: str) -> tuple[str, Callable[[], Awaitable[None]]] | None:
+    """A throw-away schema in the given PostgreSQL and the coroutine that drops it; None when the
+    server cannot be reached (the PostgreSQL figures are then left out)."""
+    import uuid
+
+    import asyncpg
+
+    try:
+        admin = await asyncpg.connect(dsn, timeout=3)
+    except (OSError, asyncpg.PostgresError):
+        return None
+    schema = f"hb_bench_{uuid.uuid4().hex[:10]}"
+    await admin.execute(f"CREATE SCHEMA {schema}")
+
+    async def drop() -> None:
+        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
+        await admin.close()
+
+    return schema, drop

@@ -11,13 +11,13 @@ import argparse
 import asyncio
 import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from agent.base import AgentRequest, Answer, ChatMessage, ProgressCallback
 from bot.handler import ConversationHandler, HandlerOptions
 from bot.models import Incoming, Platform, ThreadKey
+from bench.common import POSTGRES_DSN, pg_schema
 from bot.store import SqliteStore, Store
 
 
@@ -49,22 +49,13 @@ async def through_handler(store: Store, batch: list[Incoming]) -> float:
 
 
 async def postgres_store(dsn: str) -> tuple[Store, Callable[[], Awaitable[None]]] | None:
-    """A throw-away schema in the given PostgreSQL, or None when it cannot be reached."""
-    import asyncpg
-
+    """A PostgreSQL store in a throw-away schema, or None when the server cannot be reached."""
     from bot.store.postgres import PostgresStore
 
-    try:
-        admin = await asyncpg.connect(dsn, timeout=3)
-    except (OSError, asyncpg.PostgresError):
+    made = await pg_schema(dsn)
+    if made is None:
         return None
-    schema = f"hb_bench_{uuid.uuid4().hex[:8]}"
-    await admin.execute(f"CREATE SCHEMA {schema}")
-
-    async def drop() -> None:
-        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
-        await admin.close()
-
+    schema, drop = made
     return PostgresStore(dsn, schema=schema), drop
 
 
@@ -100,7 +91,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--threads", type=int, default=500)
-    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test",
+    parser.add_argument("--postgres", default=POSTGRES_DSN,
                         help="also measure the PostgreSQL store here ('' to skip)")
     args = parser.parse_args()
     figures = asyncio.run(run(args.messages, args.threads, args.postgres or None))

@@ -14,9 +14,11 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -30,6 +32,34 @@ log = logging.getLogger(__name__)
 
 class BadInput(ValueError):
     """A body healthbot refuses (400): the message is the reason, safe to show the sender."""
+
+
+class Shape(BaseModel):
+    """A payload shape checked at the edge (adapters/*/validate.py): strict types for the fields
+    healthbot and the SDKs read (a number is not a string), every other field allowed through."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+def _http_url(value: str) -> str:
+    try:
+        parts = urlsplit(value)
+        host, _ = parts.hostname, parts.port  # both raise ValueError on a malformed netloc ("http://[::1")
+    except ValueError as exc:
+        raise ValueError(f"not a URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise ValueError("not an http(s) URL")
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
+def reason(exc: ValidationError) -> str:
+    """pydantic's first complaint as a 400's reason: `event.user: Input should be a valid string`."""
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "body"
+    return f"{where}: {first['msg']}"
 
 
 def clean_text(text: str) -> str:

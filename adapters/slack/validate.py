@@ -12,35 +12,17 @@ from __future__ import annotations
 
 import json
 from typing import Annotated, Any, Literal
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
-from bot.inbound import BadInput, clean, clean_text, has_unsafe_escapes, load_json
+from bot.inbound import BadInput, HttpUrl, Shape, clean, clean_text, has_unsafe_escapes, load_json, reason
 
 LISTENED_EVENTS = frozenset({"app_mention", "message"})  # the manifest subscribes to these
 Id = Annotated[str, Field(max_length=255)]  # user, channel, team ids and timestamps: short on the wire
 
 
-def _http_url(value: str) -> str:
-    try:
-        parts = urlsplit(value)
-        host = parts.hostname
-    except ValueError as exc:
-        raise ValueError(f"not a URL: {exc}") from None
-    if parts.scheme not in ("http", "https") or not host:
-        raise ValueError("not an http(s) URL")
-    return value
-
-
-HttpUrl = Annotated[str, AfterValidator(_http_url)]
-
-
-class _Shape(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)
-
-
-class Ref(_Shape):
+class Ref(Shape):
     """`{"id": …}` objects: team, enterprise, channel, user in interactivity payloads."""
 
     id: Id
@@ -50,7 +32,7 @@ class UserRef(Ref):
     team_id: Id | None = None
 
 
-class Authorization(_Shape):
+class Authorization(Shape):
     enterprise_id: Id | None = None
     team_id: Id | None = None
     user_id: Id | None = None
@@ -58,7 +40,7 @@ class Authorization(_Shape):
     is_enterprise_install: bool | None = None
 
 
-class Nested(_Shape):
+class Nested(Shape):
     """`item`, `message`, `previous_message`, `assistant_thread` inside an event."""
 
     user: Id | None = None
@@ -69,7 +51,7 @@ class Nested(_Shape):
     text: str | None = None
 
 
-class Event(_Shape):
+class Event(Shape):
     type: str
     subtype: str | None = None
     user: Id | None = None
@@ -95,7 +77,7 @@ class Event(_Shape):
     blocks: list[Any] | None = None
 
 
-class EventCallback(_Shape):
+class EventCallback(Shape):
     type: Literal["event_callback"]
     team_id: Id
     api_app_id: str | None = None
@@ -108,26 +90,26 @@ class EventCallback(_Shape):
     authorizations: list[Authorization] | None = None
 
 
-class UrlVerification(_Shape):
+class UrlVerification(Shape):
     type: Literal["url_verification"]
     challenge: str
 
 
-class Action(_Shape):
+class Action(Shape):
     action_id: str
     block_id: str | None = None
     value: str | None = None
     action_ts: str | None = None
 
 
-class Container(_Shape):
+class Container(Shape):
     type: str | None = None
     channel_id: Id | None = None
     message_ts: Id | None = None
     thread_ts: Id | None = None
 
 
-class Message(_Shape):
+class Message(Shape):
     ts: Id
     thread_ts: Id | None = None
     text: str | None = None
@@ -135,12 +117,12 @@ class Message(_Shape):
     blocks: list[dict[str, Any]] | None = None
 
 
-class View(_Shape):
+class View(Shape):
     team_id: Id | None = None
     app_installed_team_id: str | None = None
 
 
-class BlockActions(_Shape):
+class BlockActions(Shape):
     type: Literal["block_actions"]
     user: UserRef
     team: Ref | None = None
@@ -155,7 +137,7 @@ class BlockActions(_Shape):
     view: View | None = None
 
 
-class SlashCommand(_Shape):
+class SlashCommand(Shape):
     command: str
     text: str = ""
     team_id: Id
@@ -164,12 +146,6 @@ class SlashCommand(_Shape):
     trigger_id: str = ""
     response_url: HttpUrl
     enterprise_id: Id | None = None
-
-
-def _reason(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "body"
-    return f"{where}: {first['msg']}"
 
 
 def checked_body(text: str, content_type: str) -> str | None:
@@ -181,7 +157,7 @@ def checked_body(text: str, content_type: str) -> str | None:
         if content_type == "application/x-www-form-urlencoded":
             return _checked_form(text)
     except ValidationError as exc:
-        raise BadInput(_reason(exc)) from None
+        raise BadInput(reason(exc)) from None
     raise BadInput(f"unsupported content type {content_type or 'none'}")
 
 

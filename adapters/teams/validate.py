@@ -9,40 +9,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-from bot.inbound import BadInput, load_json
+from bot.inbound import BadInput, HttpUrl, Shape, load_json, reason
 
 # Ids travel in URL paths and in the `x-ms-conversation-id` header of replies (HTTP headers are
 # Latin-1): the Bot Framework's are printable ASCII, anything else is refused here.
 AsciiId = Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^[ -~]+$")]
 
 
-def _http_url(value: str) -> str:
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(value)
-        host, _ = parts.hostname, parts.port  # both raise ValueError on a malformed netloc ("http://[::1")
-    except ValueError as exc:
-        raise ValueError(f"not a URL: {exc}") from None
-    if parts.scheme not in ("http", "https") or not host:
-        raise ValueError("not an http(s) URL")
-    return value
-
-
-class _Shape(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)
-
-
-class Account(_Shape):
+class Account(Shape):
     id: AsciiId
     name: str | None = None
     aadObjectId: str | None = None  # noqa: N815 - the wire's own names
     role: str | None = None
 
 
-class Conversation(_Shape):
+class Conversation(Shape):
     id: AsciiId
     tenantId: str | None = None  # noqa: N815
     conversationType: str | None = None  # noqa: N815
@@ -50,13 +33,13 @@ class Conversation(_Shape):
     name: str | None = None
 
 
-class Mention(_Shape):
+class Mention(Shape):
     type: str | None = None
     text: str | None = None
     mentioned: Account | None = None
 
 
-class Named(_Shape):
+class Named(Shape):
     """Team, channel and tenant in channelData (botbuilder deserializes them as TeamInfo etc.)."""
 
     id: AsciiId
@@ -65,24 +48,24 @@ class Named(_Shape):
     type: str | None = None
 
 
-class Notification(_Shape):
+class Notification(Shape):
     alert: bool | None = None
     alertInMeeting: bool | None = None  # noqa: N815
     externalResourceUrl: str | None = None  # noqa: N815
 
 
-class Settings(_Shape):
+class Settings(Shape):
     selectedChannel: Named | None = None  # noqa: N815
 
 
-class OnBehalfOf(_Shape):
+class OnBehalfOf(Shape):
     itemId: int | None = None  # noqa: N815
     mentionType: str | None = None  # noqa: N815
     mri: str | None = None
     displayName: str | None = None  # noqa: N815
 
 
-class ChannelData(_Shape):
+class ChannelData(Shape):
     """What TeamsActivityHandler deserializes as TeamsChannelData on every Teams activity."""
 
     team: Named | None = None
@@ -95,10 +78,10 @@ class ChannelData(_Shape):
     onBehalfOf: list[OnBehalfOf] | None = None  # noqa: N815
 
 
-class InboundActivity(_Shape):
+class InboundActivity(Shape):
     type: AsciiId
     id: AsciiId
-    serviceUrl: Annotated[str, Field(pattern=r"^[ -~]+$"), AfterValidator(_http_url)]  # noqa: N815
+    serviceUrl: Annotated[HttpUrl, Field(pattern=r"^[ -~]+$")]  # noqa: N815
     conversation: Conversation
     from_: Account = Field(alias="from")
     recipient: Account | None = None
@@ -133,7 +116,5 @@ def checked_activity(raw: bytes) -> dict[str, Any]:
     try:
         InboundActivity.model_validate(body)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "activity"
-        raise BadInput(f"{where}: {first['msg']}") from None
+        raise BadInput(reason(exc)) from None
     return body
