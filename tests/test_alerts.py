@@ -48,6 +48,7 @@ class AlertRig:
         self.slack, self.connector, self.serving, self.tmp_path, self.monkeypatch = slack, connector, serving, tmp_path, monkeypatch
         self.runner: web.AppRunner | None = None
         self.pg_schema: str | None = None  # set: the same tests on the PostgreSQL store
+        self.pg_dsn = POSTGRES_DSN
         self.app: web.Application | None = None
         self.url = ""
 
@@ -57,7 +58,7 @@ class AlertRig:
                   "HEALTHBOT_ALERT_PACE_SECONDS": "0", **env}
         for name, value in values.items():
             self.monkeypatch.setenv(name, value)
-        store = PostgresStore(POSTGRES_DSN, schema=self.pg_schema) if self.pg_schema else SqliteStore(self.tmp_path / "bot.db")
+        store = PostgresStore(self.pg_dsn, schema=self.pg_schema) if self.pg_schema else SqliteStore(self.tmp_path / "bot.db")
         self.app = create_app(load_settings(), store=store, engine=make_client(self.serving))
         self.runner, self.url = await serve(self.app)
 

@@ -122,3 +122,31 @@ async def test_a_database_that_stays_down_is_a_plain_error_not_an_internal_one(
     assert reply is not None and reply.error == ErrorKind.STORE and "cannot reach its own database" in reply.content
     assert fake_serving.invocation_bodies() == []
     await store.close()
+
+
+async def test_alerts_accepted_before_a_database_blip_are_posted_once(
+        blip_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_serving: FakeServing) -> None:
+    from tests.fakes.connector import FakeConnector
+    from tests.fakes.slack import FakeSlack
+    from tests.test_alerts import AlertRig, generic
+
+    for module in ("bot.store.postgres_alerts", "bot.alerts.dispatch"):  # rows leased when it went away come back in 1 s
+        monkeypatch.setattr(f"{module}.LEASE_S", 1.0)
+    slack, connector = FakeSlack(), FakeConnector()
+    await slack.start()
+    await connector.start()
+    rig = AlertRig(slack, connector, fake_serving, tmp_path, monkeypatch)
+    rig.pg_dsn, rig.pg_schema = POSTGRES_DSN.rsplit("/", 1)[0] + f"/{blip_database}", "public"
+    try:
+        await rig.start()
+        rig.dispatcher.backoff_base_s, rig.dispatcher.backoff_max_s = 0.2, 0.5
+        slack.fail("chat.postMessage", 200, {"ok": False, "error": "service_unavailable"}, times=3)
+        for i in range(5):
+            assert (await rig.send(generic(f"Blip alert {i}")))[0] == 200
+        await refuse_connections(blip_database, 3.0)  # the worker meets a database that is not there
+        await rig.delivered(30)
+        assert sorted(r["text"] for r in rig.roots()) == sorted(f"🔴 Blip alert {i} is TRIGGERED" for i in range(5))
+    finally:
+        await rig.stop()
+        await slack.stop()
+        await connector.stop()

@@ -30,6 +30,7 @@ from bot.alerts.threads import AlertThreads
 from bot.background import BackgroundLoop
 from bot.handler import ConversationHandler
 from bot.models import Platform, Reply
+from bot.store import is_transient
 from bot.store.base import LEASE_S, AlertStore, Change, Delivery, Fence
 from bot.targets import ChannelTarget, parse_target
 
@@ -122,8 +123,11 @@ class AlertDispatcher(BackgroundLoop):
                     await asyncio.wait_for(self._wake.wait(), timeout=wait)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # the worker must outlive any single bad delivery
-                log.exception("alert worker iteration failed")
+            except Exception as exc:  # the worker must outlive any single bad delivery, and a store outage
+                if is_transient(exc):
+                    log.warning("alert worker: store unavailable (%s: %s); trying again", type(exc).__name__, str(exc)[:200])
+                else:
+                    log.exception("alert worker iteration failed")
                 await asyncio.sleep(1.0)
 
     async def drain(self, timeout: float = 30.0) -> None:
@@ -140,8 +144,9 @@ class AlertDispatcher(BackgroundLoop):
             self._in_flight[delivery.id] = delivery
             try:
                 await self._deliver(delivery)
-            except Exception:  # a store error: the lease runs out and the row is tried again
-                log.exception("alert delivery %s to %s failed", delivery.alert_key, delivery.target)
+            except Exception as exc:  # a store error: the lease runs out and the row is tried again
+                if not is_transient(exc):
+                    log.exception("alert delivery %s to %s failed", delivery.alert_key, delivery.target)
             finally:
                 heartbeat.cancel()
                 self._in_flight.pop(delivery.id, None)
