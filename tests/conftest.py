@@ -2,17 +2,20 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
 # Property-based tests: a fixed seed and a few hundred examples per property in CI; thousands with
 # `pytest --hypothesis-profile=long` (a new seed each run).
 _SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture]
+set_hypothesis_home_dir(tempfile.mkdtemp(prefix="healthbot-hypothesis-"))  # never `.hypothesis/` in the checkout
 settings.register_profile("ci", max_examples=int(os.environ.get("HEALTHBOT_FUZZ_EXAMPLES", "250")), derandomize=True,
-                          deadline=None, suppress_health_check=_SLOW_OK)
+                          deadline=None, database=None, suppress_health_check=_SLOW_OK)
 settings.register_profile("long", max_examples=3000, deadline=None, suppress_health_check=_SLOW_OK)
 settings.load_profile("ci")
 
