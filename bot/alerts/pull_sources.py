@@ -72,6 +72,11 @@ class SqlAlertSource(_ObservingSource):
     name = "sql_alerts"
     permission = "CAN_VIEW on the SQL alerts to watch (or workspace-wide read)"
     prefix = "sql:"
+    listed: set[str] = set()  # what the last listing showed (since this replica took the lease)
+
+    async def load(self) -> None:
+        await super().load()
+        self.listed = set()
 
     async def cycle(self, fence: Fence) -> int:
         listed = await self.workspace.call(lambda client: list(client.alerts_v2.list_alerts(page_size=ALERT_PAGE_SIZE)))
@@ -96,8 +101,11 @@ class SqlAlertSource(_ObservingSource):
         elif quiet:  # someone wrote one of them first: settle each on what is stored
             for change, alert in quiet:
                 found += await self._apply(fence, change.key, str(change.state), alert, host)
-        for key in [key for key in self.known if key not in present]:
+        # Forget what was listed before and is gone now (deleted, trashed). Not what the list never
+        # showed: a webhook may have reported an alert before the list shows it.
+        for key in [key for key in self.listed - present if key in self.known]:
             await self.dispatcher.observe([Change(key, self.known.pop(key), None)], fence=fence)
+        self.listed = present
         return found
 
     async def _apply(self, fence: Fence, key: str, state: str, listed: Any, host: str) -> int:
