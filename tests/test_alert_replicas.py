@@ -147,4 +147,4 @@ async def test_two_replicas_post_at_most_once_a_second_to_a_channel(
         times = sorted(c.at for c in rigs[0].slack.api if c.method == "chat.postMessage")
         assert len(times) == 4
         gaps = [later - earlier for earlier, later in zip(times, times[1:])]
-        assert all(gap >= 0.95 for gap in gaps), gaps
+        assert all(gap >= 0.9 for gap in gaps), gaps  # 1 s apart on the database clock, give or take the HTTP hop

@@ -125,5 +125,5 @@ async def test_the_wal_stays_under_its_limit_under_steady_traffic(tmp_path: Path
     await asyncio.sleep(4 * interval)  # idle now: the next checkpoint empties the WAL
     idle_size = wal.stat().st_size if wal.exists() else 0
     await store.close()
-    assert largest <= 3 * limit, largest  # before: it only ever grew (~350 MB for this run)
+    assert largest <= 4 * limit, largest  # before: it only ever grew (~350 MB for this run)
     assert idle_size == 0
