@@ -135,3 +135,19 @@ async def test_two_replicas_hold_one_users_limit_together(pg_schema: str, fake_s
     finally:
         for store in stores:
             await store.close()
+
+
+async def test_recording_an_answer_twice_records_it_once(pg_schema: str) -> None:
+    """A retry after a commit whose reply was lost must not fail on the request id, nor double the answer."""
+    store = PostgresStore(POSTGRES_DSN, schema=pg_schema)
+    try:
+        session = await store.session_for(KEY)
+        row = RequestLogRow(request_id="r-twice", ts=time.time(), platform="slack", workspace="T1", channel="C1",
+                            thread=KEY.thread, session_id=session.session_id, user_id="U1", question="q", answer="a")
+        for _ in range(2):
+            await store.record_answer(session.session_id, ChatMessage("assistant", "a"), row)
+            await store.log_request(row)
+        assert [m.content for m in await store.recent_messages(session.session_id, 10)] == ["a"]
+        assert len(await store.requests_since(0)) == 1
+    finally:
+        await store.close()

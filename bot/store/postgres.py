@@ -236,14 +236,18 @@ class PostgresStore:
 
     @staticmethod
     def _insert_log_sql() -> str:
-        return f"INSERT INTO request_log ({LOG_COLUMNS}) VALUES ({', '.join(f'${i}' for i in range(1, 19))})"
+        """Idempotent: a retry after a commit whose reply was lost (a dropped connection) finds the row."""
+        return (f"INSERT INTO request_log ({LOG_COLUMNS}) VALUES ({', '.join(f'${i}' for i in range(1, 19))}) "
+                "ON CONFLICT (request_id) DO NOTHING")
 
     async def record_answer(self, session_id: str, message: ChatMessage, row: RequestLogRow) -> None:
         pool = await self.pool()
-        # One statement, so one round trip and atomic without an explicit transaction.
+        # One statement, so one round trip and atomic without an explicit transaction; the message is
+        # written only with a new log row, so a retried call records the answer once.
         await pool.execute(
-            "WITH answer AS (INSERT INTO messages (session_id, role, content, request_id, created_at) "
-            "VALUES ($19, $20, $21, $1, $22)) " + self._insert_log_sql(),
+            f"WITH logged AS ({self._insert_log_sql()} RETURNING request_id) "
+            "INSERT INTO messages (session_id, role, content, request_id, created_at) "
+            "SELECT $19, $20, $21, $1, $22 WHERE EXISTS (SELECT 1 FROM logged)",
             *_row_values(row), session_id, message.role, message.content, time.time())
 
     async def get_request(self, request_id: str) -> RequestLogRow | None:
