@@ -72,18 +72,16 @@ class SqlAlertSource(_ObservingSource):
     name = "sql_alerts"
     permission = "CAN_VIEW on the SQL alerts to watch (or workspace-wide read)"
     prefix = "sql:"
-    listed: set[str] = set()  # what the last listing showed (since this replica took the lease)
-
     async def load(self) -> None:
         await super().load()
-        self.listed = set()
+        self.listed: set[str] = set()  # keys the last listing showed (since this replica took the lease)
 
     async def cycle(self, fence: Fence) -> int:
-        listed = await self.workspace.call(lambda client: list(client.alerts_v2.list_alerts(page_size=ALERT_PAGE_SIZE)))
+        alerts = await self.workspace.call(lambda client: list(client.alerts_v2.list_alerts(page_size=ALERT_PAGE_SIZE)))
         host, now, found = self.workspace.host, self.clock(), 0
         present: set[str] = set()
         quiet: list[tuple[Change, Any]] = []
-        for alert in listed:
+        for alert in alerts:
             if not alert.id or _value(alert.lifecycle_state) not in ("", "ACTIVE"):
                 continue  # deleted or trashed: forgotten below
             key = f"sql:{alert.id}"
