@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from agent.base import Progress
 from bot.handler import ConversationHandler
-from bot.models import Incoming, Platform, Reply, ThreadKey
+from bot.models import Incoming, Membership, Platform, Reply, ThreadKey
 from bot.quick import QUICK_QUESTIONS, quick_question
 
 Write = Callable[[str], None]
@@ -74,7 +74,8 @@ class ConsoleChat:
             self.write("Waking up the Health Monitor endpoint (scale-to-zero), this can take a few minutes…")
 
     async def ask(self, text: str) -> Reply:
-        message = Incoming(key=self.key, user_id=self.user_id, user_name=self.user_id, text=text, is_dm=True)
+        message = Incoming(key=self.key, user_id=self.user_id, user_name=self.user_id, text=text, is_dm=True,
+                           membership=Membership.OPERATOR)  # whoever runs the console runs healthbot
         reply = await self.handler.handle(message, on_progress=self._progress)
         assert reply is not None  # console messages carry no event id, so they are never duplicates
         return reply

@@ -17,10 +17,11 @@ class ErrorKind(StrEnum):
     AUTH = "auth"  # no usable Databricks credentials
     THROTTLED = "throttled"  # the bot's own per-user / global limit, not the endpoint's
     STORE = "store_unavailable"  # healthbot's own database, after its retries (not the endpoint's fault)
+    REFUSED = "refused"  # who may ask: not a member, not allowed to see the answer's domain
 
     @property
     def retryable(self) -> bool:
-        return self not in (ErrorKind.PERMISSION_DENIED, ErrorKind.NOT_FOUND, ErrorKind.AUTH)
+        return self not in (ErrorKind.PERMISSION_DENIED, ErrorKind.NOT_FOUND, ErrorKind.AUTH, ErrorKind.REFUSED)
 
 
 class EngineError(Exception):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from agent.base import AgentRequest, Answer, ChatMessage, ProgressCallback
 from bot.handler import ConversationHandler, HandlerOptions
-from bot.models import Incoming, Platform, ThreadKey
+from bot.models import Incoming, Membership, Platform, ThreadKey
 from bench.common import POSTGRES_DSN, pg_schema
 from bot.store import SqliteStore, Store
 
@@ -33,7 +33,8 @@ class InstantEngine:
 
 def incoming(i: int, threads: int) -> Incoming:
     key = ThreadKey(platform=Platform.SLACK, workspace="T1", channel="C1", thread=f"{i % threads}.0")
-    return Incoming(key=key, user_id=f"U{i % 50}", text=f"question number {i}", event_id=f"Ev{i}", is_mention=True)
+    return Incoming(key=key, user_id=f"U{i % 50}", text=f"question number {i}", event_id=f"Ev{i}", is_mention=True,
+                    membership=Membership.MEMBER)
 
 
 async def through_handler(store: Store, batch: list[Incoming]) -> float:

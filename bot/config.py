@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     microsoft_app_type: str = Field("MultiTenant", alias="MICROSOFT_APP_TYPE")
     teams_tenant_ids: CommaList = Field(default_factory=list, alias="HEALTHBOT_TEAMS_TENANT_IDS")
 
+    # Who may ask (DESIGN.md "Who may ask")
+    allow_guests: bool = Field(False, alias="HEALTHBOT_ALLOW_GUESTS")
+    access_policy: str | None = Field(None, alias="HEALTHBOT_ACCESS_POLICY")
+
     # Databricks (any other databricks-sdk auth variable is read by the SDK itself)
     databricks_host: str | None = Field(None, alias="DATABRICKS_HOST")
     databricks_token: SecretStr | None = Field(None, alias="DATABRICKS_TOKEN")
@@ -173,6 +177,16 @@ class Settings(BaseSettings):
         from bot.alerts.routes import load_router
 
         load_router(self.alert_routes, parse_targets(self.alert_channels))  # a bad file fails at start
+        return self
+
+    @model_validator(mode="after")
+    def _policy_parses(self) -> Settings:
+        from bot.access.policy import load_policy
+
+        policy = load_policy(self.access_policy)  # a bad file fails at start, naming its line
+        if policy is not None and policy.needs_identity and not self.workspace_configured:
+            raise ValueError("HEALTHBOT_ACCESS_POLICY checks people in Databricks: set DATABRICKS_HOST (and "
+                             "credentials) so healthbot can read users and groups")
         return self
 
     @property

@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from agent.base import AgentRequest, Answer, ChatMessage, Engine, ProgressCallback
 from agent.errors import EngineError, ErrorKind
+from bot.access import AccessGate, Refusal
 from bot.cache import TTLCache
 from bot.config import Settings
 from bot.models import Incoming, Reply, ThreadKey
@@ -97,8 +98,9 @@ class StoreUnavailable(Exception):
 
 class ConversationHandler:
     def __init__(self, *, store: Store, engine: Engine, options: HandlerOptions | None = None,
-                 tracer: Tracer | None = None) -> None:
+                 tracer: Tracer | None = None, access: AccessGate | None = None) -> None:
         self.store = store
+        self.access = access or AccessGate()  # members only, even when nobody configured anything
         self.engine = engine
         self.options = options or HandlerOptions()
         self.tracer = tracer or Tracer()
@@ -131,6 +133,14 @@ class ConversationHandler:
                                     domains=",".join(reply.domains), error=reply.error)
             return reply
 
+    async def refusal_for(self, msg: Incoming) -> Reply | None:
+        """For adapters that act before a question reaches `handle` (a slash command's visible question,
+        an alert button): the refusal, logged like any other, or None when the asker may go on."""
+        refusal = await self.access.admit(msg)
+        if refusal is None:
+            return None
+        return await self._refuse(self._row(msg, new_request_id(), "", msg.text.strip()), time.perf_counter(), refusal)
+
     async def record_feedback(self, request_id: str, *, user_id: str, value: int) -> bool:
         """A 👍 / 👎 from any adapter: in the request log, and on the answer's trace."""
         if not await self.store.record_feedback(request_id, user_id=user_id, value=value):
@@ -156,16 +166,15 @@ class ConversationHandler:
         else:
             turn = ChatMessage("user", question)
             history = [*history, turn][-self.options.history_limit :]
+        refusal = await self.access.admit(msg)
+        if refusal is not None:  # before anything is counted or kept, and nothing reaches the endpoint
+            return await self._refuse(self._row(msg, request_id, session.session_id, question), started, refusal)
         limits = Limits(f"user:{msg.platform.value}:{msg.user_id}", self.options.user_rate_per_min,
                         self.options.global_rate_per_min) if self._limiter is None else None
         wait = await self._stored(lambda: self.store.add_question(session.session_id, turn, request_id=request_id,
                                                                   limits=limits))
 
-        row = RequestLogRow(
-            request_id=request_id, ts=time.time(), platform=msg.platform.value, workspace=msg.key.workspace,
-            channel=msg.key.channel, thread=msg.key.thread, session_id=session.session_id,
-            user_id=msg.asker, question=question, trace_id=self.tracer.trace_id(),
-        )
+        row = self._row(msg, request_id, session.session_id, question)
         if self._limiter is not None:  # one process per store (SQLite): the limits live here
             wait = self._limiter.acquire(msg.user_id)
         if wait > 0:
@@ -185,13 +194,17 @@ class ConversationHandler:
             except EngineError as exc:
                 log.warning("engine error %s (request %s): %s", exc.kind.value, request_id, exc.detail)
                 return await self._fail(row, started, exc.kind, retry_after=exc.retry_after)
-            if cache_key:
-                self._cache.put(cache_key, answer)
+        row.endpoint_latency_ms = None if row.cached else answer.endpoint_latency_ms
+        withheld = await self.access.withheld(msg, answer.domains)
+        if withheld is not None:  # the endpoint decided the domains: the check runs on the answer
+            row.domains = answer.domains
+            return await self._refuse(row, started, withheld, session_id=session.session_id)
+        if cache_key and not row.cached:
+            self._cache.put(cache_key, answer)
 
         row.answer, row.sources, row.confidence, row.domains = (
             answer.content, answer.sources, answer.confidence, answer.domains,
         )
-        row.endpoint_latency_ms = None if row.cached else answer.endpoint_latency_ms
         row.latency_ms = (time.perf_counter() - started) * 1000
         await self._stored(lambda: self.store.record_answer(session.session_id, ChatMessage("assistant", answer.content), row))
         self._observe(row)
@@ -200,6 +213,27 @@ class ConversationHandler:
             domains=answer.domains, request_id=request_id, session_id=session.session_id,
             question=question, cached=row.cached,
         )
+
+    def _row(self, msg: Incoming, request_id: str, session_id: str, question: str) -> RequestLogRow:
+        return RequestLogRow(
+            request_id=request_id, ts=time.time(), platform=msg.platform.value, workspace=msg.key.workspace,
+            channel=msg.key.channel, thread=msg.key.thread, session_id=session_id,
+            user_id=msg.asker, question=question, trace_id=self.tracer.trace_id(),
+        )
+
+    async def _refuse(self, row: RequestLogRow, started: float, refusal: Refusal, *, session_id: str = "") -> Reply:
+        """A refusal is answered in one line and kept in the request log with its reason (the audit
+        trail); a withheld answer leaves the line, not the answer, in the conversation's history."""
+        log.info("refused %s on %s: %s", row.user_id, row.platform, refusal.reason)
+        row.error, row.answer = f"refused:{refusal.reason}", refusal.message
+        row.latency_ms = (time.perf_counter() - started) * 1000
+        if session_id:
+            await self._stored(lambda: self.store.record_answer(session_id, ChatMessage("assistant", refusal.message), row))
+        else:
+            await self._stored(lambda: self.store.log_request(row))
+        self._observe(row)
+        return Reply(content=refusal.message, request_id=row.request_id, session_id=row.session_id,
+                     error=ErrorKind.REFUSED, question=row.question)
 
     async def _stored(self, operation: Callable[[], Awaitable[T]]) -> T:
         """A store operation, retried through transient failures (a dropped connection, a database

@@ -19,6 +19,8 @@ from bot.store.base import RequestLogRow
 def outcome_of(row: RequestLogRow) -> str:
     if row.error == "throttled":
         return "throttled"
+    if row.refused:
+        return "refused"
     if row.error:
         return "error"
     return "cached" if row.cached else "answered"

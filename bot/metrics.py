@@ -81,6 +81,8 @@ class Metrics:
         self.cache_hits = Counter("healthbot_cache_hits", "Quick questions answered from the cache", registry=self.registry)
         self.rate_limited = Counter("healthbot_rate_limited", "Messages refused by the per-user/global limits",
                                     registry=self.registry)
+        self.refused = Counter("healthbot_access_refused", "Askers refused or answers withheld by the access rules",
+                               ["platform", "reason"], registry=self.registry)
 
     def observe(self, row: RequestLogRow) -> None:
         outcome = outcome_of(row)
@@ -94,6 +96,8 @@ class Metrics:
             self.cache_hits.inc()
         elif outcome == "throttled":
             self.rate_limited.inc()
+        elif outcome == "refused":
+            self.refused.labels(row.platform, str(row.error).removeprefix("refused:")).inc()
 
     def watch_alerts(self, dispatcher: Any) -> None:
         self.registry.register(AlertCollector(dispatcher))

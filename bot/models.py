@@ -12,13 +12,26 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agent.errors import ErrorKind
 
-__all__ = ["ErrorKind", "Incoming", "Platform", "Reply", "ThreadKey"]
+__all__ = ["ErrorKind", "Incoming", "Membership", "Platform", "Reply", "ThreadKey"]
 
 
 class Platform(StrEnum):
     SLACK = "slack"
     TEAMS = "teams"
     CONSOLE = "console"
+
+
+class Membership(StrEnum):
+    """How the asker belongs to the organisation that installed healthbot, as the adapter found out
+    (Slack users.info / event, Teams member lookup). Unverified until an adapter says otherwise, so a
+    path that forgot to look is refused rather than let through."""
+
+    MEMBER = "member"
+    GUEST = "guest"  # Slack single- or multi-channel guest, Teams guest (B2B)
+    EXTERNAL = "external"  # another organisation: Slack Connect, another Teams tenant
+    ANONYMOUS = "anonymous"  # Teams anonymous meeting participant
+    UNVERIFIED = "unverified"  # the lookup failed: refused, never guessed
+    OPERATOR = "operator"  # the console on this machine, or healthbot itself (an alert investigation)
 
 
 class ThreadKey(BaseModel):
@@ -55,6 +68,8 @@ class Incoming(BaseModel):
     is_mention: bool = False
     is_thread_followup: bool = False
     event_id: str = ""  # platforms retry deliveries; the handler answers each event id once
+    membership: Membership = Membership.UNVERIFIED
+    org: str = ""  # the asker's own Slack team / Teams tenant, when the platform says
 
     @property
     def platform(self) -> Platform:

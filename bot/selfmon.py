@@ -46,7 +46,7 @@ class SelfMonitor(BackgroundLoop):
         rows = [r for r in await self.store.requests_since(self.clock() - WINDOW_S) if r.ts <= self.clock()]
         submitted = []
         enough = len(rows) >= self.thresholds.min_requests
-        error_rate = sum(1 for r in rows if r.error) / len(rows) if rows else 0.0
+        error_rate = sum(1 for r in rows if r.failed) / len(rows) if rows else 0.0
         p95 = percentile([r.latency_ms for r in rows], 0.95) or 0.0
         checks = [
             ("error_rate", "healthbot: High Error Rate", enough and error_rate > self.thresholds.error_rate,

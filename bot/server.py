@@ -14,6 +14,7 @@ from aiohttp import web
 from adapters.slack import mount_slack
 from adapters.teams import mount_teams
 from agent.base import Engine
+from bot.access import gate_for
 from bot.alerts.dispatch import AlertDispatcher
 from bot.alerts.wiring import PULLER, alert_check, mount_alerts
 from bot.config import Settings
@@ -45,7 +46,7 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: Engine
     store = store if store is not None else open_store_for(settings)
     engine = engine if engine is not None else build_engine(settings)
     handler = ConversationHandler(store=store, engine=engine, options=HandlerOptions.from_settings(settings),
-                                  tracer=Tracer(settings.mlflow_tracking_uri))
+                                  tracer=Tracer(settings.mlflow_tracking_uri), access=gate_for(settings))
 
     quiet_http_errors()
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[client_gone])

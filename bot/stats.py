@@ -4,6 +4,8 @@ Definitions follow the Health Monitor's inference-table queries: success rate =
 (requests − errors) / requests; p95 is Databricks SQL's `percentile(latency, 0.95)`, the exact
 percentile with linear interpolation between the two nearest ranks. Throttled messages (the bot's
 own rate limit) count as requests and as errors, as they reached the bot and got no answer.
+Refusals by the access rules count as requests, not errors (the bot did what it was told), and are
+reported on their own, per reason.
 """
 
 from __future__ import annotations
@@ -52,6 +54,9 @@ class Stats:
     domains_per_day: dict[str, dict[str, int]] = field(default_factory=dict)
     feedback_up: int = 0
     feedback_down: int = 0
+    refused: int = 0  # access rules: not a member, not a Databricks user, answer withheld
+    throttled: int = 0  # the per-user / overall rate limits
+    refused_by_reason: dict[str, int] = field(default_factory=dict)
 
     @property
     def feedback_up_rate(self) -> float | None:
@@ -80,20 +85,23 @@ def compute(rows: list[RequestLogRow], feedback: list[int], *, hours: int, since
         group = by_hour[hour]
         latencies = [r.latency_ms for r in group]
         confidences = [r.confidence for r in group if r.confidence is not None]
-        errors = sum(1 for r in group if r.error)
+        errors = sum(1 for r in group if r.failed)
         per_hour.append(HourFigures(
             hour=hour, requests=len(group), errors=errors, success_rate=(len(group) - errors) / len(group),
             avg_latency_ms=sum(latencies) / len(latencies), p95_latency_ms=percentile(latencies, 0.95),
             avg_confidence=sum(confidences) / len(confidences) if confidences else None,
         ))
-    errors = sum(1 for r in rows if r.error)
+    errors = sum(1 for r in rows if r.failed)
     latencies = [r.latency_ms for r in rows]
+    reasons = Counter(str(r.error).removeprefix("refused:") for r in rows if r.refused)
     return Stats(
         hours=hours, since=datetime.fromtimestamp(since, timezone.utc).isoformat(timespec="seconds"),
         requests=len(rows), errors=errors, success_rate=(len(rows) - errors) / len(rows) if rows else None,
         avg_latency_ms=sum(latencies) / len(latencies) if latencies else None, p95_latency_ms=percentile(latencies, 0.95),
         per_hour=per_hour, domains_per_day={day: dict(counter) for day, counter in sorted(domains.items())},
         feedback_up=sum(1 for v in feedback if v > 0), feedback_down=sum(1 for v in feedback if v < 0),
+        refused=sum(reasons.values()), throttled=sum(1 for r in rows if r.error == "throttled"),
+        refused_by_reason=dict(reasons.most_common()),
     )
 
 
@@ -107,6 +115,9 @@ def render(stats: Stats) -> str:
         f"requests {stats.requests}, errors {stats.errors}, success rate {_fmt(stats.success_rate, '{:.1%}')}, "
         f"avg latency {_fmt(stats.avg_latency_ms, '{:.0f} ms')}, p95 {_fmt(stats.p95_latency_ms, '{:.0f} ms')}",
         f"feedback 👍 {stats.feedback_up} / 👎 {stats.feedback_down} (up rate {_fmt(stats.feedback_up_rate, '{:.0%}')})",
+        f"throttled {stats.throttled}, refused {stats.refused}"
+        + (" (" + ", ".join(f"{reason} {n}" for reason, n in stats.refused_by_reason.items()) + ")"
+           if stats.refused else ""),
         "",
         f"{'hour (UTC)':<17} {'requests':>8} {'errors':>6} {'success':>8} {'avg ms':>8} {'p95 ms':>8} {'confidence':>10}",
     ]

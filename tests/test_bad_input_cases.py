@@ -234,9 +234,17 @@ async def test_retry_on_a_message_healthbot_never_posted_fails_in_one_line(rig: 
     assert any("message_not_found" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
 
 
-async def test_a_users_info_error_that_is_not_json_still_gets_an_answer(rig: Rig) -> None:
+async def test_a_users_info_error_that_is_not_json_is_said_in_the_thread_then_asked_again(rig: Rig) -> None:
+    """Membership cannot be checked without users.info: the asker is told so (never silence, never a
+    guess that lets a guest in), and the failure is not cached: the next message is answered."""
     rig.slack.fail("users.info", 502, "<html>Bad gateway</html>")
     assert (await rig.slack_json(load("slack", "event_app_mention_channel.json")))[0] == 200
+    await rig.settle()
+    posted = json.dumps(rig.slack.called("chat.postMessage"))
+    assert "could not check your Slack account" in posted and "Costs rose 42%" not in posted
+    event = load("slack", "event_app_mention_channel.json")
+    event["event"]["ts"] = event["event"]["event_ts"] = "1712345699.000001"
+    assert (await rig.slack_json(event))[0] == 200
     await rig.settle()
     assert any("Costs rose 42%" in json.dumps(p) for p in rig.slack.called("chat.postMessage"))
 

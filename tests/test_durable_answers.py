@@ -15,7 +15,7 @@ from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryInt
 
 from agent.errors import ErrorKind
 from bot.handler import ConversationHandler, HandlerOptions
-from bot.models import Incoming, Platform, ThreadKey
+from bot.models import Incoming, Membership, Platform, ThreadKey
 from bot.server import ALERTS, SLACK
 from bot.store.postgres import PostgresStore
 from tests.conftest import POSTGRES_DSN, make_client
@@ -84,7 +84,8 @@ async def refuse_connections(name: str, seconds: float) -> None:
 
 def question(i: int) -> Incoming:
     key = ThreadKey(platform=Platform.SLACK, workspace="T1", channel="C1", thread=f"1712345678.{i:06d}")
-    return Incoming(key=key, user_id=f"U{i}", text="why did costs spike?", event_id=f"EvBlip{i}", is_mention=True)
+    return Incoming(key=key, user_id=f"U{i}", text="why did costs spike?", event_id=f"EvBlip{i}", is_mention=True,
+                    membership=Membership.MEMBER)
 
 
 async def test_answers_outlast_the_database_refusing_connections(blip_database: str, fake_serving: FakeServing) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from agent.errors import ErrorKind
 from bot.handler import ConversationHandler, HandlerOptions
-from bot.models import Incoming, Platform, ThreadKey
+from bot.models import Incoming, Membership, Platform, ThreadKey
 from bot.store import SqliteStore
 from tests.conftest import make_client
 from tests.fakes.serving import FakeServing, Scripted, answer_body, error
@@ -22,7 +22,8 @@ def key(thread: str = "1712345678.123456", channel: str = "C0123ABCDEF") -> Thre
 
 def msg(text: str, *, thread: str = "1712345678.123456", user: str = "U0USER1234", event_id: str = "",
         email: str = "ana@example.com", channel: str = "C0123ABCDEF") -> Incoming:
-    return Incoming(key=key(thread, channel), user_id=user, user_email=email, text=text, event_id=event_id, is_mention=True)
+    return Incoming(key=key(thread, channel), user_id=user, user_email=email, text=text, event_id=event_id, is_mention=True,
+                    membership=Membership.MEMBER)
 
 
 class Rig:
@@ -165,10 +166,10 @@ async def test_only_recent_history_is_sent(rig: Rig) -> None:
 @pytest.mark.parametrize("rig", [HandlerOptions(dm_idle_s=0.2)], indirect=True)
 async def test_threadless_dm_session_expires_when_idle(rig: Rig) -> None:
     dm = ThreadKey(platform=Platform.SLACK, workspace="T0123ABCDE", channel="D0123ABCDEF", thread="")
-    first = await rig.handler.handle(Incoming(key=dm, user_id="U1", text="hi", is_dm=True))
-    again = await rig.handler.handle(Incoming(key=dm, user_id="U1", text="hi again", is_dm=True))
+    first = await rig.handler.handle(Incoming(key=dm, user_id="U1", text="hi", is_dm=True, membership=Membership.MEMBER))
+    again = await rig.handler.handle(Incoming(key=dm, user_id="U1", text="hi again", is_dm=True, membership=Membership.MEMBER))
     await asyncio.sleep(0.3)
-    later = await rig.handler.handle(Incoming(key=dm, user_id="U1", text="back", is_dm=True))
+    later = await rig.handler.handle(Incoming(key=dm, user_id="U1", text="back", is_dm=True, membership=Membership.MEMBER))
     assert first and again and later
     assert first.session_id == again.session_id != later.session_id
     assert rig.sent()[2]["messages"] == [{"role": "user", "content": "back"}]

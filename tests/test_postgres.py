@@ -14,7 +14,7 @@ from agent.base import ChatMessage
 from agent.errors import ErrorKind
 from bot.config import load_settings
 from bot.handler import ConversationHandler
-from bot.models import Incoming, Platform, ThreadKey
+from bot.models import Incoming, Membership, Platform, ThreadKey
 from bot.server import create_app
 from bot.store import RequestLogRow, open_store
 from bot.store.postgres import PostgresStore
@@ -64,10 +64,12 @@ async def test_conversation_store(pg_schema: str) -> None:
 async def test_replicas_share_sessions_and_answer_each_event_once(pg_schema: str, fake_serving: FakeServing) -> None:
     replicas = [ConversationHandler(store=PostgresStore(POSTGRES_DSN, schema=pg_schema), engine=make_client(fake_serving))
                 for _ in range(2)]
-    message = Incoming(key=KEY, user_id="U1", text="why did costs spike?", event_id="slack:T1:C1:1712345678.123456")
+    message = Incoming(key=KEY, user_id="U1", text="why did costs spike?", event_id="slack:T1:C1:1712345678.123456",
+                       membership=Membership.MEMBER)
     replies = await asyncio.gather(*(replica.handle(message) for replica in replicas))
     assert sum(1 for reply in replies if reply is not None) == 1  # the event is answered once
-    follow = Incoming(key=KEY, user_id="U1", text="which job?", event_id="slack:T1:C1:1712345679.000001")
+    follow = Incoming(key=KEY, user_id="U1", text="which job?", event_id="slack:T1:C1:1712345679.000001",
+                      membership=Membership.MEMBER)
     second = await replicas[1].handle(follow)
     first = next(reply for reply in replies if reply is not None)
     assert second is not None and second.session_id == first.session_id
@@ -123,14 +125,16 @@ async def test_two_replicas_hold_one_users_limit_together(pg_schema: str, fake_s
     try:
         replies = await asyncio.gather(*(
             handlers[i % 2].handle(Incoming(key=KEY.model_copy(update={"thread": f"1712345678.{i:06d}"}),
-                                            user_id="U0CHATTY", text=f"question {i}", event_id=f"EvLimit{i}"))
+                                            user_id="U0CHATTY", text=f"question {i}", event_id=f"EvLimit{i}",
+                                            membership=Membership.MEMBER))
             for i in range(40)))
         answered = [r for r in replies if r is not None and r.error is None]
         throttled = [r for r in replies if r is not None and r.error == ErrorKind.THROTTLED]
         assert (len(answered), len(throttled)) == (30, 10)
         assert len(fake_serving.invocation_bodies()) == 30
         assert all("Try again in" in r.content for r in throttled)
-        other = await handlers[0].handle(Incoming(key=KEY, user_id="U0QUIET", text="hello", event_id="EvOther"))
+        other = await handlers[0].handle(Incoming(key=KEY, user_id="U0QUIET", text="hello", event_id="EvOther",
+                                                  membership=Membership.MEMBER))
         assert other is not None and other.error is None  # the limit is per user
     finally:
         for store in stores:

@@ -8,7 +8,7 @@ import mlflow
 import pytest
 
 from bot.handler import ConversationHandler
-from bot.models import Incoming, Platform, ThreadKey
+from bot.models import Incoming, Membership, Platform, ThreadKey
 from bot.store import SqliteStore
 from bot.tracing import Tracer
 from tests.conftest import make_client
@@ -26,7 +26,8 @@ async def traced(tmp_path: Path, fake_serving: FakeServing):  # type: ignore[no-
 
 def message(text: str, event_id: str) -> Incoming:
     key = ThreadKey(platform=Platform.TEAMS, workspace="tenant", channel="19:c@thread.tacv2", thread="19:c@thread.tacv2;messageid=1")
-    return Incoming(key=key, user_id="aad-1", user_email="alex@contoso.example", text=text, event_id=event_id)
+    return Incoming(key=key, user_id="aad-1", user_email="alex@contoso.example", text=text, event_id=event_id,
+                    membership=Membership.MEMBER)
 
 
 def find(request_id: str):  # type: ignore[no-untyped-def]

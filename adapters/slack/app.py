@@ -37,7 +37,7 @@ from bot.config import Settings
 from bot.handler import ConversationHandler
 from bot.health import Check
 from bot.inbound import BadInput, decode, refusals
-from bot.models import Incoming, Platform, ThreadKey
+from bot.models import Incoming, Membership, Platform, ThreadKey
 from bot.quick import QUICK_QUESTIONS
 from bot.targets import ChannelTarget
 
@@ -88,6 +88,8 @@ class SlackBot:
             return Check(False, f"Slack auth.test failed: {error_code(exc)}")
         except Exception as exc:  # network errors
             return Check(False, f"Slack unreachable: {type(exc).__name__}")
+        if response.get("team"):  # refusals name the workspace ("healthbot answers members of Acme only")
+            self.handler.access.org_names[Platform.SLACK] = str(response["team"])
         return Check(True, f"Slack workspace {response.get('team')} as {response.get('user')}")
 
     def alert_sink(self) -> SlackAlertSink:
@@ -201,8 +203,7 @@ class SlackBot:
     async def answer(self, message: Incoming, *, channel: str, thread_ts: str, replace_ts: str | None = None) -> None:
         """Ask the handler and post the answer in the thread, with progress while it works. An answer
         Slack will not take now (an outage past slack_sdk's retries) goes to the durable outbox."""
-        email, name = await self.users.lookup(message.user_id)
-        message = message.model_copy(update={"user_email": email, "user_name": name or message.user_name})
+        message = await self.identify(message)
         placeholder = Placeholder(self.client, channel=channel, thread_ts=thread_ts or None, existing_ts=replace_ts)
         placeholder.start()
         try:
@@ -229,6 +230,28 @@ class SlackBot:
             await self.dispatcher.enqueue_answer(ChannelTarget(Platform.SLACK, channel),
                                                  {"thread_ts": thread_ts, "replace_ts": ts}, reply)
 
+    async def identify(self, message: Incoming) -> Incoming:
+        """Who asked (users.info, cached): the email the endpoint is told, and how they belong to this
+        workspace for the access gate (guest, another organisation)."""
+        if message.membership is Membership.OPERATOR:
+            return message  # healthbot itself (an alert investigation)
+        user = await self.users.lookup(message.user_id)
+        update: dict[str, Any] = {"user_email": user.email, "user_name": user.name or message.user_name}
+        if message.membership is Membership.UNVERIFIED:
+            update.update(membership=user.membership(message.org), org=message.org or user.team)
+            if update["membership"] is not Membership.MEMBER and Platform.SLACK not in self.handler.access.org_names:
+                await self.health()  # auth.test, once: a refusal names the workspace
+        return message.model_copy(update=update)
+
+    async def refused(self, message: Incoming, respond: Any) -> bool:
+        """Check the asker before healthbot does anything visible for them (a slash command's question
+        in the channel, an alert button): True, with the refusal shown to them alone, when barred."""
+        reply = await self.handler.refusal_for(await self.identify(message))
+        if reply is None:
+            return False
+        await respond(text=reply.content, response_type="ephemeral", replace_original=False)
+        return True
+
     async def post(self, channel: str, thread_ts: str | None, messages: list[tuple[str, list[dict[str, Any]]]],
                    *, replace_ts: str | None = None) -> None:
         await post_messages(self.client, channel, thread_ts, messages, replace_ts=replace_ts)
@@ -251,7 +274,7 @@ class SlackBot:
         self.spawn(self.ask_in_channel(
             team=str(command.get("team_id", "")), channel=str(command.get("channel_id", "")),
             user_id=str(command.get("user_id", "")), question=question,
-            dedupe=f"slack:cmd:{command.get('trigger_id', '')}", respond=respond,
+            dedupe=f"slack:cmd:{command.get('trigger_id', '')}", respond=respond, org=t.foreign_team(command, command),
         ))
 
     async def _reset_dm(self, command: dict[str, Any]) -> None:
@@ -263,30 +286,34 @@ class SlackBot:
         await self.handler.new_session(key)
 
     async def ask_in_channel(self, *, team: str, channel: str, user_id: str, question: str, dedupe: str,
-                             respond: Any) -> None:
+                             respond: Any, org: str = "") -> None:
         """Post the question visibly as a thread root and answer in that thread, so follow-ups work.
 
         Where the bot cannot post (not a member, a private channel), answer through the
         command's response_url instead, which Slack allows without membership.
         """
+        asker = Incoming(key=ThreadKey(platform=Platform.SLACK, workspace=team, channel=channel), user_id=user_id,
+                         text=question, org=org)
+        if await self.refused(asker, respond):
+            return
         root_text, root_blocks = t.question_root(user_id, question)
         try:
             root = await self.client.chat_postMessage(channel=channel, text=root_text, blocks=root_blocks)
         except SlackApiError as exc:
             if error_code(exc) not in CANNOT_POST:
                 raise
-            await self._answer_via_response_url(team, channel, user_id, question, dedupe, respond)
+            await self._answer_via_response_url(team, channel, user_id, question, dedupe, respond, org)
             return
         ts = str(root["ts"])
         message = Incoming(key=ThreadKey(platform=Platform.SLACK, workspace=team, channel=channel, thread=ts),
-                           message_id=ts, user_id=user_id, text=question, event_id=dedupe)
+                           message_id=ts, user_id=user_id, text=question, event_id=dedupe, org=org)
         await self.answer(message, channel=channel, thread_ts=ts)
 
     async def _answer_via_response_url(self, team: str, channel: str, user_id: str, question: str, dedupe: str,
-                                       respond: Any) -> None:
+                                       respond: Any, org: str) -> None:
         key = ThreadKey(platform=Platform.SLACK, workspace=team, channel=channel, thread=dedupe)
-        email, _ = await self.users.lookup(user_id)
-        reply = await self.handler.handle(Incoming(key=key, user_id=user_id, user_email=email, text=question, event_id=dedupe))
+        message = await self.identify(Incoming(key=key, user_id=user_id, text=question, event_id=dedupe, org=org))
+        reply = await self.handler.handle(message)
         if reply is None:
             return
         root_text, root_blocks = t.question_root(user_id, question)

@@ -61,19 +61,23 @@ class SlackButtons:
                          event_id=f"slack:retry:{action.get('action_ts', '')}:{message.get('ts', '')}")
         self.bot.spawn(self.bot.answer(retry, channel=channel, thread_ts=thread, replace_ts=message.get("ts")))
 
-    async def _on_alert_button(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+    async def _on_alert_button(self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
         await ack()
-        self.bot.spawn(self._alert_button(body, action))
+        self.bot.spawn(self._alert_button(body, action, respond))
 
-    async def _alert_button(self, body: dict[str, Any], action: dict[str, Any]) -> None:
+    async def _alert_button(self, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
         if self.bot.dispatcher is None:
             return
         channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", ""))
         user = str(body["user"]["id"])
         key = _alert_key(action.get("value"))
         target = ChannelTarget(Platform.SLACK, channel)
+        clicker = Incoming(key=ThreadKey(platform=Platform.SLACK, workspace=t.team_of(body), channel=channel),
+                           user_id=user, text=f"{action.get('action_id')} {key}", org=t.foreign_team(body, {}))
+        if await self.bot.refused(clicker, respond):
+            return  # an external or a guest cannot acknowledge an alert or spend the endpoint on it
         if action.get("action_id") == ACKNOWLEDGE:
-            _, name = await self.bot.users.lookup(user)
+            name = (await self.bot.users.lookup(user)).name
             await self.bot.dispatcher.acknowledge(target, key, name or user)
         else:
             await self.bot.dispatcher.investigate_key(target, key, user)
@@ -87,6 +91,7 @@ class SlackButtons:
             team=t.team_of(body) or str(body["user"].get("team_id", "")), channel=channel,
             user_id=str(body["user"]["id"]), question=QUICK_QUESTIONS.get(name, name),
             dedupe=f"slack:quick:{action.get('action_ts', '')}:{body['user']['id']}", respond=respond,
+            org=t.foreign_team(body, {}),
         ))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -19,6 +20,8 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncServerErrorRetryHandler,
 )
 from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.models import Membership
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,7 @@ PERMANENT = {
 }
 
 
+NO_SUCH_USER = frozenset({"user_not_found", "user_not_visible", "account_inactive"})
 GONE = frozenset({"message_not_found", "cant_update_message"})  # the message to replace is not there (any more)
 
 
@@ -81,30 +85,66 @@ def configure_web_client(client: AsyncWebClient, *, base_url: str | None) -> Asy
     return client
 
 
+@dataclass(frozen=True, slots=True)
+class SlackUser:
+    """What users.info says about an asker; `known` is False when Slack could not be asked."""
+
+    id: str
+    email: str = ""
+    name: str = ""
+    team: str = ""  # the user's own team (another organisation's for a Slack Connect user)
+    guest: bool = False  # is_restricted (multi-channel) or is_ultra_restricted (single-channel)
+    stranger: bool = False  # is_stranger: a user of another organisation in a shared channel
+    known: bool = True
+
+    def membership(self, foreign_team: str = "") -> Membership:
+        """How this user belongs to the installing workspace. Another organisation: the event named a
+        foreign `user_team` (Slack Connect; see translate.foreign_team) or users.info calls them a
+        stranger."""
+        if foreign_team or (self.known and self.stranger):
+            return Membership.EXTERNAL
+        if not self.known:
+            return Membership.UNVERIFIED
+        return Membership.GUEST if self.guest else Membership.MEMBER
+
+
 class UserDirectory:
-    """Slack user id → email (the `user_id` the endpoint expects), cached; the id when hidden."""
+    """Slack user id → what healthbot needs to know (email for the endpoint, guest flags), cached."""
 
     def __init__(self, client: AsyncWebClient, *, ttl_s: float = USER_CACHE_TTL_S) -> None:
         self.client = client
         self.ttl_s = ttl_s
-        self._cache: dict[str, tuple[float, str, str]] = {}
+        self._cache: dict[str, tuple[float, SlackUser]] = {}
 
-    async def lookup(self, user_id: str) -> tuple[str, str]:
-        """(email or "", display name or "")."""
+    async def lookup(self, user_id: str) -> SlackUser:
         cached = self._cache.get(user_id)
         if cached is not None and cached[0] > time.monotonic():
-            return cached[1], cached[2]
-        email = name = ""
+            return cached[1]
         try:
             response = await self.client.users_info(user=user_id)
-            user: dict[str, Any] = response.get("user") or {}
-            profile = user.get("profile") or {}
-            email = str(profile.get("email") or "")
-            name = str(profile.get("display_name") or user.get("real_name") or user.get("name") or "")
-        except SlackApiError as exc:  # missing users:read.email, deactivated user…: fall back to the id
+        except SlackApiError as exc:
             log.info("users.info for %.40s failed: %s", user_id, error_code(exc))
-        except Exception as exc:  # an unreadable answer, a network error: the id will do, for now
+            user = SlackUser(user_id, known=False)
+            if error_code(exc) not in NO_SUCH_USER:
+                return user  # throttled, Slack down, a scope missing: not cached, the next message asks again
+        except Exception as exc:  # an unreadable answer, a network error: unknown, for now
             log.warning("users.info for %.40s failed: %s: %s", user_id, type(exc).__name__, str(exc)[:200])
-            return email, name  # not cached: the next message asks again
-        self._cache[user_id] = (time.monotonic() + self.ttl_s, email, name)
-        return email, name
+            return SlackUser(user_id, known=False)
+        else:
+            user = _slack_user(user_id, response.get("user"))
+        self._cache[user_id] = (time.monotonic() + self.ttl_s, user)
+        return user
+
+
+def _slack_user(user_id: str, data: Any) -> SlackUser:
+    data = data if isinstance(data, dict) else {}
+    profile = data.get("profile") if isinstance(data.get("profile"), dict) else {}
+    if data.get("deleted"):
+        return SlackUser(user_id, known=False)
+    return SlackUser(
+        id=user_id, email=str(profile.get("email") or ""),
+        name=str(profile.get("display_name") or data.get("real_name") or data.get("name") or ""),
+        team=str(data.get("team_id") or profile.get("team") or ""),
+        guest=bool(data.get("is_restricted") or data.get("is_ultra_restricted")),
+        stranger=bool(data.get("is_stranger")),
+    )

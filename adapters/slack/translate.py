@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any
 
-from bot.models import Incoming, Platform, Reply, ThreadKey
+from bot.models import ErrorKind, Incoming, Platform, Reply, ThreadKey
 from bot.text import split_markdown
 from bot.quick import QUICK_QUESTIONS
 
@@ -41,6 +41,22 @@ def mentions(text: str, bot_user_id: str | None) -> bool:
 def team_of(body: dict[str, Any]) -> str:
     team = body.get("team_id") or body.get("team") or ""
     return str(team.get("id", "") if isinstance(team, dict) else team)
+
+
+def foreign_team(body: dict[str, Any], event: dict[str, Any]) -> str:
+    """The asker's organisation when it is not the one that installed healthbot: a Slack Connect
+    event's `user_team` (or `user.team_id` of a button click) that is neither the installing team nor
+    its Enterprise Grid org; "" for the installing organisation's own people."""
+    user: dict[str, Any] = body["user"] if isinstance(body.get("user"), dict) else {}
+    theirs = str(event.get("user_team") or user.get("team_id") or "")
+    home = {str(event.get("team") or ""), team_of(body), str(body.get("enterprise_id") or "")}
+    for auth in body.get("authorizations") or []:
+        if isinstance(auth, dict):
+            home |= {str(auth.get("team_id") or ""), str(auth.get("enterprise_id") or "")}
+    enterprise = body.get("enterprise")
+    if isinstance(enterprise, dict):
+        home.add(str(enterprise.get("id") or ""))
+    return theirs if theirs and theirs not in home else ""
 
 
 def event_to_incoming(body: dict[str, Any], event: dict[str, Any], bot_user_id: str | None) -> Incoming | None:
@@ -74,6 +90,7 @@ def event_to_incoming(body: dict[str, Any], event: dict[str, Any], bot_user_id: 
         is_mention=is_mention,
         is_thread_followup=in_thread and not is_mention,
         event_id=f"slack:{team}:{channel}:{ts}",
+        org=foreign_team(body, event),
     )
 
 
@@ -127,13 +144,17 @@ def answer_messages(reply: Reply) -> list[tuple[str, list[dict[str, Any]]]]:
 
 def error_message(reply: Reply) -> tuple[str, list[dict[str, Any]]]:
     blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": ":warning: " + to_mrkdwn(reply.content)}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _icon(reply) + to_mrkdwn(reply.content)}},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": f"request id `{reply.request_id}`"}]},
     ]
     if reply.retryable:
         blocks.append({"type": "actions", "block_id": "retry", "elements": [
             _button("Retry", RETRY, json.dumps({"request_id": reply.request_id}), "primary")]})
     return fallback_text(reply.content), blocks
+
+
+def _icon(reply: Reply) -> str:
+    return ":lock: " if reply.error is ErrorKind.REFUSED else ":warning: "
 
 
 def reply_messages(reply: Reply) -> list[tuple[str, list[dict[str, Any]]]]:

@@ -34,7 +34,7 @@ from bot.config import Settings
 from bot.handler import ConversationHandler
 from bot.health import Check
 from bot.inbound import BadInput, refusals
-from bot.models import Incoming, Platform, Reply
+from bot.models import Incoming, Membership, Platform, Reply
 from bot.targets import ChannelTarget
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ class TeamsAdapter:
         self.allowed_tenants = set(settings.teams_tenant_ids)
         self.adapter = CloudAdapter(PooledConnectors(ConfigurationBotFrameworkAuthentication(BotConfig(settings))))
         self.adapter.on_turn_error = self._on_turn_error
-        self._emails: dict[str, tuple[float, str]] = {}
+        self._members: dict[str, tuple[float, Any]] = {}  # member id → (expiry, TeamsChannelAccount)
         self._remembered: dict[str, dict[str, Any]] = {}
         self._tasks = TaskSet(what="Teams work in the background",
                               expected=(HttpOperationError, ClientRequestError, OSError, TimeoutError))
@@ -192,22 +192,27 @@ class TeamsAdapter:
             log.info("stored the Teams conversation reference for %s", channel)
         self._remembered[channel] = data
 
-    async def asker_email(self, context: TurnContext) -> str:
-        """The member's email / UPN (TeamsInfo, cached); empty when Teams will not say."""
+    async def identify(self, context: TurnContext, message: Incoming) -> Incoming:
+        """Who asked (TeamsInfo member lookup, cached): email or UPN for the endpoint, and how they
+        belong to the conversation's tenant for the access gate."""
         from botbuilder.core.teams import TeamsInfo
 
         member_id = context.activity.from_property.id if context.activity.from_property else ""
-        cached = self._emails.get(member_id)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        email = ""
-        try:
-            member = await TeamsInfo.get_member(context, member_id)
-            email = member.email or member.user_principal_name or ""
-        except Exception as exc:  # msrest raises several types; the AAD id is the fallback
-            log.info("TeamsInfo.get_member failed for %s: %s", member_id, type(exc).__name__)
-        self._emails[member_id] = (time.monotonic() + 3600, email)
-        return email
+        cached = self._members.get(member_id)
+        if cached is None or cached[0] <= time.monotonic():
+            try:
+                member = await TeamsInfo.get_member(context, member_id)
+            except Exception as exc:  # msrest raises several types: unverified, refused, asked again next time
+                log.info("TeamsInfo.get_member failed for %s: %s", member_id, type(exc).__name__)
+                # The emulator (no credentials, loopback only) has no member lookup: the developer
+                # at this machine is a member; with credentials nobody is let in unchecked.
+                kind = Membership.MEMBER if self.emulator else Membership.UNVERIFIED
+                return message.model_copy(update={"membership": kind})
+            cached = self._members[member_id] = (time.monotonic() + 3600, member)
+        member = cached[1]
+        kind, org = t.membership(member, home_tenant=t.tenant_of(context.activity))
+        return message.model_copy(update={"user_email": member.email or member.user_principal_name or "",
+                                          "membership": kind, "org": org})
 
     async def send(self, context: TurnContext, activity: Activity | str) -> str | None:
         """Send, retrying the connector's 429 / 503 with backoff (msrest retries neither 429 nor

@@ -59,8 +59,7 @@ class TeamsBot(TeamsActivityHandler):
         await self._ask(turn_context, t.to_incoming(activity, text))
 
     async def _ask(self, turn_context: TurnContext, message: Incoming) -> None:
-        email = await self.teams.asker_email(turn_context)
-        message = message.model_copy(update={"user_email": email})
+        message = await self.teams.identify(turn_context, message)
         self.teams.ask(TurnContext.get_conversation_reference(turn_context.activity), message)
 
     # -- installation -----------------------------------------------------------------------
@@ -120,10 +119,16 @@ class TeamsBot(TeamsActivityHandler):
         channel = str(data.get("channel") or t.channel_of(turn_context.activity))
         target, key = ChannelTarget(Platform.TEAMS, channel), str(data.get("key", ""))
         who = turn_context.activity.from_property
+        clicker = await self.teams.identify(turn_context, t.to_incoming(turn_context.activity, f"{verb} {key}"))
+        refusal = await self.teams.handler.refusal_for(clicker)
+        if refusal is not None:  # an external or a guest cannot acknowledge an alert or spend the endpoint on it
+            return AdaptiveCardInvokeResponse(status_code=200, type="application/vnd.microsoft.activity.message",
+                                              value=refusal.content)  # shown to the clicker; the card stays
         if verb == ACKNOWLEDGE:
             await dispatcher.acknowledge(target, key, (who.name or who.id) if who else "someone")
         else:
-            self.teams.spawn(dispatcher.investigate_key(target, key, str(who.aad_object_id or who.id) if who else ""))
+            self.teams.spawn(dispatcher.investigate_key(target, key, clicker.user_id, clicker.membership,
+                                                        clicker.user_email))
         view = await dispatcher.view_for(target, key)
         return card_response(alert_card(view, channel) if view else t.notice("That alert is no longer known."))
 

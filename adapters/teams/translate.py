@@ -13,7 +13,7 @@ from typing import Any
 
 from botbuilder.schema import Activity, ActivityTypes, Attachment
 
-from bot.models import Incoming, Platform, Reply, ThreadKey
+from bot.models import ErrorKind, Incoming, Membership, Platform, Reply, ThreadKey
 from bot.text import split_markdown
 from bot.quick import QUICK_QUESTIONS
 
@@ -32,6 +32,21 @@ def tenant_of(activity: Activity) -> str:
     data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
     tenant = (data.get("tenant") or {}).get("id") if isinstance(data.get("tenant"), dict) else None
     return str(tenant or (activity.conversation.tenant_id if activity.conversation else "") or "")
+
+
+def membership(member: Any, *, home_tenant: str) -> tuple[Membership, str]:
+    """How a looked-up member (TeamsChannelAccount) belongs to the conversation's tenant, and their
+    own tenant. Guests: `userRole` guest, or an Entra B2B `#EXT#` UPN (some tenants report guests
+    as "user"); anonymous meeting participants are not members either."""
+    tenant = str(getattr(member, "tenant_id", "") or "")
+    role = str(getattr(member, "user_role", "") or "").lower()
+    if tenant and home_tenant and tenant != home_tenant:
+        return Membership.EXTERNAL, tenant
+    if role == "anonymous":
+        return Membership.ANONYMOUS, tenant
+    if role == "guest" or "#EXT#" in str(getattr(member, "user_principal_name", "") or "").upper():
+        return Membership.GUEST, tenant or home_tenant
+    return Membership.MEMBER, tenant or home_tenant
 
 
 def channel_of(activity: Activity) -> str:
@@ -204,7 +219,8 @@ def answer_cards(reply: Reply) -> list[dict[str, Any]]:
 
 
 def error_card(reply: Reply) -> dict[str, Any]:
-    body = [{"type": "TextBlock", "text": f"⚠️ {reply.content}", "wrap": True, "color": "Attention"},
+    icon = "🔒" if reply.error is ErrorKind.REFUSED else "⚠️"
+    body = [{"type": "TextBlock", "text": f"{icon} {reply.content}", "wrap": True, "color": "Attention"},
             {"type": "TextBlock", "text": f"request id {reply.request_id}", "isSubtle": True, "size": "Small"}]
     actions = [execute("Retry", VERB_RETRY, {"request_id": reply.request_id})] if reply.retryable else None
     return card(body, actions)

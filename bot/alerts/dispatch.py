@@ -29,7 +29,7 @@ from bot.alerts.routes import Router
 from bot.alerts.threads import AlertThreads
 from bot.background import BackgroundLoop
 from bot.handler import ConversationHandler
-from bot.models import Platform, Reply
+from bot.models import Membership, Platform, Reply
 from bot.store import is_transient
 from bot.store.base import LEASE_S, AlertStore, Change, Delivery, Fence
 from bot.targets import ChannelTarget, parse_target
@@ -216,8 +216,9 @@ class AlertDispatcher(BackgroundLoop):
     async def acknowledge(self, target: ChannelTarget, alert_key: str, user: str) -> bool:
         return await self.threads.acknowledge(target, alert_key, user)
 
-    async def investigate_key(self, target: ChannelTarget, alert_key: str, user_id: str) -> bool:
-        return await self.threads.investigate_key(target, alert_key, user_id)
+    async def investigate_key(self, target: ChannelTarget, alert_key: str, user_id: str,
+                              membership: Membership = Membership.UNVERIFIED, email: str = "") -> bool:
+        return await self.threads.investigate_key(target, alert_key, user_id, membership, email)
 
     async def view_for(self, target: ChannelTarget, alert_key: str) -> AlertView | None:
         return await self.threads.view_for(target, alert_key)

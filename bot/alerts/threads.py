@@ -16,7 +16,7 @@ from agent.base import ChatMessage
 from bot.alerts.delivery import AlertSink
 from bot.alerts.model import Alert, AlertSource, AlertView
 from bot.handler import ConversationHandler
-from bot.models import Incoming, Platform
+from bot.models import Incoming, Membership, Platform
 from bot.store.base import AlertStore, AlertThread
 from bot.targets import ChannelTarget
 
@@ -93,7 +93,7 @@ class AlertThreads:
         alert = Alert.model_validate(thread.alert)
         await self.handler.store.append_message(session.session_id, ChatMessage("system", alert.context_text()))
         if investigate:
-            await self.investigate(sink, target, thread, user_id="healthbot-alerts")
+            await self.investigate(sink, target, thread, user_id="healthbot-alerts", membership=Membership.OPERATOR)
 
     async def _into_digest(self, sink: AlertSink, target: ChannelTarget, alert: Alert, now: float) -> None:
         """A storm: one digest thread per channel and minute instead of a root per alert."""
@@ -135,18 +135,24 @@ class AlertThreads:
         await sink.update_root(target.channel, thread.thread_ref, view_of(thread))
         return True
 
-    async def investigate(self, sink: AlertSink, target: ChannelTarget, thread: AlertThread, *, user_id: str) -> None:
+    async def investigate(self, sink: AlertSink, target: ChannelTarget, thread: AlertThread, *, user_id: str,
+                          membership: Membership = Membership.UNVERIFIED, email: str = "") -> None:
+        """Ask the endpoint about the alert in its thread: for a route (healthbot itself, OPERATOR) or
+        for the person who clicked Investigate (checked like any asker: the adapter looks them up
+        unless it already did and says so)."""
         alert = Alert.model_validate(thread.alert)
         question = f"Why did the alert \"{alert.name}\" fire, and what should we do about it?"
         message = Incoming(key=sink.thread_key(target.channel, thread.thread_ref), user_id=user_id, text=question,
-                           event_id=f"investigate:{alert.key}:{target}:{time.time()}")
+                           event_id=f"investigate:{alert.key}:{target}:{time.time()}", membership=membership,
+                           user_email=email)
         await sink.ask_in_thread(target.channel, thread.thread_ref, message)
 
-    async def investigate_key(self, target: ChannelTarget, alert_key: str, user_id: str) -> bool:
+    async def investigate_key(self, target: ChannelTarget, alert_key: str, user_id: str,
+                              membership: Membership = Membership.UNVERIFIED, email: str = "") -> bool:
         known = await self._known(target, alert_key)
         if known is None:
             return False
-        await self.investigate(known[1], target, known[0], user_id=user_id)
+        await self.investigate(known[1], target, known[0], user_id=user_id, membership=membership, email=email)
         return True
 
     async def view_for(self, target: ChannelTarget, alert_key: str) -> AlertView | None:

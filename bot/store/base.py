@@ -63,6 +63,16 @@ class RequestLogRow:
     cached: bool = False
     trace_id: str = ""  # the MLflow trace, when tracing is on
 
+    @property
+    def refused(self) -> bool:
+        """Turned away by the access rules (`refused:<reason>`): deliberate, so not an error."""
+        return bool(self.error) and str(self.error).startswith("refused:")
+
+    @property
+    def failed(self) -> bool:
+        """An error the bot's operators care about (a refusal is the bot doing its job)."""
+        return bool(self.error) and not self.refused
+
 
 @dataclass(frozen=True, slots=True)
 class Delivery:

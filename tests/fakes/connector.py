@@ -39,6 +39,7 @@ class FakeConnector(FakeServer):
     failures: deque[tuple[int, dict[str, str]]] = field(default_factory=deque)  # for message sends
     emails: dict[str, str] = field(default_factory=lambda: {
         "29:1FAKEuserMRIaBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789-abcdefghijklmnopqrstuv": "alex.smith@contoso.example"})
+    members: dict[str, dict[str, Any]] = field(default_factory=dict)  # member id → GET members/{id} body
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def build(self, app: web.Application) -> None:
@@ -75,8 +76,14 @@ class FakeConnector(FakeServer):
         return web.json_response({"id": request.match_info["activity"]})
 
     async def _member(self, request: web.Request) -> web.Response:
+        """GET …/members/{id}: a member of the fixtures' tenant (member_get_user.json), or what a test
+        put in `members` (a guest, a user of another tenant: member_get_guest.json and friends)."""
         member = request.match_info["member"]
-        body: dict[str, Any] = {"id": member, "name": "Alex Smith", "aadObjectId": "11111111-2222-3333-4444-555555555555"}
+        if member in self.members:
+            return web.json_response(self.members[member])
+        body: dict[str, Any] = {**fixture("member_get_user.json"), "id": member, "name": "Alex Smith",
+                                "aadObjectId": "11111111-2222-3333-4444-555555555555"}
+        body.pop("email"), body.pop("userPrincipalName")
         if member in self.emails:
             body.update(email=self.emails[member], userPrincipalName=self.emails[member])
         return web.json_response(body)
