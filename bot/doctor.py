@@ -34,7 +34,7 @@ class Line:
 
 async def run_doctor(settings: Settings, *, probe: bool = False) -> list[Line]:
     from bot.alerts.wiring import PULLER
-    from bot.server import ALERTS, HEALTH, SLACK, TEAMS, create_app
+    from bot.server import ALERTS, HANDLER, HEALTH, SLACK, TEAMS, create_app
 
     lines = [Line(OK, "config", "all values valid" + (" (.env read)" if _dotenv() else ""))]
     app = create_app(settings)
@@ -65,6 +65,7 @@ async def run_doctor(settings: Settings, *, probe: bool = False) -> list[Line]:
             lines.append(_line("teams", await teams.health(), "check MICROSOFT_APP_ID / MICROSOFT_APP_PASSWORD / tenant"))  # type: ignore[attr-defined]
         else:
             lines.append(Line(WARN, "teams", "no credentials: local emulator mode only", "set MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD"))
+        lines += await _access(settings, app[HANDLER].access)
         lines += await _alerts(settings, app[ALERTS])
         if PULLER in app:
             lines += await _pull(app[PULLER])
@@ -102,6 +103,29 @@ async def _pull(puller: Any) -> list[Line]:
                               f"grant the app's service principal {source.permission}"))
         else:
             lines.append(Line(OK, f"alert pull {source.name}", f"can list (every {puller.interval_s:.0f} s)"))
+    return lines
+
+
+async def _access(settings: Settings, gate: Any) -> list[Line]:
+    """Who may ask, one line per rule, and each group the policy names looked up in the workspace
+    (a misspelt group would quietly withhold answers from everyone)."""
+    from bot.access.directory import DirectoryUnavailable
+
+    trusted = [*settings.slack_team_ids, *settings.teams_tenant_ids]
+    lines = [Line(OK, "access", "members only" + ("; guests allowed" if settings.allow_guests else "; guests refused")
+                  + (f"; other organisations allowed: {', '.join(trusted)}" if trusted else ""))]
+    if gate.policy is None:
+        return lines
+    lines += [Line(OK, "access policy", rule) for rule in gate.policy.describe()]
+    for group in gate.policy.groups:
+        try:
+            found = await gate.directory.group_exists(group)
+        except DirectoryUnavailable as exc:
+            lines.append(Line(FAIL, "access group", f"{group}: {exc}", "grant the principal access to read groups"))
+            continue
+        lines.append(Line(OK, "access group", f"group {group} exists") if found else
+                     Line(FAIL, "access group", f"group {group} not found in the workspace",
+                          "fix the group name in HEALTHBOT_ACCESS_POLICY (SCIM displayName, case-sensitive)"))
     return lines
 
 

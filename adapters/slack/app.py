@@ -243,13 +243,17 @@ class SlackBot:
                 await self.health()  # auth.test, once: a refusal names the workspace
         return message.model_copy(update=update)
 
-    async def refused(self, message: Incoming, respond: Any) -> bool:
+    async def refused(self, message: Incoming, respond: Any = None) -> bool:
         """Check the asker before healthbot does anything visible for them (a slash command's question
         in the channel, an alert button): True, with the refusal shown to them alone, when barred."""
         reply = await self.handler.refusal_for(await self.identify(message))
         if reply is None:
             return False
-        await respond(text=reply.content, response_type="ephemeral", replace_original=False)
+        if respond is not None:  # a slash command: its response_url, ephemeral
+            await respond(text=reply.content, response_type="ephemeral", replace_original=False)
+        else:
+            await self.client.chat_postEphemeral(channel=message.key.channel, user=message.user_id, text=reply.content,
+                                                 thread_ts=message.key.thread or None)
         return True
 
     async def post(self, channel: str, thread_ts: str | None, messages: list[tuple[str, list[dict[str, Any]]]],

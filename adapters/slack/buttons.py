@@ -61,20 +61,22 @@ class SlackButtons:
                          event_id=f"slack:retry:{action.get('action_ts', '')}:{message.get('ts', '')}")
         self.bot.spawn(self.bot.answer(retry, channel=channel, thread_ts=thread, replace_ts=message.get("ts")))
 
-    async def _on_alert_button(self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
+    async def _on_alert_button(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
-        self.bot.spawn(self._alert_button(body, action, respond))
+        self.bot.spawn(self._alert_button(body, action))
 
-    async def _alert_button(self, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
+    async def _alert_button(self, body: dict[str, Any], action: dict[str, Any]) -> None:
         if self.bot.dispatcher is None:
             return
         channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", ""))
         user = str(body["user"]["id"])
         key = _alert_key(action.get("value"))
         target = ChannelTarget(Platform.SLACK, channel)
-        clicker = Incoming(key=ThreadKey(platform=Platform.SLACK, workspace=t.team_of(body), channel=channel),
-                           user_id=user, text=f"{action.get('action_id')} {key}", org=t.foreign_team(body, {}))
-        if await self.bot.refused(clicker, respond):
+        thread = str((body.get("message") or {}).get("ts") or "")
+        clicker = Incoming(key=ThreadKey(platform=Platform.SLACK, workspace=t.team_of(body), channel=channel,
+                                         thread=thread), user_id=user, text=f"{action.get('action_id')} {key}",
+                           org=t.foreign_team(body, {}))
+        if await self.bot.refused(clicker):
             return  # an external or a guest cannot acknowledge an alert or spend the endpoint on it
         if action.get("action_id") == ACKNOWLEDGE:
             name = (await self.bot.users.lookup(user)).name

@@ -52,6 +52,7 @@ class FakeSlack(FakeServer):
     api: list[ApiCall] = field(default_factory=list)
     failures: dict[str, deque[tuple[int, dict[str, Any], dict[str, str]]]] = field(default_factory=lambda: defaultdict(deque))
     emails: dict[str, str] = field(default_factory=lambda: {"U0USER1234": "spengler@ghostbusters.example.com"})
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)  # user id → users.info answer (guests…)
     hooks: list[dict[str, Any]] = field(default_factory=list)
     socket_acks: list[dict[str, Any]] = field(default_factory=list)
     _to_socket: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
@@ -126,6 +127,8 @@ class FakeSlack(FakeServer):
             return ok
         if method == "chat.update":
             return {"ok": True, "channel": params.get("channel"), "ts": params.get("ts"), "text": params.get("text")}
+        if method == "users.info" and str(params.get("user")) in self.users:
+            return self.users[str(params.get("user"))]
         if method == "users.info":
             user = fixture("webapi_users_info_ok.json")
             user["user"]["id"] = params.get("user")

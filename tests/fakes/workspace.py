@@ -1,13 +1,14 @@
-"""A fake Databricks workspace beyond Model Serving: SQL alerts v2, job runs, Lakebase credentials.
+"""A fake Databricks workspace beyond Model Serving: SQL alerts v2, job runs, Lakebase credentials, SCIM.
 
 Answers in the shapes of tests/fixtures/databricks (alerts v2 list, runs list 2.2, database
-credentials), pages and filters like the real API, and records every call, so databricks-sdk's
+credentials, SCIM users and groups), pages and filters like the real API, and records every call, so databricks-sdk's
 real client can be pointed at it (`DATABRICKS_HOST`).
 """
 
 from __future__ import annotations
 
 import copy
+import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -22,6 +23,9 @@ ACTIVE_STATES = {"QUEUED", "PENDING", "RUNNING", "TERMINATING", "BLOCKED", "WAIT
 ALERT_TEMPLATE = fixture("sql_alerts_v2_list_response.json")["alerts"][0]
 RUN_TEMPLATE = fixture("jobs_runs_list_2_2_response.json")["runs"][0]
 RUNS_PAGE_MAX = 25  # the Jobs API's own maximum page size
+SCIM_USER = fixture("scim_users_filter_one_active.json")["Resources"][0]
+SCIM_GROUP = fixture("scim_groups_filter_platform_admins.json")["Resources"][0]
+SCIM_LIST = {k: v for k, v in fixture("scim_users_filter_empty.json").items() if k != "Resources"}
 
 
 def alert_v2(alert_id: str, name: str = "Daily cost spike", state: str = "TRIGGERED", **extra: Any) -> dict[str, Any]:
@@ -49,6 +53,23 @@ def job_run(job_id: int, run_id: int, *, name: str = "etl_nightly", result: str 
     return run
 
 
+def scim_user(email: str, *, groups: tuple[str, ...] = (), active: bool = True, user_id: str = "") -> dict[str, Any]:
+    user = copy.deepcopy(SCIM_USER)
+    user.update(id=user_id or f"70000000{abs(hash(email)) % 10**8:08d}", userName=email, active=active,
+                emails=[{"type": "work", "value": email, "primary": True}], displayName=email.split("@")[0])
+    user["groups"] = [{"display": g, "type": "direct", "value": f"g-{g}", "$ref": f"Groups/g-{g}"} for g in groups]
+    return user
+
+
+def scim_group(name: str, *, members: tuple[str, ...] = (), groups: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A group with user members (ids) and nested groups (names)."""
+    group = copy.deepcopy(SCIM_GROUP)
+    group.update(id=f"g-{name}", displayName=name)
+    group["members"] = ([{"display": m, "value": m, "$ref": f"Users/{m}"} for m in members]
+                        + [{"display": g, "value": f"g-{g}", "$ref": f"Groups/g-{g}"} for g in groups])
+    return group
+
+
 @dataclass
 class FakeWorkspace(FakeServing):
     alerts: list[dict[str, Any]] = field(default_factory=list)
@@ -58,12 +79,17 @@ class FakeWorkspace(FakeServing):
     credential_ttl_s: float = 3600.0
     credentials_issued: list[str] = field(default_factory=list)
     instances: set[str] = field(default_factory=lambda: {"healthbot-pg"})
+    scim_users: list[dict[str, Any]] = field(default_factory=list)
+    scim_groups: list[dict[str, Any]] = field(default_factory=list)
 
     def build(self, app: web.Application) -> None:
         super().build(app)
         app.router.add_get("/api/2.0/alerts", self._list_alerts)
         app.router.add_get("/api/2.2/jobs/runs/list", self._list_runs)
         app.router.add_post("/api/2.0/database/credentials", self._credentials)
+        app.router.add_get("/api/2.0/preview/scim/v2/Users", self._scim_list)
+        app.router.add_get("/api/2.0/preview/scim/v2/Groups", self._scim_list)
+        app.router.add_get("/api/2.0/preview/scim/v2/Groups/{id}", self._scim_group)
 
     def fail(self, path: str, *scripted: Scripted) -> None:
         self.errors.setdefault(path, deque()).extend(scripted)
@@ -121,3 +147,27 @@ class FakeWorkspace(FakeServing):
         self.credentials_issued.append(token)
         expires = datetime.fromtimestamp(time.time() + self.credential_ttl_s, timezone.utc)
         return web.json_response({"token": token, "expiration_time": expires.strftime("%Y-%m-%dT%H:%M:%S.%fZ")})
+
+    async def _scim_list(self, request: web.Request) -> web.Response:
+        """Users / Groups with the one filter healthbot sends (`userName eq "…"`, `displayName eq "…"`),
+        matched case-insensitively like Databricks, paged by startIndex / count."""
+        if (failure := self._scripted_error(request)) is not None:
+            return failure
+        users = request.path.endswith("/Users")
+        items, key = (self.scim_users, "userName") if users else (self.scim_groups, "displayName")
+        match = re.fullmatch(r'(\w+) eq "([^"]*)"', request.query.get("filter", ""))
+        if match:
+            items = [item for item in items if str(item.get(match.group(1), "")).lower() == match.group(2).lower()]
+        start, count = int(request.query.get("startIndex") or 1), int(request.query.get("count") or 100)
+        page = items[start - 1: start - 1 + count]
+        body: dict[str, Any] = {**SCIM_LIST, "totalResults": len(items), "itemsPerPage": len(page), "startIndex": start}
+        if page:
+            body["Resources"] = page
+        return web.json_response(body)
+
+    async def _scim_group(self, request: web.Request) -> web.Response:
+        group = next((g for g in self.scim_groups if g["id"] == request.match_info["id"]), None)
+        if group is None:
+            return web.json_response({"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+                                      "detail": "Group not found", "status": "404"}, status=404)
+        return web.json_response(group)
