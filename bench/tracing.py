@@ -16,7 +16,7 @@ from pathlib import Path
 from bench.handler import InstantEngine, incoming
 from bot.handler import ConversationHandler, HandlerOptions
 from bot.store import SqliteStore
-from bot.tracing import Tracer
+from bot.ops.tracing import Tracer
 
 OPTIONS = HandlerOptions(user_rate_per_min=10**9, global_rate_per_min=10**9)
 

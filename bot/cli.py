@@ -64,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _setup_logging(verbose: bool, default: int) -> None:
-    from bot.logs import setup_logging
+    from bot.ops.logs import setup_logging
 
     setup_logging(logging.DEBUG if verbose else default)
 
@@ -105,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "stats":
             return asyncio.run(_stats(settings, args.hours, args.json))
         if args.command == "doctor":
-            from bot.doctor import main as doctor_main
+            from bot.ops.doctor import main as doctor_main
 
             return doctor_main(settings, probe=args.probe)
         if args.command == "demo-endpoint":
@@ -122,7 +122,7 @@ def _console_handler(settings: Settings) -> ConversationHandler:
     from bot.engines import build_engine
     from bot.handler import ConversationHandler, HandlerOptions
     from bot.store import open_store_for
-    from bot.tracing import Tracer
+    from bot.ops.tracing import Tracer
 
     return ConversationHandler(
         store=open_store_for(settings), engine=build_engine(settings),
@@ -156,7 +156,7 @@ async def _chat(settings: Settings) -> int:
 
 
 async def _stats(settings: Settings, hours: int, as_json: bool) -> int:
-    from bot.stats import collect, render
+    from bot.ops.stats import collect, render
     from bot.store import open_store_for
 
     store = open_store_for(settings)

@@ -25,7 +25,7 @@ from bot.quick import quick_question
 from bot.ratelimit import RateLimiter
 from bot.store import RequestLogRow, Store, is_transient
 from bot.store.base import Limits
-from bot.tracing import Tracer
+from bot.ops.tracing import Tracer
 
 log = logging.getLogger(__name__)
 

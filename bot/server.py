@@ -20,13 +20,13 @@ from bot.alerts.wiring import PULLER, alert_check, mount_alerts
 from bot.config import Settings
 from bot.engines import build_engine
 from bot.handler import ConversationHandler, HandlerOptions
-from bot.health import HealthChecks, cached
-from bot.housekeeping import Retention
+from bot.ops.health import HealthChecks, cached
+from bot.ops.housekeeping import Retention
 from bot.inbound import client_gone, quiet_http_errors
-from bot.logs import log_request
-from bot.metrics import Metrics
+from bot.ops.logs import log_request
+from bot.ops.metrics import Metrics
 from bot.store import Store, open_store_for
-from bot.tracing import Tracer
+from bot.ops.tracing import Tracer
 
 log = logging.getLogger(__name__)
 

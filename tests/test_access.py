@@ -16,7 +16,7 @@ from aiohttp import web
 
 from bot.config import ConfigError, load_settings
 from bot.server import SLACK, TEAMS, create_app
-from bot.stats import collect
+from bot.ops.stats import collect
 from bot.store import SqliteStore
 from tests.conftest import make_client
 from tests.fakes.base import serve
@@ -264,7 +264,7 @@ async def test_a_policy_with_a_mistake_stops_start_up_naming_its_line(rig: Rig, 
 
 
 async def test_doctor_prints_the_policy_and_checks_its_groups(rig: Rig) -> None:
-    from bot.doctor import FAIL, OK, run_doctor
+    from bot.ops.doctor import FAIL, OK, run_doctor
 
     rig.workspace.scim_groups = [scim_group("platform-admins")]
     await rig.start(policy="require_databricks_user: true\ndomains: {security: [platform-admins], costs: [finops]}\n")

@@ -331,7 +331,7 @@ async def test_a_poll_killed_midway_resumes_without_loss_or_repeat(pull: PullRig
 
 async def test_doctor_names_a_missing_permission_and_the_lakebase_token(monkeypatch: pytest.MonkeyPatch,
                                                                         pg_schema: str) -> None:
-    from bot.doctor import FAIL, OK, exit_code, run_doctor
+    from bot.ops.doctor import FAIL, OK, exit_code, run_doctor
     from bot.config import load_settings
 
     workspace = FakeWorkspace()

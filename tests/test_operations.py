@@ -18,11 +18,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.config import load_settings
-from bot.doctor import exit_code, run_doctor
-from bot.logs import JsonFormatter, RedactingFilter
-from bot.selfmon import SelfMonitor
+from bot.ops.doctor import exit_code, run_doctor
+from bot.ops.logs import JsonFormatter, RedactingFilter
+from bot.ops.selfmon import SelfMonitor
 from bot.server import ALERTS, HEALTH, SLACK
-from bot.stats import compute, percentile
+from bot.ops.stats import compute, percentile
 from bot.store import RequestLogRow, SqliteStore
 from tests.fakes.serving import FakeServing, Scripted
 from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET

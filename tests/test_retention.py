@@ -15,7 +15,7 @@ import pytest
 from agent.base import ChatMessage
 from bench.handler import InstantEngine, incoming
 from bot.handler import ConversationHandler, HandlerOptions
-from bot.housekeeping import Retention
+from bot.ops.housekeeping import Retention
 from bot.models import Platform, ThreadKey
 from bot.store import RequestLogRow, SqliteStore
 from bot.store.base import AlertThread

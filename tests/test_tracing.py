@@ -10,7 +10,7 @@ import pytest
 from bot.handler import ConversationHandler
 from bot.models import Incoming, Membership, Platform, ThreadKey
 from bot.store import SqliteStore
-from bot.tracing import Tracer
+from bot.ops.tracing import Tracer
 from tests.conftest import make_client
 from tests.fakes.serving import FakeServing, Scripted
 

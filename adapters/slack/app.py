@@ -35,7 +35,7 @@ from adapters.slack.validate import checked_body
 from bot.background import SHUTDOWN_GRACE_S, TaskSet, logged
 from bot.config import Settings
 from bot.handler import ConversationHandler
-from bot.health import Check
+from bot.ops.health import Check
 from bot.inbound import BadInput, decode, refusals
 from bot.models import Incoming, Membership, Platform, ThreadKey
 from bot.quick import QUICK_QUESTIONS

@@ -32,7 +32,7 @@ from adapters.teams.validate import checked_activity
 from bot.background import SHUTDOWN_GRACE_S, TaskSet
 from bot.config import Settings
 from bot.handler import ConversationHandler
-from bot.health import Check
+from bot.ops.health import Check
 from bot.inbound import BadInput, refusals
 from bot.models import Incoming, Membership, Platform, Reply
 from bot.targets import ChannelTarget

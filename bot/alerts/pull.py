@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from bot.alerts.dispatch import AlertDispatcher
 from bot.alerts.pull_sources import JobRunSource, PullSource, SqlAlertSource
 from bot.background import BackgroundLoop
-from bot.health import Check
+from bot.ops.health import Check
 from bot.store.base import Fence, LeaseLost
 from bot.workspace import Workspace, describe_error
 

@@ -14,9 +14,9 @@ from bot.alerts.routes import load_router
 from bot.alerts.webhook import AlertWebhook
 from bot.config import Settings
 from bot.handler import ConversationHandler
-from bot.health import Check
+from bot.ops.health import Check
 from bot.models import Platform
-from bot.selfmon import SelfMonitor, Thresholds
+from bot.ops.selfmon import SelfMonitor, Thresholds
 from bot.store import Store
 
 PULLER = web.AppKey("alert_puller", object)

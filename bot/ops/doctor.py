@@ -14,8 +14,8 @@ from typing import Any
 from agent.base import AgentRequest, ChatMessage
 from agent.errors import EngineError
 from bot.config import Settings
-from bot.health import Check
-from bot.housekeeping import describe_stats
+from bot.ops.health import Check
+from bot.ops.housekeeping import describe_stats
 from bot.models import Platform
 
 OK, FAIL, WARN = "✓", "✗", "!"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from bot.alerts.dispatch import AlertDispatcher
 from bot.alerts.model import Alert, AlertSource
 from bot.background import BackgroundLoop
-from bot.stats import percentile
+from bot.ops.stats import percentile
 from bot.store import Store
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,1 @@
+"""The operations side: health, metrics, stats, self-monitoring, doctor, logs, tracing, retention."""
