@@ -137,8 +137,7 @@ async def _ask(settings: Settings, question: str) -> int:
     try:
         reply = await ConsoleChat(handler).ask(question)
     finally:
-        await handler.engine.close()
-        await handler.store.close()
+        await handler.close()
     print(render(reply))
     return 1 if reply.error else 0
 
@@ -150,8 +149,7 @@ async def _chat(settings: Settings) -> int:
     try:
         await ConsoleChat(handler).run()
     finally:
-        await handler.engine.close()
-        await handler.store.close()
+        await handler.close()
     return 0
 
 

@@ -125,6 +125,7 @@ class ConversationHandler:
             return await self._handle(msg, on_progress)
         with self.tracer.span(f"{msg.platform.value}.message", "CHAIN", channel=msg.key.channel):
             with self.tracer.span("handler", "CHAIN") as span:
+                assert span is not None  # tracing is on here
                 span.set_inputs({"question": msg.text})
                 reply = await self._handle(msg, on_progress)
                 if reply is not None:
@@ -145,9 +146,7 @@ class ConversationHandler:
         """A 👍 / 👎 from any adapter: in the request log, and on the answer's trace."""
         if not await self.store.record_feedback(request_id, user_id=user_id, value=value):
             return False
-        row = await self.store.get_request(request_id)
-        if row is not None and row.trace_id:
-            self.tracer.log_feedback(row.trace_id, value=value, user_id=user_id)
+        self.tracer.log_feedback(request_id, value=value, user_id=user_id)
         return True
 
     async def _handle(self, msg: Incoming, on_progress: ProgressCallback | None) -> Reply | None:
@@ -250,6 +249,12 @@ class ConversationHandler:
                 log.warning("store: %s: %s; retrying in %.1f s", type(exc).__name__, str(exc)[:200], delay)
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")
+
+    async def close(self) -> None:
+        """For commands that own everything the handler uses (`ask`, `chat`): traces exported first."""
+        await asyncio.to_thread(self.tracer.close)
+        await self.engine.close()
+        await self.store.close()
 
     async def new_session(self, key: ThreadKey) -> str:
         """Start over in this place (`/new`, `/healthbot new`, "new" in Teams personal chat)."""

@@ -62,6 +62,7 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: Engine
     metrics = Metrics()
     handler.observers += [metrics.observe, log_request]
     metrics.watch_alerts(app[ALERTS])
+    metrics.watch_tracer(handler.tracer)
     app.router.add_get("/metrics", metrics.handle)
     checks = app[HEALTH]
     if app[SLACK] is not None:
@@ -111,6 +112,7 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: Engine
 
     async def close(_: web.Application) -> None:
         await retention.stop()
+        await asyncio.to_thread(handler.tracer.close)  # what is queued is exported, for at most 5 s
         if WARM_UP in app:
             await app[WARM_UP]  # its worker thread cannot be cancelled; let it finish while peers are up
         await engine.close()

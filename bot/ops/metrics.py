@@ -66,6 +66,26 @@ class PullCollector(Collector):
         yield from (polls, errors, found, age, leader)
 
 
+class TraceCollector(Collector):
+    """Trace export (MLFLOW_TRACKING_URI): what was exported, dropped because the queue was full,
+    failed in the exporter, and what is waiting."""
+
+    def __init__(self, tracer: Any) -> None:
+        self.tracer = tracer
+
+    def collect(self) -> Iterator[Any]:
+        for name, text, value in (
+                ("healthbot_traces_exported", "Traces exported to MLflow", self.tracer.exported),
+                ("healthbot_traces_dropped", "Traces dropped because the export queue was full", self.tracer.dropped),
+                ("healthbot_traces_failed", "Traces the exporter could not write", self.tracer.failed)):
+            family = CounterMetricFamily(name, text)
+            family.add_metric([], value)
+            yield family
+        waiting = GaugeMetricFamily("healthbot_traces_waiting", "Traces queued for export")
+        waiting.add_metric([], self.tracer.waiting)
+        yield waiting
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -101,6 +121,10 @@ class Metrics:
 
     def watch_alerts(self, dispatcher: Any) -> None:
         self.registry.register(AlertCollector(dispatcher))
+
+    def watch_tracer(self, tracer: Any) -> None:
+        if tracer.enabled:
+            self.registry.register(TraceCollector(tracer))
 
     def watch_puller(self, puller: Any) -> None:
         self.registry.register(PullCollector(puller))
