@@ -11,8 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 from botbuilder.core import TurnContext
 from botbuilder.schema import (
-    Activity,
-    ActivityTypes,
     ChannelAccount,
     ConversationAccount,
     ConversationParameters,
@@ -21,6 +19,7 @@ from botbuilder.schema import (
 from msrest.exceptions import HttpOperationError
 
 from adapters.teams import translate as t
+from adapters.teams.outbound import ConnectorError, Where
 from bot.alerts.delivery import ACKNOWLEDGE, INVESTIGATE, DeliveryError
 from bot.alerts.model import AlertView
 from bot.models import Incoming, Platform, Reply, ThreadKey
@@ -78,8 +77,9 @@ class TeamsAlertSink:
     async def _run(self, work: Any) -> Any:
         try:
             return await work
-        except HttpOperationError as exc:
-            status = exc.response.status_code if exc.response is not None else 0
+        except (HttpOperationError, ConnectorError) as exc:
+            status = exc.status if isinstance(exc, ConnectorError) else (
+                exc.response.status_code if exc.response is not None else 0)
             if status in (401, 403, 404):
                 raise DeliveryError(f"Bot Connector {status}: the bot was removed from the team or the channel is "
                                     "gone", permanent=True) from None
@@ -117,32 +117,17 @@ class TeamsAlertSink:
         )
 
     async def update_root(self, channel: str, ref: dict[str, Any], view: AlertView) -> None:
-        card = t.card_activity(alert_card(view, channel), f"{view.alert.name} is {view.alert.state}")
-
-        async def update(context: TurnContext) -> None:
-            card.id = ref["activity_id"]
-            card.conversation = context.activity.conversation
-            await context.update_activity(card)
-
-        await self._run(self.teams.adapter.continue_conversation(self._thread_reference(ref), update, self.teams.app_id))
+        card = t.card_message(alert_card(view, channel), f"{view.alert.name} is {view.alert.state}")
+        await self._run(self.teams.connector.update(Where.of(self._thread_reference(ref)), ref["activity_id"], card))
 
     async def reply(self, channel: str, ref: dict[str, Any], text: str) -> None:
-        async def send(context: TurnContext) -> None:
-            context.activity.id = ref["activity_id"]
-            await context.send_activity(Activity(type=ActivityTypes.message, text=text, text_format="plain"))
-
-        await self._run(self.teams.adapter.continue_conversation(self._thread_reference(ref), send, self.teams.app_id))
+        message = {"type": "message", "text": text, "textFormat": "plain"}
+        await self._run(self.teams.connector.send(Where.of(self._thread_reference(ref)), message))
 
     async def post_answer(self, channel: str, ref: dict[str, Any], reply: Reply) -> None:
         """An answer the Bot Connector would not take when it was ready, from the outbox: `ref` is the
         question's conversation reference, so the answer still replies to the question."""
-        reference = ConversationReference().deserialize(ref["reference"])
-
-        async def send(context: TurnContext) -> None:
-            context.activity.id = reference.activity_id or context.activity.id
-            await self.teams.send_reply(context, reply)
-
-        await self._run(self.teams.adapter.continue_conversation(reference, send, self.teams.app_id))
+        await self._run(self.teams.send_reply(Where.of(ConversationReference().deserialize(ref["reference"])), reply))
 
     def thread_key(self, channel: str, ref: dict[str, Any]) -> ThreadKey:
         return ThreadKey(platform=Platform.TEAMS, workspace=str(ref.get("tenant") or ""), channel=channel,

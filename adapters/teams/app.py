@@ -16,6 +16,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+import aiohttp
 from aiohttp import web
 from botbuilder.core import TurnContext
 from botbuilder.core.serializer_helper import serializer_helper
@@ -27,6 +28,7 @@ from botbuilder.schema import Activity, ActivityTypes, ConversationReference
 from msrest.exceptions import ClientRequestError, DeserializationError, HttpOperationError
 
 from adapters.teams import translate as t
+from adapters.teams.outbound import Connector, ConnectorError, Where
 from adapters.teams.perf import PooledConnectors, speed_up_msrest
 from adapters.teams.validate import checked_activity
 from bot.background import SHUTDOWN_GRACE_S, TaskSet
@@ -80,10 +82,12 @@ class TeamsAdapter:
         self.allowed_tenants = set(settings.teams_tenant_ids)
         self.adapter = CloudAdapter(PooledConnectors(ConfigurationBotFrameworkAuthentication(BotConfig(settings))))
         self.adapter.on_turn_error = self._on_turn_error
+        self.connector = Connector(self.adapter.bot_framework_authentication, self.app_id)
         self._members: dict[str, tuple[float, Any]] = {}  # member id → (expiry, TeamsChannelAccount)
-        self._remembered: dict[str, dict[str, Any]] = {}
+        self._remembered: dict[str, tuple[str | None, ...]] = {}
         self._tasks = TaskSet(what="Teams work in the background",
-                              expected=(HttpOperationError, ClientRequestError, OSError, TimeoutError))
+                              expected=(ConnectorError, aiohttp.ClientError, HttpOperationError, ClientRequestError,
+                                        OSError, TimeoutError))
         self.dispatcher: AlertDispatcher | None = None  # set when alerts are wired (bot.server)
         from adapters.teams.bot import TeamsBot
 
@@ -114,6 +118,7 @@ class TeamsAdapter:
 
     async def _stop(self, _: web.Application) -> None:
         await self.drain(SHUTDOWN_GRACE_S)
+        await self.connector.close()
 
     async def drain(self, timeout: float | None = None) -> None:
         await self._tasks.drain(timeout)
@@ -180,17 +185,21 @@ class TeamsAdapter:
         return True
 
     async def remember(self, activity: Activity) -> None:
-        """Store the conversation reference the first time a channel or chat is seen."""
+        """Store the conversation reference the first time a channel or chat is seen (or when where
+        it lives changes). Compared by a few ids: serializing it per message cost more than the rest
+        of the turn (msrest, bench/teams_activities.py)."""
+        channel = t.channel_of(activity)
+        seen = (activity.service_url, activity.conversation.id.split(";messageid=")[0] if activity.conversation else "",
+                activity.recipient.id if activity.recipient else "", activity.from_property.id if activity.from_property else "")
+        if self._remembered.get(channel) == seen:
+            return  # already stored by this process: spare the store a write per message
         reference = TurnContext.get_conversation_reference(activity)
         reference.activity_id = None  # a channel-level reference: new posts, not replies
         if reference.conversation is not None:
             reference.conversation.id = reference.conversation.id.split(";messageid=")[0]
-        channel, data = t.channel_of(activity), reference.serialize()
-        if self._remembered.get(channel) == data:
-            return  # already stored by this process: spare the store a write per message
-        if await self.handler.store.save_reference("teams", channel, data):
+        if await self.handler.store.save_reference("teams", channel, reference.serialize()):
             log.info("stored the Teams conversation reference for %s", channel)
-        self._remembered[channel] = data
+        self._remembered[channel] = seen
 
     async def identify(self, context: TurnContext, message: Incoming) -> Incoming:
         """Who asked (TeamsInfo member lookup, cached): email or UPN for the endpoint, and how they
@@ -214,89 +223,70 @@ class TeamsAdapter:
         return message.model_copy(update={"user_email": member.email or member.user_principal_name or "",
                                           "membership": kind, "org": org})
 
-    async def send(self, context: TurnContext, activity: Activity | str) -> str | None:
-        """Send, retrying the connector's 429 / 503 with backoff (msrest retries neither 429 nor
-        honours Retry-After): throttling delays a message, never drops it."""
-        for attempt in range(SEND_ATTEMPTS):
-            try:
-                response = await context.send_activity(activity)
-                return response.id if response is not None else None
-            except HttpOperationError as exc:
-                status = exc.response.status_code if exc.response is not None else 0
-                if status not in (429, 502, 503, 504) or attempt == SEND_ATTEMPTS - 1:
-                    raise
-                retry_after = exc.response.headers.get("Retry-After") if exc.response is not None else None
-                delay = float(retry_after) if retry_after and retry_after.isdigit() else min(8.0, 0.5 * 2 ** attempt)
-                log.info("Bot Connector answered %s; retrying in %.1f s", status, delay)
-                await asyncio.sleep(delay)
-        return None
+    async def send(self, where: Where | TurnContext, activity: dict[str, Any] | str) -> str | None:
+        """Send over the pooled connector (a TurnContext: as a reply to its activity); the new id."""
+        if isinstance(where, TurnContext):
+            where = Where.of(TurnContext.get_conversation_reference(where.activity))
+        return await self.connector.send(where, {"type": "message", "text": activity}
+                                         if isinstance(activity, str) else activity)
 
-    async def send_reply(self, context: TurnContext, reply: Reply) -> None:
+    async def send_reply(self, where: Where, reply: Reply) -> None:
         for content in t.reply_cards(reply):
-            await self.send(context, t.card_activity(content, t.plain_summary(reply.content)))
+            await self.send(where, t.card_message(content, t.plain_summary(reply.content)))
 
     # -- answering ---------------------------------------------------------------------------
 
     def ask(self, reference: ConversationReference, message: Incoming) -> None:
-        """Answer in a proactive turn, so the HTTP turn that brought the question returns at once."""
+        """Answer in the background, so the HTTP turn that brought the question returns at once."""
         self.spawn(self._answer(reference, message))
 
     async def _answer(self, reference: ConversationReference, message: Incoming) -> None:
-        async def turn(context: TurnContext) -> None:
-            # Workaround: botbuilder-python's continuation activity gets a fresh uuid as its id, so
-            # replies would point at a message that does not exist; answer the question's message.
-            context.activity.id = reference.activity_id or context.activity.id
-            typing = asyncio.create_task(self._keep_typing(context))
-            woke = False
+        where = Where.of(reference)  # replies to the question's message
+        typing = asyncio.create_task(self._keep_typing(where))
+        woke = False
 
-            async def progress(stage: str) -> None:
-                nonlocal woke
-                if stage == "waking_up" and not woke:
-                    woke = True
-                    await self.send(context, "Waking up the Health Monitor (the endpoint scaled to zero); this can "
-                                             "take a few minutes…")
-
-            try:
-                reply = await self.handler.handle(message, on_progress=progress)
-            except asyncio.CancelledError:  # shutting down: say so rather than leave the question hanging
-                await asyncio.wait_for(self.send(context, "healthbot restarted before it could answer this. "
-                                                          "Please ask again in a moment."), 2.0)
-                raise
-            except Exception:  # a bug or a store outage: say so in the conversation, never a stack trace
-                log.exception("answering in Teams conversation %s failed", message.key.thread)
-                await self.send(context, "Sorry, healthbot hit an internal error answering this. Please try again.")
-                return
-            finally:
-                typing.cancel()
-            if reply is not None:
-                await self._send_or_queue(context, reference, message, reply)
+        async def progress(stage: str) -> None:
+            nonlocal woke
+            if stage == "waking_up" and not woke:
+                woke = True
+                await self.send(where, "Waking up the Health Monitor (the endpoint scaled to zero); this can take a "
+                                       "few minutes…")
 
         try:
-            await self.adapter.continue_conversation(reference, turn, self.app_id)
-        except (HttpOperationError, ClientRequestError, OSError) as exc:  # the connector refused or is unreachable
-            log.warning("could not answer in Teams conversation %s: %s: %s",
-                        reference.conversation.id if reference.conversation else "?", type(exc).__name__, str(exc)[:200])
+            reply = await self.handler.handle(message, on_progress=progress)
+        except asyncio.CancelledError:  # shutting down: say so rather than leave the question hanging
+            typing.cancel()
+            await asyncio.wait_for(self.send(where, "healthbot restarted before it could answer this. "
+                                                    "Please ask again in a moment."), 2.0)
+            raise
+        except Exception:  # a bug or a store outage: say so in the conversation, never a stack trace
+            typing.cancel()
+            log.exception("answering in Teams conversation %s failed", message.key.thread)
+            await self.send(where, "Sorry, healthbot hit an internal error answering this. Please try again.")
+            return
+        typing.cancel()
+        if reply is not None:
+            await self._send_or_queue(where, reference, message, reply)
 
-    async def _send_or_queue(self, context: TurnContext, reference: ConversationReference, message: Incoming,
+    async def _send_or_queue(self, where: Where, reference: ConversationReference, message: Incoming,
                              reply: Reply) -> None:
         """Send the answer; one the connector will not take now (after `send`'s retries) goes to the
         durable outbox, retried from there and resumed after a restart."""
         try:
-            await self.send_reply(context, reply)
-        except (HttpOperationError, ClientRequestError, OSError) as exc:
-            status = exc.response.status_code if isinstance(exc, HttpOperationError) and exc.response is not None else 0
-            if self.dispatcher is None or status in (400, 401, 403, 404):
+            await self.send_reply(where, reply)
+        except (ConnectorError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            if self.dispatcher is None or (isinstance(exc, ConnectorError) and exc.permanent):
                 raise
             log.warning("the Bot Connector would not take the answer to %s now (%s): queued for delivery",
-                        reply.request_id, status or type(exc).__name__)
+                        reply.request_id, exc.status if isinstance(exc, ConnectorError) else type(exc).__name__)
             await self.dispatcher.enqueue_answer(ChannelTarget(Platform.TEAMS, message.key.channel),
                                                  {"reference": reference.serialize()}, reply)
 
-    async def _keep_typing(self, context: TurnContext) -> None:
+    async def _keep_typing(self, where: Where) -> None:
         await asyncio.sleep(TYPING_AFTER_S)
         while True:
             try:
-                await context.send_activity(Activity(type=ActivityTypes.typing))
+                await self.connector.send(where, {"type": "typing"})
             except Exception:  # typing is cosmetic; never let it break the answer
                 return
             await asyncio.sleep(TYPING_EVERY_S)

@@ -146,5 +146,5 @@ class TeamsBot(TeamsActivityHandler):
         return card_response(t.thanked(answer, positive))
 
 
-def _card(content: dict[str, Any]) -> Activity:
-    return t.card_activity(content, "healthbot")
+def _card(content: dict[str, Any]) -> dict[str, Any]:
+    return t.card_message(content, "healthbot")

@@ -182,6 +182,12 @@ def markdown_body(markdown: str) -> list[dict[str, Any]]:
 # -- cards ------------------------------------------------------------------------------------
 
 
+def card_message(content: dict[str, Any], summary: str) -> dict[str, Any]:
+    """A message activity carrying one Adaptive Card, as the Bot Connector takes it (JSON)."""
+    return {"type": "message", "summary": summary,
+            "attachments": [{"contentType": CARD_CONTENT_TYPE, "content": content}]}
+
+
 def card_activity(content: dict[str, Any], summary: str) -> Activity:
     return Activity(type=ActivityTypes.message, summary=summary,
                     attachments=[Attachment(content_type=CARD_CONTENT_TYPE, content=content)])
