@@ -3,9 +3,12 @@
 The server under test runs in a child process (one core); this process plays Slack: it sends
 signed events and serves the fake Web API that answers are posted to. Reported, as ratios measured
 in the same run:
-- bare bolt (empty listener) events/s — the baseline;
+- bare bolt (empty listener) events/s — the baseline for acknowledging;
+- bare bolt whose listener posts one chat_postMessage reply in the thread (what anyone would write
+  first) — the baseline for answering;
 - healthbot events/s acknowledged, and answered (posted to the fake Web API), with dedupe,
-  sessions, history and the request log on SQLite and an engine that answers instantly;
+  sessions, history and the request log on SQLite and an engine that answers instantly
+  (target: answered >= 0.8 x the answering bolt app);
 - ack latency p50/p99 while every answer takes 5 s.
 Run: python -m bench.slack_events [--events N] [--concurrency C]
 """
@@ -32,16 +35,21 @@ def child(kind: str, port: int, slack_url: str, answer_delay: float) -> None:
 
     os.environ.update({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": slack_url,
                        "HEALTHBOT_USER_RATE_PER_MIN": "1000000", "HEALTHBOT_GLOBAL_RATE_PER_MIN": "1000000"})
-    if kind == "bolt":
+    if kind in ("bolt", "bolt-answer"):
         from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
         from slack_bolt.app.async_app import AsyncApp
         from slack_sdk.web.async_client import AsyncWebClient
 
         bolt = AsyncApp(client=AsyncWebClient(token=BOT_TOKEN, base_url=slack_url), signing_secret=SIGNING_SECRET)
 
-        @bolt.event("app_mention")
-        async def empty() -> None:
-            return None
+        if kind == "bolt":
+            @bolt.event("app_mention")
+            async def empty() -> None:
+                return None
+        else:
+            @bolt.event("app_mention")
+            async def reply(event: dict, client: AsyncWebClient) -> None:  # type: ignore[type-arg]
+                await client.chat_postMessage(channel=event["channel"], thread_ts=event["ts"], text="an answer")
 
         async def events(request: web.Request) -> web.Response:
             return await to_aiohttp_response(await bolt.async_dispatch(await to_bolt_request(request)))
@@ -92,7 +100,7 @@ async def measure(kind: str, slack: FakeSlack, events: int, concurrency: int, an
         latencies = await post_all(url, bodies, concurrency, signed)
         acked = time.perf_counter() - started
         answered = acked
-        if kind != "bolt" and not answer_delay:
+        if kind != "bolt" and not answer_delay:  # answers posted, for healthbot and the answering bolt app
             deadline = time.monotonic() + 120
             while len(slack.called("chat.postMessage")) < events and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)
@@ -107,13 +115,16 @@ async def main_async(events: int, concurrency: int) -> None:
     await slack.start()
     try:
         bolt = await measure("bolt", slack, events, concurrency)
+        answering = await measure("bolt-answer", slack, events, concurrency)
         bot = await measure("healthbot", slack, events, concurrency)
         slow = await measure("healthbot", slack, min(events, 400), concurrency, answer_delay=5.0)
     finally:
         await slack.stop()
     print(f"bare slack-bolt, empty listener : {bolt['acked_per_s']:>7,.0f} events/s (baseline)")
     print(f"healthbot, acknowledged         : {bot['acked_per_s']:>7,.0f} events/s = {bot['acked_per_s'] / bolt['acked_per_s']:.2f} x bolt")
+    print(f"bare slack-bolt, posting a reply: {answering['answered_per_s']:>7,.0f} events/s answered (answering baseline)")
     print(f"healthbot, answered end to end  : {bot['answered_per_s']:>7,.0f} events/s = {bot['answered_per_s'] / bolt['acked_per_s']:.2f} x bolt"
+          f" = {bot['answered_per_s'] / answering['answered_per_s']:.2f} x the answering bolt app (target >= 0.8)"
           f" ({bot['posted']:.0f}/{events} answers posted)")
     print(f"ack latency, answers taking 5 s : p50 {slow['p50_ms']:.1f} ms, p99 {slow['p99_ms']:.1f} ms"
           f" (bare bolt p50 {bolt['p50_ms']:.1f} ms, p99 {bolt['p99_ms']:.1f} ms)")

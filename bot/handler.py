@@ -217,7 +217,7 @@ class ConversationHandler:
         return RequestLogRow(
             request_id=request_id, ts=time.time(), platform=msg.platform.value, workspace=msg.key.workspace,
             channel=msg.key.channel, thread=msg.key.thread, session_id=session_id,
-            user_id=msg.asker, question=question, trace_id=self.tracer.trace_id(),
+            user_id=msg.asker, question=question,
         )
 
     async def _refuse(self, row: RequestLogRow, started: float, refusal: Refusal, *, session_id: str = "") -> Reply:

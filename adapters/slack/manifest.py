@@ -16,6 +16,7 @@ PLACEHOLDER_URL = "https://YOUR-HEALTHBOT-HOST"
 METHOD_SCOPES: dict[str, list[str]] = {
     "chat.postMessage": ["chat:write"],
     "chat.update": ["chat:write"],
+    "chat.postEphemeral": ["chat:write"],  # refusals shown to the asker alone (alert buttons)
     "users.info": ["users:read", "users:read.email"],
     "conversations.open": ["im:write"],
     "conversations.history": ["channels:history", "groups:history"],  # alert roots after a crash

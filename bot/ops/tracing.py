@@ -133,11 +133,6 @@ class Tracer:
             return _OFF
         return _SpanContext(self, name, span_type, attributes)
 
-    def trace_id(self) -> str:
-        """MLflow names a trace when the exporter creates it, after the answer: the request id (a
-        tag on the trace) is the link, so the request log keeps no trace id of its own."""
-        return ""
-
     def tag(self, **tags: Any) -> None:
         current = _current.get()
         if current is not None:

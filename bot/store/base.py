@@ -61,7 +61,7 @@ class RequestLogRow:
     endpoint_latency_ms: float | None = None
     error: str | None = None
     cached: bool = False
-    trace_id: str = ""  # the MLflow trace, when tracing is on
+    trace_id: str = ""  # unused since traces are exported after the answer: the `request_id` tag finds them
 
     @property
     def refused(self) -> bool:
