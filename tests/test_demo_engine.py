@@ -51,7 +51,7 @@ def cost_per_day(db: sqlite3.Connection) -> dict[str, float]:
 def test_costs_spike_figures(engine: DemoEngine, db: sqlite3.Connection) -> None:
     totals = cost_per_day(db)
     spent = totals[YESTERDAY.isoformat()]
-    baseline = sum(totals[(YESTERDAY - timedelta(days=d)).isoformat()] for d in range(1, 8)) / 7
+    baseline = sum(totals[(YESTERDAY - timedelta(days=7 * w)).isoformat()] for w in range(1, 5)) / 4  # same weekday
     answer = ask(engine, "Why did costs spike yesterday?")
     assert f"Costs rose {round((spent - baseline) / baseline * 100)}% yesterday" in answer.content
     assert money(answer.content)[:2] == [round(spent), round(baseline)]
@@ -160,3 +160,16 @@ def test_alert_context_gives_why_did_this_fire_a_topic(engine: DemoEngine) -> No
     context = ChatMessage("system", 'Alert context: job alert "daily_revenue_rollup" is failed (severity high, domain jobs).')
     answer = engine.respond(AgentRequest([context, ChatMessage("user", "why did this fire?")], "u", "s"))
     assert answer.domains == ["jobs"] and "TABLE_OR_VIEW_NOT_FOUND" in answer.content
+
+
+@pytest.mark.parametrize("today", [date(2026, 11, 28) + timedelta(days=d) for d in range(7)])  # every weekday
+def test_the_cost_answer_reads_right_on_any_day(tmp_path: Path, today: date) -> None:
+    """Tried on a Saturday, the driver was "about 281% of the increase": a weekend day against a 7-day
+    average of mostly weekdays. Now a day is compared with the same weekday, and a share is never
+    over 100 % (a driver bigger than the whole rise is said in words)."""
+    engine = DemoEngine(data_dir=tmp_path, clock=lambda: today)
+    answer = engine.respond(AgentRequest([ChatMessage("user", "Why did costs spike yesterday?")], "u", "s"))
+    weekday = (today - timedelta(days=1)).strftime("%A")
+    assert f"on an average {weekday} of the last 4 weeks" in answer.content
+    shares = [int(m) for m in re.findall(r"about (\d+)% of the increase", answer.content)]
+    assert all(share <= 100 for share in shares) and "Costs rose" in answer.content

@@ -20,7 +20,8 @@ COST_DRIVERS_SQL = """
 SELECT COALESCE(j.name, w.name, 'cluster ' || u.cluster_id) AS driver, ws.workspace_name AS workspace,
        u.sku_name AS sku, u.job_id AS job_id,
        SUM(CASE WHEN u.usage_date = :day THEN u.usage_quantity * p.price_usd_per_dbu ELSE 0 END) AS day_cost,
-       SUM(CASE WHEN u.usage_date < :day THEN u.usage_quantity * p.price_usd_per_dbu ELSE 0 END) / 7.0 AS avg_cost
+       SUM(CASE WHEN u.usage_date < :day AND strftime('%w', u.usage_date) = strftime('%w', :day)
+                THEN u.usage_quantity * p.price_usd_per_dbu ELSE 0 END) / :weeks AS avg_cost
 FROM billing_usage u
 JOIN list_prices p ON p.sku_name = u.sku_name
 JOIN workspaces ws ON ws.workspace_id = u.workspace_id
@@ -42,42 +43,59 @@ GROUP BY u.usage_date, u.sku_name ORDER BY u.usage_date
 """
 
 
+WEEKS = 4  # a day is compared with the same weekday of the weeks before: a Saturday with Saturdays
+
+
 def _cost_window(scope: Scope) -> dict[str, str]:
     return {"start": (scope.day - timedelta(days=7)).isoformat(), "day": scope.day.isoformat()}
 
 
+def _same_weekdays(scope: Scope) -> dict[str, object]:
+    return {"start": (scope.day - timedelta(days=7 * WEEKS)).isoformat(), "day": scope.day.isoformat(), "weeks": WEEKS}
+
+
 def daily_costs(db: sqlite3.Connection, scope: Scope) -> tuple[float, float]:
-    """(cost of the scope's day, average daily cost of the 7 days before it)."""
-    rows = db.execute(DAILY_COST_SQL, _cost_window(scope)).fetchall()
+    """(cost of the scope's day, average cost of the same weekday over the WEEKS weeks before it).
+
+    Like with like: weekend spend is about half of a weekday's, so a Saturday against a 7-day average
+    of mostly weekdays reads as a fall, and a driver's rise then looks like 281 % of the increase."""
+    rows = db.execute(DAILY_COST_SQL, _same_weekdays(scope)).fetchall()
     by_day = {row["day"]: row["cost_usd"] for row in rows}
     day_cost = by_day.pop(scope.day.isoformat(), 0.0)
-    baseline = sum(by_day.values()) / 7.0
+    same = [(scope.day - timedelta(days=7 * week)).isoformat() for week in range(1, WEEKS + 1)]
+    baseline = sum(by_day.get(day, 0.0) for day in same) / WEEKS
     return day_cost, baseline
 
 
 def costs(db: sqlite3.Connection, scope: Scope) -> Report:
     day_cost, baseline = daily_costs(db, scope)
     change = (day_cost - baseline) / baseline * 100 if baseline else 0.0
-    drivers = db.execute(COST_DRIVERS_SQL, _cost_window(scope)).fetchall()
+    drivers = db.execute(COST_DRIVERS_SQL, _same_weekdays(scope)).fetchall()
     verb = "rose" if change >= 0 else "fell"
     spike = change >= 15
+    weekday = scope.day.strftime("%A")
     lines = [
-        f"**Costs {verb} {abs(change):.0f}% {scope.day_word()}**: {usd(day_cost)} on {scope.day.isoformat()} "
-        f"against a 7-day average of {usd(baseline)} ({signed_usd(day_cost - baseline)}).",
+        f"**Costs {verb} {abs(change):.0f}% {scope.day_word()}**: {usd(day_cost)} on {weekday} {scope.day.isoformat()} "
+        f"against {usd(baseline)} on an average {weekday} of the last {WEEKS} weeks ({signed_usd(day_cost - baseline)}).",
         "",
     ]
     if spike and drivers:
         top = drivers[0]
-        share = (top["day_cost"] - top["avg_cost"]) / (day_cost - baseline) * 100 if day_cost > baseline else 0
+        rise, total = top["day_cost"] - top["avg_cost"], day_cost - baseline
+        if rise > total:  # the rest of the platform spent less than usual: say so, not "281 % of the increase"
+            share = (f"more than the whole rise of {usd(total)}: the rest of the platform spent "
+                     f"{usd(rise - total)} less than usual")
+        else:
+            share = f"about {rise / total * 100:.0f}% of the increase"
         lines += [
             f"The biggest driver is **{top['driver']}** in `{top['workspace']}` on `{top['sku']}`: "
-            f"{usd(top['day_cost'])} against its usual {usd(top['avg_cost'])}, about {share:.0f}% of the increase.",
+            f"{usd(top['day_cost'])} against its usual {usd(top['avg_cost'])} on a {weekday}, {share}.",
             "",
         ]
     else:
         lines += ["Nothing unusual: spend is within the normal range.", ""]
     lines.append(table(
-        ["Driver", "Workspace", "SKU", scope.day_word().capitalize(), "7-day avg", "Change"],
+        ["Driver", "Workspace", "SKU", scope.day_word().capitalize(), f"Usual {weekday}", "Change"],
         [[r["driver"], r["workspace"], r["sku"], usd(r["day_cost"]), usd(r["avg_cost"]),
           signed_usd(r["day_cost"] - r["avg_cost"])] for r in drivers],
     ))
@@ -88,7 +106,7 @@ def costs(db: sqlite3.Connection, scope: Scope) -> Report:
 
 
 def cost_driver_detail(db: sqlite3.Connection, scope: Scope) -> Report:
-    drivers = [r for r in db.execute(COST_DRIVERS_SQL, _cost_window(scope)).fetchall() if r["job_id"]]
+    drivers = [r for r in db.execute(COST_DRIVERS_SQL, _same_weekdays(scope)).fetchall() if r["job_id"]]
     if not drivers:
         return costs(db, scope)
     top = drivers[0]
