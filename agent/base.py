@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -39,6 +39,16 @@ class Answer:
     endpoint_latency_ms: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """One event of a streamed answer: a stage in plain words ("asking the cost agent…"), a piece of
+    text, or — last — the whole answer (content, sources, confidence, domains)."""
+
+    text: str = ""
+    stage: str = ""
+    answer: Answer | None = None
+
+
 class Engine(Protocol):
     """Anything that can answer a conversation: Model Serving, the demo engine, a test double."""
 
@@ -48,4 +58,11 @@ class Engine(Protocol):
         ...
 
     async def close(self) -> None:
+        ...
+
+
+class StreamingEngine(Engine, Protocol):
+    """An engine that can also answer as it goes; `answer()` stays for callers that want it whole."""
+
+    def stream(self, request: AgentRequest, *, on_progress: ProgressCallback | None = None) -> AsyncIterator[Chunk]:
         ...

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import email.utils
+import time
 from enum import StrEnum
+from typing import Any
 
 
 class ErrorKind(StrEnum):
@@ -32,3 +35,45 @@ class EngineError(Exception):
         self.kind = kind
         self.detail = detail
         self.retry_after = retry_after
+
+
+# -- HTTP answers of a serving endpoint, as typed failures --------------------------------------
+
+STATUS_KINDS = {
+    400: ErrorKind.BAD_REQUEST,
+    401: ErrorKind.AUTH,
+    403: ErrorKind.PERMISSION_DENIED,
+    404: ErrorKind.NOT_FOUND,
+    422: ErrorKind.BAD_REQUEST,
+}
+RETRY_AFTER_CAP_S = 60.0
+
+
+def retry_after_s(headers: dict[str, str]) -> float | None:
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        if parsed is None:
+            return None
+        seconds = parsed.timestamp() - time.time()
+    return max(0.0, min(RETRY_AFTER_CAP_S, seconds))
+
+
+def error_detail(status: int, data: Any) -> str:
+    if isinstance(data, dict):
+        return f"HTTP {status} {data.get('error_code', '')}: {data.get('message', '')}"[:300]
+    return f"HTTP {status}"
+
+
+def status_error(status: int, data: Any, headers: dict[str, str]) -> EngineError:
+    if status == 429:
+        kind = ErrorKind.RATE_LIMITED
+    elif status == 504:
+        kind = ErrorKind.TIMEOUT
+    else:
+        kind = STATUS_KINDS.get(status, ErrorKind.UNAVAILABLE)
+    return EngineError(kind, error_detail(status, data), retry_after=retry_after_s(headers))

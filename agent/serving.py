@@ -8,20 +8,19 @@ aiohttp session, because the SDK's own client is synchronous (requests) and woul
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
 
-from agent.base import AgentRequest, Answer, ProgressCallback
-from agent.errors import EngineError, ErrorKind
+from agent.base import AgentRequest, Answer, Chunk, ProgressCallback
+from agent.errors import STATUS_KINDS, EngineError, ErrorKind, error_detail, retry_after_s, status_error
 from agent.formats import (
     Format,
     UnreadableResponse,
@@ -29,6 +28,7 @@ from agent.formats import (
     format_for_task,
     parse_response,
 )
+from agent.streaming import Refused, StreamReader, read_stream
 
 if TYPE_CHECKING:
     from databricks.sdk.core import Config
@@ -36,14 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FormatSetting = Format | Literal["auto"]
-_STATUS_KINDS = {
-    400: ErrorKind.BAD_REQUEST,
-    401: ErrorKind.AUTH,
-    403: ErrorKind.PERMISSION_DENIED,
-    404: ErrorKind.NOT_FOUND,
-    422: ErrorKind.BAD_REQUEST,
-}
-_RETRY_AFTER_CAP_S = 60.0
+STREAMABLE = frozenset({"chat_agent", "responses", "chat_completions"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +90,8 @@ class ServingClient:
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 8.0,
         poll_interval_s: float = 5.0,
+        streaming: bool = True,
+        stream_idle_s: float = 30.0,
     ) -> None:
         self.endpoint_name = endpoint_name
         self.fmt = fmt
@@ -106,6 +101,8 @@ class ServingClient:
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
         self.poll_interval_s = poll_interval_s
+        self.streaming = streaming  # HEALTHBOT_STREAM=auto
+        self.stream_idle_s = stream_idle_s
         self._config_factory = config_factory
         self._config: Config | None = None
         self._config_lock = asyncio.Lock()
@@ -170,7 +167,7 @@ class ServingClient:
     async def endpoint_state(self) -> EndpointState:
         status, data, _ = await self._call("GET", f"/api/2.0/serving-endpoints/{self.endpoint_name}")
         if status != 200 or not isinstance(data, dict):
-            raise EngineError(_STATUS_KINDS.get(status, ErrorKind.UNAVAILABLE), _error_detail(status, data))
+            raise EngineError(STATUS_KINDS.get(status, ErrorKind.UNAVAILABLE), error_detail(status, data))
         state = data.get("state") or {}
         return EndpointState(
             ready=str(state.get("ready", "")), config_update=str(state.get("config_update", "")), task=data.get("task")
@@ -208,38 +205,87 @@ class ServingClient:
     async def answer(self, request: AgentRequest, *, on_progress: ProgressCallback | None = None) -> Answer:
         fmt = await self._format()
         body = build_request(fmt, request)
-        path = f"/serving-endpoints/{self.endpoint_name}/invocations"
         started = time.perf_counter()
-        attempt = 0
-        woke = False
+        tries = _Tries()
         while True:
             try:
-                status, data, headers = await self._call("POST", path, body)
+                status, data, headers = await self._call("POST", self._invocations, body)
             except EngineError as exc:
-                if exc.kind != ErrorKind.UNAVAILABLE or attempt >= self.max_retries:
-                    raise
-                attempt += 1
-                await asyncio.sleep(self._backoff(attempt))
+                await self._after_unavailable(exc, tries)
                 continue
             if status == 200:
-                try:
-                    answer = parse_response(data)
-                except UnreadableResponse as exc:
-                    raise EngineError(ErrorKind.BAD_RESPONSE, str(exc)) from None
+                answer = _parsed(data)
                 answer.endpoint_latency_ms = (time.perf_counter() - started) * 1000
                 return answer
-            if status in (503, 504) and not woke and await self._is_waking():
-                woke = True
-                await self._wait_until_ready(on_progress)
+            await self._after_refusal(status, data, headers, tries, on_progress)
+
+    async def stream(self, request: AgentRequest, *, on_progress: ProgressCallback | None = None) -> AsyncIterator[Chunk]:
+        """The answer as it is written (`"stream": true`, server-sent events), for the formats that
+        stream; `inputs` endpoints and HEALTHBOT_STREAM=off answer whole, as one final chunk. A
+        stream that breaks before anything was shown is tried again; after, it is an error, with what
+        had arrived in the log."""
+        fmt = await self._format()
+        if not self.streaming or fmt not in STREAMABLE:
+            yield Chunk(answer=await self.answer(request, on_progress=on_progress))
+            return
+        body = {**build_request(fmt, request), "stream": True}
+        started = time.perf_counter()
+        tries = _Tries()
+        while True:
+            reader = StreamReader()
+            host, headers = await self._auth()
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout_s)
+            try:
+                async with self._http().post(f"{host}{self._invocations}", json=body, timeout=timeout,
+                                             headers={**headers, "Accept": "text/event-stream"}) as resp:
+                    async for chunk in read_stream(resp, reader, first_s=self.timeout_s, idle_s=self.stream_idle_s):
+                        yield chunk
+            except Refused as refused:
+                await self._after_refusal(refused.status, refused.data, refused.headers, tries, on_progress)
                 continue
-            if status in (429, 502, 503, 504) and attempt < self.max_retries:
-                attempt += 1
-                retry_after = _retry_after_s(headers) if status == 429 else None
-                delay = retry_after if retry_after is not None else self._backoff(attempt)
-                log.info("endpoint answered %s; retry %d in %.1f s", status, attempt, delay)
-                await asyncio.sleep(delay)
+            except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+                kind = ErrorKind.TIMEOUT if isinstance(exc, asyncio.TimeoutError) else ErrorKind.UNAVAILABLE
+                error = EngineError(kind, f"the stream stopped after {reader.events} events: {type(exc).__name__}")
+                if reader.shown:
+                    log.warning("endpoint stream broke after %d characters shown: %r", len(reader.shown),
+                                reader.shown[-200:])
+                    raise error from None
+                await self._after_unavailable(error, tries, retryable=True)
                 continue
-            raise _status_error(status, data, headers)
+            answer = _parsed(reader.whole) if reader.whole is not None else reader.answer()
+            if not answer.content and reader.whole is None:
+                raise EngineError(ErrorKind.BAD_RESPONSE, f"the stream ended after {reader.events} events without text")
+            answer.endpoint_latency_ms = (time.perf_counter() - started) * 1000
+            yield Chunk(answer=answer)
+            return
+
+    @property
+    def _invocations(self) -> str:
+        return f"/serving-endpoints/{self.endpoint_name}/invocations"
+
+    async def _after_unavailable(self, exc: EngineError, tries: _Tries, *, retryable: bool = False) -> None:
+        """No answer (connection refused or reset; a stream that broke before showing anything):
+        back off and try again, a few times."""
+        if not (retryable or exc.kind == ErrorKind.UNAVAILABLE) or tries.attempt >= self.max_retries:
+            raise exc
+        tries.attempt += 1
+        await asyncio.sleep(self._backoff(tries.attempt))
+
+    async def _after_refusal(self, status: int, data: Any, headers: dict[str, str], tries: _Tries,
+                             on_progress: ProgressCallback | None) -> None:
+        """After an error status: wait for a waking endpoint, or back off on 429 / 5xx, or raise."""
+        if status in (503, 504) and not tries.woke and await self._is_waking():
+            tries.woke = True
+            await self._wait_until_ready(on_progress)
+            return
+        if status in (429, 502, 503, 504) and tries.attempt < self.max_retries:
+            tries.attempt += 1
+            retry_after = retry_after_s(headers) if status == 429 else None
+            delay = retry_after if retry_after is not None else self._backoff(tries.attempt)
+            log.info("endpoint answered %s; retry %d in %.1f s", status, tries.attempt, delay)
+            await asyncio.sleep(delay)
+            return
+        raise status_error(status, data, headers)
 
     async def _is_waking(self) -> bool:
         try:
@@ -252,31 +298,14 @@ class ServingClient:
             await self._session.close()
 
 
-def _retry_after_s(headers: dict[str, str]) -> float | None:
-    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-    if value is None:
-        return None
+@dataclass(slots=True)
+class _Tries:
+    attempt: int = 0
+    woke: bool = False
+
+
+def _parsed(data: Any) -> Answer:
     try:
-        seconds = float(value)
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        if parsed is None:
-            return None
-        seconds = parsed.timestamp() - time.time()
-    return max(0.0, min(_RETRY_AFTER_CAP_S, seconds))
-
-
-def _error_detail(status: int, data: Any) -> str:
-    if isinstance(data, dict):
-        return f"HTTP {status} {data.get('error_code', '')}: {data.get('message', '')}"[:300]
-    return f"HTTP {status}"
-
-
-def _status_error(status: int, data: Any, headers: dict[str, str]) -> EngineError:
-    if status == 429:
-        kind = ErrorKind.RATE_LIMITED
-    elif status == 504:
-        kind = ErrorKind.TIMEOUT
-    else:
-        kind = _STATUS_KINDS.get(status, ErrorKind.UNAVAILABLE)
-    return EngineError(kind, _error_detail(status, data), retry_after=_retry_after_s(headers))
+        return parse_response(data)
+    except UnreadableResponse as exc:
+        raise EngineError(ErrorKind.BAD_RESPONSE, str(exc)) from None

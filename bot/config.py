@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     )
     endpoint_timeout_s: float = Field(60.0, alias="HEALTHBOT_ENDPOINT_TIMEOUT", gt=0)
     cold_start_wait_s: float = Field(600.0, alias="HEALTHBOT_COLD_START_WAIT", ge=0)
+    stream: Literal["auto", "off"] = Field("auto", alias="HEALTHBOT_STREAM")
+    demo_pace_s: float = Field(0.03, alias="HEALTHBOT_DEMO_PACE", ge=0, le=5)
 
     # Conversation engine limits (the Health Monitor's own defaults)
     history_limit: int = Field(20, alias="HEALTHBOT_HISTORY_LIMIT", ge=1)

@@ -18,7 +18,8 @@ def build_engine(settings: Settings) -> Engine:
             config_factory=config_factory(settings),
             timeout_s=settings.endpoint_timeout_s,
             cold_start_wait_s=settings.cold_start_wait_s,
+            streaming=settings.stream == "auto",
         )
     from agent.demo import DemoEngine
 
-    return DemoEngine(data_dir=settings.demo_data_dir)
+    return DemoEngine(data_dir=settings.demo_data_dir, pace_s=settings.demo_pace_s)

@@ -2,7 +2,8 @@
 
 It lets the real serving client (auth through databricks-sdk, retries, format handling) run end
 to end without a workspace: point `DATABRICKS_HOST` at it and set `DATABRICKS_TOKEN` to its token.
-It speaks all four request formats and answers each in its own shape, as real endpoints do.
+It speaks all four request formats and answers each in its own shape, as real endpoints do; a
+request with `"stream": true` in a streamable format is answered as server-sent events.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from agent.base import AgentRequest, Answer, ChatMessage
+from agent.base import AgentRequest, Answer, ChatMessage, Chunk
 from agent.demo.engine import DemoEngine
 
 DEMO_WORKSPACE_ID = "1234567890123456"
@@ -76,6 +77,34 @@ def write_response(fmt: str, answer: Answer) -> dict[str, Any]:
             "custom_outputs": extra}
 
 
+def stream_event(fmt: str, chunk: Chunk) -> dict[str, Any]:
+    """One server-sent event in the shape `fmt` streams: a text delta, a tool call for a stage (the
+    data source read, as a sub-agent's tool call would be), or the last event with custom outputs."""
+    if chunk.answer is not None:
+        extra = {"sources": chunk.answer.sources, "confidence": chunk.answer.confidence, "domains": chunk.answer.domains}
+        if fmt == "responses":
+            return {"type": "response.output_item.done", "custom_outputs": extra, "item": {
+                "type": "message", "id": "msg_demo", "role": "assistant",
+                "content": [{"type": "output_text", "text": chunk.answer.content}]}}
+        if fmt == "chat_agent":
+            return {"delta": {"role": "assistant", "content": "", "id": "demo-answer"}, "finish_reason": "stop",
+                    "custom_outputs": extra}
+        return {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                "custom_outputs": extra}
+    tool = "read_" + chunk.stage.removeprefix("reading ").rstrip("…").replace(".", "__") if chunk.stage else ""
+    if fmt == "responses":
+        if tool:
+            return {"type": "response.output_item.done", "item": {"type": "function_call", "name": tool,
+                                                                  "call_id": tool, "arguments": "{}"}}
+        return {"type": "response.output_text.delta", "item_id": "msg_demo", "delta": chunk.text}
+    delta: dict[str, Any] = {"role": "assistant", "content": chunk.text}
+    if tool:
+        delta["tool_calls"] = [{"id": tool, "type": "function", "function": {"name": tool, "arguments": "{}"}}]
+    if fmt == "chat_agent":
+        return {"delta": {**delta, "id": "demo-answer"}}
+    return {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+
+
 def create_demo_endpoint_app(engine: DemoEngine, *, endpoint_name: str, token: str) -> web.Application:
     expected = f"Bearer {token}".encode()
 
@@ -105,13 +134,23 @@ def create_demo_endpoint_app(engine: DemoEngine, *, endpoint_name: str, token: s
                                             "state": {"deployment": "DEPLOYMENT_READY"}}]},
         })
 
-    async def invocations(request: web.Request) -> web.Response:
+    async def invocations(request: web.Request) -> web.StreamResponse:
         if not known(request):
             return _error(404, "RESOURCE_DOES_NOT_EXIST", f"Endpoint '{request.match_info['name']}' does not exist.")
         try:
-            fmt, agent_request = read_request(json.loads(await request.read()))
+            body = json.loads(await request.read())
+            fmt, agent_request = read_request(body)
         except ValueError as exc:  # json.JSONDecodeError is a ValueError
             return _error(400, "BAD_REQUEST", str(exc))
+        if body.get("stream") is True and fmt != "inputs":
+            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await response.prepare(request)
+            async for chunk in engine.stream(agent_request):
+                await response.write(f"data: {json.dumps(stream_event(fmt, chunk))}\n\n".encode())
+            if fmt == "chat_completions":
+                await response.write(b"data: [DONE]\n\n")
+            await response.write_eof()
+            return response
         answer = engine.respond(agent_request)
         return web.json_response(write_response(fmt, answer))
 

@@ -6,13 +6,15 @@ the synthetic dataset (see dataset.py), so `healthbot ask` is useful and testabl
 
 from __future__ import annotations
 
+import asyncio
+import re
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-from agent.base import AgentRequest, Answer, ProgressCallback
+from agent.base import AgentRequest, Answer, Chunk, ProgressCallback
 from agent.demo import reports_ops, reports_usage
 from agent.demo.dataset import ensure_dataset
 from agent.demo.report_kit import ReportFn, Scope
@@ -47,8 +49,10 @@ def utc_today() -> date:
 class DemoEngine:
     name = "demo"
 
-    def __init__(self, *, data_dir: str | Path | None = None, clock: Callable[[], date] = utc_today) -> None:
+    def __init__(self, *, data_dir: str | Path | None = None, clock: Callable[[], date] = utc_today,
+                 pace_s: float = 0.0) -> None:
         self._data_dir = data_dir
+        self.pace_s = pace_s  # seconds between streamed pieces (HEALTHBOT_DEMO_PACE): visible in `healthbot chat`
         self._clock = clock
         self._db: sqlite3.Connection | None = None
         self._db_day: date | None = None
@@ -85,7 +89,31 @@ class DemoEngine:
     async def answer(self, request: AgentRequest, *, on_progress: ProgressCallback | None = None) -> Answer:
         return self.respond(request)
 
+    async def stream(self, request: AgentRequest, *, on_progress: ProgressCallback | None = None) -> AsyncIterator[Chunk]:
+        """As the Health Monitor's agents stream: a stage per data source read, then the answer in
+        pieces of a few words (never splitting a table row), then the whole answer."""
+        answer = self.respond(request)
+        for table in [s for s in answer.sources if not s.startswith("SQL:")]:
+            yield Chunk(stage=f"reading {table}…")
+            await asyncio.sleep(self.pace_s)
+        for piece in pieces(answer.content):
+            yield Chunk(text=piece)
+            await asyncio.sleep(self.pace_s)
+        yield Chunk(answer=answer)
+
     async def close(self) -> None:
         if self._db is not None:
             self._db.close()
             self._db = None
+
+
+def pieces(text: str, words: int = 4) -> list[str]:
+    """The text in pieces of a few words; table rows whole (a renderer never sees half a row)."""
+    out: list[str] = []
+    for line in text.splitlines(keepends=True):
+        if line.lstrip().startswith("|"):
+            out.append(line)
+            continue
+        tokens = re.findall(r"\S+\s*|\s+", line)
+        out += ["".join(tokens[i:i + words]) for i in range(0, len(tokens), words)]
+    return out

@@ -26,6 +26,15 @@ class Scripted:
     body: Any = None  # JSON-able, or bytes sent as they are
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
+    events: list[str] | None = None  # answered as server-sent events (`data: …`) when the request streams
+    gap_s: float = 0.0  # between events
+    cut_after: int | None = None  # drop the connection after this many events
+
+
+def sse_fixture(name: str) -> list[str]:
+    """The `data:` payloads of a recorded stream (tests/fixtures/databricks/*.sse)."""
+    text = (FIXTURES / name).read_text()
+    return [line[len("data: "):] for line in text.splitlines() if line.startswith("data: ")]
 
 
 def answer_body(content: str = "Costs rose 42%.", **extra: Any) -> dict[str, Any]:
@@ -96,7 +105,23 @@ class FakeServing(FakeServer):
                 await asyncio.sleep(scripted.delay_s)
         finally:
             self.in_flight -= 1
+        if scripted.events is not None and (await request.json()).get("stream") is True:
+            return await self._stream(request, scripted)
         if isinstance(scripted.body, bytes):
             return web.Response(status=scripted.status, body=scripted.body, headers=scripted.headers,
                                 content_type="application/json")
         return web.json_response(scripted.body, status=scripted.status, headers=scripted.headers)
+
+    async def _stream(self, request: web.Request, scripted: Scripted) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for index, event in enumerate(scripted.events or []):
+            if scripted.cut_after is not None and index >= scripted.cut_after:
+                assert request.transport is not None
+                request.transport.close()  # as a proxy or a crashed replica would
+                return response
+            if index and scripted.gap_s:
+                await asyncio.sleep(scripted.gap_s)
+            await response.write(f"data: {event}\n\n".encode())
+        await response.write_eof()
+        return response
