@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import socket
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -27,9 +28,10 @@ HELP = "\n".join(
 )
 
 
-def render(reply: Reply) -> str:
-    """Terminal form of a Reply: the markdown as is, then sources and confidence."""
-    lines = [reply.content.rstrip()]
+def render(reply: Reply, *, streamed: bool = False) -> str:
+    """Terminal form of a Reply: the markdown as is (unless it was already printed as it streamed),
+    then sources and confidence."""
+    lines = [] if streamed and reply.error is None else [reply.content.rstrip()]
     if reply.error is not None:
         lines.append(f"(request id {reply.request_id}; type 'retry' to ask again)" if reply.retryable
                      else f"(request id {reply.request_id})")
@@ -56,11 +58,32 @@ async def read_stdin(prompt: str) -> str | None:
     return await asyncio.to_thread(read)
 
 
-class ConsoleChat:
-    """One terminal conversation; `/new` starts another session."""
+class LiveText:
+    """A streamed answer in the terminal: text on stdout as it arrives, stages on stderr (dimmed on a
+    terminal), so `healthbot ask … > answer.md` still captures just the answer."""
 
-    def __init__(self, handler: ConversationHandler, *, write: Write | None = None, user_id: str | None = None) -> None:
+    def __init__(self) -> None:
+        self.streamed = False
+        self._dim = sys.stderr.isatty()
+
+    async def stage(self, words: str) -> None:
+        sys.stderr.write(f"\033[2m· {words}\033[0m\n" if self._dim else f"· {words}\n")
+        sys.stderr.flush()
+
+    async def text(self, delta: str) -> None:
+        self.streamed = True
+        sys.stdout.write(delta)
+        sys.stdout.flush()
+
+
+class ConsoleChat:
+    """One terminal conversation; `/new` starts another session. `live`: answers print as they stream."""
+
+    def __init__(self, handler: ConversationHandler, *, write: Write | None = None, user_id: str | None = None,
+                 live: bool = False) -> None:
         self.handler = handler
+        self.live = live
+        self.streamed = False  # whether the last answer was printed as it came
         self.write = write or (lambda text: print(text, flush=True))
         self.user_id = user_id or getpass.getuser()
         self.workspace = socket.gethostname()
@@ -76,8 +99,10 @@ class ConsoleChat:
     async def ask(self, text: str) -> Reply:
         message = Incoming(key=self.key, user_id=self.user_id, user_name=self.user_id, text=text, is_dm=True,
                            membership=Membership.OPERATOR)  # whoever runs the console runs healthbot
-        reply = await self.handler.handle(message, on_progress=self._progress)
+        sink = LiveText() if self.live else None
+        reply = await self.handler.handle(message, on_progress=self._progress, sink=sink)
         assert reply is not None  # console messages carry no event id, so they are never duplicates
+        self.streamed = sink is not None and sink.streamed
         return reply
 
     async def run(self, read_line: ReadLine = read_stdin) -> None:
@@ -107,4 +132,7 @@ class ConsoleChat:
                     continue
                 self.write(f"you> {question}")
                 text = question
-            self.write("\n" + render(await self.ask(text)) + "\n")
+            if self.live:
+                self.write("")
+            reply = await self.ask(text)
+            self.write(("\n" if not self.streamed else "") + render(reply, streamed=self.streamed) + "\n")

@@ -135,10 +135,11 @@ async def _ask(settings: Settings, question: str) -> int:
 
     handler = _console_handler(settings)
     try:
-        reply = await ConsoleChat(handler).ask(question)
+        chat = ConsoleChat(handler, live=True)
+        reply = await chat.ask(question)
     finally:
         await handler.close()
-    print(render(reply))
+    print(("\n" if chat.streamed else "") + render(reply, streamed=chat.streamed))
     return 1 if reply.error else 0
 
 
@@ -147,7 +148,7 @@ async def _chat(settings: Settings) -> int:
 
     handler = _console_handler(settings)
     try:
-        await ConsoleChat(handler).run()
+        await ConsoleChat(handler, live=True).run()
     finally:
         await handler.close()
     return 0

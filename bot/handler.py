@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 from agent.base import AgentRequest, Answer, ChatMessage, Engine, ProgressCallback
 from agent.errors import EngineError, ErrorKind
@@ -87,6 +87,15 @@ def describe_error(kind: ErrorKind, *, endpoint: str, timeout_s: float, retry_af
     }[kind]
 
 
+class StreamSink(Protocol):
+    """Where an adapter shows a streamed answer as it comes (a growing Slack message, a Teams stream,
+    the terminal). Errors showing it are the adapter's to absorb: the answer is delivered at the end."""
+
+    async def stage(self, words: str) -> None: ...
+
+    async def text(self, delta: str) -> None: ...
+
+
 Observer = Callable[[RequestLogRow], None]
 T = TypeVar("T")
 STORE_RETRY_DELAYS_S = (0.1, 0.2, 0.4, 0.8, 1.5, 2.0, 2.0, 3.0)  # ~10 s: a database failover or a blip
@@ -111,23 +120,25 @@ class ConversationHandler:
         self._engine_slots = asyncio.Semaphore(self.options.max_concurrency)
         self._cache: TTLCache[Answer] = TTLCache(ttl_s=self.options.cache_ttl_s, max_entries=self.options.cache_size)
 
-    async def handle(self, msg: Incoming, *, on_progress: ProgressCallback | None = None) -> Reply | None:
-        """Answer one message; None when it is a redelivery that was already answered."""
+    async def handle(self, msg: Incoming, *, on_progress: ProgressCallback | None = None,
+                     sink: StreamSink | None = None) -> Reply | None:
+        """Answer one message; None when it is a redelivery that was already answered. With a `sink`,
+        a streaming engine's stages and text are shown as they come; the Reply is still the whole answer."""
         try:
-            return await self._traced(msg, on_progress)
+            return await self._traced(msg, on_progress, sink)
         except StoreUnavailable as exc:
             log.error("store unavailable while handling a %s message: %s", msg.platform.value, exc)
             return Reply(content=describe_error(ErrorKind.STORE, endpoint="", timeout_s=0), error=ErrorKind.STORE,
                          request_id=new_request_id(), question=msg.text.strip())
 
-    async def _traced(self, msg: Incoming, on_progress: ProgressCallback | None) -> Reply | None:
+    async def _traced(self, msg: Incoming, on_progress: ProgressCallback | None, sink: StreamSink | None) -> Reply | None:
         if not self.tracer.enabled:
-            return await self._handle(msg, on_progress)
+            return await self._handle(msg, on_progress, sink)
         with self.tracer.span(f"{msg.platform.value}.message", "CHAIN", channel=msg.key.channel):
             with self.tracer.span("handler", "CHAIN") as span:
                 assert span is not None  # tracing is on here
                 span.set_inputs({"question": msg.text})
-                reply = await self._handle(msg, on_progress)
+                reply = await self._handle(msg, on_progress, sink)
                 if reply is not None:
                     span.set_outputs({"answer": reply.content, "error": reply.error})
                     self.tracer.tag(platform=msg.platform.value, session_id=reply.session_id, request_id=reply.request_id,
@@ -149,7 +160,7 @@ class ConversationHandler:
         self.tracer.log_feedback(request_id, value=value, user_id=user_id)
         return True
 
-    async def _handle(self, msg: Incoming, on_progress: ProgressCallback | None) -> Reply | None:
+    async def _handle(self, msg: Incoming, on_progress: ProgressCallback | None, sink: StreamSink | None) -> Reply | None:
         started = time.perf_counter()
         idle = self.options.dm_idle_s if not msg.key.thread else None
         opened = await self._stored(lambda: self.store.open_turn(
@@ -184,15 +195,19 @@ class ConversationHandler:
         row.cached = answer is not None
         if answer is None:
             request = AgentRequest(history, user_id=msg.asker, session_id=session.session_id, request_id=request_id)
+            # Text streams only where no domain rule could still withhold the answer it belongs to.
+            shown = sink if sink is not None and self.access.streams_freely(msg) else None
             try:
                 async with self._engine_slots:
                     with self.tracer.span("endpoint", "LLM", engine=self.engine.name) as span:
-                        answer = await self.engine.answer(request, on_progress=on_progress)
+                        answer, first_text = await self._ask_engine(request, on_progress, sink, shown, span)
                         if span is not None:
                             span.set_attributes({"status": "ok", "latency_ms": answer.endpoint_latency_ms or 0.0})
             except EngineError as exc:
                 log.warning("engine error %s (request %s): %s", exc.kind.value, request_id, exc.detail)
                 return await self._fail(row, started, exc.kind, retry_after=exc.retry_after)
+            if first_text is not None:
+                row.first_text_ms = (first_text - started) * 1000
         row.endpoint_latency_ms = None if row.cached else answer.endpoint_latency_ms
         withheld = await self.access.withheld(msg, answer.domains)
         if withheld is not None:  # the endpoint decided the domains: the check runs on the answer
@@ -205,6 +220,8 @@ class ConversationHandler:
             answer.content, answer.sources, answer.confidence, answer.domains,
         )
         row.latency_ms = (time.perf_counter() - started) * 1000
+        if row.first_text_ms is None:  # answered whole: the answer is the first text anyone sees
+            row.first_text_ms = row.latency_ms
         await self._stored(lambda: self.store.record_answer(session.session_id, ChatMessage("assistant", answer.content), row))
         self._observe(row)
         return Reply(
@@ -233,6 +250,27 @@ class ConversationHandler:
         self._observe(row)
         return Reply(content=refusal.message, request_id=row.request_id, session_id=row.session_id,
                      error=ErrorKind.REFUSED, question=row.question)
+
+    async def _ask_engine(self, request: AgentRequest, on_progress: ProgressCallback | None, sink: StreamSink | None,
+                          shown: StreamSink | None, span: Any) -> tuple[Answer, float | None]:
+        """The engine's answer; streamed through `sink` when the engine streams and the adapter can
+        show it (stages always, text only to `shown`). Also when the first text was shown."""
+        stream = getattr(self.engine, "stream", None)
+        if sink is None or stream is None:
+            return await self.engine.answer(request, on_progress=on_progress), None
+        first_text: float | None = None
+        async for chunk in stream(request, on_progress=on_progress):
+            if chunk.answer is not None:
+                return chunk.answer, first_text
+            if chunk.stage:
+                await sink.stage(chunk.stage)
+            elif chunk.text and shown is not None:
+                if first_text is None:
+                    first_text = time.perf_counter()
+                    if span is not None:
+                        span.add_event("first_token")
+                await shown.text(chunk.text)
+        raise EngineError(ErrorKind.BAD_RESPONSE, "the stream ended without an answer")
 
     async def _stored(self, operation: Callable[[], Awaitable[T]]) -> T:
         """A store operation, retried through transient failures (a dropped connection, a database

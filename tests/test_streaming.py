@@ -13,6 +13,10 @@ from agent.demo import DemoEngine
 from agent.demo.endpoint import create_demo_endpoint_app
 from agent.errors import EngineError, ErrorKind
 from agent.serving import ServingClient, databricks_config
+from bot.handler import ConversationHandler
+from bot.models import Incoming, Membership, Platform, ThreadKey
+from bot.ops.stats import collect as collect_stats
+from bot.store import SqliteStore
 from tests.conftest import make_client
 from tests.fakes.base import serve
 from tests.fakes.serving import FakeServing, Scripted, sse_fixture
@@ -142,3 +146,51 @@ async def test_the_demo_endpoint_streams_in_every_streamable_format(tmp_path: Pa
     assert [c.stage for c in chunks if c.stage] == ["reading system.billing.usage…", "reading system.billing.list_prices…"]
     assert len([c for c in chunks if c.text]) > 5  # it grew
     assert (answer.sources, answer.domains) == (whole.sources, whole.domains)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.stages: list[str] = []
+        self.texts: list[str] = []
+
+    async def stage(self, words: str) -> None:
+        self.stages.append(words)
+
+    async def text(self, delta: str) -> None:
+        self.texts.append(delta)
+
+
+def member_message(text: str, event_id: str) -> Incoming:
+    key = ThreadKey(platform=Platform.SLACK, workspace="T1", channel="C1", thread="1.0")
+    return Incoming(key=key, user_id="U1", user_email="ana@example.com", text=text, event_id=event_id,
+                    membership=Membership.MEMBER)
+
+
+async def test_the_handler_streams_to_a_sink_and_logs_the_time_to_first_text(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "bot.db")
+    handler = ConversationHandler(store=store, engine=DemoEngine(data_dir=tmp_path / "demo"))
+    sink = Recorder()
+    try:
+        reply = await handler.handle(member_message("why did costs spike yesterday?", "e1"), sink=sink)
+        assert reply is not None and reply.error is None
+        assert "".join(sink.texts) == reply.content and sink.stages[0] == "reading system.billing.usage…"
+        row = await store.get_request(reply.request_id)
+        assert row is not None and row.first_text_ms is not None and 0 < row.first_text_ms <= row.latency_ms
+        stats = await collect_stats(store, 1)
+        assert stats.first_text_p50_ms == row.first_text_ms
+    finally:
+        await handler.close()
+
+
+async def test_no_text_streams_where_a_domain_rule_could_withhold_the_answer(tmp_path: Path) -> None:
+    from bot.access import AccessGate, AccessPolicy
+
+    gate = AccessGate(policy=AccessPolicy(domains={"security": ("platform-admins",)}))
+    handler = ConversationHandler(store=SqliteStore(tmp_path / "bot.db"), engine=DemoEngine(data_dir=tmp_path / "d"),
+                                  access=gate)
+    sink = Recorder()
+    try:
+        reply = await handler.handle(member_message("why did costs spike yesterday?", "e2"), sink=sink)
+    finally:
+        await handler.close()
+    assert reply is not None and reply.error is None and sink.texts == [] and sink.stages  # stages still show

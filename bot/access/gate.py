@@ -59,6 +59,11 @@ class AccessGate:
             return refused
         return None
 
+    def streams_freely(self, msg: Incoming) -> bool:
+        """Whether an answer's text may be shown while it is written: not when a domain rule could
+        still withhold it once the endpoint says which domains it touches."""
+        return self.policy is None or not self.policy.domains or msg.membership is Membership.OPERATOR
+
     async def withheld(self, msg: Incoming, domains: list[str]) -> Refusal | None:
         """None when the asker may see every domain the answer touches; else the line shown instead."""
         if self.policy is None or msg.membership is Membership.OPERATOR:

@@ -57,6 +57,8 @@ class Stats:
     refused: int = 0  # access rules: not a member, not a Databricks user, answer withheld
     throttled: int = 0  # the per-user / overall rate limits
     refused_by_reason: dict[str, int] = field(default_factory=dict)
+    first_text_p50_ms: float | None = None  # message to first visible text (a streamed piece, or the answer)
+    first_text_p95_ms: float | None = None
 
     @property
     def feedback_up_rate(self) -> float | None:
@@ -94,6 +96,7 @@ def compute(rows: list[RequestLogRow], feedback: list[int], *, hours: int, since
     errors = sum(1 for r in rows if r.failed)
     latencies = [r.latency_ms for r in rows]
     reasons = Counter(str(r.error).removeprefix("refused:") for r in rows if r.refused)
+    first_text = [r.first_text_ms for r in rows if r.first_text_ms is not None]
     return Stats(
         hours=hours, since=datetime.fromtimestamp(since, timezone.utc).isoformat(timespec="seconds"),
         requests=len(rows), errors=errors, success_rate=(len(rows) - errors) / len(rows) if rows else None,
@@ -102,6 +105,7 @@ def compute(rows: list[RequestLogRow], feedback: list[int], *, hours: int, since
         feedback_up=sum(1 for v in feedback if v > 0), feedback_down=sum(1 for v in feedback if v < 0),
         refused=sum(reasons.values()), throttled=sum(1 for r in rows if r.error == "throttled"),
         refused_by_reason=dict(reasons.most_common()),
+        first_text_p50_ms=percentile(first_text, 0.5), first_text_p95_ms=percentile(first_text, 0.95),
     )
 
 
@@ -113,7 +117,8 @@ def render(stats: Stats) -> str:
     lines = [
         f"healthbot — last {stats.hours} h (since {stats.since})",
         f"requests {stats.requests}, errors {stats.errors}, success rate {_fmt(stats.success_rate, '{:.1%}')}, "
-        f"avg latency {_fmt(stats.avg_latency_ms, '{:.0f} ms')}, p95 {_fmt(stats.p95_latency_ms, '{:.0f} ms')}",
+        f"avg latency {_fmt(stats.avg_latency_ms, '{:.0f} ms')}, p95 {_fmt(stats.p95_latency_ms, '{:.0f} ms')}; "
+        f"first text p50 {_fmt(stats.first_text_p50_ms, '{:.0f} ms')}, p95 {_fmt(stats.first_text_p95_ms, '{:.0f} ms')}",
         f"feedback 👍 {stats.feedback_up} / 👎 {stats.feedback_down} (up rate {_fmt(stats.feedback_up_rate, '{:.0%}')})",
         f"throttled {stats.throttled}, refused {stats.refused}"
         + (" (" + ", ".join(f"{reason} {n}" for reason, n in stats.refused_by_reason.items()) + ")"

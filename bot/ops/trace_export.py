@@ -68,7 +68,11 @@ def replay(mlflow: Any, trace: dict[str, Any]) -> str:
             name=span["name"], span_type=span["type"], parent_span=parent, inputs=span.get("inputs"),
             attributes=span["attributes"] or None, tags=trace["tags"] if parent is None else None,
             start_time_ns=span["start_ns"]))
+    from mlflow.entities import SpanEvent
+
     for span, started in reversed(list(zip(spans, live))):  # children end before their parents
+        for name, at in span.get("events") or []:
+            started.add_event(SpanEvent(name=name, timestamp=at))  # type: ignore[abstract]
         started.end(outputs=span.get("outputs"), status=span["status"], end_time_ns=span["end_ns"])
     return str(live[0].trace_id) if live else ""
 

@@ -47,6 +47,7 @@ class SpanRecord:
     outputs: Any = None
     end_ns: int = 0
     status: str = "OK"
+    events: list[tuple[str, int]] = field(default_factory=list)  # (name, time ns): the first token
 
     def set_inputs(self, inputs: Any) -> None:
         self.inputs = inputs
@@ -56,6 +57,9 @@ class SpanRecord:
 
     def set_attributes(self, attributes: dict[str, Any]) -> None:
         self.attributes.update(attributes)
+
+    def add_event(self, name: str) -> None:
+        self.events.append((name, time.time_ns()))
 
 
 @dataclass
@@ -67,7 +71,8 @@ class _Trace:
         """Pickled for the exporter as plain data: the child need not import this module."""
         return dict, ({"tags": self.tags, "spans": [
             {"name": s.name, "type": s.type, "parent": s.parent, "start_ns": s.start_ns, "end_ns": s.end_ns,
-             "attributes": s.attributes, "inputs": s.inputs, "outputs": s.outputs, "status": s.status}
+             "attributes": s.attributes, "inputs": s.inputs, "outputs": s.outputs, "status": s.status,
+             "events": s.events}
             for s in self.spans]},)
 
 

@@ -62,6 +62,7 @@ class RequestLogRow:
     error: str | None = None
     cached: bool = False
     trace_id: str = ""  # unused since traces are exported after the answer: the `request_id` tag finds them
+    first_text_ms: float | None = None  # message to first visible text (a streamed piece, or the answer)
 
     @property
     def refused(self) -> bool:

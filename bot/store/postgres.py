@@ -82,9 +82,13 @@ MIGRATIONS: list[str] = [
     CREATE TABLE rate_windows (key TEXT NOT NULL, window_start BIGINT NOT NULL, count INTEGER NOT NULL,
                                PRIMARY KEY (key, window_start));
     """,
+    # 4: time to first visible text (streamed answers)
+    """
+    ALTER TABLE request_log ADD COLUMN first_text_ms DOUBLE PRECISION;
+    """,
 ]
 LOG_COLUMNS = ("request_id, ts, platform, workspace, channel, thread, session_id, user_id, question, answer, sources, "
-               "confidence, domains, latency_ms, endpoint_latency_ms, error, cached, trace_id")
+               "confidence, domains, latency_ms, endpoint_latency_ms, error, cached, trace_id, first_text_ms")
 PURGE_EVERY_S = 60.0
 _PARAMS = "WITH p AS (SELECT $1::float8 AS before, $2::float8 AS now, $3::int AS lim) "
 _NUMBERED = {"before": "(SELECT before FROM p)", "now": "(SELECT now FROM p)", "limit": "(SELECT lim FROM p)"}
@@ -93,7 +97,7 @@ _NUMBERED = {"before": "(SELECT before FROM p)", "now": "(SELECT now FROM p)", "
 def _row_values(row: RequestLogRow) -> tuple[Any, ...]:
     return (row.request_id, row.ts, row.platform, row.workspace, row.channel, row.thread, row.session_id, row.user_id,
             row.question, row.answer, json.dumps(row.sources), row.confidence, json.dumps(row.domains), row.latency_ms,
-            row.endpoint_latency_ms, row.error, row.cached, row.trace_id)
+            row.endpoint_latency_ms, row.error, row.cached, row.trace_id, row.first_text_ms)
 
 
 def _row_from(record: Any) -> RequestLogRow:
@@ -237,7 +241,7 @@ class PostgresStore:
     @staticmethod
     def _insert_log_sql() -> str:
         """Idempotent: a retry after a commit whose reply was lost (a dropped connection) finds the row."""
-        return (f"INSERT INTO request_log ({LOG_COLUMNS}) VALUES ({', '.join(f'${i}' for i in range(1, 19))}) "
+        return (f"INSERT INTO request_log ({LOG_COLUMNS}) VALUES ({', '.join(f'${i}' for i in range(1, 20))}) "
                 "ON CONFLICT (request_id) DO NOTHING")
 
     async def record_answer(self, session_id: str, message: ChatMessage, row: RequestLogRow) -> None:
@@ -247,7 +251,7 @@ class PostgresStore:
         await pool.execute(
             f"WITH logged AS ({self._insert_log_sql()} RETURNING request_id) "
             "INSERT INTO messages (session_id, role, content, request_id, created_at) "
-            "SELECT $19, $20, $21, $1, $22 WHERE EXISTS (SELECT 1 FROM logged)",
+            "SELECT $20, $21, $22, $1, $23 WHERE EXISTS (SELECT 1 FROM logged)",
             *_row_values(row), session_id, message.role, message.content, time.time())
 
     async def get_request(self, request_id: str) -> RequestLogRow | None:

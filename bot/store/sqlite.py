@@ -28,7 +28,7 @@ from bot.store.sqlite_alerts import SqliteAlertStore
 
 _LOG_COLUMNS = (
     "request_id, ts, platform, workspace, channel, thread, session_id, user_id, question, answer, "
-    "sources, confidence, domains, latency_ms, endpoint_latency_ms, error, cached, trace_id"
+    "sources, confidence, domains, latency_ms, endpoint_latency_ms, error, cached, trace_id, first_text_ms"
 )
 _PURGE_EVERY_S = 60.0
 CHECKPOINT_EVERY_S = 5.0
@@ -47,6 +47,7 @@ def _row_values(row: RequestLogRow) -> tuple[object, ...]:
         row.request_id, row.ts, row.platform, row.workspace, row.channel, row.thread, row.session_id,
         row.user_id, row.question, row.answer, json.dumps(row.sources), row.confidence,
         json.dumps(row.domains), row.latency_ms, row.endpoint_latency_ms, row.error, int(row.cached), row.trace_id,
+        row.first_text_ms,
     )
 
 
@@ -181,7 +182,7 @@ class SqliteStore:
 
     def _insert_log(self, row: RequestLogRow) -> None:
         self._db.execute(
-            f"INSERT INTO request_log ({_LOG_COLUMNS}) VALUES ({', '.join('?' * 18)})", _row_values(row)
+            f"INSERT INTO request_log ({_LOG_COLUMNS}) VALUES ({', '.join('?' * 19)})", _row_values(row)
         )
 
     async def record_answer(self, session_id: str, message: ChatMessage, row: RequestLogRow) -> None:

@@ -133,4 +133,8 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (key, window_start)
     )
     """,
+    # 6: time to first visible text (streamed answers)
+    """
+    ALTER TABLE request_log ADD COLUMN first_text_ms REAL
+    """,
 ]
