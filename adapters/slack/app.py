@@ -30,15 +30,16 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack import translate as t
 from adapters.slack.client import UserDirectory, configure_web_client, error_code, is_transient, post_messages
 from adapters.slack.buttons import SlackButtons
+from adapters.slack.commands import SlackCommands
 from adapters.slack.progress import Placeholder
+from adapters.slack.stream import SlackStream
 from adapters.slack.validate import checked_body
 from bot.background import SHUTDOWN_GRACE_S, TaskSet, logged
 from bot.config import Settings
 from bot.handler import ConversationHandler
 from bot.ops.health import Check
 from bot.inbound import BadInput, decode, refusals
-from bot.models import Incoming, Membership, Platform, ThreadKey
-from bot.quick import QUICK_QUESTIONS
+from bot.models import Incoming, Membership, Platform
 from bot.targets import ChannelTarget
 
 if TYPE_CHECKING:
@@ -54,7 +55,6 @@ _RESTARTING = "healthbot restarted before it could answer this. Please ask again
 RESTARTING = (_RESTARTING, [{"type": "section", "text": {"type": "mrkdwn", "text": f":hourglass: {_RESTARTING}"}}])
 SOCKET_PING_INTERVAL_S = 10.0  # slack_sdk's default; also its pause between connection attempts
 ROUTE = "POST /slack/events"
-CANNOT_POST = {"not_in_channel", "channel_not_found", "is_archived", "restricted_action", "access_denied"}
 
 
 class SlackBot:
@@ -76,6 +76,7 @@ class SlackBot:
                             request_verification_enabled=False, process_before_response=False)
         self.client: AsyncWebClient = configure_web_client(self.app.client, base_url=settings.slack_api_url)
         self.users = UserDirectory(self.client)
+        self.commands = SlackCommands(self)
         self._register()
 
     # -- wiring -----------------------------------------------------------------------------
@@ -182,7 +183,7 @@ class SlackBot:
         app.event("app_mention")(self._on_message)
         app.event("message")(self._on_message)
         app.event(re.compile(".*"))(self._ignore)
-        app.command(re.compile(r"^/healthbot"))(self._on_command)
+        app.command(re.compile(r"^/healthbot"))(self.commands.on_command)
         SlackButtons(self).register(app)
 
     async def _ignore(self) -> None:
@@ -206,21 +207,27 @@ class SlackBot:
         message = await self.identify(message)
         placeholder = Placeholder(self.client, channel=channel, thread_ts=thread_ts or None, existing_ts=replace_ts)
         placeholder.start()
+        stream = SlackStream(self.client, placeholder, channel=channel, thread_ts=thread_ts or None,
+                             recipient_user=message.user_id, recipient_team=message.org or message.key.workspace)
         try:
-            reply = await self.handler.handle(message, on_progress=placeholder.show)
+            reply = await self.handler.handle(message, on_progress=placeholder.show, sink=stream)
         except asyncio.CancelledError:  # shutting down: say so rather than leave the question hanging
-            ts = await placeholder.finish()
-            await asyncio.wait_for(self.post(channel, thread_ts or None, [RESTARTING], replace_ts=ts), 2.0)
+            shown = stream.ts or await placeholder.finish()
+            await asyncio.wait_for(self.post(channel, thread_ts or None, [RESTARTING], replace_ts=shown), 2.0)
             raise
         except Exception:  # a bug: say so in the thread, never a stack trace
             log.exception("answering in Slack channel %s failed", channel)
-            ts = await placeholder.finish()
-            await self.post(channel, thread_ts or None, [INTERNAL_ERROR], replace_ts=ts)
+            shown = stream.ts or await placeholder.finish()
+            await self.post(channel, thread_ts or None, [INTERNAL_ERROR], replace_ts=shown)
             return
-        ts = await placeholder.finish()
         if reply is None:
+            await placeholder.finish()
             return  # already answered (Slack retry, or app_mention + message for one post)
+        ts: str | None = stream.ts
         try:
+            if await stream.finish(reply):
+                return
+            ts = await placeholder.finish()
             await self.post(channel, thread_ts or None, t.reply_messages(reply), replace_ts=ts)
         except Exception as exc:
             if not is_transient(exc) or self.dispatcher is None:
@@ -259,72 +266,6 @@ class SlackBot:
     async def post(self, channel: str, thread_ts: str | None, messages: list[tuple[str, list[dict[str, Any]]]],
                    *, replace_ts: str | None = None) -> None:
         await post_messages(self.client, channel, thread_ts, messages, replace_ts=replace_ts)
-
-    # -- /healthbot -------------------------------------------------------------------------
-
-    async def _on_command(self, ack: Any, command: dict[str, Any], respond: Any) -> None:
-        text = str(command.get("text") or "").strip()
-        word = text.lower()
-        if word in ("", "help"):
-            usage, blocks = t.help_blocks()
-            await ack(text=usage, blocks=blocks)
-            return
-        if word == "new":
-            await ack(text="Started a new conversation: your next direct message to healthbot begins afresh.")
-            self.spawn(self._reset_dm(command))
-            return
-        await ack()
-        question = QUICK_QUESTIONS.get(word, text)
-        self.spawn(self.ask_in_channel(
-            team=str(command.get("team_id", "")), channel=str(command.get("channel_id", "")),
-            user_id=str(command.get("user_id", "")), question=question,
-            dedupe=f"slack:cmd:{command.get('trigger_id', '')}", respond=respond, org=t.foreign_team(command, command),
-        ))
-
-    async def _reset_dm(self, command: dict[str, Any]) -> None:
-        channel = str(command.get("channel_id", ""))
-        if not channel.startswith("D"):
-            opened = await self.client.conversations_open(users=str(command.get("user_id", "")))
-            channel = str(opened["channel"]["id"])
-        key = ThreadKey(platform=Platform.SLACK, workspace=str(command.get("team_id", "")), channel=channel, thread="")
-        await self.handler.new_session(key)
-
-    async def ask_in_channel(self, *, team: str, channel: str, user_id: str, question: str, dedupe: str,
-                             respond: Any, org: str = "") -> None:
-        """Post the question visibly as a thread root and answer in that thread, so follow-ups work.
-
-        Where the bot cannot post (not a member, a private channel), answer through the
-        command's response_url instead, which Slack allows without membership.
-        """
-        asker = Incoming(key=ThreadKey(platform=Platform.SLACK, workspace=team, channel=channel), user_id=user_id,
-                         text=question, org=org)
-        if await self.refused(asker, respond):
-            return
-        root_text, root_blocks = t.question_root(user_id, question)
-        try:
-            root = await self.client.chat_postMessage(channel=channel, text=root_text, blocks=root_blocks)
-        except SlackApiError as exc:
-            if error_code(exc) not in CANNOT_POST:
-                raise
-            await self._answer_via_response_url(team, channel, user_id, question, dedupe, respond, org)
-            return
-        ts = str(root["ts"])
-        message = Incoming(key=ThreadKey(platform=Platform.SLACK, workspace=team, channel=channel, thread=ts),
-                           message_id=ts, user_id=user_id, text=question, event_id=dedupe, org=org)
-        await self.answer(message, channel=channel, thread_ts=ts)
-
-    async def _answer_via_response_url(self, team: str, channel: str, user_id: str, question: str, dedupe: str,
-                                       respond: Any, org: str) -> None:
-        key = ThreadKey(platform=Platform.SLACK, workspace=team, channel=channel, thread=dedupe)
-        message = await self.identify(Incoming(key=key, user_id=user_id, text=question, event_id=dedupe, org=org))
-        reply = await self.handler.handle(message)
-        if reply is None:
-            return
-        root_text, root_blocks = t.question_root(user_id, question)
-        for index, (text, blocks) in enumerate(t.reply_messages(reply)):
-            head = root_blocks if index == 0 else []
-            await respond(text=text, blocks=head + blocks, response_type="in_channel", replace_original=False)
-
 
 EXPECTED = (SlackApiError, aiohttp.ClientError, asyncio.TimeoutError, ValueError)  # Slack said no, or the network
 

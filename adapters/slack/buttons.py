@@ -89,7 +89,7 @@ class SlackButtons:
         name = str(action.get("value") or action.get("action_id", "").removeprefix(t.QUICK_PREFIX))
         container = body.get("container") or {}
         channel = str((body.get("channel") or {}).get("id") or container.get("channel_id", ""))
-        self.bot.spawn(self.bot.ask_in_channel(
+        self.bot.spawn(self.bot.commands.ask_in_channel(
             team=t.team_of(body) or str(body["user"].get("team_id", "")), channel=channel,
             user_id=str(body["user"]["id"]), question=QUICK_QUESTIONS.get(name, name),
             dedupe=f"slack:quick:{action.get('action_ts', '')}:{body['user']['id']}", respond=respond,

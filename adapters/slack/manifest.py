@@ -17,6 +17,10 @@ METHOD_SCOPES: dict[str, list[str]] = {
     "chat.postMessage": ["chat:write"],
     "chat.update": ["chat:write"],
     "chat.postEphemeral": ["chat:write"],  # refusals shown to the asker alone (alert buttons)
+    "chat.delete": ["chat:write"],  # the placeholder, once an answer streams
+    "chat.startStream": ["chat:write"],  # streamed answers (chat.appendStream / chat.stopStream alike)
+    "chat.appendStream": ["chat:write"],
+    "chat.stopStream": ["chat:write"],
     "users.info": ["users:read", "users:read.email"],
     "conversations.open": ["im:write"],
     "conversations.history": ["channels:history", "groups:history"],  # alert roots after a crash

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.client import error_code
-from adapters.slack.translate import progress_message
+from adapters.slack.translate import progress_blocks, progress_message
 from agent.base import Progress
 
 PLACEHOLDER_DELAY_S = 1.0
+STAGE_EVERY_S = 1.0
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,7 @@ class Placeholder:
         self._lock = asyncio.Lock()
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Future[None] | None = None
+        self._stage_at = 0.0
 
     def start(self) -> None:
         """Arm the timer: a TimerHandle costs less than a task per message, and most never fire."""
@@ -52,18 +55,42 @@ class Placeholder:
                 return  # the timer fired late: keep saying why it is slow
             if self._stage == shown:
                 return
-            self._stage = shown
-            text, blocks = progress_message(shown)
-            try:
-                if self.ts is None:
-                    response = await self.client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts,
-                                                                  text=text, blocks=blocks)
-                    self.ts = str(response["ts"])
-                else:
-                    await self.client.chat_update(channel=self.channel, ts=self.ts, text=text, blocks=blocks)
-            except Exception as exc:  # progress is cosmetic: Slack being down must not cost the answer
-                log.warning("Slack progress message failed: %s",
-                            error_code(exc) if isinstance(exc, SlackApiError) else type(exc).__name__)
+            await self._write(progress_message(shown)[0], shown)
+
+    async def _write(self, text: str, stage: str) -> None:
+        """Post the placeholder, or update it, with one line of progress (call with the lock held)."""
+        blocks = progress_blocks(text)
+        self._stage = stage
+        try:
+            if self.ts is None:
+                response = await self.client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts,
+                                                              text=text, blocks=blocks)
+                self.ts = str(response["ts"])
+            else:
+                await self.client.chat_update(channel=self.channel, ts=self.ts, text=text, blocks=blocks)
+        except Exception as exc:  # progress is cosmetic: Slack being down must not cost the answer
+            log.warning("Slack progress message failed: %s",
+                        error_code(exc) if isinstance(exc, SlackApiError) else type(exc).__name__)
+
+    async def show_stage(self, words: str) -> None:
+        """A streamed stage ("asking the cost agent…") in the placeholder, at most once a second."""
+        if self._stage == "waking_up" or time.monotonic() - self._stage_at < STAGE_EVERY_S:
+            return
+        self._stage_at = time.monotonic()
+        if self._timer is not None:
+            self._timer.cancel()
+        async with self._lock:
+            await self._write(words[:1].upper() + words[1:], "stage")
+
+    async def ensure(self) -> str | None:
+        """The placeholder's ts, posting it now if the timer has not yet (a streamed answer's first text)."""
+        if self.ts is None and self._stage is None:
+            if self._timer is not None:
+                self._timer.cancel()
+            await self.show("working")
+        if self._task is not None:
+            await self._task
+        return self.ts
 
     async def finish(self) -> str | None:
         """Stop the timer; the ts of a placeholder to replace with the answer, if one was shown."""

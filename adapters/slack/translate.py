@@ -164,7 +164,11 @@ def reply_messages(reply: Reply) -> list[tuple[str, list[dict[str, Any]]]]:
 def progress_message(stage: str) -> tuple[str, list[dict[str, Any]]]:
     text = ("Waking up the Health Monitor (the endpoint scaled to zero); this can take a few minutes…"
             if stage == "waking_up" else "Analyzing your question…")
-    return text, [{"type": "context", "elements": [{"type": "mrkdwn", "text": f":hourglass_flowing_sand: {text}"}]}]
+    return text, progress_blocks(text)
+
+
+def progress_blocks(text: str) -> list[dict[str, Any]]:
+    return [{"type": "context", "elements": [{"type": "mrkdwn", "text": f":hourglass_flowing_sand: {to_mrkdwn(text)}"}]}]
 
 
 def feedback_done(blocks: list[dict[str, Any]], user_id: str, positive: bool) -> list[dict[str, Any]]:

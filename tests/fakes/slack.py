@@ -76,13 +76,23 @@ class FakeSlack(FakeServer):
         return [c.params for c in self.api if c.method == method]
 
     def posted(self) -> list[dict[str, Any]]:
-        """Every message as it finally reads: posts, with later chat.update calls applied."""
+        """Every message as it finally reads: posts and streams, with later updates, appends and
+        deletes applied (a streamed message's text is what was streamed into it)."""
         messages: dict[str, dict[str, Any]] = {}
         for call in self.api:
-            if call.method == "chat.postMessage" and "_failed" not in call.params:
-                messages[call.params["_ts"]] = dict(call.params)
-            elif call.method == "chat.update" and call.params.get("ts") in messages:
-                messages[call.params["ts"]].update({k: v for k, v in call.params.items() if k in ("text", "blocks")})
+            params, ts = call.params, call.params.get("ts")
+            if "_failed" in params:
+                continue
+            if call.method in ("chat.postMessage", "chat.startStream"):
+                messages[params["_ts"]] = {**params, "text": params.get("text") or params.get("markdown_text", "")}
+            elif call.method in ("chat.appendStream", "chat.stopStream") and ts in messages:
+                messages[ts]["text"] += params.get("markdown_text") or ""
+                if params.get("blocks"):
+                    messages[ts]["blocks"] = params["blocks"]
+            elif call.method == "chat.update" and ts in messages:
+                messages[ts].update({k: v for k, v in params.items() if k in ("text", "blocks")})
+            elif call.method == "chat.delete" and ts in messages:
+                del messages[ts]
         return list(messages.values())
 
     async def push(self, envelope: dict[str, Any]) -> None:
@@ -112,7 +122,7 @@ class FakeSlack(FakeServer):
             if isinstance(body, str):  # a proxy's error page, not Slack's JSON
                 return web.Response(text=body, status=status, headers=headers, content_type="text/html")
             return web.json_response(body, status=status, headers=headers)
-        if method == "chat.postMessage":
+        if method in ("chat.postMessage", "chat.startStream"):
             params["_ts"] = f"{int(time.time())}.{next(self._ts):06d}"  # as Slack: now, unique in the channel
         self.api.append(ApiCall(method, params))
         return web.json_response(self._answer(method, params))
@@ -127,6 +137,10 @@ class FakeSlack(FakeServer):
             return ok
         if method == "chat.update":
             return {"ok": True, "channel": params.get("channel"), "ts": params.get("ts"), "text": params.get("text")}
+        if method == "chat.startStream":  # webapi_chat_startStream_ok.json
+            return {**fixture("webapi_chat_startStream_ok.json"), "channel": params.get("channel"), "ts": params["_ts"]}
+        if method in ("chat.appendStream", "chat.stopStream"):
+            return {"ok": True, "channel": params.get("channel"), "ts": params.get("ts")}
         if method == "users.info" and str(params.get("user")) in self.users:
             return self.users[str(params.get("user"))]
         if method == "users.info":
