@@ -1,6 +1,9 @@
-"""Platform-neutral text handling: long answers become several messages, never cut."""
+"""Platform-neutral text handling: long answers become several messages, never cut; a streamed
+answer is shown only in pieces that render whole."""
 
 from __future__ import annotations
+
+import re
 
 
 def split_markdown(markdown: str, limit: int) -> list[str]:
@@ -50,3 +53,27 @@ def _close_fences(chunks: list[str]) -> list[str]:
         carry = text.count("```") % 2 == 1
         fixed.append(text + "\n```" if carry else text)
     return fixed
+
+
+_FENCE = re.compile(r"^\s*```", re.M)
+
+
+def safe_prefix(text: str) -> str:
+    """The longest start of `text` that renders whole: not inside a code fence, no table still
+    growing, and a line still being written only up to its last space."""
+    fences = [m.start() for m in _FENCE.finditer(text)]
+    if len(fences) % 2:  # an open fence: only what came before it
+        return _without_open_table(text[:fences[-1]])
+    cut = text.rfind("\n") + 1
+    done, tail = text[:cut], text[cut:]
+    if not tail.strip() or tail.lstrip().startswith("|"):
+        return _without_open_table(done)  # a table may still be growing
+    space = max(tail.rfind(" "), tail.rfind("\t"))  # a line after a table: the table is whole
+    return done + (tail[:space + 1] if space >= 0 else "")
+
+
+def _without_open_table(text: str) -> str:
+    lines = text.splitlines(keepends=True)
+    while lines and lines[-1].lstrip().startswith("|"):
+        lines.pop()
+    return "".join(lines)

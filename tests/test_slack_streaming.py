@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from adapters.slack.stream import safe_prefix
 from bot.config import load_settings
 from bot.server import create_app
 from bot.store import SqliteStore
+from bot.text import safe_prefix
 from tests.conftest import make_client
 from tests.fakes.base import serve
 from tests.fakes.serving import FakeServing, Scripted

@@ -10,7 +10,6 @@ answers continue in follow-up messages.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from typing import Any
 
@@ -21,34 +20,11 @@ from adapters.slack import translate as t
 from adapters.slack.client import error_code, post_messages
 from adapters.slack.progress import Placeholder
 from bot.models import Reply
+from bot.text import safe_prefix
 
 log = logging.getLogger(__name__)
 
 EVERY_S = 1.0  # Slack sees at most one append (or update) a second per answer
-_FENCE = re.compile(r"^\s*```", re.M)
-
-
-def safe_prefix(text: str) -> str:
-    """The longest start of `text` that renders whole: not inside a code fence, no table still
-    growing, and a line still being written only up to its last space."""
-    fences = [m.start() for m in _FENCE.finditer(text)]
-    if len(fences) % 2:  # an open fence: only what came before it
-        return _without_open_table(text[:fences[-1]])
-    cut = text.rfind("\n") + 1
-    done, tail = text[:cut], text[cut:]
-    if not tail.strip() or tail.lstrip().startswith("|"):
-        return _without_open_table(done)  # a table may still be growing
-    space = max(tail.rfind(" "), tail.rfind("\t"))  # a line after a table: the table is whole
-    return done + (tail[:space + 1] if space >= 0 else "")
-
-
-def _without_open_table(text: str) -> str:
-    lines = text.splitlines(keepends=True)
-    while lines and lines[-1].lstrip().startswith("|"):
-        lines.pop()
-    return "".join(lines)
-
-
 class SlackStream:
     """The handler's StreamSink for one answer in a Slack thread."""
 

@@ -30,6 +30,7 @@ from msrest.exceptions import ClientRequestError, DeserializationError, HttpOper
 from adapters.teams import translate as t
 from adapters.teams.outbound import Connector, ConnectorError, Where
 from adapters.teams.perf import PooledConnectors, speed_up_msrest
+from adapters.teams.stream import TeamsStream
 from adapters.teams.validate import checked_activity
 from bot.background import SHUTDOWN_GRACE_S, TaskSet
 from bot.config import Settings
@@ -242,7 +243,9 @@ class TeamsAdapter:
 
     async def _answer(self, reference: ConversationReference, message: Incoming) -> None:
         where = Where.of(reference)  # replies to the question's message
-        typing = asyncio.create_task(self._keep_typing(where))
+        personal = bool(reference.conversation and reference.conversation.conversation_type == "personal")
+        stream = TeamsStream(self.connector, where, personal=personal)
+        typing = asyncio.create_task(self._keep_typing(where, stream))
         woke = False
 
         async def progress(stage: str) -> None:
@@ -253,7 +256,7 @@ class TeamsAdapter:
                                        "few minutes…")
 
         try:
-            reply = await self.handler.handle(message, on_progress=progress)
+            reply = await self.handler.handle(message, on_progress=progress, sink=stream)
         except asyncio.CancelledError:  # shutting down: say so rather than leave the question hanging
             typing.cancel()
             await asyncio.wait_for(self.send(where, "healthbot restarted before it could answer this. "
@@ -265,8 +268,12 @@ class TeamsAdapter:
             await self.send(where, "Sorry, healthbot hit an internal error answering this. Please try again.")
             return
         typing.cancel()
-        if reply is not None:
+        if reply is not None and not await stream.finish(reply, self._send_cards):
             await self._send_or_queue(where, reference, message, reply)
+
+    async def _send_cards(self, where: Where, cards: list[dict[str, Any]]) -> None:
+        for card in cards:
+            await self.send(where, card)
 
     async def _send_or_queue(self, where: Where, reference: ConversationReference, message: Incoming,
                              reply: Reply) -> None:
@@ -282,9 +289,9 @@ class TeamsAdapter:
             await self.dispatcher.enqueue_answer(ChannelTarget(Platform.TEAMS, message.key.channel),
                                                  {"reference": reference.serialize()}, reply)
 
-    async def _keep_typing(self, where: Where) -> None:
+    async def _keep_typing(self, where: Where, stream: TeamsStream) -> None:
         await asyncio.sleep(TYPING_AFTER_S)
-        while True:
+        while not stream.started:  # a stream or placeholder shows progress itself
             try:
                 await self.connector.send(where, {"type": "typing"})
             except Exception:  # typing is cosmetic; never let it break the answer

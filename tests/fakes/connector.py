@@ -40,6 +40,7 @@ class FakeConnector(FakeServer):
     emails: dict[str, str] = field(default_factory=lambda: {
         "29:1FAKEuserMRIaBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789-abcdefghijklmnopqrstuv": "alex.smith@contoso.example"})
     members: dict[str, dict[str, Any]] = field(default_factory=dict)  # member id → GET members/{id} body
+    stream_failures: deque[tuple[int, str]] = field(default_factory=deque)  # (status, fixture) for streaming sends
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def build(self, app: web.Application) -> None:
@@ -62,14 +63,22 @@ class FakeConnector(FakeServer):
         return None
 
     async def _post(self, request: web.Request) -> web.Response:
-        """Reply to an activity (`…/activities/{id}`) or send to the conversation (`…/activities`)."""
+        """Reply to an activity (`…/activities/{id}`) or send to the conversation (`…/activities`).
+        Streaming (a `streaminfo` entity): 201 with the stream id first, then 202 (streaming_*.json)."""
         activity = await request.json()
         failed = self._fail(activity)
         if failed is not None:
             return failed
         reply_to = request.match_info.get("activity")
+        info = next((e for e in activity.get("entities") or [] if e.get("type") == "streaminfo"), None)
+        if info is not None and self.stream_failures:
+            status, name = self.stream_failures.popleft()
+            return web.json_response(fixture(name)["body"], status=status)
         self.sent.append(Sent(request.match_info["conversation"], reply_to, activity, "reply" if reply_to else "send"))
-        return web.json_response({"id": f"1760000000{next(self._ids):03d}"})
+        if info is not None and info.get("streamId"):
+            return web.json_response(fixture("streaming_response_202_subsequent.json")["body"], status=202)
+        status = 201 if info is not None else 200
+        return web.json_response({"id": f"1760000000{next(self._ids):03d}"}, status=status)
 
     async def _update(self, request: web.Request) -> web.Response:
         self.sent.append(Sent(request.match_info["conversation"], request.match_info["activity"], await request.json(), "update"))

@@ -1,0 +1,125 @@
+"""A streamed answer in Teams.
+
+Personal chat: Teams streaming — typing activities carrying a `streaminfo` entity, `informative`
+(a stage) and then `streaming` (the text so far, cumulative) with an increasing `streamSequence`,
+at most one a second; the first answer (201) names the `streamId`; the final message carries the
+Adaptive Card and a `streaminfo` entity of type `final` with that id. Channels and group chats
+cannot stream: a placeholder message is updated in place, then replaced by the final card. A
+403 / 400 on streaming (the user stopped it, streaming not allowed) falls back to the placeholder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Any
+
+import aiohttp
+
+from adapters.teams import translate as t
+from adapters.teams.outbound import Connector, ConnectorError, Where
+from bot.models import Reply
+from bot.text import safe_prefix
+
+log = logging.getLogger(__name__)
+
+EVERY_S = 1.0
+CHANNEL_TEXT_LIMIT = 20_000  # Teams messages hold ~28 KB; the final card is what counts
+
+
+class TeamsStream:
+    """The handler's StreamSink for one answer in a Teams conversation."""
+
+    def __init__(self, connector: Connector, where: Where, *, personal: bool) -> None:
+        self.connector = connector
+        self.where = where
+        self.mode = "stream" if personal else "placeholder"
+        self.stream_id: str | None = None
+        self.sequence = 0
+        self.placeholder_id: str | None = None
+        self.text_so_far = ""
+        self.shown = ""
+        self.sent = 0  # activities sent for this answer (bench/streaming.py counts them)
+        self._last = 0.0
+
+    @property
+    def started(self) -> bool:
+        return self.sent > 0
+
+    async def stage(self, words: str) -> None:
+        if self.shown or not self._due():
+            return
+        if self.mode == "stream":
+            await self._stream("informative", words)
+        else:
+            await self._placeholder({"type": "message", "text": words[:1].upper() + words[1:]})
+
+    async def text(self, delta: str) -> None:
+        self.text_so_far += delta
+        safe = safe_prefix(self.text_so_far)
+        if len(safe) <= len(self.shown) or not self._due():
+            return
+        if self.mode == "stream":
+            await self._stream("streaming", safe)
+        else:
+            await self._placeholder({"type": "message", "text": safe[:CHANNEL_TEXT_LIMIT], "textFormat": "markdown"})
+        self.shown = safe
+
+    def _due(self) -> bool:
+        if time.monotonic() - self._last < EVERY_S:
+            return False
+        self._last = time.monotonic()
+        return True
+
+    async def _stream(self, kind: str, text: str) -> None:
+        self.sequence += 1
+        info: dict[str, Any] = {"type": "streaminfo", "streamType": kind, "streamSequence": self.sequence}
+        if self.stream_id:
+            info["streamId"] = self.stream_id
+        try:
+            self.sent += 1
+            sent = await self.connector.send(self._to_conversation(), {"type": "typing", "text": text,
+                                                                       "entities": [info]})
+        except (ConnectorError, aiohttp.ClientError) as exc:
+            log.info("Teams streaming refused (%s): a placeholder message instead",
+                     exc.status if isinstance(exc, ConnectorError) else type(exc).__name__)
+            self.mode, self.stream_id = "placeholder", None
+            await self._placeholder({"type": "message", "text": text})
+            return
+        self.stream_id = self.stream_id or sent
+
+    def _to_conversation(self) -> Where:
+        """Streaming activities go to the conversation, not as replies (the documented REST route)."""
+        return dataclasses.replace(self.where, reply_to=None)
+
+    async def _placeholder(self, activity: dict[str, Any]) -> None:
+        try:
+            self.sent += 1
+            if self.placeholder_id is None:
+                self.placeholder_id = await self.connector.send(self.where, activity)
+            else:
+                await self.connector.update(self.where, self.placeholder_id, activity)
+        except (ConnectorError, aiohttp.ClientError) as exc:  # progress is cosmetic: the answer comes at the end
+            log.info("Teams progress message failed: %s", exc)
+
+    async def finish(self, reply: Reply, send_cards: Any) -> bool:
+        """Deliver the final answer in place of the stream or placeholder: True when done, False when
+        nothing was shown and the caller sends the answer as always. `send_cards(where, cards)`."""
+        cards = [t.card_message(card, t.plain_summary(reply.content)) for card in t.reply_cards(reply)]
+        if self.mode == "stream" and self.stream_id:
+            final = {**cards[0], "entities": [{"type": "streaminfo", "streamId": self.stream_id, "streamType": "final"}]}
+            self.sent += 1
+            try:
+                await self.connector.send(self._to_conversation(), final)
+            except ConnectorError as exc:  # the user stopped the stream, or it expired: answer as always
+                log.info("Teams would not finish the stream (%s): sending the answer as a message", exc.status)
+                return False
+            await send_cards(self.where, cards[1:])
+            return True
+        if self.placeholder_id is not None:
+            self.sent += 1
+            await self.connector.update(self.where, self.placeholder_id, cards[0])
+            await send_cards(self.where, cards[1:])
+            return True
+        return False
