@@ -111,3 +111,22 @@ def test_safe_prefix_holds_back_half_tables_open_fences_and_half_words() -> None
     assert safe_prefix("Intro\n| a | b |\n|---|---|\n| 1 | 2 |\nafter") == "Intro\n| a | b |\n|---|---|\n| 1 | 2 |\n"
     assert safe_prefix("Text\n```sql\nSELECT") == "Text\n"
     assert safe_prefix("Text\n```sql\nSELECT 1\n```\nmore words") == "Text\n```sql\nSELECT 1\n```\nmore "
+
+
+async def test_text_held_back_by_the_pace_is_shown_within_the_second_without_new_text() -> None:
+    """A sub-agent may think for a while after a sentence: the sentence must not wait for it."""
+    import asyncio
+
+    from bot.pacing import Pacer
+
+    flushed: list[float] = []
+
+    async def flush() -> None:
+        flushed.append(asyncio.get_running_loop().time())
+
+    pacer = Pacer(0.2, flush)
+    started = asyncio.get_running_loop().time()
+    assert pacer.due() and not pacer.due() and not pacer.due()  # one flush scheduled, not two
+    await asyncio.sleep(0.35)
+    assert len(flushed) == 1 and 0.15 <= flushed[0] - started <= 0.3
+    await pacer.stop()

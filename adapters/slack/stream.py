@@ -10,7 +10,6 @@ answers continue in follow-up messages.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -20,6 +19,7 @@ from adapters.slack import translate as t
 from adapters.slack.client import error_code, post_messages
 from adapters.slack.progress import Placeholder
 from bot.models import Reply
+from bot.pacing import Pacer
 from bot.text import safe_prefix
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class SlackStream:
         self.ts: str | None = None  # the streamed message
         self.text_so_far = ""
         self.shown = ""  # what Slack shows
-        self._last = 0.0
+        self.pacer = Pacer(EVERY_S, lambda: self.text(""))
         self.calls = 0
 
     async def stage(self, words: str) -> None:
@@ -46,12 +46,11 @@ class SlackStream:
 
     async def text(self, delta: str) -> None:
         self.text_so_far += delta
-        if self.mode == "broken" or len(self.shown) >= t.CHUNK or time.monotonic() - self._last < EVERY_S:
+        if self.mode == "broken" or len(self.shown) >= t.CHUNK:
             return
         safe = safe_prefix(self.text_so_far)[:t.CHUNK]
-        if len(safe) <= len(self.shown):
+        if len(safe) <= len(self.shown) or not self.pacer.due():
             return
-        self._last = time.monotonic()
         if not self.mode:
             await self._start(safe)
         elif self.mode == "stream" and self.ts is not None:
@@ -66,7 +65,8 @@ class SlackStream:
 
     async def _start(self, safe: str) -> None:
         if self.thread_ts is None:  # a top-level DM: Slack streams into threads only
-            self.mode, self._last = "update", 0.0
+            self.mode = "update"
+            self.pacer.now()
             await self.text("")
             return
         try:
@@ -77,7 +77,7 @@ class SlackStream:
         except SlackApiError as exc:  # an older plan, a workspace without AI features, a method error
             log.info("Slack refused chat.startStream (%s): updating a placeholder instead", error_code(exc))
             self.mode = "update"
-            self._last = 0.0
+            self.pacer.now()
             await self.text("")
             return
         except Exception as exc:  # the network: fall back too, the answer comes at the end anyway
@@ -106,6 +106,7 @@ class SlackStream:
     async def finish(self, reply: Reply) -> bool:
         """End the stream with the final answer: True when the answer is complete in Slack; False when
         nothing was streamed and the caller posts it as always (over the placeholder)."""
+        await self.pacer.stop()
         if self.mode in ("", "update"):
             return False
         assert self.ts is not None

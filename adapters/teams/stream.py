@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from typing import Any
 
 import aiohttp
@@ -20,6 +19,7 @@ import aiohttp
 from adapters.teams import translate as t
 from adapters.teams.outbound import Connector, ConnectorError, Where
 from bot.models import Reply
+from bot.pacing import Pacer
 from bot.text import safe_prefix
 
 log = logging.getLogger(__name__)
@@ -41,14 +41,14 @@ class TeamsStream:
         self.text_so_far = ""
         self.shown = ""
         self.sent = 0  # activities sent for this answer (bench/streaming.py counts them)
-        self._last = 0.0
+        self.pacer = Pacer(EVERY_S, lambda: self.text(""))
 
     @property
     def started(self) -> bool:
         return self.sent > 0
 
     async def stage(self, words: str) -> None:
-        if self.shown or not self._due():
+        if self.shown or not self.pacer.due():
             return
         if self.mode == "stream":
             await self._stream("informative", words)
@@ -58,19 +58,13 @@ class TeamsStream:
     async def text(self, delta: str) -> None:
         self.text_so_far += delta
         safe = safe_prefix(self.text_so_far)
-        if len(safe) <= len(self.shown) or not self._due():
+        if len(safe) <= len(self.shown) or not self.pacer.due():
             return
         if self.mode == "stream":
             await self._stream("streaming", safe)
         else:
             await self._placeholder({"type": "message", "text": safe[:CHANNEL_TEXT_LIMIT], "textFormat": "markdown"})
         self.shown = safe
-
-    def _due(self) -> bool:
-        if time.monotonic() - self._last < EVERY_S:
-            return False
-        self._last = time.monotonic()
-        return True
 
     async def _stream(self, kind: str, text: str) -> None:
         self.sequence += 1
@@ -106,6 +100,7 @@ class TeamsStream:
     async def finish(self, reply: Reply, send_cards: Any) -> bool:
         """Deliver the final answer in place of the stream or placeholder: True when done, False when
         nothing was shown and the caller sends the answer as always. `send_cards(where, cards)`."""
+        await self.pacer.stop()
         cards = [t.card_message(card, t.plain_summary(reply.content)) for card in t.reply_cards(reply)]
         if self.mode == "stream" and self.stream_id:
             final = {**cards[0], "entities": [{"type": "streaminfo", "streamId": self.stream_id, "streamType": "final"}]}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ class Sent:
     reply_to: str | None
     activity: dict[str, Any]
     kind: str  # reply / send / update / create
+    at: float = field(default_factory=time.monotonic)
 
     @property
     def card(self) -> dict[str, Any] | None:
