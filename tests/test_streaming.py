@@ -194,3 +194,13 @@ async def test_no_text_streams_where_a_domain_rule_could_withhold_the_answer(tmp
     finally:
         await handler.close()
     assert reply is not None and reply.error is None and sink.texts == [] and sink.stages  # stages still show
+
+
+def test_healthbot_stream_off_builds_a_client_that_asks_for_whole_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.config import load_settings
+    from bot.engines import build_engine
+
+    monkeypatch.setenv("DATABRICKS_HOST", "https://dbc-01234567-89ab.cloud.databricks.com")
+    assert getattr(build_engine(load_settings()), "streaming") is True
+    monkeypatch.setenv("HEALTHBOT_STREAM", "off")
+    assert getattr(build_engine(load_settings()), "streaming") is False

@@ -97,3 +97,25 @@ async def test_a_full_export_queue_drops_traces_counts_them_and_still_answers(tm
         assert sorted(t.info.tags["request_id"] for t in found) == sorted(r.request_id for r in replies[:2] if r)
     finally:
         await handler.close()
+
+
+async def test_a_streamed_answer_marks_its_first_token_on_the_trace(tmp_path: Path) -> None:
+    from agent.demo import DemoEngine
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    tracer = Tracer(f"sqlite:///{tmp_path}/mlflow.db")
+    handler = ConversationHandler(store=SqliteStore(tmp_path / "bot.db"), engine=DemoEngine(data_dir=tmp_path / "d"),
+                                  tracer=tracer)
+
+    class Quiet:
+        async def stage(self, words: str) -> None: ...
+
+        async def text(self, delta: str) -> None: ...
+
+    try:
+        reply = await handler.handle(message("why did costs spike yesterday?", "e9"), sink=Quiet())
+        assert reply is not None
+        endpoint = next(s for s in find(reply.request_id, tracer).data.spans if s.name == "endpoint")
+        assert [event.name for event in endpoint.events] == ["first_token"]
+    finally:
+        await handler.close()
