@@ -135,4 +135,4 @@ class ConsoleChat:
             if self.live:
                 self.write("")
             reply = await self.ask(text)
-            self.write(("\n" if not self.streamed else "") + render(reply, streamed=self.streamed) + "\n")
+            self.write("\n" + render(reply, streamed=self.streamed) + "\n")
