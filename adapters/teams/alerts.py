@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from botbuilder.core import TurnContext
 from botbuilder.schema import (
     ChannelAccount,
     ConversationAccount,
-    ConversationParameters,
     ConversationReference,
 )
 from msrest.exceptions import HttpOperationError
@@ -86,22 +84,18 @@ class TeamsAlertSink:
             raise DeliveryError(f"Bot Connector {status or exc}", permanent=False) from None
 
     async def post_root(self, channel: str, view: AlertView) -> dict[str, Any]:
+        """A new post in the channel (Bot Connector `POST /v3/conversations` with the channel in
+        channelData), from the reference stored when the app was installed in the team."""
         stored = await self._reference(channel)
         reference = ConversationReference().deserialize(stored)
         tenant = reference.conversation.tenant_id if reference.conversation else None
-        activity = t.card_activity(alert_card(view, channel), f"{view.alert.name} is {view.alert.state}")
-        parameters = ConversationParameters(is_group=True, bot=reference.bot, channel_data={"channel": {"id": channel}},
-                                            activity=activity, tenant_id=tenant)
-        created: dict[str, Any] = {}
-
-        async def capture(context: TurnContext) -> None:
-            created["conversation_id"] = context.activity.conversation.id
-            created["activity_id"] = context.activity.id
-
-        await self._run(self.teams.adapter.create_conversation(self.teams.app_id, capture, parameters, "msteams",
-                                                               reference.service_url, None))
-        return {**created, "service_url": reference.service_url, "tenant": tenant or "",
-                "bot": reference.bot.serialize() if reference.bot else None}
+        bot = Where.of(reference).bot
+        parameters: dict[str, Any] = {
+            "isGroup": True, "bot": bot, "channelData": {"channel": {"id": channel}}, "tenantId": tenant,
+            "activity": t.card_message(alert_card(view, channel), f"{view.alert.name} is {view.alert.state}")}
+        conversation_id, activity_id = await self._run(self.teams.connector.create(reference.service_url, parameters))
+        return {"conversation_id": conversation_id, "activity_id": activity_id, "service_url": reference.service_url,
+                "tenant": tenant or "", "bot": bot}
 
     async def find_root(self, channel: str, alert_key: str, since: float) -> dict[str, Any] | None:
         """A bot cannot read a Teams channel's history (that needs Microsoft Graph permissions), so a

@@ -106,6 +106,15 @@ class Connector:
         answer = await self._call("POST", where.service_url, path, where.stamp(activity))
         return str(answer["id"]) if isinstance(answer, dict) and answer.get("id") else None
 
+    async def create(self, service_url: str, parameters: dict[str, Any]) -> tuple[str, str]:
+        """A new conversation (in Teams: a new post in a channel); its (conversation id, activity id)."""
+        answer = await self._call("POST", service_url, "v3/conversations", parameters)
+        if not isinstance(answer, dict) or not answer.get("id"):
+            raise ConnectorError(502, f"no conversation id in {str(answer)[:100]}")
+        conversation_id = str(answer["id"])
+        fallback = conversation_id.split(";messageid=")[1] if ";messageid=" in conversation_id else ""
+        return conversation_id, str(answer.get("activityId") or fallback)
+
     async def update(self, where: Where, activity_id: str, activity: dict[str, Any]) -> None:
         path = (f"v3/conversations/{quote(str(where.conversation.get('id', '')), safe='')}/activities/"
                 f"{quote(activity_id, safe='')}")
