@@ -354,3 +354,38 @@ async def test_with_credentials_tokens_are_validated(monkeypatch: pytest.MonkeyP
         await runner.cleanup()
         await r.connector.stop()
         openid.server.shutdown()
+
+
+async def test_with_credentials_answers_carry_the_token_botbuilder_would_send(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake_serving: FakeServing) -> None:
+    """The pooled aiohttp sender signs with the credentials botbuilder holds (Entra stood in for by
+    the token issuer's one method), and asks them once, not per send."""
+    from botframework.connector.auth import AuthenticationConstants, MicrosoftAppCredentials
+
+    issued: list[str] = []
+
+    def entra(self: MicrosoftAppCredentials, force_refresh: bool = False) -> str:
+        issued.append(self.microsoft_app_id)
+        return "entra-token-for-the-bot"
+
+    monkeypatch.setattr(MicrosoftAppCredentials, "get_access_token", entra)
+    openid = FakeOpenId()
+    monkeypatch.setattr(AuthenticationConstants, "TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL", openid.start())
+    r, runner = await start_rig(monkeypatch, tmp_path, fake_serving, MICROSOFT_APP_ID="11111111-aaaa-bbbb-cccc-000000000001",
+                                MICROSOFT_APP_PASSWORD="not-a-real-secret")
+    try:
+        asked = []
+        for number in (1, 2):
+            activity = r.activity("message_personal.json", id=f"17599000000{number}")
+            status, _ = await r.post(activity, {"Authorization": f"Bearer {openid.token(r.connector.url + '/')}"})
+            assert status in (200, 201)
+            await r.connector.wait_for(lambda: len(r.connector.cards()) == number)
+            await r.settle()
+            asked.append(len(issued))
+        sends = [c for c in r.connector.calls if c.method == "POST" and "/activities" in c.path]
+        assert len(sends) >= 2 and all(c.headers.get("Authorization") == "Bearer entra-token-for-the-bot" for c in sends)
+        assert asked[0] >= 1 and asked[1] == asked[0]  # the second answer reused the token
+    finally:
+        await runner.cleanup()
+        await r.connector.stop()
+        openid.server.shutdown()
