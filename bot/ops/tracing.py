@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 QUEUE_SIZE = 1000  # traces waiting to be handed over; at a few hundred bytes each, memory is no concern
 BATCH = 256  # traces per hand-over to the exporter process
 INBOX_BATCHES = 4  # hand-overs the exporter may have waiting: at most QUEUE_SIZE + 4 x BATCH in memory
-SEND_EVERY_S = 0.05
+SEND_EVERY_S = 0.25  # a few hand-overs a second: each wakes a thread that takes the GIL
 
 
 @dataclass(slots=True)
