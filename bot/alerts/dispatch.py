@@ -193,6 +193,8 @@ class AlertDispatcher(BackgroundLoop):
                 if self.enrich is not None and alert.source == AlertSource.JOB:
                     alert = await self.enrich(alert)
                 await self.threads.apply(sink, target, alert, delivery.investigate)
+                if self.pace_s > 0:
+                    await self.alerts.posted_now(delivery.target, self.pace_s)
         except DeliveryError as exc:
             if exc.permanent or delivery.attempts + 1 >= self.max_attempts:
                 log.error("%s to %s failed for good: %s", delivery.alert_key, delivery.target, exc.reason)

@@ -110,6 +110,11 @@ class PostgresAlertStore:
         taken = abs(row["next_at"] - (row["now"] + pace_s)) < 1e-6
         return 0.0 if taken else max(0.0, float(row["next_at"] - row["now"]))
 
+    async def posted_now(self, target: str, pace_s: float) -> None:
+        pool = await self.store.pool()
+        await pool.execute(f"UPDATE channel_pacing SET next_at = GREATEST(next_at, {DB_NOW} + $2) WHERE target = $1",
+                           target, pace_s)
+
     async def counts(self) -> dict[str, int]:
         pool = await self.store.pool()
         counts = {"pending": 0, "delivered": 0, "failed": 0}

@@ -186,6 +186,10 @@ class SqliteAlertStore:
         next_at = self._db.execute("SELECT next_at FROM channel_pacing WHERE target = ?", (target,)).fetchone()[0]
         return max(0.0, float(next_at) - now)
 
+    async def posted_now(self, target: str, pace_s: float) -> None:
+        self._db.execute("UPDATE channel_pacing SET next_at = max(next_at, ?) WHERE target = ?",
+                         (time.time() + pace_s, target))
+
     async def counts(self) -> dict[str, int]:
         rows = self._db.execute("SELECT status, count(*) FROM alert_outbox GROUP BY status").fetchall()
         counts = {"pending": 0, "delivered": 0, "failed": 0}
