@@ -20,7 +20,6 @@ import re
 import statistics
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -98,16 +97,14 @@ def first_texts(kind: str, slack: FakeSlack, connector: FakeConnector) -> tuple[
     first: dict[int, float] = {}
     calls: dict[int, int] = {}
     if kind == "slack":
-        by_ts: dict[str, int] = {}
+        by_ts: dict[str, int] = {}  # the streamed message → its question
         for call in slack.api:
             if call.method == "chat.startStream" and (m := MARK.search(call.params.get("markdown_text", ""))):
-                number = int(m.group(1))
-                first.setdefault(number, call.at)
-                by_ts[call.params["_ts"]] = number
-            number_of = by_ts.get(str(call.params.get("ts")), None)
-            key = int(m.group(1)) if call.method == "chat.startStream" and m else number_of
-            if key is not None and call.method.startswith("chat."):
-                calls[key] = calls.get(key, 0) + 1
+                by_ts[call.params["_ts"]] = int(m.group(1))
+                first.setdefault(int(m.group(1)), call.at)
+            number = by_ts.get(str(call.params.get("_ts") or call.params.get("ts")))
+            if number is not None:
+                calls[number] = calls.get(number, 0) + 1
     else:
         for sent in connector.sent:
             if m := MARK.search(str(sent.activity.get("text", ""))):

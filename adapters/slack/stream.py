@@ -38,7 +38,6 @@ class SlackStream:
         self.text_so_far = ""
         self.shown = ""  # what Slack shows
         self.pacer = Pacer(EVERY_S, lambda: self.text(""))
-        self.calls = 0
 
     async def stage(self, words: str) -> None:
         if not self.mode:  # before the first text: the placeholder says what is being done
@@ -70,7 +69,6 @@ class SlackStream:
             await self.text("")
             return
         try:
-            self.calls += 1
             started = await self.client.chat_startStream(
                 channel=self.channel, thread_ts=self.thread_ts, markdown_text=safe,
                 recipient_user_id=self.recipient_user, recipient_team_id=self.recipient_team)
@@ -93,7 +91,6 @@ class SlackStream:
                 log.info("could not remove the placeholder: %s", error_code(exc))
 
     async def _call(self, method: str, call: Any, shown: str) -> None:
-        self.calls += 1
         try:
             await call
         except Exception as exc:  # a broken stream stops growing; the final answer replaces it
@@ -116,7 +113,6 @@ class SlackStream:
             footer = [block for block in messages[0][1] if block.get("type") != "markdown"]
             rest = reply.content[len(self.shown):]
             try:
-                self.calls += 1
                 await self.client.chat_stopStream(channel=self.channel, ts=self.ts, markdown_text=rest or None,
                                                   blocks=footer)
                 return True
@@ -124,13 +120,11 @@ class SlackStream:
                 log.warning("chat.stopStream failed (%s): replacing the message instead", error_code(exc))
         else:
             try:
-                self.calls += 1
                 await self.client.chat_stopStream(channel=self.channel, ts=self.ts)
             except SlackApiError as exc:
                 log.info("chat.stopStream failed (%s)", error_code(exc))
         if reply.error is not None and self.shown:  # keep what was said, then the error and Retry
             text, blocks = messages[0]
             messages = [(text, [{"type": "markdown", "text": self.shown}, *blocks]), *messages[1:]]
-        self.calls += len(messages)
         await post_messages(self.client, self.channel, self.thread_ts, messages, replace_ts=self.ts)
         return True

@@ -232,8 +232,7 @@ class TeamsAdapter:
                                          if isinstance(activity, str) else activity)
 
     async def send_reply(self, where: Where, reply: Reply) -> None:
-        for content in t.reply_cards(reply):
-            await self.send(where, t.card_message(content, t.plain_summary(reply.content)))
+        await self._send_cards(where, t.reply_messages(reply))
 
     # -- answering ---------------------------------------------------------------------------
 

@@ -40,7 +40,7 @@ class TeamsStream:
         self.placeholder_id: str | None = None
         self.text_so_far = ""
         self.shown = ""
-        self.sent = 0  # activities sent for this answer (bench/streaming.py counts them)
+        self.sent = 0  # activities sent for this answer: once any went out, no plain typing indicator
         self.pacer = Pacer(EVERY_S, lambda: self.text(""))
 
     @property
@@ -101,7 +101,7 @@ class TeamsStream:
         """Deliver the final answer in place of the stream or placeholder: True when done, False when
         nothing was shown and the caller sends the answer as always. `send_cards(where, cards)`."""
         await self.pacer.stop()
-        cards = [t.card_message(card, t.plain_summary(reply.content)) for card in t.reply_cards(reply)]
+        cards = t.reply_messages(reply)
         if self.mode == "stream" and self.stream_id:
             final = {**cards[0], "entities": [{"type": "streaminfo", "streamId": self.stream_id, "streamType": "final"}]}
             self.sent += 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from botbuilder.schema import Activity, ActivityTypes, Attachment
+from botbuilder.schema import Activity
 
 from bot.models import ErrorKind, Incoming, Membership, Platform, Reply, ThreadKey
 from bot.text import split_markdown
@@ -188,11 +188,6 @@ def card_message(content: dict[str, Any], summary: str) -> dict[str, Any]:
             "attachments": [{"contentType": CARD_CONTENT_TYPE, "content": content}]}
 
 
-def card_activity(content: dict[str, Any], summary: str) -> Activity:
-    return Activity(type=ActivityTypes.message, summary=summary,
-                    attachments=[Attachment(content_type=CARD_CONTENT_TYPE, content=content)])
-
-
 def card(body: list[dict[str, Any]], actions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     content: dict[str, Any] = {"type": "AdaptiveCard", "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
                                "version": CARD_VERSION, "body": body, "msteams": {"width": "Full"}}
@@ -230,6 +225,11 @@ def error_card(reply: Reply) -> dict[str, Any]:
             {"type": "TextBlock", "text": f"request id {reply.request_id}", "isSubtle": True, "size": "Small"}]
     actions = [execute("Retry", VERB_RETRY, {"request_id": reply.request_id})] if reply.retryable else None
     return card(body, actions)
+
+
+def reply_messages(reply: Reply) -> list[dict[str, Any]]:
+    """The answer (or error) as the message activities to send, one card each."""
+    return [card_message(card, plain_summary(reply.content)) for card in reply_cards(reply)]
 
 
 def reply_cards(reply: Reply) -> list[dict[str, Any]]:
