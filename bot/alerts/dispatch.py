@@ -178,11 +178,19 @@ class AlertDispatcher(BackgroundLoop):
             await self.alerts.failed(delivery, f"{target.platform.value} is not configured in healthbot")
             return
         answer = delivery.alert.get("kind") == ANSWER
-        if self.pace_s > 0 and not answer:  # Slack allows ~1 message per second per channel: pace, never drop
+        paced = self.pace_s > 0 and not answer  # Slack allows ~1 message per second per channel: pace, never drop
+        if paced:
             wait = await self.alerts.take_post_slot(delivery.target, self.pace_s)
             if wait > 0:
                 await self.alerts.postpone(delivery, time.time() + wait)
                 return
+        try:
+            await self._post(delivery, sink, target, answer)
+        finally:
+            if paced:
+                await self.alerts.release_post_slot(delivery.target, self.pace_s)
+
+    async def _post(self, delivery: Delivery, sink: AlertSink, target: ChannelTarget, answer: bool) -> None:
         if not await self.alerts.renew(delivery):
             return  # taken over while this worker waited: the new holder delivers it
         try:
@@ -193,8 +201,6 @@ class AlertDispatcher(BackgroundLoop):
                 if self.enrich is not None and alert.source == AlertSource.JOB:
                     alert = await self.enrich(alert)
                 await self.threads.apply(sink, target, alert, delivery.investigate)
-                if self.pace_s > 0:
-                    await self.alerts.posted_now(delivery.target, self.pace_s)
         except DeliveryError as exc:
             if exc.permanent or delivery.attempts + 1 >= self.max_attempts:
                 log.error("%s to %s failed for good: %s", delivery.alert_key, delivery.target, exc.reason)

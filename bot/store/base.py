@@ -152,13 +152,16 @@ class AlertStore(Protocol):
     async def failed(self, delivery: Delivery, error: str) -> bool: ...
 
     async def take_post_slot(self, target: str, pace_s: float) -> float:
-        """Fleet-wide pacing: 0 when the caller may post to `target` now (the slot is taken), else the
-        seconds until the next free slot (Slack allows ~1 message per second per channel)."""
+        """Fleet-wide pacing: 0 when the caller may post to `target` now — the slot is then held (for at
+        most LEASE_S) until `release_post_slot` — else the seconds to wait before asking again (at most
+        `pace_s`: a held slot is usually released well before its hold runs out). Slack allows ~1
+        message per second per channel."""
         ...
 
-    async def posted_now(self, target: str, pace_s: float) -> None:
-        """After a post went out: the next slot starts a full pace after it, not after the slot was
-        taken (the first post of a replica can take a while to leave: a cold connection)."""
+    async def release_post_slot(self, target: str, pace_s: float) -> None:
+        """The post went out (or failed): the next slot is a full pace after now. Counting from here,
+        not from when the slot was taken, keeps a slow post (a cold connection, a loaded replica) from
+        reaching Slack together with the next one."""
         ...
 
     async def counts(self) -> dict[str, int]: ...

@@ -101,19 +101,19 @@ class PostgresAlertStore:
         """On the database's clock, so replicas with skewed clocks share one pace. One statement: the
         row lock orders concurrent callers, and each sees the slot as the other left it."""
         pool = await self.store.pool()
+        held = pace_s + LEASE_S  # until release_post_slot, or a crashed poster's lease would have run out
         row = await pool.fetchrow(
             f"WITH now AS (SELECT {DB_NOW} AS t) "
             "INSERT INTO channel_pacing (target, next_at) SELECT $1, t + $2 FROM now ON CONFLICT (target) DO UPDATE "
             "SET next_at = CASE WHEN channel_pacing.next_at <= EXCLUDED.next_at - $2 THEN EXCLUDED.next_at "
             "ELSE channel_pacing.next_at END RETURNING next_at, (SELECT t FROM now) AS now",
-            target, pace_s)
-        taken = abs(row["next_at"] - (row["now"] + pace_s)) < 1e-6
-        return 0.0 if taken else max(0.0, float(row["next_at"] - row["now"]))
+            target, held)
+        taken = abs(row["next_at"] - (row["now"] + held)) < 1e-6
+        return 0.0 if taken else min(pace_s, max(0.0, float(row["next_at"] - row["now"])))
 
-    async def posted_now(self, target: str, pace_s: float) -> None:
+    async def release_post_slot(self, target: str, pace_s: float) -> None:
         pool = await self.store.pool()
-        await pool.execute(f"UPDATE channel_pacing SET next_at = GREATEST(next_at, {DB_NOW} + $2) WHERE target = $1",
-                           target, pace_s)
+        await pool.execute(f"UPDATE channel_pacing SET next_at = {DB_NOW} + $2 WHERE target = $1", target, pace_s)
 
     async def counts(self) -> dict[str, int]:
         pool = await self.store.pool()

@@ -180,15 +180,14 @@ class SqliteAlertStore:
         taken = self._db.execute(
             "INSERT INTO channel_pacing (target, next_at) VALUES (?, ?) ON CONFLICT (target) DO UPDATE "
             "SET next_at = excluded.next_at WHERE channel_pacing.next_at <= ? RETURNING next_at",
-            (target, now + pace_s, now)).fetchone()
+            (target, now + pace_s + LEASE_S, now)).fetchone()
         if taken is not None:
             return 0.0
         next_at = self._db.execute("SELECT next_at FROM channel_pacing WHERE target = ?", (target,)).fetchone()[0]
-        return max(0.0, float(next_at) - now)
+        return min(pace_s, max(0.0, float(next_at) - now))
 
-    async def posted_now(self, target: str, pace_s: float) -> None:
-        self._db.execute("UPDATE channel_pacing SET next_at = max(next_at, ?) WHERE target = ?",
-                         (time.time() + pace_s, target))
+    async def release_post_slot(self, target: str, pace_s: float) -> None:
+        self._db.execute("UPDATE channel_pacing SET next_at = ? WHERE target = ?", (time.time() + pace_s, target))
 
     async def counts(self) -> dict[str, int]:
         rows = self._db.execute("SELECT status, count(*) FROM alert_outbox GROUP BY status").fetchall()
