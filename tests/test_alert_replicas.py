@@ -11,13 +11,15 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from bot.background import BackgroundLoop
-from bot.store import base
-from tests.conftest import postgres_schema
+from bot.store import SqliteStore, base
+from bot.store.postgres import PostgresStore
+from tests.conftest import POSTGRES_DSN, postgres_schema
 from tests.fakes.connector import FakeConnector
 from tests.fakes.serving import FakeServing
 from tests.fakes.slack import FakeSlack
@@ -148,3 +150,53 @@ async def test_two_replicas_post_at_most_once_a_second_to_a_channel(
         assert len(times) == 4
         gaps = [later - earlier for earlier, later in zip(times, times[1:])]
         assert all(gap >= 0.9 for gap in gaps), gaps  # 1 s apart on the database clock, give or take the HTTP hop
+
+
+@pytest.mark.parametrize("postgres", [False, True], ids=["sqlite", "postgres"])
+async def test_two_replicas_asking_for_a_channel_in_the_same_instant_get_one_slot(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres: bool) -> None:
+    """Both replicas woke on the same timer: the database clock read the same microsecond for both
+    (seen in CI, 1 run in ~12). Frozen here, so it happens every time."""
+    clock = [1000.0]
+    monkeypatch.setattr("bot.store.sqlite_alerts.time", SimpleNamespace(time=lambda: clock[0]))
+    async with contextlib.AsyncExitStack() as stack:
+        if postgres:
+            schema = await stack.enter_async_context(postgres_schema())
+            stores: list[Any] = [PostgresStore(POSTGRES_DSN, schema=schema) for _ in range(2)]
+        else:
+            stores = [SqliteStore(tmp_path / "bot.db") for _ in range(2)]
+        for store in stores:
+            stack.push_async_callback(store.close)
+        first, second = (store.alerts for store in stores)
+
+        def at(t: float) -> None:
+            clock[0] = t
+            monkeypatch.setattr("bot.store.postgres_alerts.DB_NOW", f"{t}::float8")
+
+        at(1000.0)
+        assert await first.take_post_slot("slack:C1", 1.0) == 0.0
+        assert await second.take_post_slot("slack:C1", 1.0) == 1.0  # held: ask again within a pace
+        assert await second.take_post_slot("slack:C2", 1.0) == 0.0  # another channel is its own
+        await first.release_post_slot("slack:C1", 1.0)
+        assert await second.take_post_slot("slack:C1", 1.0) == 1.0  # a full pace after the post went out
+        at(1000.5)
+        assert await second.take_post_slot("slack:C1", 1.0) == 0.5
+        at(1001.0)
+        assert await second.take_post_slot("slack:C1", 1.0) == 0.0
+        assert await first.take_post_slot("slack:C1", 1.0) == 1.0
+
+
+async def test_a_slot_freed_between_asking_and_reading_it_is_not_taken_unheld(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hold ran out after the take found it held and before the wait was read (seen in CI): the
+    answer must still be "ask again", not 0 (= post now, without holding the slot)."""
+    async with postgres_schema() as schema:
+        store = PostgresStore(POSTGRES_DSN, schema=schema)
+        try:
+            pool = await store.pool()
+            await pool.execute("CREATE SEQUENCE tick")  # a clock that moves 1 s per statement that reads it
+            monkeypatch.setattr("bot.store.postgres_alerts.DB_NOW", "nextval('tick')::float8")
+            assert await store.alerts.take_post_slot("slack:C1", 1.0) == 0.0  # at 1: held until 1 + pace + lease = 3
+            # asked at 2: held, not taken; the wait is read at 3, when the hold is over
+            assert 0 < await store.alerts.take_post_slot("slack:C1", 1.0) <= 0.01
+        finally:
+            await store.close()
