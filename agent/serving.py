@@ -11,7 +11,6 @@ import asyncio
 import json
 import logging
 import random
-import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import aiohttp
 
 from agent.base import AgentRequest, Answer, Chunk, ProgressCallback
+from agent.databricks_config import databricks_config
 from agent.errors import STATUS_KINDS, EngineError, ErrorKind, error_detail, retry_after_s, status_error
 from agent.formats import (
     Format,
@@ -48,31 +48,6 @@ class EndpointState:
     @property
     def is_ready(self) -> bool:
         return self.ready == "READY"
-
-
-_SDK_IMPORT = threading.Lock()  # worker threads (warm-up, alert poller, Lakebase) may import it at once
-
-
-def databricks_config(*, host: str | None = None, token: str | None = None, profile: str | None = None) -> Config:
-    """Build the SDK's config; imported here, lazily, because importing databricks-sdk costs ~2 s.
-
-    `retry_timeout_seconds` is lowered from the SDK's 300 s: on construction the SDK probes
-    `{host}/.well-known/databricks-config` and, against an unreachable host, retried for five
-    minutes before falling back to the explicit configuration. The import is serialised: two
-    threads importing databricks-sdk at once hit Python's module-lock deadlock detection
-    (`_DeadlockError`, seen when the endpoint warm-up and the alert poller started together).
-    """
-    with _SDK_IMPORT:
-        from databricks.sdk.core import Config
-
-    kwargs: dict[str, Any] = {"retry_timeout_seconds": 20, "http_timeout_seconds": 10}
-    if host:
-        kwargs["host"] = host
-    if token:
-        kwargs["token"] = token
-    if profile:
-        kwargs["profile"] = profile
-    return Config(**kwargs)
 
 
 class ServingClient:

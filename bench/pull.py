@@ -69,7 +69,7 @@ async def _bare_listing(workspace: Any, since_ms: int) -> None:
 
 
 async def main(alerts: int, runs: int) -> None:
-    from agent.serving import databricks_config
+    from agent.databricks_config import databricks_config
     from bot.alerts.dispatch import AlertDispatcher
     from bot.alerts.pull import AlertPuller
     from bot.alerts.pull_sources import JOBS_CURSOR, SKEW_MARGIN_S

@@ -11,9 +11,9 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from agent.base import AgentRequest, Answer, ChatMessage, Engine, ProgressCallback
 from agent.errors import EngineError, ErrorKind
@@ -23,8 +23,9 @@ from bot.config import Settings
 from bot.models import Incoming, Reply, ThreadKey
 from bot.quick import quick_question
 from bot.ratelimit import RateLimiter
-from bot.store import RequestLogRow, Store, is_transient
+from bot.store import RequestLogRow, Store
 from bot.store.base import Limits
+from bot.store.retry import StoreUnavailable, with_retries
 from bot.ops.tracing import Tracer
 
 log = logging.getLogger(__name__)
@@ -97,13 +98,6 @@ class StreamSink(Protocol):
 
 
 Observer = Callable[[RequestLogRow], None]
-T = TypeVar("T")
-STORE_RETRY_DELAYS_S = (0.1, 0.2, 0.4, 0.8, 1.5, 2.0, 2.0, 3.0)  # ~10 s: a database failover or a blip
-
-
-class StoreUnavailable(Exception):
-    """The store kept failing through the retries: the user is told so in plain words."""
-
 
 class ConversationHandler:
     def __init__(self, *, store: Store, engine: Engine, options: HandlerOptions | None = None,
@@ -163,7 +157,7 @@ class ConversationHandler:
     async def _handle(self, msg: Incoming, on_progress: ProgressCallback | None, sink: StreamSink | None) -> Reply | None:
         started = time.perf_counter()
         idle = self.options.dm_idle_s if not msg.key.thread else None
-        opened = await self._stored(lambda: self.store.open_turn(
+        opened = await with_retries(lambda: self.store.open_turn(
             msg.key, event_id=msg.event_id, idle_after_s=idle, history_limit=self.options.history_limit))
         if opened is None:
             log.info("duplicate event dropped", extra={"event_id": msg.event_id})
@@ -181,7 +175,7 @@ class ConversationHandler:
             return await self._refuse(self._row(msg, request_id, session.session_id, question), started, refusal)
         limits = Limits(f"user:{msg.platform.value}:{msg.user_id}", self.options.user_rate_per_min,
                         self.options.global_rate_per_min) if self._limiter is None else None
-        wait = await self._stored(lambda: self.store.add_question(session.session_id, turn, request_id=request_id,
+        wait = await with_retries(lambda: self.store.add_question(session.session_id, turn, request_id=request_id,
                                                                   limits=limits))
 
         row = self._row(msg, request_id, session.session_id, question)
@@ -222,7 +216,7 @@ class ConversationHandler:
         row.latency_ms = (time.perf_counter() - started) * 1000
         if row.first_text_ms is None:  # answered whole: the answer is the first text anyone sees
             row.first_text_ms = row.latency_ms
-        await self._stored(lambda: self.store.record_answer(session.session_id, ChatMessage("assistant", answer.content), row))
+        await with_retries(lambda: self.store.record_answer(session.session_id, ChatMessage("assistant", answer.content), row))
         self._observe(row)
         return Reply(
             content=answer.content, sources=answer.sources, confidence=answer.confidence,
@@ -244,9 +238,9 @@ class ConversationHandler:
         row.error, row.answer = f"refused:{refusal.reason}", refusal.message
         row.latency_ms = (time.perf_counter() - started) * 1000
         if session_id:
-            await self._stored(lambda: self.store.record_answer(session_id, ChatMessage("assistant", refusal.message), row))
+            await with_retries(lambda: self.store.record_answer(session_id, ChatMessage("assistant", refusal.message), row))
         else:
-            await self._stored(lambda: self.store.log_request(row))
+            await with_retries(lambda: self.store.log_request(row))
         self._observe(row)
         return Reply(content=refusal.message, request_id=row.request_id, session_id=row.session_id,
                      error=ErrorKind.REFUSED, question=row.question)
@@ -271,22 +265,6 @@ class ConversationHandler:
                         span.add_event("first_token")
                 await shown.text(chunk.text)
         raise EngineError(ErrorKind.BAD_RESPONSE, "the stream ended without an answer")
-
-    async def _stored(self, operation: Callable[[], Awaitable[T]]) -> T:
-        """A store operation, retried through transient failures (a dropped connection, a database
-        refusing connections for a few seconds, a locked file) before anyone is told anything.
-        Each operation is retried on its own: a claimed event is not claimed twice."""
-        for delay in (*STORE_RETRY_DELAYS_S, None):
-            try:
-                return await operation()
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                if delay is None:
-                    raise StoreUnavailable(f"{type(exc).__name__}: {str(exc)[:200]}") from None
-                log.warning("store: %s: %s; retrying in %.1f s", type(exc).__name__, str(exc)[:200], delay)
-                await asyncio.sleep(delay)
-        raise AssertionError("unreachable")
 
     async def close(self) -> None:
         """For commands that own everything the handler uses (`ask`, `chat`): traces exported first."""
@@ -319,7 +297,7 @@ class ConversationHandler:
         )
         row.error = kind.value
         row.latency_ms = (time.perf_counter() - started) * 1000
-        await self._stored(lambda: self.store.log_request(row))
+        await with_retries(lambda: self.store.log_request(row))
         self._observe(row)
         return Reply(
             content=content, request_id=row.request_id, session_id=row.session_id, error=kind,

@@ -23,7 +23,7 @@ T = TypeVar("T")
 
 def config_factory(settings: Settings) -> Callable[[], Config]:
     """The SDK config for the configured workspace (any databricks-sdk auth; Apps inject their own)."""
-    from agent.serving import databricks_config
+    from agent.databricks_config import databricks_config
 
     token = settings.databricks_token.get_secret_value() if settings.databricks_token else None
     return lambda: databricks_config(host=settings.databricks_host, token=token, profile=settings.databricks_profile)

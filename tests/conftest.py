@@ -19,8 +19,9 @@ settings.register_profile("ci", max_examples=int(os.environ.get("HEALTHBOT_FUZZ_
 settings.register_profile("long", max_examples=3000, deadline=None, suppress_health_check=_SLOW_OK)
 settings.load_profile("ci")
 
+from agent.databricks_config import databricks_config
 from agent.demo import DemoEngine
-from agent.serving import ServingClient, databricks_config
+from agent.serving import ServingClient
 from bot.store import SqliteStore
 from tests.fakes.serving import FakeServing
 

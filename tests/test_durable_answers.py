@@ -108,10 +108,9 @@ async def test_answers_outlast_the_database_refusing_connections(blip_database: 
 
 async def test_a_database_that_stays_down_is_a_plain_error_not_an_internal_one(
         fake_serving: FakeServing, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from bot import handler as handler_module
-    from bot.store import SqliteStore
+    from bot.store import SqliteStore, retry
 
-    monkeypatch.setattr(handler_module, "STORE_RETRY_DELAYS_S", (0.01, 0.01))
+    monkeypatch.setattr(retry, "STORE_RETRY_DELAYS_S", (0.01, 0.01))
     store = SqliteStore(tmp_path / "bot.db")
     handler = ConversationHandler(store=store, engine=make_client(fake_serving))
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.serving import databricks_config
+from agent.databricks_config import databricks_config
 from bot.config import ConfigError, load_settings
 from bot.server import create_app
 from bot.store import open_store_for

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from agent.base import AgentRequest, Answer, ChatMessage, Chunk
+from agent.databricks_config import databricks_config
 from agent.demo import DemoEngine
 from agent.demo.endpoint import create_demo_endpoint_app
 from agent.errors import EngineError, ErrorKind
-from agent.serving import ServingClient, databricks_config
+from agent.serving import ServingClient
 from bot.handler import ConversationHandler
 from bot.models import Incoming, Membership, Platform, ThreadKey
 from bot.ops.stats import collect as collect_stats

@@ -7,10 +7,7 @@ statements of one operation, so no transaction is ever interleaved.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import logging
 import sqlite3
 import time
 import uuid
@@ -18,24 +15,19 @@ from pathlib import Path
 from typing import Any
 
 from agent.base import ChatMessage
-from bot.background import BackgroundLoop
 from bot.models import ThreadKey
 from bot.store.base import EVENT_TTL_S, Limits, RequestLogRow, Session, Turn
 from bot.store.sqlite_schema import MIGRATIONS
 from bot.store.retention import BATCH, COUNTED, PURGES, purge_statement
 from bot.store.sqlite_alerts import SqliteAlertStore
-
+from bot.store.sqlite_checkpoint import CHECKPOINT_EVERY_S, WAL_LIMIT_BYTES, WalCheckpointer
 
 _LOG_COLUMNS = (
     "request_id, ts, platform, workspace, channel, thread, session_id, user_id, question, answer, "
     "sources, confidence, domains, latency_ms, endpoint_latency_ms, error, cached, trace_id, first_text_ms"
 )
 _PURGE_EVERY_S = 60.0
-CHECKPOINT_EVERY_S = 5.0
-WAL_LIMIT_BYTES = 64 * 1024 * 1024  # past this the checkpointer truncates the WAL (it grew without bound)
 _NAMED = {"before": ":before", "now": ":now", "limit": ":limit"}
-
-log = logging.getLogger(__name__)
 
 
 def _new_session_id() -> str:
@@ -72,7 +64,7 @@ class SqliteStore:
         self._db.execute("PRAGMA busy_timeout=5000")  # `healthbot stats` may read while serve writes
         self._migrate()
         self._next_purge = 0.0
-        self._checkpointer: _Checkpointer | None = None
+        self._checkpointer: WalCheckpointer | None = None
 
     @property
     def alerts(self) -> SqliteAlertStore:
@@ -275,7 +267,7 @@ class SqliteStore:
             return
         self._db.execute("PRAGMA wal_autocheckpoint = 0")
         self._db.execute(f"PRAGMA journal_size_limit = {int(wal_limit_bytes)}")
-        self._checkpointer = _Checkpointer(self.path, every_s, wal_limit_bytes)
+        self._checkpointer = WalCheckpointer(self.path, every_s, wal_limit_bytes)
         self._checkpointer.start()
 
     async def close(self) -> None:
@@ -283,28 +275,3 @@ class SqliteStore:
             await self._checkpointer.stop()
             self._checkpointer = None
         self._db.close()
-
-
-class _Checkpointer(BackgroundLoop):
-    def __init__(self, path: str, every_s: float, wal_limit_bytes: int) -> None:
-        self.path = path
-        self.every_s = every_s
-        self.wal_limit_bytes = wal_limit_bytes
-        self._last_size = -1
-
-    def _checkpoint(self) -> None:
-        wal = Path(self.path + "-wal")
-        size = wal.stat().st_size if wal.exists() else 0
-        idle = size == self._last_size and size > 0  # nothing written since the last look
-        mode = "TRUNCATE" if size > self.wal_limit_bytes or idle else "PASSIVE"
-        with contextlib.closing(sqlite3.connect(self.path, timeout=5)) as db:
-            db.execute(f"PRAGMA wal_checkpoint({mode})")
-        self._last_size = wal.stat().st_size if wal.exists() else 0
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.every_s)
-            try:
-                await asyncio.to_thread(self._checkpoint)
-            except sqlite3.Error as exc:
-                log.warning("WAL checkpoint failed: %s", exc)
