@@ -113,7 +113,8 @@ def load_json(raw: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
         raise BadInput(f"JSON nested deeper than {max_depth} levels") from None
     except ValueError as exc:
         raise BadInput(f"not JSON: {exc}") from None
-    check_depth(value, max_depth)
+    if text.count("{") + text.count("[") > max_depth:  # fewer openers cannot nest deeper: skip the walk
+        check_depth(value, max_depth)
     return clean(value) if has_unsafe_escapes(text) else value
 
 

@@ -289,6 +289,16 @@ def test_unsafe_text_is_normalised_on_the_way_in() -> None:
         load_json(json.dumps(nested))
 
 
+def test_the_depth_limit_is_exact_whether_or_not_the_walk_is_skipped() -> None:
+    """Bodies with fewer openers than the limit skip the walk (most real ones): the limit is unchanged."""
+    from bot.inbound import BadInput, load_json
+
+    assert load_json("[" * 32 + "]" * 32) is not None
+    with pytest.raises(BadInput, match="nested deeper than 32"):
+        load_json("[" * 33 + "]" * 33)
+    assert load_json(json.dumps({"text": "{[" * 50, "list": [[1]]})) == {"text": "{[" * 50, "list": [[1]]}
+
+
 async def test_a_signed_body_that_is_not_utf8_is_a_400_and_an_unsigned_one_a_401(rig: Rig) -> None:
     raw = b'{"type": "event_callback", "x": "\xff"}'
     assert (await rig.post("/slack/events", raw, {"Content-Type": "application/json", **sign(raw)}))[0] == 400
