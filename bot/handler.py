@@ -176,7 +176,7 @@ class ConversationHandler:
         limits = Limits(f"user:{msg.platform.value}:{msg.user_id}", self.options.user_rate_per_min,
                         self.options.global_rate_per_min) if self._limiter is None else None
         wait = await with_retries(lambda: self.store.add_question(session.session_id, turn, request_id=request_id,
-                                                                  limits=limits))
+                                                                   limits=limits))
 
         row = self._row(msg, request_id, session.session_id, question)
         if self._limiter is not None:  # one process per store (SQLite): the limits live here

@@ -102,7 +102,7 @@ class PostgresAlertStore:
         """On the database's clock, so replicas with skewed clocks share one pace. The row lock orders
         concurrent callers, each sees the slot as the other left it, and only the one whose statement
         wrote the row gets a row back: an exact answer even when two replicas ask in the same
-        microsecond (comparing times to tell, as before, let both through once in a few hundred)."""
+        microsecond (telling by comparing the times the row holds let both through then)."""
         pool = await self.store.pool()
         held = pace_s + LEASE_S  # until release_post_slot, or a crashed poster's lease would have run out
         taken = await pool.fetchval(
