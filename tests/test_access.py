@@ -219,6 +219,62 @@ async def test_an_external_cannot_acknowledge_an_alert(rig: Rig) -> None:
     assert not any("Acknowledged" in json.dumps(u.get("blocks")) for u in rig.slack.called("chat.update"))
 
 
+async def test_a_guest_cannot_grade_an_answer_in_slack(rig: Rig) -> None:
+    await rig.start()
+    await rig.mention()  # a member asks and is answered
+    await rig.slack.wait_for(lambda: "Costs rose 42%." in rig.thread_text())
+    answer = next(m for m in rig.slack.posted() if "Costs rose 42%." in json.dumps(m))
+    down = next(e for b in answer["blocks"] if b["type"] == "actions" for e in b["elements"]
+                if e["action_id"] == "feedback_down")
+    payload = fixture("interactive_block_actions_thread.payload.json")
+    payload["user"].update(id="U0GUEST001", username="guest", name="guest")
+    payload["message"].update(ts=answer["_ts"], blocks=answer["blocks"])
+    payload["actions"] = [dict(down, action_ts="1712346450.469172")]
+    body = ("payload=" + urllib.parse.quote(json.dumps(payload))).encode()
+    assert await rig.slack_post(body, "application/x-www-form-urlencoded") == 200
+    await rig.slack.wait_for(lambda: rig.slack.called("chat.postEphemeral"))
+    await rig.settle()
+    [ephemeral] = rig.slack.called("chat.postEphemeral")
+    assert ephemeral["user"] == "U0GUEST001" and "guest accounts are not included" in ephemeral["text"]
+    assert not rig.slack.called("chat.update")  # the answer keeps its buttons for members
+    assert (await rig.stats())["refused_by_reason"] == {"guest": 1}
+    store = rig.app[SLACK].handler.store  # type: ignore[index]
+    assert store._db.execute("SELECT count(*) FROM feedback").fetchone()[0] == 0
+
+
+async def guest_clicks(rig: Rig, verb: str, data: dict[str, Any]) -> dict[str, Any]:
+    """A Teams guest's Action.Execute on a card: the invoke's JSON answer."""
+    invoke = teams_fixture("invoke_adaptive_card_action_execute.json")
+    invoke["value"]["action"].update(verb=verb, data=data)
+    invoke["serviceUrl"] = rig.connector.url + "/"
+    invoke["from"] = {"id": "29:1FAKEguestMRI", "name": "A Guest", "aadObjectId": "99999999-2222-3333-4444-555555555555"}
+    rig.connector.members[invoke["from"]["id"]] = teams_fixture("member_get_guest.json")
+    async with aiohttp.ClientSession() as http, http.post(f"{rig.url}/api/messages", json=invoke) as resp:
+        assert resp.status == 200  # the refusal was a 500 before: msrest could not serialize its string value
+        return dict(await resp.json())
+
+
+async def test_a_teams_guest_cannot_acknowledge_an_alert(rig: Rig) -> None:
+    await rig.start(HEALTHBOT_ALERT_TOKEN="alert-token")
+    reply = await guest_clicks(rig, "alert_acknowledge", {"key": "sql:1", "channel": "19:channel@thread.tacv2"})
+    assert reply == {"statusCode": 200, "type": "application/vnd.microsoft.activity.message",
+                     "value": reply["value"]} and "guest accounts are not included" in reply["value"]
+    assert (await rig.stats())["refused_by_reason"] == {"guest": 1}
+
+
+async def test_a_teams_guest_cannot_grade_an_answer(rig: Rig) -> None:
+    await rig.start()
+    await rig.teams(teams_fixture("message_personal.json"))  # a member asks and is answered
+    await rig.connector.wait_for(lambda: rig.connector.cards())
+    [answer] = rig.connector.cards()
+    request_id = next(a["data"]["request_id"] for a in answer["actions"] if a["verb"] == "feedback")
+    reply = await guest_clicks(rig, "feedback", {"request_id": request_id, "value": 1})
+    assert reply["type"] == "application/vnd.microsoft.activity.message" and "guest accounts" in reply["value"]
+    store = rig.app[SLACK].handler.store  # type: ignore[index]
+    assert store._db.execute("SELECT count(*) FROM feedback").fetchone()[0] == 0
+    assert (await rig.stats())["refused_by_reason"] == {"guest": 1}
+
+
 @pytest.mark.parametrize("member, reason", [
     (teams_fixture("member_get_guest.json"), "guest"),
     ({**teams_fixture("member_get_user.json"), "tenantId": "99999999-0000-0000-0000-000000000000"}, "external"),

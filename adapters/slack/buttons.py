@@ -41,10 +41,12 @@ class SlackButtons:
     async def _feedback(self, body: dict[str, Any], action: dict[str, Any]) -> None:
         user = str(body.get("user", {}).get("id", ""))
         positive = action.get("action_id") == t.FEEDBACK_UP
-        recorded = await self.bot.handler.record_feedback(str(action.get("value", "")), user_id=user,
-                                                     value=1 if positive else -1)
+        request_id = str(action.get("value", ""))
+        if await self.bot.refused(_clicker(body, f"feedback {request_id}")):
+            return  # an external or a guest does not grade the answers members get
+        recorded = await self.bot.handler.record_feedback(request_id, user_id=user, value=1 if positive else -1)
         message = body.get("message") or {}
-        channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", ""))
+        channel = _channel(body)
         if recorded and message.get("ts") and channel:
             await self.bot.client.chat_update(channel=channel, ts=message["ts"], text=message.get("text", ""),
                                           blocks=t.feedback_done(message.get("blocks") or [], user, positive))
@@ -53,7 +55,7 @@ class SlackButtons:
         await ack()
         container = body.get("container") or {}
         message = body.get("message") or {}
-        channel = str((body.get("channel") or {}).get("id") or container.get("channel_id", ""))
+        channel = _channel(body)
         thread = str(message.get("thread_ts") or container.get("thread_ts") or "")
         team = t.team_of(body) or str((body.get("user") or {}).get("team_id", ""))
         key = ThreadKey(platform=Platform.SLACK, workspace=team, channel=channel, thread=thread)
@@ -68,15 +70,10 @@ class SlackButtons:
     async def _alert_button(self, body: dict[str, Any], action: dict[str, Any]) -> None:
         if self.bot.dispatcher is None:
             return
-        channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", ""))
         user = str(body["user"]["id"])
         key = _alert_key(action.get("value"))
-        target = ChannelTarget(Platform.SLACK, channel)
-        thread = str((body.get("message") or {}).get("ts") or "")
-        clicker = Incoming(key=ThreadKey(platform=Platform.SLACK, workspace=t.team_of(body), channel=channel,
-                                         thread=thread), user_id=user, text=f"{action.get('action_id')} {key}",
-                           org=t.foreign_team(body, {}))
-        if await self.bot.refused(clicker):
+        target = ChannelTarget(Platform.SLACK, _channel(body))
+        if await self.bot.refused(_clicker(body, f"{action.get('action_id')} {key}")):
             return  # an external or a guest cannot acknowledge an alert or spend the endpoint on it
         if action.get("action_id") == ACKNOWLEDGE:
             name = (await self.bot.users.lookup(user)).name
@@ -87,14 +84,24 @@ class SlackButtons:
     async def _on_quick(self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
         await ack()
         name = str(action.get("value") or action.get("action_id", "").removeprefix(t.QUICK_PREFIX))
-        container = body.get("container") or {}
-        channel = str((body.get("channel") or {}).get("id") or container.get("channel_id", ""))
+        channel = _channel(body)
         self.bot.spawn(self.bot.commands.ask_in_channel(
             team=t.team_of(body) or str(body["user"].get("team_id", "")), channel=channel,
             user_id=str(body["user"]["id"]), question=QUICK_QUESTIONS.get(name, name),
             dedupe=f"slack:quick:{action.get('action_ts', '')}:{body['user']['id']}", respond=respond,
             org=t.foreign_team(body, {}),
         ))
+
+
+def _channel(body: dict[str, Any]) -> str:
+    return str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", ""))
+
+
+def _clicker(body: dict[str, Any], text: str) -> Incoming:
+    """Who clicked a button on a message, for the access gate (a Slack Connect external, a guest)."""
+    key = ThreadKey(platform=Platform.SLACK, workspace=t.team_of(body), channel=_channel(body),
+                    thread=str((body.get("message") or {}).get("ts") or ""))
+    return Incoming(key=key, user_id=str((body.get("user") or {}).get("id", "")), text=text, org=t.foreign_team(body, {}))
 
 
 def _alert_key(value: Any) -> str:

@@ -160,7 +160,9 @@ class TeamsAdapter:
         if invoke_response is not None and invoke_response.status == 501:  # botbuilder: no handler for it
             return web.json_response({"error": f"invoke {activity.name!r} is not supported"}, status=400)
         if invoke_response is not None:
-            return web.json_response(serializer_helper(invoke_response.body), status=invoke_response.status)
+            body = invoke_response.body  # a dict is already JSON (bot.message_response)
+            return web.json_response(body if isinstance(body, dict) else serializer_helper(body),
+                                     status=invoke_response.status)
         return web.Response(status=201)
 
     async def _on_turn_error(self, context: TurnContext, error: Exception) -> None:

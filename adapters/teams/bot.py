@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 from botbuilder.core import InvokeResponse, TurnContext
 from botbuilder.core.teams import TeamsActivityHandler
 from botbuilder.schema import (
-    Activity,
     AdaptiveCardInvokeResponse,
     AdaptiveCardInvokeValue,
     ChannelAccount,
@@ -26,8 +25,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+MESSAGE_CONTENT_TYPE = "application/vnd.microsoft.activity.message"  # Universal Actions: a line for the clicker
+
+
 def card_response(content: dict[str, Any]) -> AdaptiveCardInvokeResponse:
     return AdaptiveCardInvokeResponse(status_code=200, type=t.CARD_CONTENT_TYPE, value=content)
+
+
+def message_response(text: str) -> dict[str, Any]:
+    """A message-type invoke answer (the card stays as it is), as the JSON body itself: its `value`
+    is a string, and botbuilder's msrest serializer, which types `value` as an object, raised on it."""
+    return {"statusCode": 200, "type": MESSAGE_CONTENT_TYPE, "value": text}
 
 
 class TeamsBot(TeamsActivityHandler):
@@ -92,13 +100,13 @@ class TeamsBot(TeamsActivityHandler):
 
     async def on_adaptive_card_invoke(
         self, turn_context: TurnContext, invoke_value: AdaptiveCardInvokeValue
-    ) -> AdaptiveCardInvokeResponse:
+    ) -> AdaptiveCardInvokeResponse | dict[str, Any]:
         action = invoke_value.action if isinstance(invoke_value.action, dict) else {}
         verb = action.get("verb") if isinstance(action.get("verb"), str) else ""
         data: dict[str, Any] = action["data"] if isinstance(action.get("data"), dict) else {}
         activity = turn_context.activity
         if verb == t.VERB_FEEDBACK:
-            return await self._feedback(activity, data)
+            return await self._feedback(turn_context, data)
         if verb == t.VERB_RETRY:
             await self._ask(turn_context, t.to_incoming(activity, "retry"))
             return card_response(t.notice("Retrying…"))
@@ -111,7 +119,8 @@ class TeamsBot(TeamsActivityHandler):
         return AdaptiveCardInvokeResponse(status_code=400, type="application/vnd.microsoft.error",
                                           value={"code": "NotSupported", "message": f"unknown action {verb!r}"})
 
-    async def _alert_action(self, turn_context: TurnContext, verb: str, data: dict[str, Any]) -> AdaptiveCardInvokeResponse:
+    async def _alert_action(self, turn_context: TurnContext, verb: str,
+                            data: dict[str, Any]) -> AdaptiveCardInvokeResponse | dict[str, Any]:
         from adapters.teams.alerts import alert_card
 
         dispatcher = self.teams.dispatcher
@@ -120,10 +129,9 @@ class TeamsBot(TeamsActivityHandler):
         target, key = ChannelTarget(Platform.TEAMS, channel), str(data.get("key", ""))
         who = turn_context.activity.from_property
         clicker = await self.teams.identify(turn_context, t.to_incoming(turn_context.activity, f"{verb} {key}"))
-        refusal = await self.teams.handler.refusal_for(clicker)
+        refusal = await self._refusal(clicker)
         if refusal is not None:  # an external or a guest cannot acknowledge an alert or spend the endpoint on it
-            return AdaptiveCardInvokeResponse(status_code=200, type="application/vnd.microsoft.activity.message",
-                                              value=refusal.content)  # shown to the clicker; the card stays
+            return refusal
         if verb == ACKNOWLEDGE:
             await dispatcher.acknowledge(target, key, (who.name or who.id) if who else "someone")
         else:
@@ -132,8 +140,19 @@ class TeamsBot(TeamsActivityHandler):
         view = await dispatcher.view_for(target, key)
         return card_response(alert_card(view, channel) if view else t.notice("That alert is no longer known."))
 
-    async def _feedback(self, activity: Activity, data: dict[str, Any]) -> AdaptiveCardInvokeResponse:
+    async def _refusal(self, clicker: Incoming) -> dict[str, Any] | None:
+        """A barred clicker's refusal, shown to them alone; None to go on."""
+        refusal = await self.teams.handler.refusal_for(clicker)
+        return None if refusal is None else message_response(refusal.content)
+
+    async def _feedback(self, turn_context: TurnContext,
+                        data: dict[str, Any]) -> AdaptiveCardInvokeResponse | dict[str, Any]:
+        activity = turn_context.activity
         request_id = str(data.get("request_id", ""))
+        clicker = await self.teams.identify(turn_context, t.to_incoming(activity, f"feedback {request_id}"))
+        refusal = await self._refusal(clicker)
+        if refusal is not None:  # an external or a guest does not grade the answers members get
+            return refusal
         positive = data.get("value", 1) not in (-1, "-1")  # the card sends 1 or -1
         user = str(activity.from_property.aad_object_id or activity.from_property.id) if activity.from_property else ""
         store = self.teams.handler.store
