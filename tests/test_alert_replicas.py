@@ -182,8 +182,14 @@ async def test_two_replicas_asking_for_a_channel_in_the_same_instant_get_one_slo
         at(1000.5)
         assert await second.take_post_slot("slack:C1", 1.0) == 0.5
         at(1001.0)
-        assert await second.take_post_slot("slack:C1", 1.0) == 0.0
+        assert await second.take_post_slot("slack:C1", 1.0) == 0.0  # held until 1001 + pace + lease = 1003
         assert await first.take_post_slot("slack:C1", 1.0) == 1.0
+        at(1002.5)
+        await second.hold_post_slot("slack:C1", 1.0)  # still posting: held until 1004.5
+        at(1004.0)
+        assert await first.take_post_slot("slack:C1", 0.1) == 0.1
+        at(1004.5)
+        assert await first.take_post_slot("slack:C1", 1.0) == 0.0
 
 
 async def test_a_slot_freed_between_asking_and_reading_it_is_not_taken_unheld(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -200,3 +206,19 @@ async def test_a_slot_freed_between_asking_and_reading_it_is_not_taken_unheld(mo
             assert 0 < await store.alerts.take_post_slot("slack:C1", 1.0) <= 0.01
         finally:
             await store.close()
+
+
+async def test_a_post_slowed_past_its_hold_still_keeps_the_next_one_a_pace_behind(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_serving: FakeServing) -> None:
+    """Slack answers the first post 429 with Retry-After 2: slack_sdk waits and posts again, 2 s in
+    flight, past the slot's hold (pace 1 s + lease 1 s here). The hold is renewed meanwhile, so the
+    other replica's post still comes a pace after it, not beside it."""
+    async with fleet(tmp_path, monkeypatch, fake_serving, 2, HEALTHBOT_ALERT_PACE_SECONDS="1") as rigs:
+        rigs[0].slack.fail("chat.postMessage", 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "2"})
+        await rigs[0].send(generic("Slow"))
+        await rigs[0].slack.wait_for(lambda: rigs[0].slack.api, timeout=5)  # the 429: the slow post is in flight
+        await rigs[1].send(generic("Next"))
+        for rig in rigs:
+            await rig.delivered(timeout=15)
+        times = sorted(c.at for c in rigs[0].slack.api if c.method == "chat.postMessage" and "_failed" not in c.params)
+        assert len(times) == 2 and times[1] - times[0] >= 0.9, times

@@ -179,16 +179,28 @@ class AlertDispatcher(BackgroundLoop):
             return
         answer = delivery.alert.get("kind") == ANSWER
         paced = self.pace_s > 0 and not answer  # Slack allows ~1 message per second per channel: pace, never drop
+        holding: asyncio.Task[None] | None = None
         if paced:
             wait = await self.alerts.take_post_slot(delivery.target, self.pace_s)
             if wait > 0:
                 await self.alerts.postpone(delivery, time.time() + wait)
                 return
+            holding = asyncio.create_task(self._hold_slot(delivery.target))
         try:
             await self._post(delivery, sink, target, answer)
         finally:
-            if paced:
+            if holding is not None:
+                holding.cancel()
                 await self.alerts.release_post_slot(delivery.target, self.pace_s)
+
+    async def _hold_slot(self, target: str) -> None:
+        """Keep the channel's slot while its post is in flight, however long that takes."""
+        while True:
+            await asyncio.sleep(LEASE_S / 3)
+            try:
+                await self.alerts.hold_post_slot(target, self.pace_s)
+            except Exception as exc:  # the store is away: the hold runs out, as a crashed poster's would
+                log.warning("alert pacing: could not keep %s's slot: %s", target, type(exc).__name__)
 
     async def _post(self, delivery: Delivery, sink: AlertSink, target: ChannelTarget, answer: bool) -> None:
         if not await self.alerts.renew(delivery):

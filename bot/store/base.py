@@ -158,6 +158,11 @@ class AlertStore(Protocol):
         message per second per channel."""
         ...
 
+    async def hold_post_slot(self, target: str, pace_s: float) -> None:
+        """The post is still in flight (a Retry-After, a slow network): keep the slot held another
+        LEASE_S, so a post slower than its hold does not reach Slack beside the next one."""
+        ...
+
     async def release_post_slot(self, target: str, pace_s: float) -> None:
         """The post went out (or failed): the next slot is a full pace after now. Counting from here,
         not from when the slot was taken, keeps a slow post (a cold connection, a loaded replica) from

@@ -116,6 +116,11 @@ class PostgresAlertStore:
         left = await pool.fetchval(f"SELECT next_at - {DB_NOW} FROM channel_pacing WHERE target = $1", target)
         return min(pace_s, max(ASK_AGAIN_S, float(left or 0.0)))
 
+    async def hold_post_slot(self, target: str, pace_s: float) -> None:
+        pool = await self.store.pool()
+        await pool.execute(f"UPDATE channel_pacing SET next_at = greatest(next_at, {DB_NOW} + $2) WHERE target = $1",
+                           target, pace_s + LEASE_S)
+
     async def release_post_slot(self, target: str, pace_s: float) -> None:
         pool = await self.store.pool()
         await pool.execute(f"UPDATE channel_pacing SET next_at = {DB_NOW} + $2 WHERE target = $1", target, pace_s)

@@ -186,6 +186,10 @@ class SqliteAlertStore:
         next_at = self._db.execute("SELECT next_at FROM channel_pacing WHERE target = ?", (target,)).fetchone()[0]
         return min(pace_s, max(0.0, float(next_at) - now))
 
+    async def hold_post_slot(self, target: str, pace_s: float) -> None:
+        self._db.execute("UPDATE channel_pacing SET next_at = max(next_at, ?) WHERE target = ?",
+                         (time.time() + pace_s + LEASE_S, target))
+
     async def release_post_slot(self, target: str, pace_s: float) -> None:
         self._db.execute("UPDATE channel_pacing SET next_at = ? WHERE target = ?", (time.time() + pace_s, target))
 
