@@ -101,7 +101,8 @@ def _clicker(body: dict[str, Any], text: str) -> Incoming:
     """Who clicked a button on a message, for the access gate (a Slack Connect external, a guest)."""
     key = ThreadKey(platform=Platform.SLACK, workspace=t.team_of(body), channel=_channel(body),
                     thread=str((body.get("message") or {}).get("ts") or ""))
-    return Incoming(key=key, user_id=str((body.get("user") or {}).get("id", "")), text=text, org=t.foreign_team(body, {}))
+    user = str((body.get("user") or {}).get("id", ""))
+    return Incoming(key=key, user_id=user, text=text, org=t.foreign_team(body, {}))
 
 
 def _alert_key(value: Any) -> str:
