@@ -38,6 +38,8 @@ from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, sign
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ALERT_TOKEN = "alert-token-for-fuzzing"
+SLACK_GUEST, TEAMS_GUEST = "U0GUESTFUZ", "29:1FAKEguestForFuzzing"  # looked up as guests: the refusal paths
+SLACK_HOOKS = "https://hooks.slack.com/"
 
 
 def load(kind: str, name: str) -> Any:
@@ -87,6 +89,8 @@ class Server:
                "HEALTHBOT_ALERT_TOKEN": ALERT_TOKEN, "HEALTHBOT_ALERT_CHANNELS": "slack:C0PLATFORM1",
                "HEALTHBOT_ALERT_PACE_SECONDS": "0", "HEALTHBOT_USER_RATE_PER_MIN": "100000",
                "HEALTHBOT_GLOBAL_RATE_PER_MIN": "100000"}
+        self.slack.users[SLACK_GUEST] = load("slack", "webapi_users_info_guest_single_channel.json")
+        self.connector.members[TEAMS_GUEST] = load("teams", "member_get_guest.json")
         self.app = create_app(load_settings(**{k: v for k, v in env.items()}), store=SqliteStore(self.tmp / "bot.db"),
                               engine=make_client(self.serving))
         self.runner, self.url = await serve(self.app)
@@ -193,17 +197,35 @@ def raw_bodies(originals: list[Any]) -> st.SearchStrategy[bytes]:
     return st.one_of(as_json, as_json, as_json, broken)
 
 
+def as_guest(payloads: list[Any], path: tuple[str, ...], user: str) -> list[Any]:
+    """Copies of the payloads that name an asker at `path`, asked by a guest instead."""
+    copies = []
+    for payload in payloads:
+        payload = copy.deepcopy(payload)
+        parent = payload
+        for key in path[:-1]:
+            parent = parent.get(key) if isinstance(parent, dict) else None
+        if isinstance(parent, dict) and path[-1] in parent:
+            parent[path[-1]] = user
+            copies.append(payload)
+    return copies
+
+
 SLACK_EVENTS = [load("slack", name) for name in (
     "event_app_mention_channel.json", "event_app_mention_thread.json", "event_message_im.json",
     "event_message_changed.json", "event_message_thread_reply_no_mention.json", "event_message_subtype_bot_message.json",
     "event_app_mention_slack_connect_external_user.json", "url_verification.json")]
-SLACK_ACTION = load("slack", "interactive_block_actions_thread.payload.json")
-SLACK_COMMAND = dict(urllib.parse.parse_qsl((FIXTURES / "slack" / "slash_command_healthbot.txt").read_text().strip()))
+SLACK_EVENTS += as_guest(SLACK_EVENTS, ("event", "user"), SLACK_GUEST)
+SLACK_ACTIONS = [load("slack", "interactive_block_actions_thread.payload.json")]
+SLACK_ACTIONS += as_guest(SLACK_ACTIONS, ("user", "id"), SLACK_GUEST)
+SLACK_COMMANDS = [dict(urllib.parse.parse_qsl((FIXTURES / "slack" / "slash_command_healthbot.txt").read_text().strip()))]
+SLACK_COMMANDS += as_guest(SLACK_COMMANDS, ("user_id",), SLACK_GUEST)
 TEAMS_ACTIVITIES = [load("teams", name) for name in (
     "message_personal.json", "message_channel_mention_new_post.json", "message_channel_thread_reply_mention.json",
     "message_messageback_card_action.json", "message_action_submit_card.json", "invoke_adaptive_card_action_execute.json",
     "conversation_update_bot_added_to_team.json", "conversation_update_bot_added_personal.json",
     "message_reaction_like.json")]
+TEAMS_ACTIVITIES += as_guest(TEAMS_ACTIVITIES, ("from", "id"), TEAMS_GUEST)
 ALERTS = [load("databricks", name) for name in (
     "sql_alert_v2_webhook_triggered.json", "sql_alert_legacy_webhook_UNVERIFIED_redash_shape.json",
     "jobs_webhook_on_failure_job.json", "jobs_webhook_on_start_task.json", "jobs_webhook_on_success_task.json")] + [
@@ -249,14 +271,16 @@ def test_slack_events_never_5xx(server: Server, tracebacks: Tracebacks, body: by
     check_route(server, tracebacks, "/slack/events", body, slack_headers("application/json")(body))
 
 
-@given(command=mutated(SLACK_COMMAND), action=mutated(SLACK_ACTION), kind=st.sampled_from(["command", "action"]),
+@given(command=st.sampled_from(SLACK_COMMANDS).flatmap(mutated), action=st.sampled_from(SLACK_ACTIONS).flatmap(mutated),
+       kind=st.sampled_from(["command", "action"]),
        raw=st.booleans())
 def test_slack_commands_and_buttons_never_5xx(server: Server, tracebacks: Tracebacks, command: dict[str, Any],
                                               action: Any, kind: str, raw: bool) -> None:
+    hooks = f"{server.slack.url}/hooks/"  # response_url answers (refusals) go to the fake, not out to Slack
     if kind == "command":  # form fields are strings; other generated values arrive as their JSON text
-        fields = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in command.items()}
+        fields = {str(k): (v if isinstance(v, str) else json.dumps(v)).replace(SLACK_HOOKS, hooks) for k, v in command.items()}
     else:
-        fields = {"payload": json.dumps(action)}
+        fields = {"payload": json.dumps(action).replace(SLACK_HOOKS, hooks)}
     body = urllib.parse.urlencode(fields, errors="surrogatepass").encode()
     if raw:  # a broken form encoding
         body = body[: len(body) // 2] + b"%ZZ&&=" + body[len(body) // 2:]

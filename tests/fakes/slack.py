@@ -61,7 +61,7 @@ class FakeSlack(FakeServer):
     def build(self, app: web.Application) -> None:
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/api/{method}", self._api)
-        app.router.add_post("/hooks/{id}", self._hook)
+        app.router.add_post("/hooks/{path:.*}", self._hook)
         app.router.add_get("/socket", self._socket)
 
     @property
