@@ -76,6 +76,21 @@ async def test_an_answer_grows_in_its_thread_then_ends_as_today(rig: SlackRig) -
     assert kinds == ["context", "actions"] and "Confidence 90%" in json.dumps(final["blocks"])
 
 
+async def test_a_streamed_answer_longer_than_a_message_continues_in_follow_ups(rig: SlackRig) -> None:
+    paragraphs = [f"Paragraph {i}: " + "x" * 900 + "\n\n" for i in range(30)]  # ~27,000 characters
+    rig.serving.default = Scripted(events=chat_agent_events(paragraphs), gap_s=0.02)
+    assert await rig.event(mention()) == 200
+    await rig.slack.wait_for(lambda: rig.slack.called("chat.stopStream"), timeout=15)
+    await rig.settle()
+    answers = [m for m in rig.slack.posted() if "Paragraph" in m["text"] or "Paragraph" in json.dumps(m["blocks"])]
+    parts = [b["text"] for m in answers for b in m["blocks"] if b["type"] == "markdown"]
+    assert len(answers) == 3 and all(len(p) <= 12_000 for p in parts)
+    for i in range(30):  # every paragraph once, none cut
+        assert sum(p.count(f"Paragraph {i}: " + "x" * 900) for p in parts) == 1, i
+    assert [b["type"] for b in answers[-1]["blocks"]][-1] == "actions"  # feedback on the last part
+    assert all(m.get("thread_ts") == ROOT_TS for m in answers)
+
+
 async def test_where_slack_refuses_streaming_a_placeholder_is_updated_at_most_once_a_second(rig: SlackRig) -> None:
     rig.slack.fail("chat.startStream", 200, {"ok": False, "error": "not_allowed_token_type"})
     assert await rig.event(mention()) == 200
