@@ -80,3 +80,19 @@ async def test_a_channel_thread_updates_a_placeholder_in_place(rig: TeamsRig) ->
     assert len(posts) == 1 and len(updates) >= 2 and updates[-1].card is not None
     growing = [u.activity.get("text", "") for u in updates[:-1]]
     assert all(WHOLE.startswith(text) for text in growing)
+
+
+async def test_a_streamed_answer_longer_than_a_card_continues_in_follow_ups(rig: TeamsRig) -> None:
+    paragraphs = [f"Paragraph {i}: " + "x" * 900 + "\n\n" for i in range(40)]  # ~37,000 characters
+    rig.serving.default = Scripted(events=chat_agent_events(paragraphs), gap_s=0.02)
+    await rig.post(rig.activity("message_personal.json"))
+    await rig.connector.wait_for(lambda: len(rig.connector.messages()) >= 2, timeout=15)
+    await rig.settle()
+    finals = rig.connector.messages()
+    cards = [json.dumps(m.card) for m in finals]
+    assert len(finals) >= 2 and all(m.card is not None for m in finals)
+    for i in range(40):  # every paragraph once, none cut
+        assert sum(c.count(f"Paragraph {i}: " + "x" * 900) for c in cards) == 1, i
+    infos = [streaminfo(m.activity) for m in finals]
+    assert infos[0] is not None and infos[0]["streamType"] == "final" and all(i is None for i in infos[1:])
+    assert "feedback" in cards[-1] and all("feedback" not in c for c in cards[:-1])
