@@ -69,6 +69,15 @@ class Rig:
         assert await self.slack_post(json.dumps(body).encode()) == 200
         await self.settle()
 
+    async def click_refused(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """A signed block_actions click that healthbot refuses: the one ephemeral line the clicker got."""
+        body = ("payload=" + urllib.parse.quote(json.dumps(payload))).encode()
+        assert await self.slack_post(body, "application/x-www-form-urlencoded") == 200
+        await self.slack.wait_for(lambda: self.slack.called("chat.postEphemeral"))
+        await self.settle()
+        [ephemeral] = self.slack.called("chat.postEphemeral")
+        return ephemeral
+
     async def teams(self, activity: dict[str, Any]) -> None:
         activity["serviceUrl"] = self.connector.url + "/"
         async with aiohttp.ClientSession() as http, http.post(f"{self.url}/api/messages", json=activity) as resp:
@@ -210,11 +219,7 @@ async def test_an_external_cannot_acknowledge_an_alert(rig: Rig) -> None:
                "container": {"type": "message", "channel_id": "C0PLATFORM1", "message_ts": root["_ts"]},
                "message": {"ts": root["_ts"], "blocks": root["blocks"]}, "actions": [dict(acknowledge, action_ts="1.0")],
                "api_app_id": "A0123ABCDE", "token": "x", "trigger_id": "1.2"}
-    body = ("payload=" + urllib.parse.quote(json.dumps(payload))).encode()
-    assert await rig.slack_post(body, "application/x-www-form-urlencoded") == 200
-    await rig.slack.wait_for(lambda: rig.slack.called("chat.postEphemeral"))
-    await rig.settle()
-    [ephemeral] = rig.slack.called("chat.postEphemeral")
+    ephemeral = await rig.click_refused(payload)
     assert ephemeral["user"] == "U0EXTRN001" and "members of" in ephemeral["text"]
     assert not any("Acknowledged" in json.dumps(u.get("blocks")) for u in rig.slack.called("chat.update"))
 
@@ -230,11 +235,7 @@ async def test_a_guest_cannot_grade_an_answer_in_slack(rig: Rig) -> None:
     payload["user"].update(id="U0GUEST001", username="guest", name="guest")
     payload["message"].update(ts=answer["_ts"], blocks=answer["blocks"])
     payload["actions"] = [dict(down, action_ts="1712346450.469172")]
-    body = ("payload=" + urllib.parse.quote(json.dumps(payload))).encode()
-    assert await rig.slack_post(body, "application/x-www-form-urlencoded") == 200
-    await rig.slack.wait_for(lambda: rig.slack.called("chat.postEphemeral"))
-    await rig.settle()
-    [ephemeral] = rig.slack.called("chat.postEphemeral")
+    ephemeral = await rig.click_refused(payload)
     assert ephemeral["user"] == "U0GUEST001" and "guest accounts are not included" in ephemeral["text"]
     assert not rig.slack.called("chat.update")  # the answer keeps its buttons for members
     assert (await rig.stats())["refused_by_reason"] == {"guest": 1}
