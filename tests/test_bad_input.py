@@ -1,7 +1,7 @@
 """Bad input never gets a 5xx: hypothesis mutates the real fixtures field by field (wrong types,
-missing fields, lone surrogates, NULs, deep nesting, huge strings) and sends them correctly signed
-to every route; every answer is < 500, nothing is logged with a traceback, and the server still
-answers a valid question afterwards.
+missing fields, lone surrogates, NULs, deep nesting, huge strings), also as sent by a guest (the
+refusal paths), and sends them correctly signed to every route; every answer is < 500, nothing is
+logged with a traceback, and the server still answers a valid question afterwards.
 
 Profiles (tests/conftest.py): `ci` (default, fixed seed, 250 examples per route) and
 `pytest --hypothesis-profile=long` (3,000 per route, a new seed each run).
