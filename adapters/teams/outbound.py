@@ -24,6 +24,8 @@ import aiohttp
 from botbuilder.schema import ConversationReference
 from botframework.connector.auth import AuthenticationConstants, BotFrameworkAuthentication, ClaimsIdentity
 
+from agent.errors import retry_after_s
+
 log = logging.getLogger(__name__)
 
 SEND_ATTEMPTS = 6
@@ -131,13 +133,13 @@ class Connector:
             async with self._session.request(method, url, json=body, headers=headers) as response:
                 if response.status < 300:
                     return await response.json(content_type=None) if response.content_length != 0 else None
-                detail, retry_after = await response.text(), response.headers.get("Retry-After", "")
+                detail, retry_after = await response.text(), retry_after_s(dict(response.headers))
             if response.status == 401 and attempt == 0 and token:
                 self._tokens.pop(service_url, None)  # revoked or rotated: fetch a new one, once
                 continue
             if response.status not in RETRIED or attempt == SEND_ATTEMPTS - 1:
                 raise ConnectorError(response.status, detail)
-            delay = float(retry_after) if retry_after.isdigit() else min(8.0, 0.5 * 2 ** attempt)
+            delay = retry_after if retry_after is not None else min(8.0, 0.5 * 2 ** attempt)
             log.info("Bot Connector answered %s; retrying in %.1f s", response.status, delay)
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")
