@@ -25,6 +25,8 @@ from bot.text import safe_prefix
 log = logging.getLogger(__name__)
 
 EVERY_S = 1.0  # Slack sees at most one append (or update) a second per answer
+
+
 class SlackStream:
     """The handler's StreamSink for one answer in a Slack thread."""
 
@@ -64,9 +66,7 @@ class SlackStream:
 
     async def _start(self, safe: str) -> None:
         if self.thread_ts is None:  # a top-level DM: Slack streams into threads only
-            self.mode = "update"
-            self.pacer.now()
-            await self.text("")
+            await self._update_instead()
             return
         try:
             started = await self.client.chat_startStream(
@@ -74,9 +74,7 @@ class SlackStream:
                 recipient_user_id=self.recipient_user, recipient_team_id=self.recipient_team)
         except SlackApiError as exc:  # an older plan, a workspace without AI features, a method error
             log.info("Slack refused chat.startStream (%s): updating a placeholder instead", error_code(exc))
-            self.mode = "update"
-            self.pacer.now()
-            await self.text("")
+            await self._update_instead()
             return
         except Exception as exc:  # the network: fall back too, the answer comes at the end anyway
             log.warning("chat.startStream failed: %s", type(exc).__name__)
@@ -89,6 +87,12 @@ class SlackStream:
                 await self.client.chat_delete(channel=self.channel, ts=placeholder)
             except SlackApiError as exc:
                 log.info("could not remove the placeholder: %s", error_code(exc))
+
+    async def _update_instead(self) -> None:
+        """No stream here: the placeholder shows the text so far, now and then at most once a second."""
+        self.mode = "update"
+        self.pacer.now()
+        await self.text("")
 
     async def _call(self, method: str, call: Any, shown: str) -> None:
         try:
