@@ -17,6 +17,7 @@ class ErrorKind(StrEnum):
     BAD_REQUEST = "bad_request"
     BAD_RESPONSE = "bad_response"  # the endpoint answered something we cannot read
     UNAVAILABLE = "unavailable"  # connection refused, 5xx after retries
+    AGENT_FAILED = "agent_failed"  # the agent itself raised: MLflow's error event or its evaluation error
     AUTH = "auth"  # no usable Databricks credentials
     THROTTLED = "throttled"  # the bot's own per-user / global limit, not the endpoint's
     STORE = "store_unavailable"  # healthbot's own database, after its retries (not the endpoint's fault)
@@ -63,13 +64,49 @@ def retry_after_s(headers: dict[str, str]) -> float | None:
     return max(0.0, min(RETRY_AFTER_CAP_S, seconds))
 
 
+MLFLOW_EVALUATION_ERROR = "unexpected error while evaluating the model"
+AGENT_MESSAGE_CHARS = 200
+
+
 def error_detail(status: int, data: Any) -> str:
+    """One line for the log: Databricks' `{error_code, message}`, or FastAPI's `{"detail": …}` (MLflow's
+    AgentServer, an agent on a Databricks App)."""
     if isinstance(data, dict):
-        return f"HTTP {status} {data.get('error_code', '')}: {data.get('message', '')}"[:300]
+        message = data.get("message") or _detail_text(data.get("detail"))
+        return f"HTTP {status} {data.get('error_code', '')}: {message}"[:300]
     return f"HTTP {status}"
 
 
+def _detail_text(detail: Any) -> str:
+    if isinstance(detail, list):  # FastAPI's validation errors: [{"loc", "msg", "type"}]
+        return "; ".join(str(item.get("msg", item)) if isinstance(item, dict) else str(item) for item in detail)
+    return "" if detail is None else str(detail)
+
+
+def clip(text: str, limit: int = AGENT_MESSAGE_CHARS) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def agent_failure(status: int, data: Any) -> str | None:
+    """The agent's own exception, when the error body says the agent raised rather than that the
+    request was wrong: `mlflow models serve` answers 400 "unexpected error while evaluating the model"
+    with the traceback in `stack_trace` (its last line is the agent's message; the rest is never shown),
+    and MLflow's AgentServer answers 500 with FastAPI's `{"detail": "<the exception>"}`."""
+    if not isinstance(data, dict):
+        return None
+    if status == 400 and MLFLOW_EVALUATION_ERROR in str(data.get("message", "")):
+        lines = [line for line in str(data.get("stack_trace") or "").splitlines() if line.strip()]
+        return clip(lines[-1]) if lines else "the agent raised an exception"
+    if status == 500 and isinstance(data.get("detail"), str) and data["detail"].strip():
+        return clip(data["detail"])
+    return None
+
+
 def status_error(status: int, data: Any, headers: dict[str, str]) -> EngineError:
+    failure = agent_failure(status, data)
+    if failure is not None:
+        return EngineError(ErrorKind.AGENT_FAILED, failure)
     if status == 429:
         kind = ErrorKind.RATE_LIMITED
     elif status == 504:

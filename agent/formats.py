@@ -83,23 +83,27 @@ def _from_chat_completion(data: Mapping[str, Any]) -> Answer:
 
 
 def _text_of_chat_messages(messages: list[Any]) -> str:
-    answers = [m for m in messages if isinstance(m, Mapping) and m.get("role") == "assistant" and m.get("content")]
-    if not answers:
+    """ChatAgent output: every assistant message's text, in order, a paragraph each (a preamble before
+    a tool call, then the answer), as the stream shows them; tool messages are not the answer."""
+    texts = [_content_text(m.get("content")) for m in messages if isinstance(m, Mapping) and m.get("role") == "assistant"]
+    texts = [text for text in texts if text]
+    if not texts:
         raise UnreadableResponse("no assistant message with content")
-    return _content_text(answers[-1]["content"])
+    return "\n\n".join(texts)
 
 
 def _text_of_output_items(items: list[Any]) -> str:
-    """ResponsesAgent output: tool calls and their outputs precede the final message item."""
+    """ResponsesAgent output: message items, a paragraph each; function calls and their outputs between
+    them are not the answer."""
     texts = [
         _content_text(item.get("content"))
         for item in items
-        if isinstance(item, Mapping) and item.get("type") == "message"
+        if isinstance(item, Mapping) and item.get("type") == "message" and item.get("role", "assistant") == "assistant"
     ]
     texts = [text for text in texts if text]
     if not texts:
         raise UnreadableResponse("no message item in output")
-    return texts[-1]
+    return "\n\n".join(texts)
 
 
 def _content_text(content: Any) -> str:

@@ -20,7 +20,7 @@ import aiohttp
 
 from agent.base import AgentRequest, Answer, Chunk, ProgressCallback
 from agent.databricks_config import databricks_config
-from agent.errors import STATUS_KINDS, EngineError, ErrorKind, error_detail, retry_after_s, status_error
+from agent.errors import STATUS_KINDS, EngineError, ErrorKind, clip, error_detail, retry_after_s, status_error
 from agent.formats import (
     Format,
     UnreadableResponse,
@@ -28,7 +28,7 @@ from agent.formats import (
     format_for_task,
     parse_response,
 )
-from agent.streaming import Refused, StreamReader, read_stream
+from agent.streaming import Refused, StreamFailed, StreamReader, read_stream
 
 if TYPE_CHECKING:
     from databricks.sdk.core import Config
@@ -57,7 +57,7 @@ class ServingClient:
         self,
         *,
         endpoint_name: str,
-        fmt: FormatSetting = "inputs",
+        fmt: FormatSetting = "auto",
         config_factory: Callable[[], Config] = databricks_config,
         timeout_s: float = 60.0,
         cold_start_wait_s: float = 600.0,
@@ -218,6 +218,10 @@ class ServingClient:
             except Refused as refused:
                 await self._after_refusal(refused.status, refused.data, refused.headers, tries, on_progress)
                 continue
+            except StreamFailed as failed:  # the agent raised: not retried blindly, what was shown stays
+                log.warning("endpoint stream reported an error after %d events and %d characters shown: %s",
+                            reader.events, len(reader.shown), clip(str(failed), 300))
+                raise EngineError(ErrorKind.AGENT_FAILED, clip(str(failed))) from None
             except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
                 kind = ErrorKind.TIMEOUT if isinstance(exc, asyncio.TimeoutError) else ErrorKind.UNAVAILABLE
                 error = EngineError(kind, f"the stream stopped after {reader.events} events: {type(exc).__name__}")

@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     backend: Literal["auto", "serving", "demo"] = Field("auto", alias="HEALTHBOT_BACKEND")
     endpoint_name: str = Field("health_monitor_orchestrator", alias="HEALTHBOT_ENDPOINT_NAME", min_length=1)
     endpoint_format: Literal["inputs", "chat_agent", "responses", "chat_completions", "auto"] = Field(
-        "inputs", alias="HEALTHBOT_ENDPOINT_FORMAT"
+        "auto", alias="HEALTHBOT_ENDPOINT_FORMAT"
     )
     endpoint_timeout_s: float = Field(60.0, alias="HEALTHBOT_ENDPOINT_TIMEOUT", gt=0)
     cold_start_wait_s: float = Field(600.0, alias="HEALTHBOT_COLD_START_WAIT", ge=0)

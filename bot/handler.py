@@ -69,9 +69,13 @@ def new_request_id() -> str:
     return uuid.UUID(int=value).hex
 
 
-def describe_error(kind: ErrorKind, *, endpoint: str, timeout_s: float, retry_after: float | None = None) -> str:
-    """Plain words for each failure; the adapter adds the Retry affordance and request id."""
+def describe_error(kind: ErrorKind, *, endpoint: str, timeout_s: float, retry_after: float | None = None,
+                   detail: str = "") -> str:
+    """Plain words for each failure; the adapter adds the Retry affordance and request id. Only the
+    agent's own failure carries its message (already clipped to one line by agent.errors)."""
     wait = f" Try again in {max(1, round(retry_after))} s." if retry_after else ""
+    if kind == ErrorKind.AGENT_FAILED:
+        return f"The Health Monitor agent failed while answering: {detail or 'no reason given'}"
     return {
         ErrorKind.TIMEOUT: f"The Health Monitor did not answer within {timeout_s:g} s.",
         ErrorKind.WAKING_UP: "The Health Monitor endpoint is still waking up from scale-to-zero and was not ready in time.",
@@ -199,7 +203,7 @@ class ConversationHandler:
                             span.set_attributes({"status": "ok", "latency_ms": answer.endpoint_latency_ms or 0.0})
             except EngineError as exc:
                 log.warning("engine error %s (request %s): %s", exc.kind.value, request_id, exc.detail)
-                return await self._fail(row, started, exc.kind, retry_after=exc.retry_after)
+                return await self._fail(row, started, exc.kind, retry_after=exc.retry_after, detail=exc.detail)
             if first_text is not None:
                 row.first_text_ms = (first_text - started) * 1000
         row.endpoint_latency_ms = None if row.cached else answer.endpoint_latency_ms
@@ -290,10 +294,11 @@ class ConversationHandler:
         canonical = quick_question(question)
         return f"{self.engine.name}|{canonical}" if canonical else None
 
-    async def _fail(self, row: RequestLogRow, started: float, kind: ErrorKind, *, retry_after: float | None) -> Reply:
+    async def _fail(self, row: RequestLogRow, started: float, kind: ErrorKind, *, retry_after: float | None,
+                    detail: str = "") -> Reply:
         content = describe_error(
             kind, endpoint=self.options.endpoint_name, timeout_s=self.options.endpoint_timeout_s,
-            retry_after=retry_after,
+            retry_after=retry_after, detail=detail,
         )
         row.error = kind.value
         row.latency_ms = (time.perf_counter() - started) * 1000
