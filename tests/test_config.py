@@ -13,7 +13,7 @@ from bot.models import Platform
 def test_defaults_run_on_the_demo_engine(tmp_path: Path) -> None:
     settings = load_settings()
     assert settings.backend == "auto" and not settings.use_serving
-    assert settings.endpoint_name == "health_monitor_orchestrator" and settings.endpoint_format == "inputs"
+    assert settings.endpoint_name == "health_monitor_orchestrator" and settings.endpoint_format == "auto"
     assert settings.database_url == f"sqlite:///{tmp_path / 'state' / 'healthbot' / 'healthbot.db'}"  # XDG_STATE_HOME
     assert (settings.user_rate_per_min, settings.global_rate_per_min, settings.max_concurrency) == (30, 1000, 10)
 

@@ -76,6 +76,7 @@ class SlackBot:
                             request_verification_enabled=False, process_before_response=False)
         self.client: AsyncWebClient = configure_web_client(self.app.client, base_url=settings.slack_api_url)
         self.users = UserDirectory(self.client)
+        self._installation: frozenset[str] = frozenset()  # auth.test team_id and enterprise_id: who installed healthbot
         self.commands = SlackCommands(self)
         self._register()
 
@@ -91,6 +92,7 @@ class SlackBot:
             return Check(False, f"Slack unreachable: {type(exc).__name__}")
         if response.get("team"):  # refusals name the workspace ("healthbot answers members of Acme only")
             self.handler.access.org_names[Platform.SLACK] = str(response["team"])
+        self._installation = frozenset(str(response.get(k) or "") for k in ("team_id", "enterprise_id")) - {""}
         return Check(True, f"Slack workspace {response.get('team')} as {response.get('user')}")
 
     def alert_sink(self) -> SlackAlertSink:
@@ -245,9 +247,13 @@ class SlackBot:
         user = await self.users.lookup(message.user_id)
         update: dict[str, Any] = {"user_email": user.email, "user_name": user.name or message.user_name}
         if message.membership is Membership.UNVERIFIED:
-            update.update(membership=user.membership(message.org), org=message.org or user.team)
-            if update["membership"] is not Membership.MEMBER and Platform.SLACK not in self.handler.access.org_names:
-                await self.health()  # auth.test, once: a refusal names the workspace
+            if not self._installation:
+                await self.health()  # auth.test, until it answers: the installation, and its name for refusals
+            if self._installation:
+                membership, foreign = user.membership(message.org, self._installation)
+                update.update(membership=membership, org=foreign)
+            else:  # nobody to compare with: refused as unverified, asked again next message
+                update.update(org="")
         return message.model_copy(update=update)
 
     async def refused(self, message: Incoming, respond: Any = None) -> bool:

@@ -89,7 +89,7 @@ class SlackButtons:
             team=t.team_of(body) or str(body["user"].get("team_id", "")), channel=channel,
             user_id=str(body["user"]["id"]), question=QUICK_QUESTIONS.get(name, name),
             dedupe=f"slack:quick:{action.get('action_ts', '')}:{body['user']['id']}", respond=respond,
-            org=t.foreign_team(body, {}),
+            org=t.org_signals(body, {}),
         ))
 
 
@@ -102,7 +102,7 @@ def _clicker(body: dict[str, Any], text: str) -> Incoming:
     key = ThreadKey(platform=Platform.SLACK, workspace=t.team_of(body), channel=_channel(body),
                     thread=str((body.get("message") or {}).get("ts") or ""))
     user = str((body.get("user") or {}).get("id", ""))
-    return Incoming(key=key, user_id=user, text=text, org=t.foreign_team(body, {}))
+    return Incoming(key=key, user_id=user, text=text, org=t.org_signals(body, {}))
 
 
 def _alert_key(value: Any) -> str:

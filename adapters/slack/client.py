@@ -95,17 +95,22 @@ class SlackUser:
     team: str = ""  # the user's own team (another organisation's for a Slack Connect user)
     guest: bool = False  # is_restricted (multi-channel) or is_ultra_restricted (single-channel)
     stranger: bool = False  # is_stranger: a user of another organisation in a shared channel
+    enterprise: str = ""  # enterprise_user.enterprise_id: the user's Enterprise Grid org
     known: bool = True
 
-    def membership(self, foreign_team: str = "") -> Membership:
-        """How this user belongs to the installing workspace. Another organisation: the event named a
-        foreign `user_team` (Slack Connect; see translate.foreign_team) or users.info calls them a
-        stranger."""
-        if foreign_team or (self.known and self.stranger):
-            return Membership.EXTERNAL
+    def membership(self, claimed: str, home: frozenset[str]) -> tuple[Membership, str]:
+        """How this user belongs to the installation (`home`: auth.test's team and Enterprise Grid org),
+        and the foreign organisation when they do not. Every signal must be home: the payload's
+        (translate.org_signals, comma-joined), users.info's `team_id` and `enterprise_user.enterprise_id`;
+        one foreign signal makes the asker external, and signals naming two other organisations leave no
+        organisation to trust (""), so no allowlist lets them in."""
+        signals = [part for part in claimed.split(",") if part] + [self.team, self.enterprise]
+        foreign = sorted({signal for signal in signals if signal and signal not in home})
+        if foreign or (self.known and self.stranger):
+            return Membership.EXTERNAL, foreign[0] if len(foreign) == 1 else ""
         if not self.known:
-            return Membership.UNVERIFIED
-        return Membership.GUEST if self.guest else Membership.MEMBER
+            return Membership.UNVERIFIED, ""
+        return (Membership.GUEST if self.guest else Membership.MEMBER), ""
 
 
 class UserDirectory:
@@ -147,4 +152,6 @@ def _slack_user(user_id: str, data: Any) -> SlackUser:
         team=str(data.get("team_id") or profile.get("team") or ""),
         guest=bool(data.get("is_restricted") or data.get("is_ultra_restricted")),
         stranger=bool(data.get("is_stranger")),
+        enterprise=str((data.get("enterprise_user") or {}).get("enterprise_id") or "")
+        if isinstance(data.get("enterprise_user"), dict) else "",
     )

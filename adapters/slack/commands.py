@@ -37,7 +37,7 @@ class SlackCommands:
         self.bot.spawn(self.ask_in_channel(
             team=str(command.get("team_id", "")), channel=str(command.get("channel_id", "")),
             user_id=str(command.get("user_id", "")), question=question,
-            dedupe=f"slack:cmd:{command.get('trigger_id', '')}", respond=respond, org=t.foreign_team(command, command),
+            dedupe=f"slack:cmd:{command.get('trigger_id', '')}", respond=respond, org=t.org_signals(command, {}),
         ))
 
     async def _reset_dm(self, command: dict[str, Any]) -> None:

@@ -43,20 +43,22 @@ def team_of(body: dict[str, Any]) -> str:
     return str(team.get("id", "") if isinstance(team, dict) else team)
 
 
-def foreign_team(body: dict[str, Any], event: dict[str, Any]) -> str:
-    """The asker's organisation when it is not the one that installed healthbot: a Slack Connect
-    event's `user_team` (or `user.team_id` of a button click) that is neither the installing team nor
-    its Enterprise Grid org; "" for the installing organisation's own people."""
-    user: dict[str, Any] = body["user"] if isinstance(body.get("user"), dict) else {}
-    theirs = str(event.get("user_team") or user.get("team_id") or "")
-    home = {str(event.get("team") or ""), team_of(body), str(body.get("enterprise_id") or "")}
-    for auth in body.get("authorizations") or []:
-        if isinstance(auth, dict):
-            home |= {str(auth.get("team_id") or ""), str(auth.get("enterprise_id") or "")}
-    enterprise = body.get("enterprise")
-    if isinstance(enterprise, dict):
-        home.add(str(enterprise.get("id") or ""))
-    return theirs if theirs and theirs not in home else ""
+def org_signals(body: dict[str, Any], event: dict[str, Any]) -> str:
+    """Every organisation the payload says the asker belongs to, comma-joined: an event's `user_team`,
+    `team` and `source_team` (in a Slack Connect channel `team` can be the asker's own organisation, not
+    the installing one), and outside the Events API envelope (slash commands, buttons) the payload's
+    `team` / `team_id` and the clicker's `user.team_id`. The installing organisation never comes from
+    here: the envelope's `team_id` and `authorizations`, which name the installation, are not signals;
+    the adapter compares these with auth.test (SlackBot.identify)."""
+    found = [event.get("user_team"), event.get("team"), event.get("source_team")]
+    if body.get("type") != "event_callback":
+        user: dict[str, Any] = body["user"] if isinstance(body.get("user"), dict) else {}
+        found += [user.get("team_id"), team_of(body)]
+    seen: dict[str, None] = {}
+    for value in found:
+        if isinstance(value, str) and value:
+            seen.setdefault(value, None)
+    return ",".join(seen)
 
 
 def event_to_incoming(body: dict[str, Any], event: dict[str, Any], bot_user_id: str | None) -> Incoming | None:
@@ -90,7 +92,7 @@ def event_to_incoming(body: dict[str, Any], event: dict[str, Any], bot_user_id: 
         is_mention=is_mention,
         is_thread_followup=in_thread and not is_mention,
         event_id=f"slack:{team}:{channel}:{ts}",
-        org=foreign_team(body, event),
+        org=org_signals(body, event),
     )
 
 

@@ -53,6 +53,7 @@ class FakeSlack(FakeServer):
     failures: dict[str, deque[tuple[int, dict[str, Any], dict[str, str]]]] = field(default_factory=lambda: defaultdict(deque))
     emails: dict[str, str] = field(default_factory=lambda: {"U0USER1234": "spengler@ghostbusters.example.com"})
     users: dict[str, dict[str, Any]] = field(default_factory=dict)  # user id → users.info answer (guests…)
+    auth: dict[str, Any] | None = None  # auth.test's answer (an Enterprise Grid install), else the fixture
     hooks: list[dict[str, Any]] = field(default_factory=list)
     socket_acks: list[dict[str, Any]] = field(default_factory=list)
     _to_socket: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
@@ -129,7 +130,7 @@ class FakeSlack(FakeServer):
 
     def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         if method == "auth.test":
-            return fixture("webapi_auth_test_ok.json")
+            return self.auth or fixture("webapi_auth_test_ok.json")
         if method == "chat.postMessage":
             ok = fixture("webapi_chat_postMessage_ok.json")
             ok.update(channel=params.get("channel"), ts=params["_ts"])
