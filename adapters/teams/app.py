@@ -73,6 +73,10 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
+# What a Bot Connector that is down, unreachable or refusing raises, through our sender or botbuilder's.
+UNREACHABLE = (ConnectorError, aiohttp.ClientError, HttpOperationError, ClientRequestError, OSError, TimeoutError)
+
+
 class TeamsAdapter:
     def __init__(self, *, settings: Settings, handler: ConversationHandler) -> None:
         speed_up_msrest()
@@ -86,9 +90,7 @@ class TeamsAdapter:
         self.connector = Connector(self.adapter.bot_framework_authentication, self.app_id)
         self._members: dict[str, tuple[float, Any]] = {}  # member id → (expiry, TeamsChannelAccount)
         self._remembered: dict[str, tuple[str | None, ...]] = {}
-        self._tasks = TaskSet(what="Teams work in the background",
-                              expected=(ConnectorError, aiohttp.ClientError, HttpOperationError, ClientRequestError,
-                                        OSError, TimeoutError))
+        self._tasks = TaskSet(what="Teams work in the background", expected=UNREACHABLE)
         self.dispatcher: AlertDispatcher | None = None  # set when alerts are wired (bot.server)
         from adapters.teams.bot import TeamsBot
 
@@ -170,6 +172,10 @@ class TeamsAdapter:
         that fails (the connector is unreachable), the failure is logged and the turn ends quietly."""
         if isinstance(error, DeserializationError):  # a field botbuilder reads in a shape it cannot take
             refusals.refused(ROUTE, f"activity {context.activity.type} could not be read: {str(error)[:200]}")
+            return
+        if isinstance(error, UNREACHABLE):  # the connector refused, timed out or said no: not our bug
+            log.warning("Teams turn ended: the Bot Connector at %s could not be reached or refused: %s",
+                        urlparse(str(context.activity.service_url or "")).hostname, type(error).__name__)
             return
         log.error("Teams turn failed: %s: %s", type(error).__name__, str(error)[:300], exc_info=error)
         if context.activity.type == ActivityTypes.message:
