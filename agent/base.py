@@ -37,6 +37,8 @@ class Answer:
     confidence: float | None = None
     domains: list[str] = field(default_factory=list)
     endpoint_latency_ms: float | None = None
+    served_entity: str = ""  # the served entity that answered (`served-model-name`); "" when not said
+    served_version: str = ""  # its entity_version, e.g. "7"; "" when not said (demo engine, no header)
 
 
 @dataclass(frozen=True, slots=True)

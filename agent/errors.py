@@ -36,6 +36,7 @@ class EngineError(Exception):
         self.kind = kind
         self.detail = detail
         self.retry_after = retry_after
+        self.served_version = ""  # the served entity's version, when the failed response named it
 
 
 # -- HTTP answers of a serving endpoint, as typed failures --------------------------------------

@@ -12,7 +12,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -28,6 +28,7 @@ from agent.formats import (
     format_for_task,
     parse_response,
 )
+from agent.endpoint_config import EndpointView, read_endpoint
 from agent.streaming import Refused, StreamFailed, StreamReader, read_stream
 
 if TYPE_CHECKING:
@@ -39,11 +40,16 @@ FormatSetting = Format | Literal["auto"]
 STREAMABLE = frozenset({"chat_agent", "responses", "chat_completions"})
 
 
+SERVED_HEADER = "served-model-name"  # which served entity answered an invocation
+VERSIONS_TTL_S = 60.0  # the version map is re-read this often in the background (a rollback keeps names)
+
+
 @dataclass(frozen=True, slots=True)
 class EndpointState:
     ready: str  # READY / NOT_READY (EndpointStateReady)
     config_update: str
     task: str | None
+    view: EndpointView | None = None
 
     @property
     def is_ready(self) -> bool:
@@ -83,6 +89,9 @@ class ServingClient:
         self._config_lock = asyncio.Lock()
         self._session: aiohttp.ClientSession | None = None
         self._resolved_format: Format | None = None if fmt == "auto" else fmt
+        self._versions: dict[str, str] = {}  # served entity name → entity_version, from the endpoint's config
+        self._versions_at = float("-inf")
+        self._versions_refresh: asyncio.Task[None] | None = None
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -143,10 +152,35 @@ class ServingClient:
         status, data, _ = await self._call("GET", f"/api/2.0/serving-endpoints/{self.endpoint_name}")
         if status != 200 or not isinstance(data, dict):
             raise EngineError(STATUS_KINDS.get(status, ErrorKind.UNAVAILABLE), error_detail(status, data))
-        state = data.get("state") or {}
-        return EndpointState(
-            ready=str(state.get("ready", "")), config_update=str(state.get("config_update", "")), task=data.get("task")
-        )
+        view = read_endpoint(data)
+        self.remember_config(view)
+        return EndpointState(ready=view.ready, config_update=view.config_update, task=view.task, view=view)
+
+    def remember_config(self, view: EndpointView) -> None:
+        """The version map every answer is labelled from; also fed by the rollout watcher's polls."""
+        self._versions, self._versions_at = view.versions(), time.monotonic()
+
+    async def served_version(self, headers: Mapping[str, str]) -> tuple[str, str]:
+        """(served entity, version) that answered, from the `served-model-name` header and the endpoint's
+        config; ("", "") when the endpoint does not say, never a guess. An entity not in the map is
+        looked up at once (a new rollout); a stale map is refreshed in the background."""
+        entity = headers.get(SERVED_HEADER) or next((v for k, v in headers.items() if k.lower() == SERVED_HEADER), "")
+        if not entity:
+            return "", ""
+        if entity not in self._versions and time.monotonic() - self._versions_at > 1.0:
+            await self._refresh_versions()
+        elif time.monotonic() - self._versions_at > VERSIONS_TTL_S and self._versions_refresh is None:
+            self._versions_refresh = asyncio.create_task(self._refresh_versions())
+        return entity, self._versions.get(entity, "")
+
+    async def _refresh_versions(self) -> None:
+        try:
+            await self.endpoint_state()
+        except EngineError as exc:
+            log.info("could not read the endpoint's served versions: %s", exc.detail)
+            self._versions_at = time.monotonic()  # not again at once: the next answer may try
+        finally:
+            self._versions_refresh = None
 
     async def _format(self) -> Format:
         if self._resolved_format is None:
@@ -191,6 +225,7 @@ class ServingClient:
             if status == 200:
                 answer = _parsed(data)
                 answer.endpoint_latency_ms = (time.perf_counter() - started) * 1000
+                answer.served_entity, answer.served_version = await self.served_version(headers)
                 return answer
             await self._after_refusal(status, data, headers, tries, on_progress)
 
@@ -213,6 +248,7 @@ class ServingClient:
             try:
                 async with self._http().post(f"{host}{self._invocations}", json=body, timeout=timeout,
                                              headers={**headers, "Accept": "text/event-stream"}) as resp:
+                    served = resp.headers
                     async for chunk in read_stream(resp, reader, first_s=self.timeout_s, idle_s=self.stream_idle_s):
                         yield chunk
             except Refused as refused:
@@ -221,7 +257,9 @@ class ServingClient:
             except StreamFailed as failed:  # the agent raised: not retried blindly, what was shown stays
                 log.warning("endpoint stream reported an error after %d events and %d characters shown: %s",
                             reader.events, len(reader.shown), clip(str(failed), 300))
-                raise EngineError(ErrorKind.AGENT_FAILED, clip(str(failed))) from None
+                error = EngineError(ErrorKind.AGENT_FAILED, clip(str(failed)))
+                error.served_version = (await self.served_version(served))[1]
+                raise error from None
             except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
                 kind = ErrorKind.TIMEOUT if isinstance(exc, asyncio.TimeoutError) else ErrorKind.UNAVAILABLE
                 error = EngineError(kind, f"the stream stopped after {reader.events} events: {type(exc).__name__}")
@@ -235,6 +273,7 @@ class ServingClient:
             if not answer.content and reader.whole is None:
                 raise EngineError(ErrorKind.BAD_RESPONSE, f"the stream ended after {reader.events} events without text")
             answer.endpoint_latency_ms = (time.perf_counter() - started) * 1000
+            answer.served_entity, answer.served_version = await self.served_version(served)
             yield Chunk(answer=answer)
             return
 
@@ -264,7 +303,9 @@ class ServingClient:
             log.info("endpoint answered %s; retry %d in %.1f s", status, tries.attempt, delay)
             await asyncio.sleep(delay)
             return
-        raise status_error(status, data, headers)
+        error = status_error(status, data, headers)
+        error.served_version = (await self.served_version(headers))[1]
+        raise error
 
     async def _is_waking(self) -> bool:
         try:

@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     stats = commands.add_parser("stats", help="the monitoring dashboard figures from the request log")
     stats.add_argument("--hours", type=int, default=24)
     stats.add_argument("--json", action="store_true", help="machine-readable output")
+    stats.add_argument("--by-version", action="store_true", help="per served version of the endpoint")
+    checklist = commands.add_parser("checklist", help="the Health Monitor's deployment checklist")
+    checklist.add_argument("--json", action="store_true", help="machine-readable output")
 
     doctor = commands.add_parser("doctor", help="check configuration and every connection")
     doctor.add_argument("--probe", action="store_true", help="also ask the serving endpoint a question")
@@ -88,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             out.write(data)
         print(f"wrote {args.out}: upload it in Teams → Apps → Manage your apps → Upload an app")
         return 0
-    quiet = args.command in ("ask", "chat", "stats", "doctor")
+    quiet = args.command in ("ask", "chat", "stats", "doctor", "checklist")
     _setup_logging(args.verbose, logging.WARNING if quiet else logging.INFO)
     try:
         settings = load_settings()
@@ -103,7 +106,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             return _serve(settings, args.host, args.port)
         if args.command == "stats":
-            return asyncio.run(_stats(settings, args.hours, args.json))
+            return asyncio.run(_stats(settings, args.hours, args.json, args.by_version))
+        if args.command == "checklist":
+            from bot.deploy.checklist import main as checklist_main
+
+            return checklist_main(settings, as_json=args.json)
         if args.command == "doctor":
             from bot.ops.doctor import main as doctor_main
 
@@ -154,8 +161,8 @@ async def _chat(settings: Settings) -> int:
     return 0
 
 
-async def _stats(settings: Settings, hours: int, as_json: bool) -> int:
-    from bot.ops.stats import collect, render
+async def _stats(settings: Settings, hours: int, as_json: bool, per_version: bool) -> int:
+    from bot.ops.stats import collect, render, render_by_version
     from bot.store import open_store_for
 
     store = open_store_for(settings)
@@ -163,7 +170,7 @@ async def _stats(settings: Settings, hours: int, as_json: bool) -> int:
         stats = await collect(store, hours)
     finally:
         await store.close()
-    print(stats.as_json() if as_json else render(stats))
+    print(stats.as_json() if as_json else render_by_version(stats) if per_version else render(stats))
     return 0
 
 

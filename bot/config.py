@@ -104,8 +104,15 @@ class Settings(BaseSettings):
     alert_pull_interval_s: float = Field(60.0, alias="HEALTHBOT_ALERT_PULL_INTERVAL_S", gt=0)
     alert_pull_jobs: CommaList = Field(default_factory=list, alias="HEALTHBOT_ALERT_PULL_JOBS")
 
+    # Deployments (the served agent's versions)
+    deploy_channels: CommaList | None = Field(None, alias="HEALTHBOT_DEPLOY_CHANNELS")  # None: the alert channels
+    deploy_poll_s: float = Field(60.0, alias="HEALTHBOT_DEPLOY_POLL_S", gt=0)
+    rollback_alias: str | None = Field(None, alias="HEALTHBOT_ROLLBACK_ALIAS", min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
+    eval_thresholds: str | None = Field(None, alias="HEALTHBOT_EVAL_THRESHOLDS")
+    app_name: str | None = Field(None, alias="DATABRICKS_APP_NAME")  # set by Databricks Apps
+
     @field_validator("slack_team_ids", "teams_tenant_ids", "alert_channels", "alert_pull", "alert_pull_jobs",
-                     mode="before")
+                     "deploy_channels", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
@@ -116,6 +123,21 @@ class Settings(BaseSettings):
     @classmethod
     def _valid_targets(cls, value: list[str]) -> list[str]:
         parse_targets(value)  # raises ValueError naming the bad entry
+        return value
+
+    @field_validator("deploy_channels")
+    @classmethod
+    def _valid_deploy_targets(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and value != ["off"]:
+            parse_targets(value)
+        return value
+
+    @field_validator("eval_thresholds")
+    @classmethod
+    def _thresholds_parse(cls, value: str | None) -> str | None:
+        from bot.deploy.checklist import load_thresholds
+
+        load_thresholds(value)  # a bad file fails at start
         return value
 
     @field_validator("database_url_setting")
@@ -203,6 +225,13 @@ class Settings(BaseSettings):
     @property
     def alert_targets(self) -> list[ChannelTarget]:
         return parse_targets(self.alert_channels)
+
+    @property
+    def deploy_targets(self) -> list[ChannelTarget]:
+        """HEALTHBOT_DEPLOY_CHANNELS, `off` for none, unset for the alert channels."""
+        if self.deploy_channels is None:
+            return self.alert_targets
+        return [] if self.deploy_channels == ["off"] else parse_targets(self.deploy_channels)
 
     @property
     def database_url(self) -> str:

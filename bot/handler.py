@@ -203,6 +203,7 @@ class ConversationHandler:
                             span.set_attributes({"status": "ok", "latency_ms": answer.endpoint_latency_ms or 0.0})
             except EngineError as exc:
                 log.warning("engine error %s (request %s): %s", exc.kind.value, request_id, exc.detail)
+                row.served_version = exc.served_version
                 return await self._fail(row, started, exc.kind, retry_after=exc.retry_after, detail=exc.detail)
             if first_text is not None:
                 row.first_text_ms = (first_text - started) * 1000
@@ -214,8 +215,8 @@ class ConversationHandler:
         if cache_key and not row.cached:
             self._cache.put(cache_key, answer)
 
-        row.answer, row.sources, row.confidence, row.domains = (
-            answer.content, answer.sources, answer.confidence, answer.domains,
+        row.answer, row.sources, row.confidence, row.domains, row.served_version = (
+            answer.content, answer.sources, answer.confidence, answer.domains, answer.served_version,
         )
         row.latency_ms = (time.perf_counter() - started) * 1000
         if row.first_text_ms is None:  # answered whole: the answer is the first text anyone sees

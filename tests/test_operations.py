@@ -86,14 +86,14 @@ async def test_health_shows_a_failed_alert_delivery(alert_rig: AlertRig) -> None
     assert "channel_not_found" in body["checks"]["alerts"]["detail"] and "1 failed" in body["checks"]["alerts"]["detail"]
 
 
-def rows_for_stats(now: float) -> tuple[list[RequestLogRow], list[int]]:
+def rows_for_stats(now: float) -> tuple[list[RequestLogRow], list[tuple[str, int]]]:
     rows = []
     for i in range(40):
         rows.append(RequestLogRow(
             request_id=f"r{i}", ts=now - 3600 * (i % 3) - 60, platform="slack", workspace="T", channel="C", thread="t",
             session_id="s", user_id="u", question="q", latency_ms=100.0 + 37 * i, confidence=0.5 + (i % 5) / 10,
             domains=["costs"] if i % 2 else ["jobs", "security"], error="timeout" if i % 7 == 0 else None))
-    return rows, [1, 1, -1]
+    return rows, [("r1", 1), ("r2", 1), ("r3", -1)]
 
 
 def test_stats_match_an_independent_computation() -> None:

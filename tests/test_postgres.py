@@ -50,7 +50,7 @@ async def test_conversation_store(pg_schema: str) -> None:
     assert await store.get_request("r1") == row
     assert await store.record_feedback("r1", user_id="u", value=1) and await store.record_feedback("r1", user_id="u", value=-1)
     assert not await store.record_feedback("nope", user_id="u", value=1)
-    assert await store.feedback_since(0) == [-1] and [r.request_id for r in await store.requests_since(0)] == ["r1"]
+    assert await store.feedback_since(0) == [("r1", -1)] and [r.request_id for r in await store.requests_since(0)] == ["r1"]
     assert await store.save_reference("teams", "19:c", {"serviceUrl": "x"})
     assert not await store.save_reference("teams", "19:c", {"serviceUrl": "x"})  # unchanged
     assert await store.get_reference("teams", "19:c") == {"serviceUrl": "x"}

@@ -42,6 +42,52 @@ class HourFigures:
 
 
 @dataclass
+class VersionFigures:
+    """One served version's answers: what the rollout comparison and `stats --by-version` show."""
+
+    version: str
+    requests: int
+    errors: int
+    error_rate: float
+    p95_latency_ms: float | None
+    avg_confidence: float | None
+    feedback_up: int
+    feedback_down: int
+
+    @property
+    def feedback_up_rate(self) -> float | None:
+        total = self.feedback_up + self.feedback_down
+        return self.feedback_up / total if total else None
+
+
+def figures_of(version: str, rows: list[RequestLogRow], votes: dict[str, int]) -> VersionFigures:
+    """Refusals are not the version's doing: they count neither as its requests nor its errors."""
+    rows = [r for r in rows if not r.refused]
+    errors = sum(1 for r in rows if r.failed)
+    confidences = [r.confidence for r in rows if r.confidence is not None]
+    mine = [votes[r.request_id] for r in rows if r.request_id in votes]
+    return VersionFigures(
+        version=version, requests=len(rows), errors=errors, error_rate=errors / len(rows) if rows else 0.0,
+        p95_latency_ms=percentile([r.latency_ms for r in rows], 0.95),
+        avg_confidence=sum(confidences) / len(confidences) if confidences else None,
+        feedback_up=sum(1 for v in mine if v > 0), feedback_down=sum(1 for v in mine if v < 0),
+    )
+
+
+def by_version(rows: list[RequestLogRow], votes: dict[str, int]) -> dict[str, VersionFigures]:
+    """Per served version; rows whose version the endpoint did not say are left out, not guessed."""
+    grouped: dict[str, list[RequestLogRow]] = defaultdict(list)
+    for row in rows:
+        if row.served_version:
+            grouped[row.served_version].append(row)
+    return {v: figures_of(v, grouped[v], votes) for v in sorted(grouped, key=_version_order)}
+
+
+def _version_order(version: str) -> tuple[int, str]:
+    return (int(version), "") if version.isdigit() else (1 << 62, version)
+
+
+@dataclass
 class Stats:
     hours: int
     since: str
@@ -59,6 +105,7 @@ class Stats:
     refused_by_reason: dict[str, int] = field(default_factory=dict)
     first_text_p50_ms: float | None = None  # message to first visible text (a streamed piece, or the answer)
     first_text_p95_ms: float | None = None
+    by_version: dict[str, VersionFigures] = field(default_factory=dict)
 
     @property
     def feedback_up_rate(self) -> float | None:
@@ -68,6 +115,8 @@ class Stats:
     def as_json(self) -> str:
         data = asdict(self)
         data["feedback_up_rate"] = self.feedback_up_rate
+        for version, figures in self.by_version.items():
+            data["by_version"][version]["feedback_up_rate"] = figures.feedback_up_rate
         return json.dumps(data, indent=2)
 
 
@@ -75,7 +124,7 @@ def _hour(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:00")
 
 
-def compute(rows: list[RequestLogRow], feedback: list[int], *, hours: int, since: float) -> Stats:
+def compute(rows: list[RequestLogRow], feedback: list[tuple[str, int]], *, hours: int, since: float) -> Stats:
     by_hour: dict[str, list[RequestLogRow]] = defaultdict(list)
     domains: dict[str, Counter[str]] = defaultdict(Counter)
     for row in rows:
@@ -97,15 +146,17 @@ def compute(rows: list[RequestLogRow], feedback: list[int], *, hours: int, since
     latencies = [r.latency_ms for r in rows]
     reasons = Counter(str(r.error).removeprefix("refused:") for r in rows if r.refused)
     first_text = [r.first_text_ms for r in rows if r.first_text_ms is not None]
+    votes = dict(feedback)
     return Stats(
         hours=hours, since=datetime.fromtimestamp(since, timezone.utc).isoformat(timespec="seconds"),
         requests=len(rows), errors=errors, success_rate=(len(rows) - errors) / len(rows) if rows else None,
         avg_latency_ms=sum(latencies) / len(latencies) if latencies else None, p95_latency_ms=percentile(latencies, 0.95),
         per_hour=per_hour, domains_per_day={day: dict(counter) for day, counter in sorted(domains.items())},
-        feedback_up=sum(1 for v in feedback if v > 0), feedback_down=sum(1 for v in feedback if v < 0),
+        feedback_up=sum(1 for _, v in feedback if v > 0), feedback_down=sum(1 for _, v in feedback if v < 0),
         refused=sum(reasons.values()), throttled=sum(1 for r in rows if r.error == "throttled"),
         refused_by_reason=dict(reasons.most_common()),
         first_text_p50_ms=percentile(first_text, 0.5), first_text_p95_ms=percentile(first_text, 0.95),
+        by_version=by_version(rows, votes),
     )
 
 
@@ -135,6 +186,18 @@ def render(stats: Stats) -> str:
         lines += ["", "domains per day:"]
         for day, counts in stats.domains_per_day.items():
             lines.append(f"  {day}: " + ", ".join(f"{d} {n}" for d, n in sorted(counts.items(), key=lambda kv: -kv[1])))
+    return "\n".join(lines)
+
+
+def render_by_version(stats: Stats) -> str:
+    lines = [f"healthbot per served version — last {stats.hours} h (since {stats.since})",
+             f"{'version':<10} {'requests':>8} {'error rate':>10} {'p95 ms':>8} {'confidence':>10} {'👍':>4} {'👎':>4}"]
+    for f in stats.by_version.values():
+        lines.append(f"{'v' + f.version:<10} {f.requests:>8} {f.error_rate:>10.1%} {_fmt(f.p95_latency_ms, '{:.0f}'):>8} "
+                     f"{_fmt(f.avg_confidence, '{:.2f}'):>10} {f.feedback_up:>4} {f.feedback_down:>4}")
+    if not stats.by_version:
+        lines.append("(no answers that named their served version: the demo engine, or an endpoint without the "
+                     "served-model-name header)")
     return "\n".join(lines)
 
 

@@ -63,6 +63,7 @@ class RequestLogRow:
     cached: bool = False
     trace_id: str = ""  # unused since traces are exported after the answer: the `request_id` tag finds them
     first_text_ms: float | None = None  # message to first visible text (a streamed piece, or the answer)
+    served_version: str = ""  # the endpoint's served entity version that answered ("" when it did not say)
 
     @property
     def refused(self) -> bool:
@@ -260,8 +261,8 @@ class Store(Protocol):
     async def get_reference(self, platform: str, channel: str) -> dict[str, Any] | None:
         ...
 
-    async def feedback_since(self, since_ts: float) -> list[int]:
-        """The +1 / -1 votes on requests logged since then."""
+    async def feedback_since(self, since_ts: float) -> list[tuple[str, int]]:
+        """(request id, +1 / -1) of the votes on requests logged since then."""
         ...
 
     @property

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from bot.store.postgres_alerts import PostgresAlertStore
 
 LOG_COLUMNS = ("request_id, ts, platform, workspace, channel, thread, session_id, user_id, question, answer, sources, "
-               "confidence, domains, latency_ms, endpoint_latency_ms, error, cached, trace_id, first_text_ms")
+               "confidence, domains, latency_ms, endpoint_latency_ms, error, cached, trace_id, first_text_ms, served_version")
 PURGE_EVERY_S = 60.0
 _PARAMS = "WITH p AS (SELECT $1::float8 AS before, $2::float8 AS now, $3::int AS lim) "
 _NUMBERED = {"before": "(SELECT before FROM p)", "now": "(SELECT now FROM p)", "limit": "(SELECT lim FROM p)"}
@@ -41,7 +41,7 @@ _NUMBERED = {"before": "(SELECT before FROM p)", "now": "(SELECT now FROM p)", "
 def _row_values(row: RequestLogRow) -> tuple[Any, ...]:
     return (row.request_id, row.ts, row.platform, row.workspace, row.channel, row.thread, row.session_id, row.user_id,
             row.question, row.answer, json.dumps(row.sources), row.confidence, json.dumps(row.domains), row.latency_ms,
-            row.endpoint_latency_ms, row.error, row.cached, row.trace_id, row.first_text_ms)
+            row.endpoint_latency_ms, row.error, row.cached, row.trace_id, row.first_text_ms, row.served_version)
 
 
 def _row_from(record: Any) -> RequestLogRow:
@@ -185,7 +185,7 @@ class PostgresStore:
     @staticmethod
     def _insert_log_sql() -> str:
         """Idempotent: a retry after a commit whose reply was lost (a dropped connection) finds the row."""
-        return (f"INSERT INTO request_log ({LOG_COLUMNS}) VALUES ({', '.join(f'${i}' for i in range(1, 20))}) "
+        return (f"INSERT INTO request_log ({LOG_COLUMNS}) VALUES ({', '.join(f'${i}' for i in range(1, 21))}) "
                 "ON CONFLICT (request_id) DO NOTHING")
 
     async def record_answer(self, session_id: str, message: ChatMessage, row: RequestLogRow) -> None:
@@ -195,7 +195,7 @@ class PostgresStore:
         await pool.execute(
             f"WITH logged AS ({self._insert_log_sql()} RETURNING request_id) "
             "INSERT INTO messages (session_id, role, content, request_id, created_at) "
-            "SELECT $20, $21, $22, $1, $23 WHERE EXISTS (SELECT 1 FROM logged)",
+            "SELECT $21, $22, $23, $1, $24 WHERE EXISTS (SELECT 1 FROM logged)",
             *_row_values(row), session_id, message.role, message.content, time.time())
 
     async def get_request(self, request_id: str) -> RequestLogRow | None:
@@ -217,11 +217,11 @@ class PostgresStore:
         rows = await pool.fetch(f"SELECT {LOG_COLUMNS} FROM request_log WHERE ts >= $1 ORDER BY ts", since_ts)
         return [_row_from(row) for row in rows]
 
-    async def feedback_since(self, since_ts: float) -> list[int]:
+    async def feedback_since(self, since_ts: float) -> list[tuple[str, int]]:
         pool = await self.pool()
-        rows = await pool.fetch("SELECT f.value FROM feedback f JOIN request_log r ON r.request_id = f.request_id "
-                                "WHERE r.ts >= $1", since_ts)
-        return [int(row["value"]) for row in rows]
+        rows = await pool.fetch("SELECT f.request_id, f.value FROM feedback f JOIN request_log r "
+                                "ON r.request_id = f.request_id WHERE r.ts >= $1", since_ts)
+        return [(str(row["request_id"]), int(row["value"])) for row in rows]
 
     async def save_reference(self, platform: str, channel: str, reference: dict[str, Any]) -> bool:
         pool = await self.pool()

@@ -59,4 +59,8 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE request_log ADD COLUMN first_text_ms DOUBLE PRECISION;
     """,
+    # 5: which served version answered (Deployments)
+    """
+    ALTER TABLE request_log ADD COLUMN served_version TEXT NOT NULL DEFAULT '';
+    """,
 ]

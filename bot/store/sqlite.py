@@ -24,7 +24,8 @@ from bot.store.sqlite_checkpoint import CHECKPOINT_EVERY_S, WAL_LIMIT_BYTES, Wal
 
 _LOG_COLUMNS = (
     "request_id, ts, platform, workspace, channel, thread, session_id, user_id, question, answer, "
-    "sources, confidence, domains, latency_ms, endpoint_latency_ms, error, cached, trace_id, first_text_ms"
+    "sources, confidence, domains, latency_ms, endpoint_latency_ms, error, cached, trace_id, first_text_ms, "
+    "served_version"
 )
 _PURGE_EVERY_S = 60.0
 _NAMED = {"before": ":before", "now": ":now", "limit": ":limit"}
@@ -39,7 +40,7 @@ def _row_values(row: RequestLogRow) -> tuple[object, ...]:
         row.request_id, row.ts, row.platform, row.workspace, row.channel, row.thread, row.session_id,
         row.user_id, row.question, row.answer, json.dumps(row.sources), row.confidence,
         json.dumps(row.domains), row.latency_ms, row.endpoint_latency_ms, row.error, int(row.cached), row.trace_id,
-        row.first_text_ms,
+        row.first_text_ms, row.served_version,
     )
 
 
@@ -174,7 +175,7 @@ class SqliteStore:
 
     def _insert_log(self, row: RequestLogRow) -> None:
         self._db.execute(
-            f"INSERT INTO request_log ({_LOG_COLUMNS}) VALUES ({', '.join('?' * 19)})", _row_values(row)
+            f"INSERT INTO request_log ({_LOG_COLUMNS}) VALUES ({', '.join('?' * 20)})", _row_values(row)
         )
 
     async def record_answer(self, session_id: str, message: ChatMessage, row: RequestLogRow) -> None:
@@ -226,10 +227,10 @@ class SqliteStore:
         ).fetchone()
         return json.loads(found["reference"]) if found is not None else None
 
-    async def feedback_since(self, since_ts: float) -> list[int]:
-        return [int(v) for (v,) in self._db.execute(
-            "SELECT f.value FROM feedback f JOIN request_log r ON r.request_id = f.request_id WHERE r.ts >= ?",
-            (since_ts,))]
+    async def feedback_since(self, since_ts: float) -> list[tuple[str, int]]:
+        return [(str(rid), int(v)) for (rid, v) in self._db.execute(
+            "SELECT f.request_id, f.value FROM feedback f JOIN request_log r ON r.request_id = f.request_id "
+            "WHERE r.ts >= ?", (since_ts,))]
 
     async def ping(self) -> None:
         self._db.execute("BEGIN IMMEDIATE")  # takes the write lock: proves the file is writable

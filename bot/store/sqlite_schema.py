@@ -137,4 +137,8 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE request_log ADD COLUMN first_text_ms REAL
     """,
+    # 7: which served version answered (Deployments)
+    """
+    ALTER TABLE request_log ADD COLUMN served_version TEXT NOT NULL DEFAULT ''
+    """,
 ]

@@ -59,6 +59,7 @@ class FakeServing(FakeServer):
     runs: dict[str, Any] = field(default_factory=dict)  # run_id → Jobs API Run JSON
     in_flight: int = 0
     max_in_flight: int = 0
+    served_entity_name: str | None = None  # sent as the `served-model-name` header of every invocation
 
     def invocation_bodies(self) -> list[Any]:
         return [c.json() for c in self.requests_to("/invocations", "POST")]
@@ -105,15 +106,16 @@ class FakeServing(FakeServer):
                 await asyncio.sleep(scripted.delay_s)
         finally:
             self.in_flight -= 1
+        headers = {**scripted.headers, **({"served-model-name": self.served_entity_name} if self.served_entity_name else {})}
         if scripted.events is not None and (await request.json()).get("stream") is True:
-            return await self._stream(request, scripted)
+            return await self._stream(request, scripted, headers)
         if isinstance(scripted.body, bytes):
-            return web.Response(status=scripted.status, body=scripted.body, headers=scripted.headers,
+            return web.Response(status=scripted.status, body=scripted.body, headers=headers,
                                 content_type="application/json")
-        return web.json_response(scripted.body, status=scripted.status, headers=scripted.headers)
+        return web.json_response(scripted.body, status=scripted.status, headers=headers)
 
-    async def _stream(self, request: web.Request, scripted: Scripted) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    async def _stream(self, request: web.Request, scripted: Scripted, headers: dict[str, str]) -> web.StreamResponse:
+        response = web.StreamResponse(headers={**headers, "Content-Type": "text/event-stream"})
         await response.prepare(request)
         for index, event in enumerate(scripted.events or []):
             if scripted.cut_after is not None and index >= scripted.cut_after:
