@@ -42,6 +42,7 @@ STREAMABLE = frozenset({"chat_agent", "responses", "chat_completions"})
 
 SERVED_HEADER = "served-model-name"  # which served entity answered an invocation
 VERSIONS_TTL_S = 60.0  # the version map is re-read this often in the background (a rollback keeps names)
+UNKNOWN_TTL_S = 5.0  # an entity the config did not list is looked up again after this
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,7 @@ class ServingClient:
         self._resolved_format: Format | None = None if fmt == "auto" else fmt
         self._versions: dict[str, str] = {}  # served entity name → entity_version, from the endpoint's config
         self._versions_at = float("-inf")
+        self._unknown: dict[str, float] = {}  # entity names not in the config when last looked up
         self._versions_refresh: asyncio.Task[None] | None = None
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -167,7 +169,8 @@ class ServingClient:
         entity = headers.get(SERVED_HEADER) or next((v for k, v in headers.items() if k.lower() == SERVED_HEADER), "")
         if not entity:
             return "", ""
-        if entity not in self._versions and time.monotonic() - self._versions_at > 1.0:
+        if entity not in self._versions and time.monotonic() - self._unknown.get(entity, float("-inf")) > UNKNOWN_TTL_S:
+            self._unknown[entity] = time.monotonic()  # one look per unknown name, not one per answer
             await self._refresh_versions()
         elif time.monotonic() - self._versions_at > VERSIONS_TTL_S and self._versions_refresh is None:
             self._versions_refresh = asyncio.create_task(self._refresh_versions())
