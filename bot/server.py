@@ -17,6 +17,7 @@ from agent.base import Engine
 from bot.access import gate_for
 from bot.alerts.dispatch import AlertDispatcher
 from bot.alerts.wiring import PULLER, alert_check, mount_alerts
+from bot.deploy.wiring import mount_deploys
 from bot.config import Settings
 from bot.engines import build_engine
 from bot.handler import ConversationHandler, HandlerOptions
@@ -59,6 +60,8 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: Engine
     app[TEAMS] = mount_teams(app, settings=settings, handler=handler)
     app[ALERTS] = mount_alerts(app, settings=settings, handler=handler, store=store,
                                adapters=[a for a in (app[SLACK], app[TEAMS]) if a is not None])
+    mount_deploys(app, settings=settings, handler=handler, store=store, dispatcher=app[ALERTS], health=app[HEALTH],
+                  adapters=[a for a in (app[SLACK], app[TEAMS]) if a is not None])
     metrics = Metrics()
     handler.observers += [metrics.observe, log_request]
     metrics.watch_alerts(app[ALERTS])

@@ -14,7 +14,7 @@ from slack_sdk.errors import SlackApiError
 
 from adapters.slack.client import PERMANENT, error_code, post_messages
 from adapters.slack.translate import reply_messages
-from bot.alerts.delivery import ACKNOWLEDGE, INVESTIGATE, DeliveryError
+from bot.alerts.delivery import ACKNOWLEDGE, INVESTIGATE, DeliveryError, Note
 from bot.alerts.model import AlertView
 from bot.models import Incoming, Platform, Reply, ThreadKey
 
@@ -45,9 +45,13 @@ def alert_blocks(view: AlertView) -> tuple[str, list[dict[str, Any]]]:
         fields.append(plain(f"Value: {alert.value or '?'} {alert.operator or 'vs'} {alert.threshold or '?'}"))
     if alert.domain:
         fields.append(plain(f"Domain: {alert.domain}"))
-    fields.append(plain(f"Seen {view.count}×, last {view.last_seen:%Y-%m-%d %H:%M} UTC"))
+    if alert.source.value == "deployment":
+        fields.append(plain(f"Since {view.first_seen:%Y-%m-%d %H:%M} UTC"))
+    else:
+        fields.append(plain(f"Seen {view.count}×, last {view.last_seen:%Y-%m-%d %H:%M} UTC"))
     if view.resolved_after_s is not None:
-        fields.append(plain(f"Resolved after {max(1, round(view.resolved_after_s / 60))} min"))
+        took = "Took" if alert.source.value == "deployment" else "Resolved after"
+        fields.append(plain(f"{took} {max(1, round(view.resolved_after_s / 60))} min"))
     if view.acknowledged_by:
         fields.append(plain(f"Acknowledged by {view.acknowledged_by}"))
     blocks: list[dict[str, Any]] = [
@@ -63,13 +67,23 @@ def alert_blocks(view: AlertView) -> tuple[str, list[dict[str, Any]]]:
     links = [_link(label, url) for label, url in alert.links.items() if url.startswith(("https://", "http://"))]
     if links:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": "  ·  ".join(links)}]})
-    if alert.source.value != "healthbot":
+    if alert.source.value not in ("healthbot", "deployment"):
         value = json.dumps({"key": alert.key})
         blocks.append({"type": "actions", "block_id": "alert", "elements": [
             {"type": "button", "action_id": INVESTIGATE, "text": plain("Investigate"), "value": value, "style": "primary"},
             {"type": "button", "action_id": ACKNOWLEDGE, "text": plain("Acknowledge"), "value": value},
         ]})
     return escape(f"{mark} {alert.name} is {alert.state}"), blocks
+
+
+def note_blocks(note: Note) -> tuple[str, list[dict[str, Any]]]:
+    """A note as a `markdown` block (Slack renders standard markdown, tables included) and its buttons."""
+    blocks: list[dict[str, Any]] = [{"type": "markdown", "text": note.markdown[:11_000]}]
+    if note.buttons:
+        blocks.append({"type": "actions", "elements": [
+            {"type": "button", "action_id": b.action, "text": plain(b.label, 75), "value": json.dumps(b.value),
+             **({"style": "primary"} if b.primary else {})} for b in note.buttons]})
+    return escape(note.summary or note.markdown.splitlines()[0])[:3000], blocks
 
 
 class SlackAlertSink:
@@ -122,6 +136,13 @@ class SlackAlertSink:
     async def reply(self, channel: str, ref: dict[str, Any], text: str) -> None:
         await self._call("chat_postMessage", channel=channel, thread_ts=ref["ts"], text=escape(text),
                          blocks=[{"type": "section", "text": plain(text)}], parse="none", unfurl_links=False)
+
+    async def post_note(self, channel: str, ref: dict[str, Any] | None, note: Note) -> dict[str, Any]:
+        text, blocks = note_blocks(note)
+        thread = {"thread_ts": ref["ts"]} if ref else {}
+        response = await self._call("chat_postMessage", channel=channel, text=text, blocks=blocks, unfurl_links=False,
+                                    **thread)
+        return ref or {"ts": str(response["ts"]), "team": await self._team_id()}
 
     async def post_answer(self, channel: str, ref: dict[str, Any], reply: Reply) -> None:
         """An answer that could not be posted when it was ready (Slack was down), from the outbox."""

@@ -31,6 +31,7 @@ from adapters.slack import translate as t
 from adapters.slack.client import UserDirectory, configure_web_client, error_code, is_transient, post_messages
 from adapters.slack.buttons import SlackButtons
 from adapters.slack.commands import SlackCommands
+from adapters.slack.deploys import SlackDeploys
 from adapters.slack.progress import Placeholder
 from adapters.slack.stream import SlackStream
 from adapters.slack.validate import checked_body
@@ -45,6 +46,7 @@ from bot.targets import ChannelTarget
 if TYPE_CHECKING:
     from adapters.slack.alerts import SlackAlertSink
     from bot.alerts.dispatch import AlertDispatcher
+    from bot.deploy.rollback import DeployActions
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,7 @@ class SlackBot:
         self._http: aiohttp.ClientSession | None = None
         self._tasks = TaskSet(what="Slack work in the background", expected=EXPECTED, describe=describe)
         self.dispatcher: AlertDispatcher | None = None  # set when alerts are wired (bot.server)
+        self.deploys: DeployActions | None = None  # rollback and the checklist, with a workspace (bot.deploy.wiring)
         self._socket: AsyncSocketModeHandler | None = None
         self._socket_task: asyncio.Task[None] | None = None
         # Signatures are checked in `events` (401 before any parsing), so Bolt's own check is off.
@@ -78,6 +81,7 @@ class SlackBot:
         self.users = UserDirectory(self.client)
         self._installation: frozenset[str] = frozenset()  # auth.test team_id and enterprise_id: who installed healthbot
         self.commands = SlackCommands(self)
+        self.deploy_commands = SlackDeploys(self)
         self._register()
 
     # -- wiring -----------------------------------------------------------------------------
@@ -187,6 +191,7 @@ class SlackBot:
         app.event(re.compile(".*"))(self._ignore)
         app.command(re.compile(r"^/healthbot"))(self.commands.on_command)
         SlackButtons(self).register(app)
+        self.deploy_commands.register(app)
 
     async def _ignore(self) -> None:
         return None

@@ -42,11 +42,11 @@ class SlackButtons:
         user = str(body.get("user", {}).get("id", ""))
         positive = action.get("action_id") == t.FEEDBACK_UP
         request_id = str(action.get("value", ""))
-        if await self.bot.refused(_clicker(body, f"feedback {request_id}")):
+        if await self.bot.refused(clicker_of(body, f"feedback {request_id}")):
             return  # an external or a guest does not grade the answers members get
         recorded = await self.bot.handler.record_feedback(request_id, user_id=user, value=1 if positive else -1)
         message = body.get("message") or {}
-        channel = _channel(body)
+        channel = button_channel(body)
         if recorded and message.get("ts") and channel:
             await self.bot.client.chat_update(channel=channel, ts=message["ts"], text=message.get("text", ""),
                                           blocks=t.feedback_done(message.get("blocks") or [], user, positive))
@@ -55,7 +55,7 @@ class SlackButtons:
         await ack()
         container = body.get("container") or {}
         message = body.get("message") or {}
-        channel = _channel(body)
+        channel = button_channel(body)
         thread = str(message.get("thread_ts") or container.get("thread_ts") or "")
         team = t.team_of(body) or str((body.get("user") or {}).get("team_id", ""))
         key = ThreadKey(platform=Platform.SLACK, workspace=team, channel=channel, thread=thread)
@@ -72,8 +72,8 @@ class SlackButtons:
             return
         user = str(body["user"]["id"])
         key = _alert_key(action.get("value"))
-        target = ChannelTarget(Platform.SLACK, _channel(body))
-        if await self.bot.refused(_clicker(body, f"{action.get('action_id')} {key}")):
+        target = ChannelTarget(Platform.SLACK, button_channel(body))
+        if await self.bot.refused(clicker_of(body, f"{action.get('action_id')} {key}")):
             return  # an external or a guest cannot acknowledge an alert or spend the endpoint on it
         if action.get("action_id") == ACKNOWLEDGE:
             name = (await self.bot.users.lookup(user)).name
@@ -84,7 +84,7 @@ class SlackButtons:
     async def _on_quick(self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
         await ack()
         name = str(action.get("value") or action.get("action_id", "").removeprefix(t.QUICK_PREFIX))
-        channel = _channel(body)
+        channel = button_channel(body)
         self.bot.spawn(self.bot.commands.ask_in_channel(
             team=t.team_of(body) or str(body["user"].get("team_id", "")), channel=channel,
             user_id=str(body["user"]["id"]), question=QUICK_QUESTIONS.get(name, name),
@@ -93,13 +93,13 @@ class SlackButtons:
         ))
 
 
-def _channel(body: dict[str, Any]) -> str:
+def button_channel(body: dict[str, Any]) -> str:
     return str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", ""))
 
 
-def _clicker(body: dict[str, Any], text: str) -> Incoming:
+def clicker_of(body: dict[str, Any], text: str) -> Incoming:
     """Who clicked a button on a message, for the access gate (a Slack Connect external, a guest)."""
-    key = ThreadKey(platform=Platform.SLACK, workspace=t.team_of(body), channel=_channel(body),
+    key = ThreadKey(platform=Platform.SLACK, workspace=t.team_of(body), channel=button_channel(body),
                     thread=str((body.get("message") or {}).get("ts") or ""))
     user = str((body.get("user") or {}).get("id", ""))
     return Incoming(key=key, user_id=user, text=text, org=t.org_signals(body, {}))

@@ -28,6 +28,11 @@ class SlackCommands:
             usage, blocks = t.help_blocks()
             await ack(text=usage, blocks=blocks)
             return
+        first, _, argument = word.partition(" ")
+        if first in ("rollback", "checklist"):
+            await ack()
+            self.bot.spawn(self.bot.deploy_commands.command(command, first, argument.strip(), respond))
+            return
         if word == "new":
             await ack(text="Started a new conversation: your next direct message to healthbot begins afresh.")
             self.bot.spawn(self._reset_dm(command))

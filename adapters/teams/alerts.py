@@ -18,7 +18,7 @@ from msrest.exceptions import HttpOperationError
 
 from adapters.teams import translate as t
 from adapters.teams.outbound import ConnectorError, Where
-from bot.alerts.delivery import ACKNOWLEDGE, INVESTIGATE, DeliveryError
+from bot.alerts.delivery import ACKNOWLEDGE, INVESTIGATE, DeliveryError, Note
 from bot.alerts.model import AlertView
 from bot.models import Incoming, Platform, Reply, ThreadKey
 
@@ -38,9 +38,13 @@ def alert_card(view: AlertView, channel: str) -> dict[str, Any]:
         facts.append({"title": "Value", "value": f"{alert.value or '?'} {alert.operator or 'vs'} {alert.threshold or '?'}"})
     if alert.domain:
         facts.append({"title": "Domain", "value": alert.domain})
-    facts.append({"title": "Seen", "value": f"{view.count}×, last {view.last_seen:%Y-%m-%d %H:%M} UTC"})
+    if alert.source.value == "deployment":
+        facts.append({"title": "Since", "value": f"{view.first_seen:%Y-%m-%d %H:%M} UTC"})
+    else:
+        facts.append({"title": "Seen", "value": f"{view.count}×, last {view.last_seen:%Y-%m-%d %H:%M} UTC"})
     if view.resolved_after_s is not None:
-        facts.append({"title": "Resolved after", "value": f"{max(1, round(view.resolved_after_s / 60))} min"})
+        took = "Took" if alert.source.value == "deployment" else "Resolved after"
+        facts.append({"title": took, "value": f"{max(1, round(view.resolved_after_s / 60))} min"})
     if view.acknowledged_by:
         facts.append({"title": "Acknowledged by", "value": view.acknowledged_by})
     # FactSet values render markdown: keep them to text healthbot wrote or escaped
@@ -53,10 +57,15 @@ def alert_card(view: AlertView, channel: str) -> dict[str, Any]:
             body.append(literal(text))
     actions: list[dict[str, Any]] = [{"type": "Action.OpenUrl", "title": label, "url": url}
                                      for label, url in alert.links.items() if url.startswith("https://")]
-    if alert.source.value != "healthbot":
+    if alert.source.value not in ("healthbot", "deployment"):
         data = {"key": alert.key, "channel": channel}
         actions += [t.execute("Investigate", INVESTIGATE, data), t.execute("Acknowledge", ACKNOWLEDGE, data)]
     return t.card(body, actions)
+
+
+def note_card(note: Note) -> dict[str, Any]:
+    """A note as a card: its markdown (tables become card tables) and its buttons as Action.Execute."""
+    return t.card(t.markdown_body(note.markdown), [t.execute(b.label, b.action, dict(b.value)) for b in note.buttons])
 
 
 class TeamsAlertSink:
@@ -86,13 +95,17 @@ class TeamsAlertSink:
     async def post_root(self, channel: str, view: AlertView) -> dict[str, Any]:
         """A new post in the channel (Bot Connector `POST /v3/conversations` with the channel in
         channelData), from the reference stored when the app was installed in the team."""
+        return await self._new_post(channel, t.card_message(alert_card(view, channel),
+                                                            f"{view.alert.name} is {view.alert.state}"))
+
+    async def _new_post(self, channel: str, activity: dict[str, Any]) -> dict[str, Any]:
         stored = await self._reference(channel)
         reference = ConversationReference().deserialize(stored)
         tenant = reference.conversation.tenant_id if reference.conversation else None
         bot = Where.of(reference).bot
         parameters: dict[str, Any] = {
             "isGroup": True, "bot": bot, "channelData": {"channel": {"id": channel}}, "tenantId": tenant,
-            "activity": t.card_message(alert_card(view, channel), f"{view.alert.name} is {view.alert.state}")}
+            "activity": activity}
         conversation_id, activity_id = await self._run(self.teams.connector.create(reference.service_url, parameters))
         return {"conversation_id": conversation_id, "activity_id": activity_id, "service_url": reference.service_url,
                 "tenant": tenant or "", "bot": bot}
@@ -117,6 +130,13 @@ class TeamsAlertSink:
     async def reply(self, channel: str, ref: dict[str, Any], text: str) -> None:
         message = {"type": "message", "text": text, "textFormat": "plain"}
         await self._run(self.teams.connector.send(Where.of(self._thread_reference(ref)), message))
+
+    async def post_note(self, channel: str, ref: dict[str, Any] | None, note: Note) -> dict[str, Any]:
+        message = t.card_message(note_card(note), note.summary or t.plain_summary(note.markdown))
+        if ref is not None:
+            await self._run(self.teams.connector.send(Where.of(self._thread_reference(ref)), message))
+            return ref
+        return await self._new_post(channel, message)
 
     async def post_answer(self, channel: str, ref: dict[str, Any], reply: Reply) -> None:
         """An answer the Bot Connector would not take when it was ready, from the outbox: `ref` is the

@@ -43,6 +43,7 @@ from bot.targets import ChannelTarget
 if TYPE_CHECKING:
     from adapters.teams.alerts import TeamsAlertSink
     from bot.alerts.dispatch import AlertDispatcher
+    from bot.deploy.rollback import DeployActions
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ class TeamsAdapter:
         self._remembered: dict[str, tuple[str | None, ...]] = {}
         self._tasks = TaskSet(what="Teams work in the background", expected=UNREACHABLE)
         self.dispatcher: AlertDispatcher | None = None  # set when alerts are wired (bot.server)
+        self.deploys: DeployActions | None = None  # rollback and the checklist, with a workspace (bot.deploy.wiring)
         from adapters.teams.bot import TeamsBot
 
         self.bot = TeamsBot(self)

@@ -14,6 +14,8 @@ from botbuilder.schema import (
 )
 
 from adapters.teams import translate as t
+from adapters.teams.deploys import VERBS as DEPLOY_VERBS
+from adapters.teams.deploys import TeamsDeploys, deploy_word
 from bot.alerts.delivery import ACKNOWLEDGE, INVESTIGATE
 from bot.models import Incoming, Platform, Reply
 from bot.quick import QUICK_QUESTIONS
@@ -41,6 +43,7 @@ def message_response(text: str) -> dict[str, Any]:
 class TeamsBot(TeamsActivityHandler):
     def __init__(self, teams: TeamsAdapter) -> None:
         self.teams = teams
+        self.deploys = TeamsDeploys(teams)
 
     async def on_turn(self, turn_context: TurnContext) -> None:
         if not self.teams.tenant_allowed(turn_context.activity):
@@ -63,6 +66,10 @@ class TeamsBot(TeamsActivityHandler):
         if word in t.NEW_WORDS:
             await self.teams.handler.new_session(t.thread_key(activity))
             await self.teams.send(turn_context, "Started a new conversation.")
+            return
+        deploy = deploy_word(text)
+        if deploy is not None:
+            await self.deploys.said(turn_context, t.to_incoming(activity, text), *deploy)
             return
         await self._ask(turn_context, t.to_incoming(activity, text))
 
@@ -112,6 +119,13 @@ class TeamsBot(TeamsActivityHandler):
             return card_response(t.notice("Retrying…"))
         if verb in (INVESTIGATE, ACKNOWLEDGE) and self.teams.dispatcher is not None:
             return await self._alert_action(turn_context, str(verb), data)
+        if verb in DEPLOY_VERBS:
+            clicker = await self.teams.identify(turn_context, t.to_incoming(activity, f"{verb} {data}"[:200]))
+            refusal = await self._refusal(clicker)
+            if refusal is not None:
+                return refusal
+            answer = await self.deploys.clicked(turn_context, verb, data, clicker)
+            return message_response(answer) if isinstance(answer, str) else card_response(answer)
         if verb == t.VERB_QUICK and isinstance(data.get("name"), str) and data["name"] in QUICK_QUESTIONS:
             question = QUICK_QUESTIONS[data["name"]]
             await self._ask(turn_context, t.to_incoming(activity, question))

@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 DOMAINS = ("costs", "jobs", "security", "performance", "data_quality")
-TOP_KEYS = ("require_databricks_user", "domains")
+TOP_KEYS = ("require_databricks_user", "domains", "deployers")
 _SPELLINGS = {"cost": "costs", "job": "jobs", "data quality": "data_quality", "data-quality": "data_quality",
               "dataquality": "data_quality", "performances": "performance"}
 
@@ -42,16 +42,17 @@ def domain_name(text: str) -> str | None:
 class AccessPolicy:
     require_databricks_user: bool = False
     domains: dict[str, tuple[str, ...]] = field(default_factory=dict)  # canonical domain -> groups
+    deployers: tuple[str, ...] = ()  # groups whose members may roll the endpoint back
     source: str = ""
 
     @property
     def needs_identity(self) -> bool:
-        """Whether answers depend on who the asker is in Databricks (SCIM lookups needed)."""
-        return self.require_databricks_user or bool(self.domains)
+        """Whether answers or actions depend on who the asker is in Databricks (SCIM lookups needed)."""
+        return self.require_databricks_user or bool(self.domains) or bool(self.deployers)
 
     @property
     def groups(self) -> list[str]:
-        return sorted({group for groups in self.domains.values() for group in groups})
+        return sorted({group for groups in self.domains.values() for group in groups} | set(self.deployers))
 
     def restricted(self, answer_domains: list[str]) -> dict[str, tuple[str, ...]]:
         """The answer's domains that the policy limits, with the groups allowed to see each."""
@@ -66,6 +67,7 @@ class AccessPolicy:
         """One line per rule, for `healthbot doctor` and the start-up log."""
         lines = [f"require_databricks_user: {'yes' if self.require_databricks_user else 'no'}"]
         lines += [f"{domain}: only {', '.join(groups)}" for domain, groups in sorted(self.domains.items())]
+        lines.append(f"rollback: {', '.join(self.deployers)}" if self.deployers else "rollback: nobody (no deployers)")
         open_domains = [d for d in DOMAINS if d not in self.domains]
         if open_domains:
             lines.append(f"open to every member: {', '.join(open_domains)}")
@@ -85,6 +87,7 @@ def parse_policy(text: str, *, source: str = "policy") -> AccessPolicy:
         raise PolicyError(f"{source} line {root.start_mark.line + 1}: expected a mapping with "
                           f"{' and/or '.join(TOP_KEYS)}")
     require, domains = False, {}
+    deployers: tuple[str, ...] = ()
     for key_node, value_node in root.value:
         key, where = str(key_node.value), f"{source} line {key_node.start_mark.line + 1}"
         if key == "require_databricks_user":
@@ -94,9 +97,11 @@ def parse_policy(text: str, *, source: str = "policy") -> AccessPolicy:
             require = value
         elif key == "domains":
             domains = _domains(value_node, source)
+        elif key == "deployers":
+            deployers = _groups(value_node, f"{where}: deployers")
         else:
             raise PolicyError(f"{where}: unknown key {key!r}; allowed: {', '.join(TOP_KEYS)}")
-    return AccessPolicy(require_databricks_user=require, domains=domains, source=source)
+    return AccessPolicy(require_databricks_user=require, domains=domains, deployers=deployers, source=source)
 
 
 def _scalar(node: yaml.Node) -> object:
@@ -118,15 +123,19 @@ def _domains(node: yaml.Node, source: str) -> dict[str, tuple[str, ...]]:
         name = domain_name(str(key_node.value))
         if name is None:
             raise PolicyError(f"{where}: unknown domain {key_node.value!r}; known: {', '.join(DOMAINS)}")
-        groups = _scalar(value_node)
-        if isinstance(groups, str):
-            groups = [groups]
-        if not isinstance(groups, list) or not groups or not all(isinstance(g, str) and g.strip() for g in groups):
-            raise PolicyError(f"{where}: {name} must name one or more Databricks groups, like [platform-admins]")
         if name in domains:
             raise PolicyError(f"{where}: domain {name} is listed twice")
-        domains[name] = tuple(g.strip() for g in groups)
+        domains[name] = _groups(value_node, f"{where}: {name}")
     return domains
+
+
+def _groups(node: yaml.Node, what: str) -> tuple[str, ...]:
+    groups = _scalar(node)
+    if isinstance(groups, str):
+        groups = [groups]
+    if not isinstance(groups, list) or not groups or not all(isinstance(g, str) and g.strip() for g in groups):
+        raise PolicyError(f"{what} must name one or more Databricks groups, like [platform-admins]")
+    return tuple(g.strip() for g in groups)
 
 
 def load_policy(path: str | None) -> AccessPolicy | None:

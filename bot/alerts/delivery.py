@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot.alerts.model import AlertView
@@ -9,6 +10,27 @@ from bot.models import Incoming, Platform, Reply, ThreadKey
 
 INVESTIGATE = "alert_investigate"
 ACKNOWLEDGE = "alert_acknowledge"
+ROLLBACK_ACTION = "deploy_rollback"  # a rollout comparison's Roll back button: {"to": version}
+CONFIRM_ACTION = "deploy_confirm"  # a rollback confirmation's buttons: {"id": rollback id}
+CANCEL_ACTION = "deploy_cancel"
+
+
+@dataclass(frozen=True, slots=True)
+class NoteButton:
+    label: str
+    action: str  # the action id / Teams verb (bot/deploy: deploy_rollback, deploy_confirm, deploy_cancel)
+    value: dict[str, str]
+    primary: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A message healthbot writes itself (a rollout comparison, a rollback confirmation): trusted
+    markdown (tables allowed; any untrusted part is escaped by whoever builds it) and buttons."""
+
+    markdown: str
+    buttons: tuple[NoteButton, ...] = ()
+    summary: str = ""  # the notification text
 
 
 class DeliveryError(Exception):
@@ -39,6 +61,11 @@ class AlertSink(Protocol):
 
     async def reply(self, channel: str, ref: dict[str, Any], text: str) -> None:
         """A plain-text reply in the thread (untrusted parts are escaped by the sink)."""
+        ...
+
+    async def post_note(self, channel: str, ref: dict[str, Any] | None, note: Note) -> dict[str, Any]:
+        """Post a note in the thread `ref` (None: as a new post in the channel); returns the reference
+        of the thread it is in, as `post_root` does."""
         ...
 
     async def post_answer(self, channel: str, ref: dict[str, Any], reply: Reply) -> None:

@@ -89,11 +89,14 @@ class AlertDispatcher(BackgroundLoop):
         await self.alerts.enqueue(f"{ANSWER}:{reply.request_id}", payload, [(str(target), False)])
         self._wake.set()
 
-    async def observe(self, changes: list[Change], *, fence: Fence, alert: Alert | None = None) -> bool:
+    async def observe(self, changes: list[Change], *, fence: Fence, alert: Alert | None = None,
+                      targets: list[tuple[str, bool]] | None = None) -> bool:
         """The poller's intake: its observations and the alert's deliveries in one transaction, so a
         crash can neither lose a change it recorded nor post one twice. False: someone else changed
-        one of the keys first (nothing written)."""
-        targets = self._targets(alert) if alert is not None else []
+        one of the keys first (nothing written). `targets` replaces the routes (rollout threads go to
+        HEALTHBOT_DEPLOY_CHANNELS)."""
+        if targets is None:
+            targets = self._targets(alert) if alert is not None else []
         outbox = (alert.key, alert.model_dump(mode="json"), targets) if alert is not None and targets else None
         if not await self.alerts.observe(changes, fence=fence, outbox=outbox):
             return False

@@ -14,12 +14,15 @@ class AlertSource(StrEnum):
     JOB = "job"  # Databricks Jobs notifications
     GENERIC = "generic"  # the documented generic JSON shape
     HEALTHBOT = "healthbot"  # the bot's own self-monitoring rules
+    DEPLOYMENT = "deployment"  # a config update of the served agent (bot/deploy): a rollout thread
 
 
 # States: SQL alerts use TRIGGERED / OK / UNKNOWN / ERROR; job runs started / succeeded / failed / warning.
+# Rollouts: IN_PROGRESS, then SERVING, UPDATE_FAILED or UPDATE_CANCELED.
 STATE_MARKS = {"TRIGGERED": "🔴", "ERROR": "🔴", "failed": "🔴", "warning": "🟠", "OK": "✅", "succeeded": "✅",
-               "started": "▶️", "UNKNOWN": "⚪"}
-CLEAR_STATES = frozenset({"OK", "succeeded"})
+               "started": "▶️", "UNKNOWN": "⚪", "IN_PROGRESS": "🚀", "SERVING": "✅", "UPDATE_FAILED": "🔴",
+               "UPDATE_CANCELED": "⚪"}
+CLEAR_STATES = frozenset({"OK", "succeeded", "SERVING"})
 
 
 class Alert(BaseModel):
@@ -38,6 +41,8 @@ class Alert(BaseModel):
     workspace: str = ""
     detail: str = ""  # enrichment: the run's state message, failed tasks…
     run_id: str = ""  # job alerts: the run to enrich from (pulled job threads are keyed by job, not run)
+    note: str = ""  # rollouts: a comparison to post in the thread instead of a state change (markdown)
+    rollback_to: str = ""  # with a note: the version its Roll back button offers
     time: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
 
     @property

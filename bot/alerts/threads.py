@@ -13,7 +13,7 @@ import time
 from datetime import datetime, timezone
 
 from agent.base import ChatMessage
-from bot.alerts.delivery import AlertSink
+from bot.alerts.delivery import ROLLBACK_ACTION, AlertSink, Note, NoteButton
 from bot.alerts.model import Alert, AlertSource, AlertView
 from bot.handler import ConversationHandler
 from bot.models import Incoming, Membership, Platform
@@ -38,11 +38,23 @@ def view_of(thread: AlertThread) -> AlertView:
 
 def transition_text(alert: Alert, previous: str, seconds: float) -> str:
     minutes = max(1, round(seconds / 60))
+    if alert.source == AlertSource.DEPLOYMENT:
+        from bot.deploy.rollout import transition_line
+
+        return transition_line(alert, minutes)
     if alert.clear and alert.source == AlertSource.JOB and alert.run_id:
         return f"✅ {alert.name} recovered: {alert.description} (failing for {minutes} min)."
     if alert.clear:
         return f"✅ {alert.name} is {alert.state} (resolved after {minutes} min)."
     return f"🔔 {alert.name} is {alert.state} again (was {previous} for {minutes} min)."
+
+
+def note_of(alert: Alert) -> Note:
+    buttons: tuple[NoteButton, ...] = ()
+    if alert.rollback_to:
+        buttons = (NoteButton(f"Roll back to v{alert.rollback_to}", ROLLBACK_ACTION, {"to": alert.rollback_to},
+                              primary=True),)
+    return Note(alert.note, buttons, summary=alert.note.splitlines()[0][:250])
 
 
 class AlertThreads:
@@ -58,10 +70,17 @@ class AlertThreads:
         thread = await self.alerts.thread(alert.key, str(target))
         if thread is None:
             await self._open(sink, target, alert, investigate, now)
-            return
-        if POSTING in thread.thread_ref:  # a worker died between posting the root and recording it
+        elif POSTING in thread.thread_ref:  # a worker died between posting the root and recording it
             await self._post_root(sink, target, thread, investigate, reconcile=True)
-            return
+        elif not alert.note:
+            await self._change(sink, target, thread, alert, now)
+        if alert.note:  # a rollout's before / after comparison: a note in its thread, the state stays
+            thread = await self.alerts.thread(alert.key, str(target))
+            if thread is not None and POSTING not in thread.thread_ref:
+                await sink.post_note(target.channel, thread.thread_ref, note_of(alert))
+
+    async def _change(self, sink: AlertSink, target: ChannelTarget, thread: AlertThread, alert: Alert,
+                      now: float) -> None:
         thread.last_seen = now
         if alert.state == thread.state:
             thread.count += 1  # the same state again: no new message, the root shows count and time

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from agent.base import ChatMessage
 from bot.models import ThreadKey
+from bot.store.deploys import Rollback
 
 EVENT_TTL_S = 24 * 3600.0  # Slack retries for minutes, Bot Framework for less; a day is ample
 LEASE_S = 15.0  # an outbox row's lease; renewed while its delivery runs, so a dead replica's rows move on quickly
@@ -132,6 +133,18 @@ class AlertThread:
     acknowledged_by: str
     digest: bool
     alert: dict[str, Any]
+
+
+class DeployStore(Protocol):
+    """Rollbacks asked for in the chat (bot/store/deploys.py)."""
+
+    async def create_rollback(self, record: Rollback) -> None: ...
+    async def rollback(self, rollback_id: str) -> Rollback | None: ...
+    async def claim_rollback(self, rollback_id: str, asker: str, status: str) -> Rollback | str:
+        """Move a pending, unexpired rollback of this asker to `status`; else why not (words)."""
+        ...
+    async def finish_rollback(self, rollback_id: str, status: str, detail: str) -> None: ...
+    async def rollbacks_in(self, status: str) -> list[Rollback]: ...
 
 
 class AlertStore(Protocol):
@@ -267,6 +280,10 @@ class Store(Protocol):
 
     @property
     def alerts(self) -> AlertStore:
+        ...
+
+    @property
+    def deploys(self) -> DeployStore:
         ...
 
     async def ping(self) -> None:

@@ -24,6 +24,7 @@ from bot.store.base import (
     Session,
     Turn,
 )
+from bot.store.deploys import PostgresDeploys
 from bot.store.postgres_schema import MIGRATION_LOCK, MIGRATIONS
 from bot.store.postgres_turns import PostgresTurns
 from bot.store.retention import BATCH, COUNTED, PURGES, purge_statement
@@ -106,6 +107,10 @@ class PostgresStore:
         from bot.store.postgres_alerts import PostgresAlertStore
 
         return PostgresAlertStore(self)
+
+    @property
+    def deploys(self) -> PostgresDeploys:
+        return PostgresDeploys(self)
 
     # -- conversations ----------------------------------------------------------------------
 

@@ -63,4 +63,12 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE request_log ADD COLUMN served_version TEXT NOT NULL DEFAULT '';
     """,
+    # 6: rollbacks asked for in the chat (Deployments): the audit trail and the confirmation guard
+    """
+    CREATE TABLE rollbacks (id TEXT PRIMARY KEY, endpoint TEXT NOT NULL, asker TEXT NOT NULL, asker_name TEXT NOT NULL,
+                            from_version TEXT NOT NULL, to_version TEXT NOT NULL, status TEXT NOT NULL,
+                            detail TEXT NOT NULL DEFAULT '', place TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
+                            expires_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL);
+    CREATE INDEX rollbacks_by_status ON rollbacks (status, created_at);
+    """,
 ]

@@ -12,7 +12,8 @@ import time
 from dataclasses import dataclass
 
 BATCH = 500
-RESOLVED = ("OK", "succeeded")  # an alert thread in one of these states is closed (bot.alerts.model)
+# An alert thread in one of these states is closed (bot.alerts.model); a rollout thread once its update ended.
+RESOLVED = ("OK", "succeeded", "SERVING", "UPDATE_FAILED", "UPDATE_CANCELED")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,7 @@ PURGES = (
           "last_seen < {before} AND state IN (" + ", ".join(f"'{state}'" for state in RESOLVED) + ")"),
     Purge("rate_windows", "(key, window_start)", "window_start < {now} / 60 - 2"),
     Purge("channel_pacing", "target", "next_at < {now} - 3600"),
+    Purge("rollbacks", "id", "updated_at < {before}"),
 )
 COUNTED = {"messages": "created_at", "sessions": "last_active", "request_log": "ts", "alert_outbox": "created_at",
            "alert_events": "received_at", "alert_threads": "first_seen", "processed_events": "expires_at"}

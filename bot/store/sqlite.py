@@ -19,6 +19,7 @@ from bot.models import ThreadKey
 from bot.store.base import EVENT_TTL_S, Limits, RequestLogRow, Session, Turn
 from bot.store.sqlite_schema import MIGRATIONS
 from bot.store.retention import BATCH, COUNTED, PURGES, purge_statement
+from bot.store.deploys import SqliteDeploys
 from bot.store.sqlite_alerts import SqliteAlertStore
 from bot.store.sqlite_checkpoint import CHECKPOINT_EVERY_S, WAL_LIMIT_BYTES, WalCheckpointer
 
@@ -70,6 +71,10 @@ class SqliteStore:
     @property
     def alerts(self) -> SqliteAlertStore:
         return SqliteAlertStore(self._db)
+
+    @property
+    def deploys(self) -> SqliteDeploys:
+        return SqliteDeploys(self._db)
 
     @property
     def schema_version(self) -> int:

@@ -7,6 +7,7 @@ apps_get_running, mlflow_runs_get_response), for databricks-sdk's real client to
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,7 +59,7 @@ class FakeDeployWorkspace(FakeWorkspace):
         """An update starts: a pending config and `IN_PROGRESS` (what `PUT …/config` does)."""
         current = int(self.endpoint["config"].get("config_version") or 0)
         self.endpoint["pending_config"] = {
-            "config_version": current + 1, "start_time": 1764675600000, "served_entities": list(entities),
+            "config_version": current + 1, "start_time": int(time.time() * 1000), "served_entities": list(entities),
             "traffic_config": traffic or routes(*((e["name"], 100 // len(entities)) for e in entities))}
         self.endpoint["state"]["config_update"] = "IN_PROGRESS"
 
