@@ -49,10 +49,10 @@ class Outcome:
 
 class DeployActions:
     def __init__(self, *, calls: DeployCalls, store: Store, gate: AccessGate, alias: str | None,
-                 checklist: Checklist | None = None, follow_every_s: float = FOLLOW_EVERY_S) -> None:
+                 checklist: Checklist | None = None, follow_every_s: float | None = None) -> None:
         self.calls, self.store, self.gate, self.alias = calls, store, gate, alias
         self.checklist = checklist
-        self.follow_every_s = follow_every_s
+        self.follow_every_s = follow_every_s or FOLLOW_EVERY_S
         self._followers: set[asyncio.Task[None]] = set()
 
     async def checklist_for(self, msg: Incoming) -> Outcome:
