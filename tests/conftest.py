@@ -99,7 +99,9 @@ async def fake_serving() -> AsyncIterator[FakeServing]:
 
 
 def make_client(fake: FakeServing, **kwargs: object) -> ServingClient:
-    options: dict[str, object] = {"backoff_base_s": 0.01, "backoff_max_s": 0.05, "poll_interval_s": 0.02}
+    # The seed app's `inputs` format unless a test says otherwise: a test of the `auto` default asks for it.
+    options: dict[str, object] = {"backoff_base_s": 0.01, "backoff_max_s": 0.05, "poll_interval_s": 0.02,
+                                  "fmt": "inputs"}
     options.update(kwargs)
     url, token = fake.url, fake.token  # as configured now, even if the fake later rotates its token
     return ServingClient(

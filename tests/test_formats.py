@@ -54,7 +54,7 @@ def test_fixture_responses_parse(name: str) -> None:
          Answer("ab")),
         ({"messages": [{"role": "assistant", "content": "first"}, {"role": "tool", "content": "{}"},
                        {"role": "assistant", "content": "final"}], "custom_outputs": {"confidence": 0.5}},
-         Answer("final", confidence=0.5)),
+         Answer("first\n\nfinal", confidence=0.5)),  # every assistant message, as the stream shows them
     ],
 )
 def test_shapes_and_tolerant_fields(body: object, expected: Answer) -> None:

@@ -200,7 +200,7 @@ async def test_the_user_sees_what_was_shown_then_the_failure_in_plain_words(fake
 async def test_the_default_format_follows_the_endpoints_task(fake_serving: FakeServing, task: str | None,
                                                              fmt: str) -> None:
     fake_serving.task = task
-    client = make_client(fake_serving, streaming=False)  # no fmt: the default
+    client = make_client(fake_serving, fmt=ServingClient.__init__.__kwdefaults__["fmt"], streaming=False)  # the default
     try:
         await client.answer(REQUEST)
         await client.answer(REQUEST)

@@ -3,6 +3,7 @@ checklist for the adapters, a `/health` check, and the report of rollbacks a res
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -46,15 +47,25 @@ def mount_deploys(app: web.Application, *, settings: Settings, handler: Conversa
                                                engine=handler.engine)
         health.add("deployments", watcher.check)
 
+    reporting: list[asyncio.Task[None]] = []
+
+    async def report_interrupted() -> None:
+        try:
+            for record, line in await actions.interrupted():
+                await _report(dispatcher, record.place, line)
+        except Exception as exc:  # the store is not reachable yet: the next start reports them
+            log.warning("could not look for interrupted rollbacks: %s: %s", type(exc).__name__, str(exc)[:200])
+
     async def start(_: web.Application) -> None:
         if watcher is not None:
             watcher.start()
-        for record, line in await actions.interrupted():
-            await _report(dispatcher, record.place, line)
+        reporting.append(asyncio.create_task(report_interrupted()))  # off the start-up path
 
     async def stop(_: web.Application) -> None:
         if watcher is not None:
             await watcher.stop()
+        for task in reporting:
+            task.cancel()
         await actions.close()
 
     app.on_startup.append(start)
