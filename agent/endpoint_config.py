@@ -16,6 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+def version_label(version: str) -> str:
+    """`v7` for a model version; a Databricks App deployment by its tail (its head is a timestamp that
+    neighbouring deployments share)."""
+    return f"v{version}" if version.isdigit() else f"deployment {version[-8:]}"
+
+
 @dataclass(frozen=True, slots=True)
 class ServedEntity:
     name: str  # the served entity's name, what `served-model-name` says answered
@@ -27,7 +33,7 @@ class ServedEntity:
 
     @property
     def label(self) -> str:
-        return f"v{self.version}" if self.version else (self.model or self.name or "?")
+        return version_label(self.version) if self.version else (self.model or self.name or "?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,3 +144,43 @@ def read_endpoint(data: Any) -> EndpointView:
         task=_text(data.get("task")) or None, config=_snapshot(data.get("config")),
         pending=_snapshot(pending) if isinstance(pending, Mapping) else None, raw=data,
     )
+
+
+# -- an agent served from a Databricks App (HEALTHBOT_ENDPOINT_NAME=apps/<name>) -------------------
+
+APP_PREFIX = "apps/"
+APP_UPDATE = {"IN_PROGRESS": "IN_PROGRESS", "FAILED": "UPDATE_FAILED", "CANCELLED": "UPDATE_CANCELED"}
+
+
+def app_name(endpoint_name: str) -> str | None:
+    """`apps/<name>` (databricks-openai's spelling for an agent on a Databricks App) → the app's name."""
+    if not endpoint_name.startswith(APP_PREFIX):
+        return None
+    return endpoint_name[len(APP_PREFIX):] or None
+
+
+def _deployment(app: str, data: Any) -> ServedEntity | None:
+    if not isinstance(data, Mapping) or not _text(data.get("deployment_id")):
+        return None
+    status = _mapping(data.get("status"))
+    return ServedEntity(name=app, model=f"app {app}", version=_text(data.get("deployment_id")),
+                        deployment=_text(status.get("state")), message=_text(status.get("message")), raw=data)
+
+
+def read_app(data: Any) -> EndpointView:
+    """A Databricks App (`apps.get`) as an endpoint: its active deployment is what serves, a pending
+    deployment is an update (IN_PROGRESS, FAILED → UPDATE_FAILED, CANCELLED → UPDATE_CANCELED). An agent
+    on the agent server answers the Responses API, so its task is `agent/v1/responses`."""
+    data = data if isinstance(data, Mapping) else {}
+    name = _text(data.get("name"))
+    running = _text(_mapping(data.get("app_status")).get("state")) == "RUNNING"
+    active, pending = _deployment(name, data.get("active_deployment")), _deployment(name, data.get("pending_deployment"))
+    update = APP_UPDATE.get(pending.deployment, "NOT_UPDATING") if pending is not None else "NOT_UPDATING"
+
+    def snapshot(entity: ServedEntity | None) -> ConfigSnapshot:
+        return ConfigSnapshot(version=entity.version if entity else "", entities=(entity,) if entity else (),
+                              traffic=((entity.name, 100),) if entity else ())
+
+    return EndpointView(name=f"{APP_PREFIX}{name}", ready="READY" if running else "NOT_READY", config_update=update,
+                        task="agent/v1/responses", config=snapshot(active),
+                        pending=snapshot(pending) if pending is not None else None, raw=data)

@@ -28,7 +28,7 @@ from agent.formats import (
     format_for_task,
     parse_response,
 )
-from agent.endpoint_config import EndpointView, read_endpoint
+from agent.endpoint_config import EndpointView, app_name, read_app, read_endpoint
 from agent.streaming import Refused, StreamFailed, StreamReader, read_stream
 
 if TYPE_CHECKING:
@@ -90,6 +90,8 @@ class ServingClient:
         self._config_lock = asyncio.Lock()
         self._session: aiohttp.ClientSession | None = None
         self._resolved_format: Format | None = None if fmt == "auto" else fmt
+        self.app = app_name(endpoint_name)  # `apps/<name>`: an agent served from a Databricks App
+        self._app_url: str | None = None
         self._versions: dict[str, str] = {}  # served entity name → entity_version, from the endpoint's config
         self._versions_at = float("-inf")
         self._unknown: dict[str, float] = {}  # entity names not in the config when last looked up
@@ -127,11 +129,13 @@ class ServingClient:
         return self._session
 
     async def _call(self, method: str, path: str, body: Any = None) -> tuple[int, Any, dict[str, str]]:
-        """One HTTP attempt with the hard per-attempt timeout; returns status, parsed JSON, headers."""
+        """One HTTP attempt with the hard per-attempt timeout; returns status, parsed JSON, headers.
+        `path` is under the workspace host, or a whole URL (a Databricks App's)."""
         host, headers = await self._auth()
         timeout = aiohttp.ClientTimeout(total=self.timeout_s)
+        url = path if path.startswith(("https://", "http://")) else f"{host}{path}"
         try:
-            async with self._http().request(method, f"{host}{path}", json=body, headers=headers, timeout=timeout) as resp:
+            async with self._http().request(method, url, json=body, headers=headers, timeout=timeout) as resp:
                 raw = await resp.read()
                 try:
                     data = json.loads(raw) if raw else None
@@ -151,10 +155,13 @@ class ServingClient:
     # -- endpoint state ---------------------------------------------------------------------
 
     async def endpoint_state(self) -> EndpointState:
-        status, data, _ = await self._call("GET", f"/api/2.0/serving-endpoints/{self.endpoint_name}")
+        path = f"/api/2.0/apps/{self.app}" if self.app else f"/api/2.0/serving-endpoints/{self.endpoint_name}"
+        status, data, _ = await self._call("GET", path)
         if status != 200 or not isinstance(data, dict):
             raise EngineError(STATUS_KINDS.get(status, ErrorKind.UNAVAILABLE), error_detail(status, data))
-        view = read_endpoint(data)
+        if self.app:
+            self._app_url = str(data.get("url") or "").rstrip("/") or None
+        view = read_app(data) if self.app else read_endpoint(data)
         self.remember_config(view)
         return EndpointState(ready=view.ready, config_update=view.config_update, task=view.task, view=view)
 
@@ -167,6 +174,7 @@ class ServingClient:
         config; ("", "") when the endpoint does not say, never a guess. An entity not in the map is
         looked up at once (a new rollout); a stale map is refreshed in the background."""
         entity = headers.get(SERVED_HEADER) or next((v for k, v in headers.items() if k.lower() == SERVED_HEADER), "")
+        entity = entity or (self.app or "")  # an App: its active deployment is what answered
         if not entity:
             return "", ""
         if entity not in self._versions and time.monotonic() - self._unknown.get(entity, float("-inf")) > UNKNOWN_TTL_S:
@@ -221,7 +229,7 @@ class ServingClient:
         tries = _Tries()
         while True:
             try:
-                status, data, headers = await self._call("POST", self._invocations, body)
+                status, data, headers = await self._call("POST", await self._invocations(), body)
             except EngineError as exc:
                 await self._after_unavailable(exc, tries)
                 continue
@@ -246,10 +254,11 @@ class ServingClient:
         tries = _Tries()
         while True:
             reader = StreamReader()
+            url = await self._invocations()
             host, headers = await self._auth()
             timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout_s)
             try:
-                async with self._http().post(f"{host}{self._invocations}", json=body, timeout=timeout,
+                async with self._http().post(url if self.app else f"{host}{url}", json=body, timeout=timeout,
                                              headers={**headers, "Accept": "text/event-stream"}) as resp:
                     served = resp.headers
                     async for chunk in read_stream(resp, reader, first_s=self.timeout_s, idle_s=self.stream_idle_s):
@@ -280,9 +289,16 @@ class ServingClient:
             yield Chunk(answer=answer)
             return
 
-    @property
-    def _invocations(self) -> str:
-        return f"/serving-endpoints/{self.endpoint_name}/invocations"
+    async def _invocations(self) -> str:
+        """Model Serving's invocations path; for an App, its URL's `/responses` (the agent server answers
+        the Responses API there, as databricks-openai's `apps/<name>` client calls it)."""
+        if not self.app:
+            return f"/serving-endpoints/{self.endpoint_name}/invocations"
+        if self._app_url is None:
+            await self.endpoint_state()
+        if self._app_url is None:
+            raise EngineError(ErrorKind.UNAVAILABLE, f"the app {self.app} has no URL: is it deployed and running?")
+        return f"{self._app_url}/responses"
 
     async def _after_unavailable(self, exc: EngineError, tries: _Tries, *, retryable: bool = False) -> None:
         """No answer (connection refused or reset; a stream that broke before showing anything):

@@ -302,3 +302,33 @@ async def test_healthbot_ask_against_mlflows_own_agent_server(workspace_in_front
     assert code == 1
     assert "The Health Monitor agent failed while answering: warehouse 4b2 is stopped" in out + err
     assert "Traceback" not in out + err
+
+
+# -- an agent served from a Databricks App (HEALTHBOT_ENDPOINT_NAME=apps/<name>) ------------------
+
+
+async def test_healthbot_ask_an_agent_on_a_databricks_app(agent_servers: dict[str, str], tmp_path: Path) -> None:
+    """`apps/<name>`: the app's URL from `apps.get`, the question to its `/responses` (streamed) with the
+    workspace's token, the answer labelled with the app's active deployment."""
+    from tests.fakes.deployments import FakeDeployWorkspace
+    from tests.fakes.serving import fixture as databricks_fixture
+
+    workspace = FakeDeployWorkspace()
+    app = databricks_fixture("apps_get_running.json")
+    app["url"] = agent_servers["responses_agent"]
+    workspace.apps[app["name"]] = app
+    await workspace.start()
+    try:
+        env = {"DATABRICKS_HOST": workspace.url, "DATABRICKS_TOKEN": workspace.token}
+        code, out, err = await ask(env, f"apps/{app['name']}", "why did costs spike?", tmp_path)
+        stats = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot.cli", "stats", "--json", cwd=tmp_path, stdout=asyncio.subprocess.PIPE,
+            env={**os.environ, **env, "HEALTHBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+                 "PYTHONPATH": str(ROOT)})
+        figures = json.loads((await stats.communicate())[0])
+    finally:
+        await workspace.stop()
+    assert code == 0, err
+    assert "Costs rose 42% day over day." in out and "TOOL OUTPUT" not in out
+    assert list(figures["by_version"]) == [app["active_deployment"]["deployment_id"]]
+    assert [c.path for c in workspace.calls if c.path.startswith("/api/2.0/apps")][:1] == [f"/api/2.0/apps/{app['name']}"]

@@ -105,6 +105,8 @@ class Checklist:
         return Item(PASS, f"a test question answered in {took:.1f} s{version} ({len(answer.content)} characters)")
 
     async def _served_version(self, view: EndpointView | None) -> Item:
+        if self.calls.app:
+            return Item(SKIP, "an agent on a Databricks App has deployments, not model versions with aliases")
         entity = view.config.primary if view is not None else None
         if entity is None or not entity.version:
             return Item(SKIP, "no versioned served entity (a foundation or external model, or the endpoint unread)")
@@ -117,6 +119,8 @@ class Checklist:
                           "moving an alias changes nothing served: update the endpoint's config, or move the alias")
 
     async def _inference_tables(self, view: EndpointView | None) -> Item:
+        if self.calls.app:
+            return Item(SKIP, "an agent on a Databricks App has no inference table (its traces go to MLflow)")
         if view is None:
             return Item(SKIP, "the endpoint could not be read")
         gateway = (view.raw.get("ai_gateway") or {}).get("inference_table_config") or {}
@@ -155,7 +159,7 @@ class Checklist:
     async def _app(self) -> Item:
         if not self.app_name:
             return Item(SKIP, "DATABRICKS_APP_NAME is not set (healthbot is not running as a Databricks App)")
-        app = await self.calls.app(self.app_name)
+        app = await self.calls.app_info(self.app_name)
         state = str((app.get("app_status") or {}).get("state") or "")
         compute = str((app.get("compute_status") or {}).get("state") or "")
         if state == "RUNNING" and compute in ("ACTIVE", ""):
@@ -167,6 +171,8 @@ class Checklist:
     async def _evaluation(self, view: EndpointView | None) -> Item:
         if not self.thresholds:
             return Item(SKIP, "HEALTHBOT_EVAL_THRESHOLDS is not set")
+        if self.calls.app:
+            return Item(SKIP, "an agent on a Databricks App has no model version whose run to read")
         entity = view.config.primary if view is not None else None
         if entity is None or not entity.version:
             return Item(SKIP, "no versioned served entity to evaluate")

@@ -20,6 +20,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.access import AccessGate
+from bot.deploy import app_rollback
+from agent.endpoint_config import version_label as label
 from bot.deploy.checklist import Checklist, render
 from bot.deploy.workspace_calls import DeployCalls, DeployError
 from bot.models import Incoming
@@ -81,6 +83,13 @@ class DeployActions:
                 return (f"{self.calls.endpoint_name} is being updated right now (config "
                         f"{view.pending.version if view.pending else '?'}): roll back once that update has ended.")
             entity = view.config.primary
+            if self.calls.app and entity is not None:
+                target = await app_rollback.app_target(self.calls, view, version)
+                if target.startswith("!"):
+                    return target[1:]
+                return self._proposal(msg, entity.version, target,
+                                      f"Roll back the app {self.calls.app} from {label(entity.version)} to "
+                                      f"{label(target)} (its code deployed again)?")
             if entity is None or not entity.version:
                 return f"{self.calls.endpoint_name} serves {view.config.split()}, which has no model version to roll back."
             target = (version or "").removeprefix("v").strip() or await self._previous(entity.model, entity.version)
@@ -97,15 +106,18 @@ class DeployActions:
             return f"Version {target} of {entity.model} does not exist."
         if found.status != "READY":
             return f"Version {target} of {entity.model} is {found.status or 'in no known state'}, not READY."
+        alias = f" and move @{self.alias} to v{target}" if self.alias else ""
+        return self._proposal(msg, entity.version, target,
+                              f"Roll back {self.calls.endpoint_name} from v{entity.version} to v{target}{alias}? "
+                              f"All traffic goes to v{target}; everything else of the served entity stays.")
+
+    def _proposal(self, msg: Incoming, current: str, target: str, question: str) -> Proposal:
         now = time.time()
         record = Rollback(id=uuid.uuid4().hex, endpoint=self.calls.endpoint_name, asker=asker_key(msg),
-                          asker_name=plain_name(msg.user_email or msg.user_name or msg.user_id), from_version=entity.version,
+                          asker_name=plain_name(msg.user_email or msg.user_name or msg.user_id), from_version=current,
                           to_version=target, status=PENDING, detail="", place="{}", created_at=now,
                           expires_at=now + CONFIRM_WITHIN_S, updated_at=now)
-        alias = f" and move @{self.alias} to v{target}" if self.alias else ""
-        return Proposal(record, f"Roll back {self.calls.endpoint_name} from v{entity.version} to v{target}{alias}? "
-                                f"All traffic goes to v{target}; everything else of the served entity stays. "
-                                f"Only {record.asker_name} can confirm, within 10 minutes.")
+        return Proposal(record, f"{question} Only {record.asker_name} can confirm, within 10 minutes.")
 
     async def hold(self, proposal: Proposal, place: dict[str, object]) -> None:
         """Store the proposal as posted (`place`: where its thread is, to report into after a restart)."""
@@ -127,7 +139,7 @@ class DeployActions:
         claimed = await self.store.deploys.claim_rollback(rollback_id, asker_key(msg), CANCELED)
         if isinstance(claimed, str):
             return Outcome(claimed, public=False)
-        return Outcome(f"Rollback of {claimed.endpoint} to v{claimed.to_version} canceled by {claimed.asker_name}.",
+        return Outcome(f"Rollback of {claimed.endpoint} to {label(claimed.to_version)} canceled by {claimed.asker_name}.",
                        public=True)
 
     async def confirm(self, rollback_id: str, msg: Incoming, say: Say) -> Outcome:
@@ -139,7 +151,7 @@ class DeployActions:
 
     async def _send(self, record: Rollback, say: Say) -> str:
         who = record.asker_name
-        what = f"{record.endpoint} v{record.from_version} → v{record.to_version}"
+        what = f"{record.endpoint} {label(record.from_version)} → {label(record.to_version)}"
         try:
             view = await self.calls.endpoint()
             entity = view.config.primary
@@ -147,9 +159,19 @@ class DeployActions:
                 now = f"now serves {view.config.split()}" + (", update in progress" if view.updating else "")
                 return await self._end(record, FAILED, f"Rollback {what} not sent: the endpoint changed since it was "
                                                        f"asked ({now}). Ask again if it is still needed.")
-            await self.calls.update_config(view, entity, record.to_version)
+            if self.calls.app:
+                gone = await app_rollback.redeploy(self.calls, record.to_version)
+                if gone:
+                    return await self._end(record, FAILED, f"Rollback {what} not sent: {gone}.")
+            else:
+                await self.calls.update_config(view, entity, record.to_version)
         except DeployError as exc:
             return await self._end(record, FAILED, f"Rollback {what} by {who} failed: {exc}. Nothing was changed.")
+        if self.calls.app:
+            line = f"🔁 {who} rolled back {what}: {label(record.to_version)}'s code is being deployed again."
+            await self._end(record, SENT, line)
+            self._follow(record, say)
+            return line
         line = f"🔁 {who} rolled back {what}: the config update is sent; all traffic goes to v{record.to_version}."
         if self.alias:
             try:
@@ -164,7 +186,7 @@ class DeployActions:
     async def _end(self, record: Rollback, status: str, line: str) -> str:
         await self.store.deploys.finish_rollback(record.id, status, line)
         platform, _, user = record.asker.partition(":")
-        await self._audit(platform, user, f"rollback {record.endpoint} v{record.from_version} → v{record.to_version}",
+        await self._audit(platform, user, f"rollback {record.endpoint} {label(record.from_version)} → {label(record.to_version)}",
                           line, None if status == SENT else "rollback_failed")
         log.info("rollback %s by %s: %s", record.id, record.asker_name, status)
         return line
@@ -193,11 +215,15 @@ class DeployActions:
             if view.updating:
                 continue
             minutes = max(1, round((time.monotonic() - started) / 60))
-            if view.config_update == "NOT_UPDATING" and view.config.primary is not None and \
-                    view.config.primary.version == record.to_version:
-                await say(f"✅ v{record.to_version} is serving {record.endpoint} again (took {minutes} min).")
+            primary = view.config.primary
+            if self.calls.app:
+                ok = view.config_update == "NOT_UPDATING" and app_rollback.landed(view, record.from_version)
             else:
-                await say(f"🔴 The rollback to v{record.to_version} did not take ({view.config_update or 'unknown'}): "
+                ok = view.config_update == "NOT_UPDATING" and primary is not None and primary.version == record.to_version
+            if ok:
+                await say(f"✅ {label(record.to_version)} is serving {record.endpoint} again (took {minutes} min).")
+            else:
+                await say(f"🔴 The rollback to {label(record.to_version)} did not take ({view.config_update or 'unknown'}): "
                           f"{record.endpoint} serves {view.config.split()}.")
             return
 
@@ -210,7 +236,7 @@ class DeployActions:
                 now = f"{record.endpoint} serves {view.config.split()}" + (" (an update is in progress)" if view.updating else "")
             except DeployError as exc:
                 now = f"the endpoint could not be read ({exc})"
-            line = (f"⚠️ The rollback {record.endpoint} v{record.from_version} → v{record.to_version} asked by "
+            line = (f"⚠️ The rollback {record.endpoint} {label(record.from_version)} → {label(record.to_version)} asked by "
                     f"{record.asker_name} was interrupted by a restart; healthbot does not know whether it reached "
                     f"Databricks and will not send it again. Now {now}.")
             await self.store.deploys.finish_rollback(record.id, INTERRUPTED, line)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from agent.endpoint_config import EndpointView, ServedEntity, read_endpoint
+from agent.endpoint_config import EndpointView, ServedEntity, app_name, read_app, read_endpoint
 from bot.workspace import Workspace, describe_error
 
 
@@ -46,8 +46,11 @@ class DeployCalls:
     def __init__(self, workspace: Workspace, endpoint_name: str) -> None:
         self.workspace = workspace
         self.endpoint_name = endpoint_name
+        self.app = app_name(endpoint_name)  # an agent served from a Databricks App
 
     async def endpoint(self) -> EndpointView:
+        if self.app:
+            return read_app(await self.app_info(self.app))
         name = self.endpoint_name
         try:
             data = await self.workspace.call(lambda c: c.serving_endpoints.get(name).as_dict())
@@ -116,7 +119,31 @@ class DeployCalls:
         metrics = ((run.get("run") or {}).get("data") or {}).get("metrics") or []
         return {str(m["key"]): float(m["value"]) for m in metrics if isinstance(m, dict) and "key" in m and "value" in m}
 
-    async def app(self, name: str) -> dict[str, Any]:
+    async def app_deployments(self) -> list[dict[str, Any]]:
+        """The app's deployments, newest first."""
+        name = self.app or ""
+        try:
+            found = await self.workspace.call(lambda c: [d.as_dict() for d in c.apps.list_deployments(name)])
+        except Exception as exc:
+            raise failed(f"listing the deployments of the app {name}", exc,
+                         permission=f"grant healthbot's principal CAN_MANAGE on the app {name}") from None
+        return sorted(found, key=lambda d: str(d.get("create_time") or ""), reverse=True)
+
+    async def redeploy(self, deployment: dict[str, Any]) -> None:
+        """Deploy an earlier deployment's code again: its snapshot (`deployment_artifacts.source_code_path`)
+        when the API reports one, else the folder it was deployed from, in the same mode."""
+        from databricks.sdk.service.apps import AppDeployment, AppDeploymentMode
+
+        name = self.app or ""
+        source = (deployment.get("deployment_artifacts") or {}).get("source_code_path") or deployment.get("source_code_path")
+        mode = AppDeploymentMode(deployment["mode"]) if deployment.get("mode") else None
+        try:
+            await self.workspace.call(lambda c: c.apps.deploy(name, AppDeployment(source_code_path=source, mode=mode)))
+        except Exception as exc:
+            raise failed(f"redeploying the app {name}", exc,
+                         permission=f"healthbot's principal needs CAN_MANAGE on the app {name}") from None
+
+    async def app_info(self, name: str) -> dict[str, Any]:
         try:
             return dict(await self.workspace.call(lambda c: c.apps.get(name).as_dict()))
         except Exception as exc:

@@ -39,6 +39,8 @@ class FakeDeployWorkspace(FakeWorkspace):
     aliases: dict[str, int] = field(default_factory=lambda: {"production": 7})
     apps: dict[str, dict[str, Any]] = field(default_factory=dict)
     mlflow_runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    app_deployments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # app → deployments
+    app_deploys: list[dict[str, Any]] = field(default_factory=list)  # POST …/deployments bodies
     config_puts: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -50,6 +52,8 @@ class FakeDeployWorkspace(FakeWorkspace):
         app.router.add_put("/api/2.1/unity-catalog/models/{model}/aliases/{alias}", self._set_alias)
         app.router.add_get("/api/2.1/unity-catalog/models/{model}/aliases/{alias}", self._get_alias)
         app.router.add_get("/api/2.0/apps/{name}", self._app)
+        app.router.add_get("/api/2.0/apps/{name}/deployments", self._app_deployments)
+        app.router.add_post("/api/2.0/apps/{name}/deployments", self._deploy_app)
         app.router.add_get("/api/2.0/mlflow/runs/get", self._run)
         super().build(app)
 
@@ -135,6 +139,29 @@ class FakeDeployWorkspace(FakeWorkspace):
         if app is None:
             return web.json_response({"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "App not found"}, status=404)
         return web.json_response(app)
+
+    async def _app_deployments(self, request: web.Request) -> web.Response:
+        if (failure := self._scripted_error(request)) is not None:
+            return failure
+        return web.json_response({"app_deployments": self.app_deployments.get(request.match_info["name"], [])})
+
+    async def _deploy_app(self, request: web.Request) -> web.Response:
+        """A new deployment starts: the app's pending_deployment, IN_PROGRESS (apps.deploy)."""
+        if (failure := self._scripted_error(request)) is not None:
+            return failure
+        body = await request.json()
+        self.app_deploys.append(body)
+        deployment = {**body, "deployment_id": f"01f0dep{len(self.app_deploys):025d}",
+                      "status": {"state": "IN_PROGRESS", "message": "Deploying"}, "create_time": "2026-12-03T10:00:00Z"}
+        self.apps[request.match_info["name"]]["pending_deployment"] = deployment
+        return web.json_response(deployment)
+
+    def finish_app_deploy(self, name: str) -> None:
+        app = self.apps[name]
+        deployment = app.pop("pending_deployment")
+        deployment["status"] = {"state": "SUCCEEDED", "message": "App started successfully"}
+        app["active_deployment"] = deployment
+        self.app_deployments.setdefault(name, []).insert(0, deployment)
 
     async def _run(self, request: web.Request) -> web.Response:
         run = self.mlflow_runs.get(request.query.get("run_id", ""))
