@@ -127,7 +127,7 @@ def _snapshot(data: Any) -> ConfigSnapshot:
         name = _text(route.get("served_entity_name")) or _text(route.get("served_model_name"))
         try:
             pct = int(route.get("traffic_percentage") or 0)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # a string, NaN, infinity
             pct = 0
         if name:
             traffic.append((name, pct))
