@@ -219,3 +219,16 @@ async def test_concurrent_claims_on_postgresql_take_once(clicks: int) -> None:
             await store.close()
     assert sorted(type(r).__name__ for r in results) == ["Rollback", "str"]
     assert "already sending" in next(r for r in results if isinstance(r, str))
+
+
+async def test_the_checklist_is_posted_for_deployers_only(rig: RollbackRig) -> None:
+    await start(rig)
+    await rig.command("checklist", user=OTHER)
+    assert "Only members of platform-admins may see the deployment checklist in the chat" in rig.ephemerals()[-1]
+    await rig.command("checklist")
+    await rig.slack.wait_for(lambda: any("Deployment checklist for" in json.dumps(p.get("blocks", []))
+                                         for p in rig.slack.posted()), timeout=20)
+    [posted] = [p for p in rig.slack.posted() if "Deployment checklist for" in json.dumps(p.get("blocks", []))]
+    markdown = posted["blocks"][0]["text"]
+    assert "- ✓ endpoint_ready: health_monitor_orchestrator READY" in markdown
+    assert "- – app: DATABRICKS_APP_NAME is not set" in markdown

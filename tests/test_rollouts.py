@@ -216,3 +216,34 @@ async def test_a_denied_endpoint_degrades_health_naming_the_permission(rig: Roll
         body = await resp.json()
     assert resp.status == 503
     assert "403" in body["checks"]["deployments"]["detail"] and "CAN_VIEW" in body["checks"]["deployments"]["detail"]
+
+
+@pytest.mark.parametrize("rig", ["sqlite"], indirect=True)
+async def test_a_teams_channel_gets_the_rollout_and_a_comparison_card_with_the_button(rig: RolloutRig) -> None:
+    import aiohttp
+
+    channel = "19:0123456789abcdef0123456789abcdef@thread.tacv2"
+    await rig.start(HEALTHBOT_DEPLOY_CHANNELS=f"teams:{channel}")
+    install = json.loads((Path(__file__).parent / "fixtures" / "teams" / "message_channel_mention_new_post.json").read_text())
+    install.update(type="conversationUpdate", serviceUrl=rig.connector.url + "/", text=None,
+                   membersAdded=[{"id": install["recipient"]["id"]}])
+    async with aiohttp.ClientSession() as http, http.post(f"{rig.url}/api/messages", json=install) as resp:
+        assert resp.status in (200, 201)
+    await rig.looks()
+    rig.workspace.begin_update(served_entity(8))
+    await rig.looks()
+    rig.workspace.finish_update()
+    await rig.looks()
+    served_at = time.time()
+    await rig.log_answers("7", 10, since=served_at - 3600)
+    await rig.log_answers("8", 30, errors=6)
+    await rig.looks()
+    [created] = [s for s in rig.connector.sent if s.kind == "create"]
+    assert "health_monitor_orchestrator: v7 → v8" in json.dumps(created.activity["attachments"], ensure_ascii=False)
+    replies = [s for s in rig.connector.sent if s.kind == "reply"]
+    assert any("v8 is serving" in (s.activity.get("text") or "") for s in replies)
+    [card] = [s.activity["attachments"][0]["content"] for s in replies if s.activity.get("attachments")]
+    assert card["body"][0]["text"].startswith("⚠️ v8 is worse than v7")
+    assert any(block["type"] == "Table" for block in card["body"])  # the markdown table as a card table
+    assert card["actions"] == [{"type": "Action.Execute", "title": "Roll back to v7", "verb": "deploy_rollback",
+                                "data": {"to": "7"}}]

@@ -81,21 +81,21 @@ class AccessGate:
                 return Refusal(f"withheld:{domain}", line)
         return None
 
-    async def may_deploy(self, msg: Incoming) -> Refusal | None:
-        """Rollback is for members of the `deployers:` groups only; nobody when none are listed."""
+    async def may_deploy(self, msg: Incoming, *, what: str = "roll back the Health Monitor endpoint") -> Refusal | None:
+        """Rollback (and the checklist in the chat) is for members of the `deployers:` groups only;
+        nobody when none are listed. `what` names the action in the refusal."""
         refused = await self.admit(msg)
         if refused is not None:
             return refused
         if self.policy is None or not self.policy.deployers:
-            return Refusal("not_deployer", "Rollback from the chat is off: list the Databricks groups allowed to roll "
-                                           "back under `deployers:` in HEALTHBOT_ACCESS_POLICY "
+            return Refusal("not_deployer", f"Nobody may {what} from the chat yet: list the Databricks groups "
+                                           "allowed to roll back under `deployers:` in HEALTHBOT_ACCESS_POLICY "
                                            "(e.g. `deployers: [platform-admins]`).")
         refused, user = await self._databricks_user(msg)
         if user is None:
             return refused
         if not await self._in_any(user, self.policy.deployers):
-            return Refusal("not_deployer", f"Only members of {_names(self.policy.deployers)} may roll back "
-                                           "the Health Monitor endpoint.")
+            return Refusal("not_deployer", f"Only members of {_names(self.policy.deployers)} may {what}.")
         return None
 
     async def _in_any(self, user: DatabricksUser, groups: tuple[str, ...]) -> bool:

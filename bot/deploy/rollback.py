@@ -59,10 +59,9 @@ class DeployActions:
 
     async def checklist_for(self, msg: Incoming) -> Outcome:
         """`/healthbot checklist`: the deployment checklist (markdown), for deployers."""
-        refused = await self.gate.may_deploy(msg)
+        refused = await self.gate.may_deploy(msg, what="see the deployment checklist in the chat")
         if refused is not None:
-            return Outcome(refused.message.replace("Rollback from the chat is off",
-                                                   "The deployment checklist in the chat is for deployers"), public=False)
+            return Outcome(refused.message, public=False)
         if self.checklist is None:
             return Outcome("The deployment checklist needs a workspace.", public=False)
         items = await self.checklist.run()
