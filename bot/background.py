@@ -29,6 +29,41 @@ class BackgroundLoop:
             self._task = None
 
 
+class LeasedPoller(BackgroundLoop):
+    """A loop that one replica of the fleet runs, on a lease in the store (the alert poller, the rollout
+    watcher): `poll_once` takes or renews the lease and works while it holds it; standbys look twice as
+    often, so a dead holder is replaced within two intervals; stopping hands the lease back at once."""
+
+    what = "poll"  # for the log lines
+    interval_s: float
+    fence: Any = None  # the lease as held (bot.store.base.Fence), None on a standby
+    leases: Any  # the store's alert side: take_lease / release_lease
+
+    async def poll_once(self) -> None:
+        raise NotImplementedError
+
+    async def _run(self) -> None:
+        from bot.workspace import describe_error
+
+        while True:
+            try:
+                await self.poll_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the store is down: nothing was written, try again later
+                log.warning("%s skipped: %s", self.what, describe_error(exc))
+            await asyncio.sleep(self.interval_s if self.fence is not None else self.interval_s / 2)
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self.fence is not None:  # hand over at once instead of after the lease runs out
+            try:
+                await self.leases.release_lease(self.fence)
+            except Exception as exc:
+                log.warning("could not release the %s lease: %s", self.what, type(exc).__name__)
+            self.fence = None
+
+
 async def logged(work: Coroutine[Any, Any, Any], *, what: str, expected: tuple[type[BaseException], ...],
                  describe: Callable[[BaseException], str] = str) -> None:
     """Run spawned work that must handle its own failure: an `expected` error (a platform refusing a

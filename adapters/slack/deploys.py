@@ -15,7 +15,8 @@ from slack_bolt.app.async_app import AsyncApp
 from adapters.slack import translate as t
 from adapters.slack.alerts import SlackAlertSink, plain
 from adapters.slack.buttons import button_channel, clicker_of
-from bot.alerts.delivery import CANCEL_ACTION, CONFIRM_ACTION, ROLLBACK_ACTION, Note, NoteButton
+from bot.alerts.delivery import CONFIRM_ACTION, DEPLOY_ACTIONS, ROLLBACK_ACTION, Note
+from bot.deploy.rollback import confirmation_note
 from bot.models import Incoming, Platform, ThreadKey
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ class SlackDeploys:
         return self._sink
 
     def register(self, app: AsyncApp) -> None:
-        for action in (ROLLBACK_ACTION, CONFIRM_ACTION, CANCEL_ACTION):
+        for action in DEPLOY_ACTIONS:
             app.action(action)(self._on_button)
 
     # -- /healthbot rollback | checklist ---------------------------------------------------------
@@ -79,10 +80,7 @@ class SlackDeploys:
         proposal = await actions.propose(asker, version)
         if isinstance(proposal, str):
             return proposal
-        value = {"id": proposal.rollback.id}
-        note = Note(f"🔁 {proposal.text}", (NoteButton("Confirm", CONFIRM_ACTION, value, primary=True),
-                                            NoteButton("Cancel", CANCEL_ACTION, value)), summary=proposal.text)
-        posted = await self.sink.post_note(channel, ref, note)
+        posted = await self.sink.post_note(channel, ref, confirmation_note(proposal))
         await actions.hold(proposal, {"target": f"slack:{channel}", "ref": posted})
         return ""
 

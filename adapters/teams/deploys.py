@@ -14,13 +14,14 @@ from botbuilder.core import TurnContext
 from adapters.teams import translate as t
 from adapters.teams.alerts import note_card
 from adapters.teams.outbound import Where
-from bot.alerts.delivery import CANCEL_ACTION, CONFIRM_ACTION, ROLLBACK_ACTION, Note, NoteButton
+from bot.alerts.delivery import CONFIRM_ACTION, DEPLOY_ACTIONS, ROLLBACK_ACTION, Note
+from bot.deploy.rollback import confirmation_note
 from bot.models import Incoming
 
 if TYPE_CHECKING:
     from adapters.teams.app import TeamsAdapter
 
-VERBS = frozenset({ROLLBACK_ACTION, CONFIRM_ACTION, CANCEL_ACTION})
+VERBS = frozenset(DEPLOY_ACTIONS)
 NO_WORKSPACE = "Rollback and the deployment checklist need a Databricks workspace (DATABRICKS_HOST) and the serving backend."
 
 
@@ -71,10 +72,8 @@ class TeamsDeploys:
         proposal = await actions.propose(asker, version)
         if isinstance(proposal, str):
             return proposal
-        value = {"id": proposal.rollback.id}
-        note = Note(f"🔁 {proposal.text}", (NoteButton("Confirm", CONFIRM_ACTION, value, primary=True),
-                                            NoteButton("Cancel", CANCEL_ACTION, value)), summary=proposal.text)
-        await self.teams.send(turn_context, t.card_message(note_card(note), proposal.text[:250]))
+        note = confirmation_note(proposal)
+        await self.teams.send(turn_context, t.card_message(note_card(note), note.summary))
         await actions.hold(proposal, {"target": f"teams:{t.channel_of(turn_context.activity)}",
                                       "ref": _place(turn_context)})
         return ""

@@ -13,6 +13,7 @@ ACKNOWLEDGE = "alert_acknowledge"
 ROLLBACK_ACTION = "deploy_rollback"  # a rollout comparison's Roll back button: {"to": version}
 CONFIRM_ACTION = "deploy_confirm"  # a rollback confirmation's buttons: {"id": rollback id}
 CANCEL_ACTION = "deploy_cancel"
+DEPLOY_ACTIONS = (ROLLBACK_ACTION, CONFIRM_ACTION, CANCEL_ACTION)
 
 
 @dataclass(frozen=True, slots=True)

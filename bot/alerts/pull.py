@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from bot.alerts.dispatch import AlertDispatcher
 from bot.alerts.pull_sources import JobRunSource, PullSource, SqlAlertSource
-from bot.background import BackgroundLoop
+from bot.background import LeasedPoller
 from bot.ops.health import Check
 from bot.store.base import Fence, LeaseLost
 from bot.workspace import Workspace, describe_error
@@ -47,7 +47,9 @@ class SourceStatus:
     retry_at: float = 0.0
 
 
-class AlertPuller(BackgroundLoop):
+class AlertPuller(LeasedPoller):
+    what = "alert poll"
+
     def __init__(self, *, dispatcher: AlertDispatcher, workspace: Workspace, sources: list[str], interval_s: float,
                  job_globs: list[str] | None = None, holder: str | None = None,
                  clock: Callable[[], float] = time.time) -> None:
@@ -62,6 +64,7 @@ class AlertPuller(BackgroundLoop):
         self.sources = [kinds[name]() for name in sources]
         self.status = {source.name: SourceStatus() for source in self.sources}
         self.fence: Fence | None = None
+        self.leases = dispatcher.alerts
         self.started = clock()
 
     @property
@@ -69,25 +72,6 @@ class AlertPuller(BackgroundLoop):
         """Renewed every interval; standbys look every half interval: a dead holder is replaced within
         two intervals."""
         return self.interval_s * 1.5
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.poll_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the store is down: nothing was written, try again later
-                log.warning("alert poll skipped: %s", describe_error(exc))
-            await asyncio.sleep(self.interval_s if self.fence is not None else self.interval_s / 2)
-
-    async def stop(self) -> None:
-        await super().stop()
-        if self.fence is not None:  # hand over at once instead of after the lease runs out
-            try:
-                await self.dispatcher.alerts.release_lease(self.fence)
-            except Exception as exc:
-                log.warning("could not release the alert poll lease: %s", describe_error(exc))
-            self.fence = None
 
     async def poll_once(self) -> None:
         for source in self.sources:

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.access import AccessGate
+from bot.alerts.delivery import CANCEL_ACTION, CONFIRM_ACTION, Note, NoteButton
 from bot.deploy import app_rollback
 from agent.endpoint_config import version_label as label
 from bot.deploy.checklist import Checklist, render
@@ -41,6 +42,13 @@ PREVIOUS_TRIES = 20
 class Proposal:
     rollback: Rollback
     text: str  # "Roll back health_monitor_orchestrator from v8 to v7?" with who may confirm
+
+
+def confirmation_note(proposal: Proposal) -> Note:
+    """The request as posted: the question, and Confirm / Cancel carrying the rollback's id."""
+    value = {"id": proposal.rollback.id}
+    return Note(f"🔁 {proposal.text}", (NoteButton("Confirm", CONFIRM_ACTION, value, primary=True),
+                                        NoteButton("Cancel", CANCEL_ACTION, value)), summary=proposal.text[:250])
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from typing import Any
 
 from agent.endpoint_config import EndpointView
 from bot.alerts.dispatch import AlertDispatcher
-from bot.background import BackgroundLoop
+from bot.background import LeasedPoller
 from bot.deploy import rollout
 from bot.deploy.workspace_calls import DeployCalls, DeployError
 from bot.ops.health import Check
@@ -35,7 +35,9 @@ MAX_BACKOFF_S = 900.0
 OLD_WINDOW_S = 7 * 86400.0  # the version before is judged on its answers of the week before the rollout
 
 
-class DeployWatcher(BackgroundLoop):
+class DeployWatcher(LeasedPoller):
+    what = "deployment watch"
+
     def __init__(self, *, calls: DeployCalls, dispatcher: AlertDispatcher, store: Store, targets: list[ChannelTarget],
                  interval_s: float, engine: Any = None, holder: str | None = None,
                  clock: Callable[[], float] = time.time) -> None:
@@ -44,33 +46,13 @@ class DeployWatcher(BackgroundLoop):
         self.interval_s, self.clock = interval_s, clock
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.fence: Fence | None = None
+        self.leases = dispatcher.alerts
         self.polls = self.errors = self.consecutive_errors = 0
         self.last_error, self.last_success = "", 0.0
         self.last_view: EndpointView | None = None
         self._retry_at = 0.0
         self.seen_key = f"deploy:{calls.endpoint_name}"
         self.compare_key = f"deploy-compare:{calls.endpoint_name}"
-
-    async def _run(self) -> None:
-        import asyncio
-
-        while True:
-            try:
-                await self.poll_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the store is down: nothing was written, try again later
-                log.warning("deployment watch skipped: %s: %s", type(exc).__name__, str(exc)[:200])
-            await asyncio.sleep(self.interval_s if self.fence is not None else self.interval_s / 2)
-
-    async def stop(self) -> None:
-        await super().stop()
-        if self.fence is not None:
-            try:
-                await self.dispatcher.alerts.release_lease(self.fence)
-            except Exception as exc:
-                log.warning("could not release the deployment watch lease: %s", type(exc).__name__)
-            self.fence = None
 
     async def poll_once(self) -> None:
         fence = await self.dispatcher.alerts.take_lease(LEASE_NAME, self.holder, self.interval_s * 1.5)
