@@ -126,7 +126,8 @@ async def test_each_format_posts_one_thread_root(rig: AlertRig, name: str, state
     [root] = rig.roots()
     assert root["channel"] == PLATFORM and title in root["blocks"][0]["text"]["text"]
     assert f"State: {state}" in dumps(root["blocks"])
-    assert [e["action_id"] for e in root["blocks"][-1]["elements"]] == ["alert_investigate", "alert_acknowledge"]
+    assert [e["action_id"] for e in root["blocks"][-1]["elements"]] == [
+        "alert_investigate", "alert_acknowledge", "alert_snooze_1h", "alert_snooze_4h", "alert_snooze_1d", "alert_snooze_ok"]
 
 
 async def test_sql_alert_fields_are_read(rig: AlertRig) -> None:

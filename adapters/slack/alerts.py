@@ -14,7 +14,8 @@ from slack_sdk.errors import SlackApiError
 
 from adapters.slack.client import PERMANENT, error_code, post_messages
 from adapters.slack.translate import reply_messages
-from bot.alerts.delivery import ACKNOWLEDGE, INVESTIGATE, DeliveryError, Note
+from bot.alerts.care import SNOOZE_LABELS
+from bot.alerts.delivery import ACKNOWLEDGE, INVESTIGATE, SNOOZE, DeliveryError, Note
 from bot.alerts.model import AlertView
 from bot.models import Incoming, Platform, Reply, ThreadKey
 
@@ -54,6 +55,10 @@ def alert_blocks(view: AlertView) -> tuple[str, list[dict[str, Any]]]:
         fields.append(plain(f"{took} {max(1, round(view.resolved_after_s / 60))} min"))
     if view.acknowledged_by:
         fields.append(plain(f"Acknowledged by {view.acknowledged_by}"))
+    if view.snoozed:
+        fields.append(plain(view.snoozed))
+    if view.flapping:
+        fields.append(plain("Flapping: only this message is updated"))
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": plain(f"{mark} {alert.name}", 150)},
         {"type": "section", "fields": fields[:10]},
@@ -67,12 +72,18 @@ def alert_blocks(view: AlertView) -> tuple[str, list[dict[str, Any]]]:
     links = [_link(label, url) for label, url in alert.links.items() if url.startswith(("https://", "http://"))]
     if links:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": "  ·  ".join(links)}]})
+    value = json.dumps({"key": alert.key})
+    buttons = []
     if alert.source.value not in ("healthbot", "deployment"):
-        value = json.dumps({"key": alert.key})
-        blocks.append({"type": "actions", "block_id": "alert", "elements": [
+        buttons += [
             {"type": "button", "action_id": INVESTIGATE, "text": plain("Investigate"), "value": value, "style": "primary"},
             {"type": "button", "action_id": ACKNOWLEDGE, "text": plain("Acknowledge"), "value": value},
-        ]})
+        ]
+    if alert.source.value != "deployment" and not alert.clear:
+        buttons += [{"type": "button", "action_id": f"{SNOOZE}_{choice}", "text": plain(f"Snooze {label}"),
+                     "value": value} for choice, label in SNOOZE_LABELS.items()]
+    if buttons:
+        blocks.append({"type": "actions", "block_id": "alert", "elements": buttons})
     return escape(f"{mark} {alert.name} is {alert.state}"), blocks
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt.app.async_app import AsyncApp
 
 from adapters.slack import translate as t
-from bot.alerts.delivery import ACKNOWLEDGE, INVESTIGATE
+from bot.alerts.delivery import ACKNOWLEDGE, INVESTIGATE, SNOOZE
 from bot.models import Incoming, Platform, ThreadKey
 from bot.quick import QUICK_QUESTIONS
 from bot.targets import ChannelTarget
@@ -33,6 +33,7 @@ class SlackButtons:
         app.action(re.compile(f"^{t.QUICK_PREFIX}"))(self._on_quick)
         app.action(INVESTIGATE)(self._on_alert_button)
         app.action(ACKNOWLEDGE)(self._on_alert_button)
+        app.action(re.compile(f"^{SNOOZE}_"))(self._on_alert_button)
 
     async def _on_feedback(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
@@ -75,9 +76,15 @@ class SlackButtons:
         target = ChannelTarget(Platform.SLACK, button_channel(body))
         if await self.bot.refused(clicker_of(body, f"{action.get('action_id')} {key}")):
             return  # an external or a guest cannot acknowledge an alert or spend the endpoint on it
-        if action.get("action_id") == ACKNOWLEDGE:
+        action_id = str(action.get("action_id") or "")
+        if action_id == ACKNOWLEDGE:
             name = (await self.bot.users.lookup(user)).name
             await self.bot.dispatcher.acknowledge(target, key, name or user)
+        elif action_id.startswith(f"{SNOOZE}_"):
+            name = (await self.bot.users.lookup(user)).name
+            if await self.bot.dispatcher.snooze(target, key, name or user, action_id.removeprefix(f"{SNOOZE}_")) is None:
+                await self.bot.client.chat_postEphemeral(channel=target.channel, user=user,
+                                                         text="That alert is not known in this channel any more.")
         else:
             await self.bot.dispatcher.investigate_key(target, key, user)
 

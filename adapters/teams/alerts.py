@@ -18,7 +18,8 @@ from msrest.exceptions import HttpOperationError
 
 from adapters.teams import translate as t
 from adapters.teams.outbound import ConnectorError, Where
-from bot.alerts.delivery import ACKNOWLEDGE, INVESTIGATE, DeliveryError, Note
+from bot.alerts.care import SNOOZE_LABELS
+from bot.alerts.delivery import ACKNOWLEDGE, INVESTIGATE, SNOOZE, DeliveryError, Note
 from bot.alerts.model import AlertView
 from bot.models import Incoming, Platform, Reply, ThreadKey
 
@@ -47,6 +48,10 @@ def alert_card(view: AlertView, channel: str) -> dict[str, Any]:
         facts.append({"title": took, "value": f"{max(1, round(view.resolved_after_s / 60))} min"})
     if view.acknowledged_by:
         facts.append({"title": "Acknowledged by", "value": view.acknowledged_by})
+    if view.snoozed:
+        facts.append({"title": "Snoozed", "value": view.snoozed.removeprefix("Snoozed ")})
+    if view.flapping:
+        facts.append({"title": "Flapping", "value": "only this card is updated"})
     # FactSet values render markdown: keep them to text healthbot wrote or escaped
     for fact in facts:
         fact["value"] = fact["value"].replace("[", "(").replace("]", ")").replace("*", "∗").replace("_", " ")
@@ -60,6 +65,9 @@ def alert_card(view: AlertView, channel: str) -> dict[str, Any]:
     if alert.source.value not in ("healthbot", "deployment"):
         data = {"key": alert.key, "channel": channel}
         actions += [t.execute("Investigate", INVESTIGATE, data), t.execute("Acknowledge", ACKNOWLEDGE, data)]
+    if alert.source.value != "deployment" and not alert.clear:
+        actions += [t.execute(f"Snooze {label}", SNOOZE, {"key": alert.key, "channel": channel, "for": choice})
+                    for choice, label in SNOOZE_LABELS.items()]
     return t.card(body, actions)
 
 

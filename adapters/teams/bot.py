@@ -16,7 +16,7 @@ from botbuilder.schema import (
 from adapters.teams import translate as t
 from adapters.teams.deploys import VERBS as DEPLOY_VERBS
 from adapters.teams.deploys import TeamsDeploys, deploy_word
-from bot.alerts.delivery import ACKNOWLEDGE, INVESTIGATE
+from bot.alerts.delivery import ACKNOWLEDGE, INVESTIGATE, SNOOZE
 from bot.models import Incoming, Platform, Reply
 from bot.quick import QUICK_QUESTIONS
 from bot.targets import ChannelTarget
@@ -117,7 +117,7 @@ class TeamsBot(TeamsActivityHandler):
         if verb == t.VERB_RETRY:
             await self._ask(turn_context, t.to_incoming(activity, "retry"))
             return card_response(t.notice("Retrying…"))
-        if verb in (INVESTIGATE, ACKNOWLEDGE) and self.teams.dispatcher is not None:
+        if verb in (INVESTIGATE, ACKNOWLEDGE, SNOOZE) and self.teams.dispatcher is not None:
             return await self._alert_action(turn_context, str(verb), data)
         if verb in DEPLOY_VERBS:
             clicker = await self.teams.identify(turn_context, t.to_incoming(activity, f"{verb} {data}"[:200]))
@@ -146,8 +146,12 @@ class TeamsBot(TeamsActivityHandler):
         refusal = await self._refusal(clicker)
         if refusal is not None:  # an external or a guest cannot acknowledge an alert or spend the endpoint on it
             return refusal
+        name = (who.name or who.id) if who else "someone"
         if verb == ACKNOWLEDGE:
-            await dispatcher.acknowledge(target, key, (who.name or who.id) if who else "someone")
+            await dispatcher.acknowledge(target, key, name)
+        elif verb == SNOOZE:
+            if await dispatcher.snooze(target, key, name, str(data.get("for") or "")) is None:
+                return message_response("That alert or snooze is not known here any more.")
         else:
             self.teams.spawn(dispatcher.investigate_key(target, key, clicker.user_id, clicker.membership,
                                                         clicker.user_email))

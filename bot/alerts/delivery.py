@@ -10,6 +10,7 @@ from bot.models import Incoming, Platform, Reply, ThreadKey
 
 INVESTIGATE = "alert_investigate"
 ACKNOWLEDGE = "alert_acknowledge"
+SNOOZE = "alert_snooze"  # Slack: alert_snooze_<choice> (action ids are unique in a block); Teams: data.for
 ROLLBACK_ACTION = "deploy_rollback"  # a rollout comparison's Roll back button: {"to": version}
 CONFIRM_ACTION = "deploy_confirm"  # a rollback confirmation's buttons: {"id": rollback id}
 CANCEL_ACTION = "deploy_cancel"

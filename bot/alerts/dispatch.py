@@ -243,6 +243,9 @@ class AlertDispatcher(BackgroundLoop):
                               membership: Membership = Membership.UNVERIFIED, email: str = "") -> bool:
         return await self.threads.investigate_key(target, alert_key, user_id, membership, email)
 
+    async def snooze(self, target: ChannelTarget, alert_key: str, user: str, choice: str) -> AlertView | None:
+        return await self.threads.snooze(target, alert_key, user, choice)
+
     async def view_for(self, target: ChannelTarget, alert_key: str) -> AlertView | None:
         return await self.threads.view_for(target, alert_key)
 

@@ -79,3 +79,5 @@ class AlertView(BaseModel):
     last_seen: datetime
     acknowledged_by: str = ""
     resolved_after_s: float | None = None
+    snoozed: str = ""  # "Snoozed by ana until 2026-12-03 14:00 UTC"
+    flapping: bool = False

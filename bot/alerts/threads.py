@@ -18,7 +18,8 @@ from bot.alerts.model import Alert, AlertSource, AlertView
 from bot.handler import ConversationHandler
 from bot.models import Incoming, Membership, Platform
 from bot.store.base import AlertStore, AlertThread
-from bot.targets import ChannelTarget
+from bot.alerts import care
+from bot.targets import ChannelTarget, parse_target
 
 DIGEST_KEY = "digest"
 STORM_WINDOW_S = 60.0
@@ -33,7 +34,8 @@ def view_of(thread: AlertThread) -> AlertView:
     alert = Alert.model_validate(thread.alert)
     resolved = thread.last_seen - thread.first_seen if alert.clear else None
     return AlertView(alert=alert, count=thread.count, first_seen=_at(thread.first_seen), last_seen=_at(thread.last_seen),
-                     acknowledged_by=thread.acknowledged_by, resolved_after_s=resolved)
+                     acknowledged_by=thread.acknowledged_by, resolved_after_s=resolved,
+                     snoozed=care.snooze_line(thread), flapping=bool(thread.care.get("flapping")))
 
 
 def transition_text(alert: Alert, previous: str, seconds: float) -> str:
@@ -87,7 +89,17 @@ class AlertThreads:
         else:
             previous, since = thread.state, thread.state_since
             thread.state, thread.state_since = alert.state, now
-            await sink.reply(target.channel, thread.thread_ref, transition_text(alert, previous, now - since))
+            flap = care.record_change(thread, now)
+            if flap == "start":
+                await sink.reply(target.channel, thread.thread_ref, care.flapping_line(alert.name, thread))
+            elif flap:
+                pass  # flapping: only the root is updated
+            elif alert.clear:  # quiet: in the thread only (never broadcast), and the root shows it resolved
+                care.end_snooze_on_clear(thread)
+                thread.care.pop("reminded", None)
+                await sink.reply(target.channel, thread.thread_ref, transition_text(alert, previous, now - since))
+            elif not care.snoozed(thread, now):  # snoozed: a re-trigger only updates the root
+                await sink.reply(target.channel, thread.thread_ref, transition_text(alert, previous, now - since))
         thread.alert = alert.model_dump(mode="json")
         if not thread.digest:
             await sink.update_root(target.channel, thread.thread_ref, view_of(thread))
@@ -149,10 +161,31 @@ class AlertThreads:
         if known is None:
             return False
         thread, sink = known
-        thread.acknowledged_by = user
+        care.acknowledged(thread, user, time.time())
         await self.alerts.save_thread(thread)
         await sink.update_root(target.channel, thread.thread_ref, view_of(thread))
         return True
+
+    async def snooze(self, target: ChannelTarget, alert_key: str, user: str, choice: str) -> AlertView | None:
+        """Snooze a thread (the root says who, until when); None for an unknown alert or choice."""
+        known = await self._known(target, alert_key)
+        if known is None:
+            return None
+        thread, sink = known
+        if not care.snooze(thread, user, choice, time.time()):
+            return None
+        await self.alerts.save_thread(thread)
+        view = view_of(thread)
+        await sink.update_root(target.channel, thread.thread_ref, view)
+        return view
+
+    async def refresh(self, thread: AlertThread) -> None:
+        """A quiet root update (a snooze that ran out)."""
+        target = parse_target(thread.target)
+        sink = self.sinks.get(target.platform)
+        if sink is not None and POSTING not in thread.thread_ref:
+            await self.alerts.save_thread(thread)
+            await sink.update_root(target.channel, thread.thread_ref, view_of(thread))
 
     async def investigate(self, sink: AlertSink, target: ChannelTarget, thread: AlertThread, *, user_id: str,
                           membership: Membership = Membership.UNVERIFIED, email: str = "") -> None:

@@ -133,6 +133,7 @@ class AlertThread:
     acknowledged_by: str
     digest: bool
     alert: dict[str, Any]
+    care: dict[str, Any] = field(default_factory=dict)  # snooze, reminders, flapping, acknowledged at (threads.py)
 
 
 class DeployStore(Protocol):
@@ -188,6 +189,9 @@ class AlertStore(Protocol):
     async def thread(self, alert_key: str, target: str) -> AlertThread | None: ...
     async def save_thread(self, thread: AlertThread) -> None: ...
     async def new_roots_since(self, target: str, since: float) -> int: ...
+    async def threads_seen_since(self, since: float) -> list[AlertThread]:
+        """Every thread (digest rows excluded) seen since then: reminders, the weekly digest."""
+        ...
 
     # -- pulled alerts: what the poller last saw, and the lease that makes it one per fleet ---------
     async def take_lease(self, name: str, holder: str, ttl_s: float) -> Fence | None:

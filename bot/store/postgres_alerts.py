@@ -24,6 +24,16 @@ UPSERT_OBSERVED = ("INSERT INTO alert_observations (key, state, at) VALUES ($1, 
                    "ON CONFLICT (key) DO UPDATE SET state = EXCLUDED.state, at = EXCLUDED.at")
 
 
+THREAD_COLUMNS = ("alert_key, target, thread_ref, state, state_since, first_seen, last_seen, count, acknowledged_by, "
+                  "digest, alert, care")
+
+
+def _thread(row: Any) -> AlertThread:
+    return AlertThread(row["alert_key"], row["target"], json.loads(row["thread_ref"]), row["state"], row["state_since"],
+                       row["first_seen"], row["last_seen"], row["count"], row["acknowledged_by"], row["digest"],
+                       json.loads(row["alert"]), json.loads(row["care"] or "{}"))
+
+
 class _Conflict(Exception):
     """A compare-and-set found another state: roll back, report False."""
 
@@ -140,26 +150,27 @@ class PostgresAlertStore:
 
     async def thread(self, alert_key: str, target: str) -> AlertThread | None:
         pool = await self.store.pool()
-        row = await pool.fetchrow(
-            "SELECT alert_key, target, thread_ref, state, state_since, first_seen, last_seen, count, acknowledged_by, "
-            "digest, alert FROM alert_threads WHERE alert_key = $1 AND target = $2", alert_key, target)
-        if row is None:
-            return None
-        return AlertThread(row["alert_key"], row["target"], json.loads(row["thread_ref"]), row["state"], row["state_since"],
-                           row["first_seen"], row["last_seen"], row["count"], row["acknowledged_by"], row["digest"],
-                           json.loads(row["alert"]))
+        row = await pool.fetchrow(f"SELECT {THREAD_COLUMNS} FROM alert_threads WHERE alert_key = $1 AND target = $2",
+                                  alert_key, target)
+        return _thread(row) if row is not None else None
+
+    async def threads_seen_since(self, since: float) -> list[AlertThread]:
+        pool = await self.store.pool()
+        rows = await pool.fetch(f"SELECT {THREAD_COLUMNS} FROM alert_threads WHERE last_seen >= $1 AND NOT digest "
+                                "ORDER BY first_seen", since)
+        return [_thread(row) for row in rows]
 
     async def save_thread(self, thread: AlertThread) -> None:
         pool = await self.store.pool()
         await pool.execute(
-            "INSERT INTO alert_threads (alert_key, target, thread_ref, state, state_since, first_seen, last_seen, count, "
-            "acknowledged_by, digest, alert) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+            f"INSERT INTO alert_threads ({THREAD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
             "ON CONFLICT (alert_key, target) DO UPDATE SET thread_ref = EXCLUDED.thread_ref, state = EXCLUDED.state, "
             "state_since = EXCLUDED.state_since, last_seen = EXCLUDED.last_seen, count = EXCLUDED.count, "
-            "acknowledged_by = EXCLUDED.acknowledged_by, digest = EXCLUDED.digest, alert = EXCLUDED.alert",
+            "acknowledged_by = EXCLUDED.acknowledged_by, digest = EXCLUDED.digest, alert = EXCLUDED.alert, "
+            "care = EXCLUDED.care",
             thread.alert_key, thread.target, json.dumps(thread.thread_ref), thread.state, thread.state_since,
             thread.first_seen, thread.last_seen, thread.count, thread.acknowledged_by, thread.digest,
-            json.dumps(thread.alert, default=str))
+            json.dumps(thread.alert, default=str), json.dumps(thread.care))
 
     async def new_roots_since(self, target: str, since: float) -> int:
         pool = await self.store.pool()

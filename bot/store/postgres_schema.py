@@ -71,4 +71,8 @@ MIGRATIONS: list[str] = [
                             expires_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL);
     CREATE INDEX rollbacks_by_status ON rollbacks (status, created_at);
     """,
+    # 7: what people do with an alert thread (snooze, reminders, flapping: bot/alerts/care.py)
+    """
+    ALTER TABLE alert_threads ADD COLUMN care TEXT NOT NULL DEFAULT '{}';
+    """,
 ]

@@ -21,6 +21,15 @@ UPSERT_OBSERVED = ("INSERT INTO alert_observations (key, state, at) VALUES (?, ?
                    "ON CONFLICT (key) DO UPDATE SET state = excluded.state, at = excluded.at")
 
 
+THREAD_COLUMNS = ("alert_key, target, thread_ref, state, state_since, first_seen, last_seen, count, acknowledged_by, "
+                  "digest, alert, care")
+
+
+def _thread(row: Any) -> AlertThread:
+    return AlertThread(row[0], row[1], json.loads(row[2]), row[3], row[4], row[5], row[6], row[7], row[8],
+                       bool(row[9]), json.loads(row[10]), json.loads(row[11] or "{}"))
+
+
 class _Conflict(Exception):
     """A compare-and-set found another state: roll back, report False."""
 
@@ -207,24 +216,25 @@ class SqliteAlertStore:
         return [(str(target), str(error)) for target, error in rows]
 
     async def thread(self, alert_key: str, target: str) -> AlertThread | None:
-        row = self._db.execute(
-            "SELECT alert_key, target, thread_ref, state, state_since, first_seen, last_seen, count, acknowledged_by, "
-            "digest, alert FROM alert_threads WHERE alert_key = ? AND target = ?", (alert_key, target)).fetchone()
-        if row is None:
-            return None
-        return AlertThread(row[0], row[1], json.loads(row[2]), row[3], row[4], row[5], row[6], row[7], row[8],
-                           bool(row[9]), json.loads(row[10]))
+        row = self._db.execute(f"SELECT {THREAD_COLUMNS} FROM alert_threads WHERE alert_key = ? AND target = ?",
+                               (alert_key, target)).fetchone()
+        return _thread(row) if row is not None else None
+
+    async def threads_seen_since(self, since: float) -> list[AlertThread]:
+        rows = self._db.execute(f"SELECT {THREAD_COLUMNS} FROM alert_threads WHERE last_seen >= ? AND digest = 0 "
+                                "ORDER BY first_seen", (since,)).fetchall()
+        return [_thread(row) for row in rows]
 
     async def save_thread(self, thread: AlertThread) -> None:
         self._db.execute(
-            "INSERT INTO alert_threads (alert_key, target, thread_ref, state, state_since, first_seen, last_seen, count, "
-            "acknowledged_by, digest, alert) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            f"INSERT INTO alert_threads ({THREAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (alert_key, target) DO UPDATE SET thread_ref = excluded.thread_ref, state = excluded.state, "
             "state_since = excluded.state_since, last_seen = excluded.last_seen, count = excluded.count, "
-            "acknowledged_by = excluded.acknowledged_by, digest = excluded.digest, alert = excluded.alert",
+            "acknowledged_by = excluded.acknowledged_by, digest = excluded.digest, alert = excluded.alert, "
+            "care = excluded.care",
             (thread.alert_key, thread.target, json.dumps(thread.thread_ref), thread.state, thread.state_since,
              thread.first_seen, thread.last_seen, thread.count, thread.acknowledged_by, int(thread.digest),
-             json.dumps(thread.alert, default=str)),
+             json.dumps(thread.alert, default=str), json.dumps(thread.care)),
         )
 
     async def new_roots_since(self, target: str, since: float) -> int:

@@ -159,4 +159,8 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX rollbacks_by_status ON rollbacks (status, created_at)
     """,
+    # 9: what people do with an alert thread (snooze, reminders, flapping: bot/alerts/care.py)
+    """
+    ALTER TABLE alert_threads ADD COLUMN care TEXT NOT NULL DEFAULT '{}'
+    """,
 ]
