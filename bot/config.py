@@ -104,6 +104,8 @@ class Settings(BaseSettings):
     alert_pull_interval_s: float = Field(60.0, alias="HEALTHBOT_ALERT_PULL_INTERVAL_S", gt=0)
     alert_pull_jobs: CommaList = Field(default_factory=list, alias="HEALTHBOT_ALERT_PULL_JOBS")
 
+    alert_remind_minutes: float = Field(60.0, alias="HEALTHBOT_ALERT_REMIND_MINUTES", ge=0)
+
     # Deployments (the served agent's versions)
     deploy_channels: CommaList | None = Field(None, alias="HEALTHBOT_DEPLOY_CHANNELS")  # None: the alert channels
     deploy_poll_s: float = Field(60.0, alias="HEALTHBOT_DEPLOY_POLL_S", gt=0)

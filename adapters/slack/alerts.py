@@ -148,6 +148,13 @@ class SlackAlertSink:
         await self._call("chat_postMessage", channel=channel, thread_ts=ref["ts"], text=escape(text),
                          blocks=[{"type": "section", "text": plain(text)}], parse="none", unfurl_links=False)
 
+    async def remind(self, channel: str, ref: dict[str, Any], text: str, oncall: list[str]) -> None:
+        names = " ".join(f"<!subteam^{who}>" if who.startswith("S") else f"<@{who}>"
+                         for who in oncall if who[:1] in "UWS" and who.isalnum())
+        line = f"{names} {escape(text)}".strip()
+        await self._call("chat_postMessage", channel=channel, thread_ts=ref["ts"], text=line,
+                         blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": line}}], unfurl_links=False)
+
     async def post_note(self, channel: str, ref: dict[str, Any] | None, note: Note) -> dict[str, Any]:
         text, blocks = note_blocks(note)
         thread = {"thread_ts": ref["ts"]} if ref else {}

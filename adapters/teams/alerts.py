@@ -139,6 +139,15 @@ class TeamsAlertSink:
         message = {"type": "message", "text": text, "textFormat": "plain"}
         await self._run(self.teams.connector.send(Where.of(self._thread_reference(ref)), message))
 
+    async def remind(self, channel: str, ref: dict[str, Any], text: str, oncall: list[str]) -> None:
+        """Teams mentions: `<at>…</at>` in the text and a `mention` entity per person."""
+        people = [who for who in oncall if not (who[:1] in "UWS" and who.isalnum())]  # Slack ids are not Teams'
+        entities = [{"type": "mention", "text": f"<at>{who}</at>", "mentioned": {"id": who, "name": who}}
+                    for who in people]
+        names = " ".join(f"<at>{who}</at>" for who in people)
+        message = {"type": "message", "text": f"{names} {text}".strip(), "entities": entities}
+        await self._run(self.teams.connector.send(Where.of(self._thread_reference(ref)), message))
+
     async def post_note(self, channel: str, ref: dict[str, Any] | None, note: Note) -> dict[str, Any]:
         message = t.card_message(note_card(note), note.summary or t.plain_summary(note.markdown))
         if ref is not None:

@@ -19,7 +19,8 @@ SNOOZES: dict[str, float | None] = {"1h": 3600.0, "4h": 4 * 3600.0, "1d": 86400.
 SNOOZE_LABELS = {"1h": "1 h", "4h": "4 h", "1d": "1 day", "ok": "until OK"}
 FLAP_WINDOW_S = 1800.0
 FLAP_CHANGES = 4  # more than this many changes in the window is flapping
-OPEN_STATES = frozenset({"TRIGGERED", "ERROR", "failed"})
+OPEN_STATES = ("TRIGGERED", "ERROR", "failed")
+MAX_REMINDERS = 3
 
 
 def snooze(thread: AlertThread, who: str, choice: str, now: float) -> bool:
@@ -78,6 +79,11 @@ def record_change(thread: AlertThread, now: float) -> str:
         thread.care["flapping"] = now
         return "start"
     return ""
+
+
+def wants_reminder(thread: AlertThread, now: float) -> bool:
+    return (thread.state in OPEN_STATES and not thread.acknowledged_by and not thread.digest
+            and not snoozed(thread, now))
 
 
 def flapping_line(name: str, thread: AlertThread) -> str:

@@ -65,6 +65,11 @@ class AlertSink(Protocol):
         """A plain-text reply in the thread (untrusted parts are escaped by the sink)."""
         ...
 
+    async def remind(self, channel: str, ref: dict[str, Any], text: str, oncall: list[str]) -> None:
+        """A reply in the thread that names (notifies) the on-call people: Slack user / user-group ids,
+        Teams user ids. `text` is plain (escaped by the sink)."""
+        ...
+
     async def post_note(self, channel: str, ref: dict[str, Any] | None, note: Note) -> dict[str, Any]:
         """Post a note in the thread `ref` (None: as a new post in the channel); returns the reference
         of the thread it is in, as `post_root` does."""

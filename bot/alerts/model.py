@@ -43,6 +43,8 @@ class Alert(BaseModel):
     run_id: str = ""  # job alerts: the run to enrich from (pulled job threads are keyed by job, not run)
     note: str = ""  # rollouts: a comparison to post in the thread instead of a state change (markdown)
     rollback_to: str = ""  # with a note: the version its Roll back button offers
+    reminder: int = 0  # a reminder (1..3) to post in the thread instead of a state change
+    oncall: list[str] = Field(default_factory=list)  # who a reminder names
     time: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
 
     @property

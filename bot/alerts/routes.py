@@ -5,6 +5,7 @@ routes:
   - match: {name: "High*", source: sql_alert, state: [TRIGGERED, OK], severity: high, domain: costs}
     targets: [slack:C0123ABCD, teams:19:abc@thread.tacv2]
     investigate: true      # post an explanation from the endpoint when it fires
+    oncall: [U0123ABCD, S0456EFGH]   # reminders name them (Slack users / user groups, Teams user ids)
     continue: false        # keep looking for more matching rules
   - match: {name_regex: "^job "}
     targets: [slack:C0JOBS]
@@ -26,7 +27,8 @@ from bot.alerts.model import Alert
 from bot.targets import ChannelTarget, parse_target
 
 MATCH_KEYS = {"name", "name_regex", "source", "state", "severity", "domain", "workspace"}
-RULE_KEYS = {"match", "targets", "continue", "investigate"}
+RULE_KEYS = {"match", "targets", "continue", "investigate", "oncall"}
+ONCALL_ID = re.compile(r"^(?:[UWS][A-Z0-9]{2,20}|[0-9a-fA-F-]{36}|29:[\w.:-]{1,200})$")  # Slack users / user groups, Teams users
 
 
 class RoutesError(ValueError):
@@ -40,6 +42,7 @@ class Rule:
     targets: list[ChannelTarget]
     keep_going: bool = False
     investigate: bool = False
+    oncall: tuple[str, ...] = ()  # who reminders name: Slack user (U…/W…) or user-group (S…) ids, Teams user ids
 
     def matches(self, alert: Alert) -> bool:
         for key, wanted in self.match.items():
@@ -66,6 +69,18 @@ class Route:
 class Router:
     rules: list[Rule] = field(default_factory=list)
     default: list[ChannelTarget] = field(default_factory=list)
+
+    def oncall(self, alert: Alert, target: ChannelTarget) -> list[str]:
+        """Who a reminder names for this alert in this channel: the `oncall:` of the matching rules
+        that send it there."""
+        names: list[str] = []
+        for rule in self.rules:
+            if rule.matches(alert):
+                if target in rule.targets:
+                    names += [n for n in rule.oncall if n not in names]
+                if not rule.keep_going:
+                    break
+        return names
 
     def route(self, alert: Alert) -> Route:
         targets: list[ChannelTarget] = []
@@ -144,7 +159,12 @@ def _rule(item: Any, source: str) -> Rule:
         targets = [parse_target(str(target)) for target in targets_data]
     except ValueError as exc:
         raise RoutesError(f"{where}: {exc}") from None
-    return Rule(line, match, targets, bool(item.get("continue", False)), bool(item.get("investigate", False)))
+    oncall = item.get("oncall") or []
+    oncall = [oncall] if isinstance(oncall, str) else oncall
+    if not isinstance(oncall, list) or not all(isinstance(o, str) and ONCALL_ID.match(o) for o in oncall):
+        raise RoutesError(f"{where}: oncall must list Slack user or user-group ids (U…, S…) or Teams user ids")
+    return Rule(line, match, targets, bool(item.get("continue", False)), bool(item.get("investigate", False)),
+                tuple(oncall))
 
 
 def load_router(path: str | None, default: list[ChannelTarget]) -> Router:

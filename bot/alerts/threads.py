@@ -74,12 +74,19 @@ class AlertThreads:
             await self._open(sink, target, alert, investigate, now)
         elif POSTING in thread.thread_ref:  # a worker died between posting the root and recording it
             await self._post_root(sink, target, thread, investigate, reconcile=True)
-        elif not alert.note:
+        elif not (alert.note or alert.reminder):
             await self._change(sink, target, thread, alert, now)
-        if alert.note:  # a rollout's before / after comparison: a note in its thread, the state stays
+        if alert.note or alert.reminder:  # a message in the thread; the state stays
             thread = await self.alerts.thread(alert.key, str(target))
-            if thread is not None and POSTING not in thread.thread_ref:
+            if thread is None or POSTING in thread.thread_ref:
+                return
+            if alert.note:  # a rollout's before / after comparison
                 await sink.post_note(target.channel, thread.thread_ref, note_of(alert))
+            elif care.wants_reminder(thread, now):  # still unacknowledged, not snoozed, still firing
+                minutes = max(1, round((now - thread.state_since) / 60))
+                await sink.remind(target.channel, thread.thread_ref,
+                                  f"⏰ Reminder {alert.reminder}/{care.MAX_REMINDERS}: {alert.name} is still {thread.state} "
+                                  f"after {minutes} min and nobody has acknowledged it.", alert.oncall)
 
     async def _change(self, sink: AlertSink, target: ChannelTarget, thread: AlertThread, alert: Alert,
                       now: float) -> None:

@@ -20,6 +20,7 @@ from bot.ops.selfmon import SelfMonitor, Thresholds
 from bot.store import Store
 
 PULLER = web.AppKey("alert_puller", object)
+REMINDERS = web.AppKey("alert_reminders", object)
 
 
 def mount_alerts(app: web.Application, *, settings: Settings, handler: ConversationHandler, store: Store,
@@ -55,13 +56,24 @@ def mount_alerts(app: web.Application, *, settings: Settings, handler: Conversat
         puller = app[PULLER] = AlertPuller(dispatcher=dispatcher, workspace=workspace, sources=settings.alert_pull,
                                            interval_s=settings.alert_pull_interval_s, job_globs=settings.alert_pull_jobs)
 
+    reminders = None
+    if settings.alert_remind_minutes > 0:
+        from bot.alerts.reminders import AlertReminders
+
+        reminders = app[REMINDERS] = AlertReminders(dispatcher=dispatcher,
+                                                    remind_after_s=settings.alert_remind_minutes * 60)
+
     async def start(_: web.Application) -> None:
         dispatcher.start()  # resumes deliveries left pending by the last run
         monitor.start()
         if puller is not None:
             puller.start()
+        if reminders is not None:
+            reminders.start()
 
     async def stop(_: web.Application) -> None:
+        if reminders is not None:
+            await reminders.stop()
         if puller is not None:
             await puller.stop()
         await monitor.stop()

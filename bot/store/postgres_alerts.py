@@ -154,10 +154,11 @@ class PostgresAlertStore:
                                   alert_key, target)
         return _thread(row) if row is not None else None
 
-    async def threads_seen_since(self, since: float) -> list[AlertThread]:
+    async def threads_seen_since(self, since: float, *, states: tuple[str, ...] = ()) -> list[AlertThread]:
         pool = await self.store.pool()
-        rows = await pool.fetch(f"SELECT {THREAD_COLUMNS} FROM alert_threads WHERE last_seen >= $1 AND NOT digest "
-                                "ORDER BY first_seen", since)
+        state = " AND state = ANY($2::text[])" if states else ""
+        rows = await pool.fetch(f"SELECT {THREAD_COLUMNS} FROM alert_threads WHERE last_seen >= $1 AND NOT digest"
+                                f"{state} ORDER BY first_seen", since, *([list(states)] if states else []))
         return [_thread(row) for row in rows]
 
     async def save_thread(self, thread: AlertThread) -> None:

@@ -220,9 +220,10 @@ class SqliteAlertStore:
                                (alert_key, target)).fetchone()
         return _thread(row) if row is not None else None
 
-    async def threads_seen_since(self, since: float) -> list[AlertThread]:
-        rows = self._db.execute(f"SELECT {THREAD_COLUMNS} FROM alert_threads WHERE last_seen >= ? AND digest = 0 "
-                                "ORDER BY first_seen", (since,)).fetchall()
+    async def threads_seen_since(self, since: float, *, states: tuple[str, ...] = ()) -> list[AlertThread]:
+        state = f" AND state IN ({', '.join('?' * len(states))})" if states else ""
+        rows = self._db.execute(f"SELECT {THREAD_COLUMNS} FROM alert_threads WHERE last_seen >= ? AND digest = 0"
+                                f"{state} ORDER BY first_seen", (since, *states)).fetchall()
         return [_thread(row) for row in rows]
 
     async def save_thread(self, thread: AlertThread) -> None:
