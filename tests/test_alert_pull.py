@@ -354,3 +354,24 @@ async def test_doctor_names_a_missing_permission_and_the_lakebase_token(monkeypa
         assert exit_code(list(lines.values())) == 1
     finally:
         await workspace.stop()
+
+
+async def test_a_failed_attempt_that_will_be_retried_is_not_an_alert_its_last_attempt_is(pull: PullRig) -> None:
+    pull.workspace.jobs[42] = {"job_id": 42, "settings": {"name": "etl_nightly", "tasks": [
+        {"task_key": "ingest", "max_retries": 2, "min_retry_interval_millis": 60000}]}}
+    await pull.start(HEALTHBOT_ALERT_PULL="jobs")
+    await pull.polls(source="jobs")
+    now = int(time.time() * 1000)
+    first = job_run(42, 80001, result="FAILED", start_ms=now)  # attempt 0 of 2 retries
+    retry = job_run(42, 80002, result="FAILED", start_ms=now + 10)
+    retry.update(attempt_number=1, original_attempt_run_id=80001)
+    pull.workspace.job_runs += [first, retry]
+    await pull.polls(source="jobs")
+    assert pull.roots() == []  # both will be retried
+    last = job_run(42, 80003, result="FAILED", start_ms=now + 20, message="Task ingest failed for good")
+    last.update(attempt_number=2, original_attempt_run_id=80001)
+    pull.workspace.job_runs.append(last)
+    await pull.polls(source="jobs")
+    [root] = pull.roots()
+    assert "Task ingest failed for good" in texts([root])
+    assert len([c for c in pull.workspace.calls if c.path == "/api/2.2/jobs/get"]) == 1  # cached

@@ -27,6 +27,7 @@ FAILED_RESULTS = frozenset({"FAILED", "TIMEDOUT", "INTERNAL_ERROR", "UPSTREAM_FA
 SUCCESS_RESULTS = frozenset({"SUCCESS", "SUCCESS_WITH_FAILURES"})
 RUN_LOOKBACK_S = 24 * 3600.0  # after a long outage, look back at most a day
 SKEW_MARGIN_S = 300.0  # list runs a little before the cursor: the workspace's clock is not ours
+RETRY_CACHE_S = 600.0
 MAX_RUNS_PER_CYCLE = 25_000
 JOBS_CURSOR = "cursor:jobs"
 
@@ -150,6 +151,7 @@ class JobRunSource(_ObservingSource):
         self.cursor: float | None = None
         self.seen_runs: set[str] = set()
         self.active: set[str] = set()
+        self._retries: dict[int, tuple[float, int]] = {}  # job id -> (valid until, max_retries)
 
     async def load(self) -> None:
         await super().load()
@@ -229,9 +231,28 @@ class JobRunSource(_ObservingSource):
                 finished.append(run)
         return finished
 
+    async def _will_retry(self, run: Any) -> bool:
+        """A failed attempt the job will retry is not an alert; its last attempt is. Retries are runs with
+        an incrementing `attempt_number` up to the tasks' `max_retries` (jobs.get, cached 10 minutes);
+        -1 (retry forever) counts every failure, so a job failing for ever still alerts."""
+        cached = self._retries.get(run.job_id)
+        if cached is None or cached[0] < self.clock():
+            try:
+                job = await self.workspace.call(lambda client: client.jobs.get(run.job_id))
+                tasks = (job.settings.tasks if job.settings else None) or []
+                limit = max((t.max_retries or 0 for t in tasks), default=0)
+            except Exception as exc:  # no permission to read the job, or it is gone: no retries known
+                log.info("jobs.get %s failed (%s): its failed runs are alerts", run.job_id, type(exc).__name__)
+                limit = 0
+            cached = self._retries[run.job_id] = (self.clock() + RETRY_CACHE_S, limit)
+        return cached[1] > 0 and (run.attempt_number or 0) < cached[1]
+
     async def _apply(self, fence: Fence, run: Any) -> int | None:
         """1 when the run posted, 0 when it was already handled, None when it posts nothing."""
         result, run_key, job_key = _result(run), f"run:{run.run_id}", f"job:{run.job_id}"
+        if result in FAILED_RESULTS and await self._will_retry(run):
+            log.info("run %s of job %s failed and will be retried: not an alert yet", run.run_id, run.job_id)
+            return None
         at = (run.start_time or 0) / 1000
         for _ in range(3):
             previous = self.known.get(job_key)

@@ -81,11 +81,13 @@ class FakeWorkspace(FakeServing):
     instances: set[str] = field(default_factory=lambda: {"healthbot-pg"})
     scim_users: list[dict[str, Any]] = field(default_factory=list)
     scim_groups: list[dict[str, Any]] = field(default_factory=list)
+    jobs: dict[int, dict[str, Any]] = field(default_factory=dict)  # job id -> jobs/get answer (retry settings)
 
     def build(self, app: web.Application) -> None:
         super().build(app)
         app.router.add_get("/api/2.0/alerts", self._list_alerts)
         app.router.add_get("/api/2.2/jobs/runs/list", self._list_runs)
+        app.router.add_get("/api/2.2/jobs/get", self._get_job)
         app.router.add_post("/api/2.0/database/credentials", self._credentials)
         app.router.add_get("/api/2.0/preview/scim/v2/Users", self._scim_list)
         app.router.add_get("/api/2.0/preview/scim/v2/Groups", self._scim_list)
@@ -135,6 +137,12 @@ class FakeWorkspace(FakeServing):
         if token:
             body["next_page_token"] = token
         return web.json_response(body)
+
+    async def _get_job(self, request: web.Request) -> web.Response:
+        job = self.jobs.get(int(request.query.get("job_id") or 0))
+        if job is None:
+            return web.json_response({"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "Job not found"}, status=404)
+        return web.json_response(job)
 
     async def _credentials(self, request: web.Request) -> web.Response:
         if (failure := self._scripted_error(request)) is not None:
