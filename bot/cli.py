@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     stats.add_argument("--hours", type=int, default=24)
     stats.add_argument("--json", action="store_true", help="machine-readable output")
     stats.add_argument("--by-version", action="store_true", help="per served version of the endpoint")
+    digest = commands.add_parser("digest", help="the weekly digest now: posted, or printed with --preview")
+    digest.add_argument("--preview", action="store_true", help="print it instead of posting it")
     checklist = commands.add_parser("checklist", help="the Health Monitor's deployment checklist")
     checklist.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -91,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             out.write(data)
         print(f"wrote {args.out}: upload it in Teams → Apps → Manage your apps → Upload an app")
         return 0
-    quiet = args.command in ("ask", "chat", "stats", "doctor", "checklist")
+    quiet = args.command in ("ask", "chat", "stats", "doctor", "checklist", "digest")
     _setup_logging(args.verbose, logging.WARNING if quiet else logging.INFO)
     try:
         settings = load_settings()
@@ -107,6 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(settings, args.host, args.port)
         if args.command == "stats":
             return asyncio.run(_stats(settings, args.hours, args.json, args.by_version))
+        if args.command == "digest":
+            from bot.alerts.digest_cli import main as digest_main
+
+            return asyncio.run(digest_main(settings, preview=args.preview))
         if args.command == "checklist":
             from bot.deploy.checklist import main as checklist_main
 

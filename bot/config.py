@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     alert_pull_jobs: CommaList = Field(default_factory=list, alias="HEALTHBOT_ALERT_PULL_JOBS")
 
     alert_remind_minutes: float = Field(60.0, alias="HEALTHBOT_ALERT_REMIND_MINUTES", ge=0)
+    digest: str | None = Field(None, alias="HEALTHBOT_DIGEST")  # "mon 09:00", "daily 09:00"; None: off
+    digest_tz: str = Field("UTC", alias="HEALTHBOT_DIGEST_TZ")
+    digest_channels: CommaList | None = Field(None, alias="HEALTHBOT_DIGEST_CHANNELS")  # None: the alert channels
 
     # Deployments (the served agent's versions)
     deploy_channels: CommaList | None = Field(None, alias="HEALTHBOT_DEPLOY_CHANNELS")  # None: the alert channels
@@ -114,7 +117,7 @@ class Settings(BaseSettings):
     app_name: str | None = Field(None, alias="DATABRICKS_APP_NAME")  # set by Databricks Apps
 
     @field_validator("slack_team_ids", "teams_tenant_ids", "alert_channels", "alert_pull", "alert_pull_jobs",
-                     "deploy_channels", mode="before")
+                     "deploy_channels", "digest_channels", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
@@ -133,6 +136,21 @@ class Settings(BaseSettings):
         if value is not None and value != ["off"]:
             parse_targets(value)
         return value
+
+    @field_validator("digest_channels")
+    @classmethod
+    def _valid_digest_targets(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            parse_targets(value)
+        return value
+
+    @model_validator(mode="after")
+    def _digest_schedule_parses(self) -> Settings:
+        from bot.alerts.digest_schedule import Schedule
+
+        if self.digest:
+            Schedule.parse(self.digest, self.digest_tz)  # a bad schedule or zone fails at start
+        return self
 
     @field_validator("eval_thresholds")
     @classmethod
@@ -227,6 +245,10 @@ class Settings(BaseSettings):
     @property
     def alert_targets(self) -> list[ChannelTarget]:
         return parse_targets(self.alert_channels)
+
+    @property
+    def digest_targets(self) -> list[ChannelTarget]:
+        return self.alert_targets if self.digest_channels is None else parse_targets(self.digest_channels)
 
     @property
     def deploy_targets(self) -> list[ChannelTarget]:

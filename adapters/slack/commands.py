@@ -28,6 +28,10 @@ class SlackCommands:
             usage, blocks = t.help_blocks()
             await ack(text=usage, blocks=blocks)
             return
+        if word == "digest":
+            await ack()
+            self.bot.spawn(self._digest(command, respond))
+            return
         first, _, argument = word.partition(" ")
         if first in ("rollback", "checklist"):
             await ack()
@@ -44,6 +48,24 @@ class SlackCommands:
             user_id=str(command.get("user_id", "")), question=question,
             dedupe=f"slack:cmd:{command.get('trigger_id', '')}", respond=respond, org=t.org_signals(command, {}),
         ))
+
+    async def _digest(self, command: dict[str, Any], respond: Any) -> None:
+        """`/healthbot digest`: the digest of the week until now, posted in this channel (members only)."""
+        from bot.alerts.digest import digest_now
+
+        channel = str(command.get("channel_id", ""))
+        asker = Incoming(key=ThreadKey(platform=Platform.SLACK, workspace=str(command.get("team_id", "")),
+                                       channel=channel), user_id=str(command.get("user_id", "")),
+                         text="/healthbot digest", org=t.org_signals(command, {}))
+        if await self.bot.refused(asker, respond):
+            return
+        settings = self.bot.settings
+        digest = await digest_now(self.bot.handler.store, self.bot.handler.engine, settings.digest, settings.digest_tz)
+        root, detail = digest.notes(f"slack:{channel}")
+        sink = self.bot.alert_sink()
+        ref = await sink.post_note(channel, None, root)
+        if detail is not None:
+            await sink.post_note(channel, ref, detail)
 
     async def _reset_dm(self, command: dict[str, Any]) -> None:
         channel = str(command.get("channel_id", ""))

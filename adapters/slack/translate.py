@@ -188,8 +188,8 @@ def help_blocks() -> tuple[str, list[dict[str, Any]]]:
         "follow-ups in the thread keep the context)\n"
         "• `/healthbot costs | jobs | queries | security | health` asks a quick question\n"
         "• `/healthbot <your question>` asks anything, `/healthbot new` starts a fresh DM conversation\n"
-        "• `/healthbot rollback [VERSION]` rolls the Health Monitor endpoint back, `/healthbot checklist` walks "
-        "its deployment checklist (deployers only)"
+        "• `/healthbot digest` posts the week's digest here; `/healthbot rollback [VERSION]` rolls the Health "
+        "Monitor endpoint back, `/healthbot checklist` walks its deployment checklist (deployers only)"
     )
     buttons = [_button(question, f"{QUICK_PREFIX}{name}", name) for name, question in QUICK_QUESTIONS.items()]
     return "healthbot: usage and quick questions", [

@@ -67,11 +67,31 @@ class TeamsBot(TeamsActivityHandler):
             await self.teams.handler.new_session(t.thread_key(activity))
             await self.teams.send(turn_context, "Started a new conversation.")
             return
+        if word == "digest":
+            await self._digest(turn_context, t.to_incoming(activity, text))
+            return
         deploy = deploy_word(text)
         if deploy is not None:
             await self.deploys.said(turn_context, t.to_incoming(activity, text), *deploy)
             return
         await self._ask(turn_context, t.to_incoming(activity, text))
+
+    async def _digest(self, turn_context: TurnContext, message: Incoming) -> None:
+        """`digest`: the digest of the week until now, in this conversation (members only)."""
+        from adapters.teams.alerts import note_card
+        from bot.alerts.digest import digest_now
+
+        asker = await self.teams.identify(turn_context, message)
+        refusal = await self.teams.handler.refusal_for(asker)
+        if refusal is not None:
+            await self.teams.send(turn_context, refusal.content)
+            return
+        settings = self.teams.settings
+        digest = await digest_now(self.teams.handler.store, self.teams.handler.engine, settings.digest,
+                                  settings.digest_tz)
+        for note in digest.notes(f"teams:{t.channel_of(turn_context.activity)}"):
+            if note is not None:
+                await self.teams.send(turn_context, t.card_message(note_card(note), note.summary))
 
     async def _ask(self, turn_context: TurnContext, message: Incoming) -> None:
         message = await self.teams.identify(turn_context, message)

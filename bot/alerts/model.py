@@ -15,6 +15,7 @@ class AlertSource(StrEnum):
     GENERIC = "generic"  # the documented generic JSON shape
     HEALTHBOT = "healthbot"  # the bot's own self-monitoring rules
     DEPLOYMENT = "deployment"  # a config update of the served agent (bot/deploy): a rollout thread
+    DIGEST = "digest"  # the weekly digest (bot/alerts/digest.py): a root line, the detail in its thread
 
 
 # States: SQL alerts use TRIGGERED / OK / UNKNOWN / ERROR; job runs started / succeeded / failed / warning.
@@ -45,6 +46,7 @@ class Alert(BaseModel):
     rollback_to: str = ""  # with a note: the version its Roll back button offers
     reminder: int = 0  # a reminder (1..3) to post in the thread instead of a state change
     oncall: list[str] = Field(default_factory=list)  # who a reminder names
+    snoozable: list[tuple[str, str, str]] = Field(default_factory=list)  # a digest's open alerts: key, name, target
     time: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
 
     @property

@@ -70,6 +70,10 @@ class AlertThreads:
     async def apply(self, sink: AlertSink, target: ChannelTarget, alert: Alert, investigate: bool) -> None:
         now = time.time()
         thread = await self.alerts.thread(alert.key, str(target))
+        if alert.source == AlertSource.DIGEST:
+            if thread is None:  # once per period and channel; a redelivery finds the thread and stops
+                await self._post_digest(sink, target, alert, now)
+            return
         if thread is None:
             await self._open(sink, target, alert, investigate, now)
         elif POSTING in thread.thread_ref:  # a worker died between posting the root and recording it
@@ -91,6 +95,7 @@ class AlertThreads:
     async def _change(self, sink: AlertSink, target: ChannelTarget, thread: AlertThread, alert: Alert,
                       now: float) -> None:
         thread.last_seen = now
+        thread.care["events"] = int(thread.care.get("events", 1)) + 1  # every notification: the digest's noisiest
         if alert.state == thread.state:
             thread.count += 1  # the same state again: no new message, the root shows count and time
         else:
@@ -111,6 +116,18 @@ class AlertThreads:
         if not thread.digest:
             await sink.update_root(target.channel, thread.thread_ref, view_of(thread))
         await self.alerts.save_thread(thread)
+
+    async def _post_digest(self, sink: AlertSink, target: ChannelTarget, alert: Alert, now: float) -> None:
+        from bot.alerts.digest import digest_of
+
+        root, detail = digest_of(alert).notes(str(target))
+        thread = AlertThread(alert.key, str(target), {POSTING: now}, "OK", now, now, now, 1, "", True,
+                             alert.model_dump(mode="json"))
+        await self.alerts.save_thread(thread)  # the intent, before the side effect
+        thread.thread_ref = await sink.post_note(target.channel, None, root)
+        await self.alerts.save_thread(thread)
+        if detail is not None:
+            await sink.post_note(target.channel, thread.thread_ref, detail)
 
     async def _open(self, sink: AlertSink, target: ChannelTarget, alert: Alert, investigate: bool, now: float) -> None:
         if await self.alerts.new_roots_since(str(target), now - STORM_WINDOW_S) >= self.storm_threshold:

@@ -21,6 +21,7 @@ from bot.store import Store
 
 PULLER = web.AppKey("alert_puller", object)
 REMINDERS = web.AppKey("alert_reminders", object)
+DIGEST = web.AppKey("digest", object)
 
 
 def mount_alerts(app: web.Application, *, settings: Settings, handler: ConversationHandler, store: Store,
@@ -63,8 +64,18 @@ def mount_alerts(app: web.Application, *, settings: Settings, handler: Conversat
         reminders = app[REMINDERS] = AlertReminders(dispatcher=dispatcher,
                                                     remind_after_s=settings.alert_remind_minutes * 60)
 
+    digest = None
+    if settings.digest:
+        from bot.alerts.digest_schedule import DigestScheduler, Schedule
+
+        digest = app[DIGEST] = DigestScheduler(dispatcher=dispatcher, store=store, engine=handler.engine,
+                                               schedule=Schedule.parse(settings.digest, settings.digest_tz),
+                                               targets=[str(t) for t in settings.digest_targets])
+
     async def start(_: web.Application) -> None:
         dispatcher.start()  # resumes deliveries left pending by the last run
+        if digest is not None:
+            digest.start()
         monitor.start()
         if puller is not None:
             puller.start()
@@ -72,6 +83,8 @@ def mount_alerts(app: web.Application, *, settings: Settings, handler: Conversat
             reminders.start()
 
     async def stop(_: web.Application) -> None:
+        if digest is not None:
+            await digest.stop()
         if reminders is not None:
             await reminders.stop()
         if puller is not None:

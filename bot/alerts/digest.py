@@ -1,0 +1,167 @@
+"""The weekly digest's content: a period's alerts against the period before, job failure streaks,
+healthbot's own figures, and the endpoint's answer to "Platform health overview" — from the store and
+the engine, as markdown (Slack's markdown block; a Teams card renders the same).
+
+A root line states the week at a glance; the detail goes in its thread, with Snooze on the noisiest
+alerts that are still open in that channel. Nothing to report → one "quiet week" line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from agent.base import AgentRequest, ChatMessage, Engine
+from agent.errors import EngineError
+from bot.alerts import care
+from bot.alerts.delivery import SNOOZE, Note, NoteButton
+from bot.alerts.model import CLEAR_STATES, Alert, AlertSource
+from bot.ops.stats import by_version, compute
+from bot.quick import QUICK_QUESTIONS
+from bot.store.base import AlertThread, Store
+
+log = logging.getLogger(__name__)
+
+OVERVIEW_TIMEOUT_S = 60.0
+NOISIEST = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    key: str  # "2026-W49" / "2026-12-03": the period's identity, posted once
+    start: float
+    end: float
+    label: str  # "week of 23–30 Nov 2026"
+
+
+@dataclass(slots=True)
+class Digest:
+    summary: str  # the root: one line
+    detail: str  # the thread: markdown
+    snoozable: list[tuple[str, str, str]] = field(default_factory=list)  # (alert key, name, target) still open
+    quiet: bool = False
+
+    def notes(self, target: str) -> tuple[Note, Note | None]:
+        """The root and the detail for one channel: Snooze buttons only for its own alerts."""
+        if self.quiet:
+            return Note(self.summary, summary=self.summary), None
+        buttons = tuple(NoteButton(f"Snooze {name[:40]} 1 day", f"{SNOOZE}_1d", {"key": key})
+                        for key, name, where in self.snoozable if where == target)[:NOISIEST]
+        return Note(self.summary, summary=self.summary), Note(self.detail, buttons, summary="Digest details")
+
+
+def _minutes(values: list[float]) -> str:
+    return f"{statistics.median(values) / 60:.0f} min" if values else "—"
+
+
+def _events(thread: AlertThread) -> int:
+    """How often the alert notified: every delivery, repeats and state changes alike."""
+    events = thread.care.get("events")
+    return events if isinstance(events, int) else thread.count
+
+
+def _alert(thread: AlertThread) -> Alert | None:
+    try:
+        return Alert.model_validate(thread.alert)
+    except ValueError:
+        return None
+
+
+def _alert_section(now_threads: list[AlertThread], before: list[AlertThread], period: Period,
+                   previous_start: float) -> tuple[list[str], list[tuple[str, str, str]], int, int]:
+    fired = [t for t in now_threads if period.start <= t.first_seen < period.end]
+    fired_before = [t for t in before if previous_start <= t.first_seen < period.start]
+    resolved = [t for t in now_threads if t.state in CLEAR_STATES and period.start <= t.state_since < period.end]
+    still_open = [t for t in now_threads if t.state in care.OPEN_STATES]
+    acked = [t.care["acked_at"] - t.first_seen for t in fired if isinstance(t.care.get("acked_at"), (int, float))]
+    lines = [f"**Alerts**: {len(fired)} fired (the period before: {len(fired_before)}), {len(resolved)} resolved, "
+             f"{len(still_open)} still open; median time to acknowledge {_minutes(acked)}, "
+             f"to resolve {_minutes([t.state_since - t.first_seen for t in resolved])}."]
+    noisy = sorted((t for t in now_threads if t.last_seen >= period.start), key=lambda t: -_events(t))[:NOISIEST]
+    snoozable = []
+    if noisy:
+        lines += ["", "| noisiest | times | now |", "|---|---|---|"]
+        for thread in noisy:
+            alert = _alert(thread)
+            name = (alert.name if alert else thread.alert_key).replace("|", "/")[:80]
+            lines.append(f"| {name} | {_events(thread)} | {thread.state} |")
+            if thread.state in care.OPEN_STATES:
+                snoozable.append((thread.alert_key, name, thread.target))
+    streaks = [(t, _alert(t)) for t in still_open if t.alert_key.startswith("job:") and t.count >= 2]
+    if streaks:
+        lines += ["", "**Job failure streaks**: " + "; ".join(
+            f"{alert.name if alert else t.alert_key} failed {t.count} times in a row" for t, alert in streaks)]
+    return lines, snoozable, len(fired), len(still_open)
+
+
+async def build_digest(store: Store, engine: Engine | None, period: Period, *, with_overview: bool = True) -> Digest:
+    length = period.end - period.start
+    previous_start = period.start - length
+    threads = await store.alerts.threads_seen_since(previous_start)
+    now_threads = [t for t in threads if t.last_seen >= period.start or t.state in care.OPEN_STATES]
+    alert_lines, snoozable, fired, still_open = _alert_section(now_threads, threads, period, previous_start)
+    rows = [r for r in await store.requests_since(period.start) if r.ts < period.end]
+    votes = await store.feedback_since(period.start)
+    stats = compute(rows, votes, hours=max(1, round(length / 3600)), since=period.start)
+    domains = Counter(d for day in stats.domains_per_day.values() for d, n in day.items() for _ in range(n))
+    bot_lines = [f"**healthbot**: {stats.requests} questions, p95 "
+                 f"{stats.p95_latency_ms / 1000:.1f} s" if stats.p95_latency_ms is not None else
+                 f"**healthbot**: {stats.requests} questions, p95 —"]
+    bot_lines[0] += (f", error rate {1 - stats.success_rate:.1%}" if stats.success_rate is not None else "")
+    confidences = [r.confidence for r in rows if r.confidence is not None]
+    if confidences:
+        bot_lines[0] += f", average confidence {sum(confidences) / len(confidences):.2f}"
+    if stats.feedback_up_rate is not None:
+        bot_lines[0] += f", 👍 rate {stats.feedback_up_rate:.0%}"
+    if domains:
+        bot_lines.append("Top domains: " + ", ".join(f"{d} {n}" for d, n in domains.most_common(3)) + ".")
+    versions = by_version(rows, dict(votes))
+    if versions:
+        bot_lines.append("Per served version: " + "; ".join(
+            f"v{v}: {f.requests} answers, error rate {f.error_rate:.0%}" for v, f in versions.items()) + ".")
+    if not fired and not still_open and not stats.requests:
+        return Digest(summary=f"🌙 Quiet {period.label}: no alerts fired, none open, no questions asked.", detail="",
+                      quiet=True)
+    summary = (f"📊 healthbot digest, {period.label}: {fired} alerts fired, {still_open} still open, "
+               f"{stats.requests} questions answered.")
+    detail = "\n".join(alert_lines + [""] + bot_lines)
+    if with_overview and engine is not None:
+        overview = await _overview(engine, period)
+        if overview:
+            detail += "\n\n**Platform health overview** (the Health Monitor's answer):\n\n" + overview
+    return Digest(summary=summary, detail=detail[:11_000], snoozable=snoozable)
+
+
+async def _overview(engine: Engine, period: Period) -> str:
+    request = AgentRequest([ChatMessage("user", QUICK_QUESTIONS["health"])], user_id="healthbot-digest",
+                           session_id=f"digest-{period.key}")
+    try:
+        answer = await asyncio.wait_for(engine.answer(request), OVERVIEW_TIMEOUT_S)
+    except (asyncio.TimeoutError, EngineError) as exc:
+        log.warning("the digest's overview question was not answered: %s", getattr(exc, "kind", type(exc).__name__))
+        return "_(the Health Monitor did not answer this time)_"
+    return answer.content[:4000]
+
+
+def digest_alert(period: Period, digest: Digest) -> Alert:
+    """The digest as the outbox carries it: one thread per period and channel."""
+    return Alert(source=AlertSource.DIGEST, key=f"digest:{period.key}", name=digest.summary, state="OK",
+                 severity="info", note=digest.detail, description=digest.summary,
+                 time=datetime.fromtimestamp(period.end, timezone.utc), snoozable=digest.snoozable)
+
+
+def digest_of(alert: Alert) -> Digest:
+    return Digest(summary=alert.description, detail=alert.note, snoozable=list(alert.snoozable), quiet=not alert.note)
+
+
+async def digest_now(store: Store, engine: Engine | None, schedule_text: str | None, tz: str) -> Digest:
+    """The digest of the period that ends now (`/healthbot digest`, `healthbot digest`)."""
+    import time
+
+    from bot.alerts.digest_schedule import Schedule
+
+    return await build_digest(store, engine, Schedule.parse(schedule_text or "mon 09:00", tz).until_now(time.time()))
