@@ -11,6 +11,7 @@ import getpass
 import socket
 import sys
 import uuid
+from typing import Any
 from collections.abc import Awaitable, Callable
 
 from agent.base import Progress
@@ -136,3 +137,22 @@ class ConsoleChat:
                 self.write("")
             reply = await self.ask(text)
             self.write("\n" + render(reply, streamed=self.streamed) + "\n")
+
+
+async def write_charts(charts: list[Any], *, what: str) -> list[str]:
+    """The answer's charts as PNG files in a new temporary directory (the terminal cannot show them)."""
+    import tempfile
+    from pathlib import Path
+
+    from bot.charts import render_all
+
+    drawn = await render_all(charts, what=what)
+    if not drawn:
+        return []
+    folder = Path(tempfile.mkdtemp(prefix="healthbot-charts-"))
+    paths = []
+    for index, (_, png) in enumerate(drawn, start=1):
+        path = folder / f"chart-{index}.png"
+        path.write_bytes(png)
+        paths.append(str(path))
+    return paths

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 Role = Literal["user", "assistant", "system"]
 Progress = Literal["working", "waking_up", "ready"]
@@ -39,6 +39,7 @@ class Answer:
     endpoint_latency_ms: float | None = None
     served_entity: str = ""  # the served entity that answered (`served-model-name`); "" when not said
     served_version: str = ""  # its entity_version, e.g. "7"; "" when not said (demo engine, no header)
+    charts: list[dict[str, Any]] = field(default_factory=list)  # custom_outputs.charts (bot/charts.py spec)
 
 
 @dataclass(frozen=True, slots=True)

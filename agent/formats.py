@@ -121,7 +121,19 @@ def _with_custom_outputs(content: str, extra: Any) -> Answer:
         sources=_as_sources(extra.get("sources")),
         confidence=_as_confidence(extra.get("confidence")),
         domains=_as_list(extra.get("domains")),
+        charts=_as_charts(extra.get("charts")),
     )
+
+
+MAX_CHARTS, MAX_CHART_JSON = 3, 64 * 1024
+
+
+def _as_charts(value: Any) -> list[dict[str, Any]]:
+    """`custom_outputs.charts`: at most 3 objects of at most 64 KB each (drawn, or left out, later)."""
+    if not isinstance(value, list):
+        return []
+    charts = [c for c in value[:MAX_CHARTS] if isinstance(c, dict)]
+    return [c for c in charts if len(json.dumps(c, default=str)) <= MAX_CHART_JSON]
 
 
 def _as_list(value: Any) -> list[str]:

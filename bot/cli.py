@@ -153,6 +153,11 @@ async def _ask(settings: Settings, question: str) -> int:
     finally:
         await handler.close()
     print(("\n" if chat.streamed else "") + render(reply, streamed=chat.streamed))
+    if reply.charts:
+        from adapters.console import write_charts
+
+        for path in await write_charts(reply.charts, what=reply.request_id):
+            print(f"chart: {path}")
     return 1 if reply.error else 0
 
 

@@ -226,7 +226,7 @@ class ConversationHandler:
         return Reply(
             content=answer.content, sources=answer.sources, confidence=answer.confidence,
             domains=answer.domains, request_id=request_id, session_id=session.session_id,
-            question=question, cached=row.cached,
+            question=question, cached=row.cached, charts=answer.charts,
         )
 
     def _row(self, msg: Incoming, request_id: str, session_id: str, question: str) -> RequestLogRow:

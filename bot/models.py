@@ -7,6 +7,7 @@ frameworks that bolted it on later collided conversations (Rasa #10158 used the 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -93,6 +94,7 @@ class Reply(BaseModel):
     error: ErrorKind | None = None
     question: str = ""  # kept so an adapter's Retry button can re-ask it
     cached: bool = False
+    charts: list[dict[str, Any]] = Field(default_factory=list)  # drawn by the adapter (bot/charts.py)
 
     @property
     def retryable(self) -> bool:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 
-from adapters.slack.client import PERMANENT, error_code, post_messages
+from adapters.slack.client import PERMANENT, error_code, post_messages, upload_charts
 from adapters.slack.translate import reply_messages
 from bot.alerts.care import SNOOZE_LABELS
 from bot.alerts.delivery import ACKNOWLEDGE, INVESTIGATE, SNOOZE, DeliveryError, Note
@@ -147,6 +147,9 @@ class SlackAlertSink:
     async def reply(self, channel: str, ref: dict[str, Any], text: str) -> None:
         await self._call("chat_postMessage", channel=channel, thread_ts=ref["ts"], text=escape(text),
                          blocks=[{"type": "section", "text": plain(text)}], parse="none", unfurl_links=False)
+
+    async def post_chart(self, channel: str, ref: dict[str, Any], chart: dict[str, Any], *, what: str) -> None:
+        await upload_charts(self.bot.client, channel, ref["ts"], [chart], what=what)
 
     async def remind(self, channel: str, ref: dict[str, Any], text: str, oncall: list[str]) -> None:
         names = " ".join(f"<!subteam^{who}>" if who.startswith("S") else f"<@{who}>"

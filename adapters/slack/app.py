@@ -28,7 +28,14 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import translate as t
-from adapters.slack.client import UserDirectory, configure_web_client, error_code, is_transient, post_messages
+from adapters.slack.client import (
+    UserDirectory,
+    configure_web_client,
+    error_code,
+    is_transient,
+    post_messages,
+    upload_charts,
+)
 from adapters.slack.buttons import SlackButtons
 from adapters.slack.commands import SlackCommands
 from adapters.slack.deploys import SlackDeploys
@@ -231,6 +238,8 @@ class SlackBot:
             await placeholder.finish()
             return  # already answered (Slack retry, or app_mention + message for one post)
         ts: str | None = stream.ts
+        if reply.charts:  # uploaded after the answer, in the same thread: a chart never costs the message
+            self.spawn(upload_charts(self.client, channel, thread_ts or None, reply.charts, what=reply.request_id))
         try:
             if await stream.finish(reply):
                 return

@@ -24,6 +24,8 @@ METHOD_SCOPES: dict[str, list[str]] = {
     "users.info": ["users:read", "users:read.email"],
     "conversations.open": ["im:write"],
     "conversations.history": ["channels:history", "groups:history"],  # alert roots after a crash
+    "files.getUploadURLExternal": ["files:write"],  # charts in threads (files_upload_v2)
+    "files.completeUploadExternal": ["files:write"],
 }
 # Event subscription → the scope that grants it.
 EVENT_SCOPES: dict[str, str] = {

@@ -7,6 +7,7 @@ no forged links or formatting); Teams only mentions someone through explicit men
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from botbuilder.schema import (
@@ -22,6 +23,8 @@ from bot.alerts.care import SNOOZE_LABELS
 from bot.alerts.delivery import ACKNOWLEDGE, INVESTIGATE, SNOOZE, DeliveryError, Note
 from bot.alerts.model import AlertView
 from bot.models import Incoming, Platform, Reply, ThreadKey
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from adapters.teams.app import TeamsAdapter
@@ -138,6 +141,18 @@ class TeamsAlertSink:
     async def reply(self, channel: str, ref: dict[str, Any], text: str) -> None:
         message = {"type": "message", "text": text, "textFormat": "plain"}
         await self._run(self.teams.connector.send(Where.of(self._thread_reference(ref)), message))
+
+    async def post_chart(self, channel: str, ref: dict[str, Any], chart: dict[str, Any], *, what: str) -> None:
+        from adapters.teams.images import card_images
+
+        images = await card_images([chart], what=what)
+        if not images:
+            return
+        message = t.card_message(t.card(t.image_blocks(images)), images[0][0])
+        try:
+            await self._run(self.teams.connector.send(Where.of(self._thread_reference(ref)), message))
+        except DeliveryError as exc:
+            log.warning("the chart of %s was not posted: %s", what, exc.reason)
 
     async def remind(self, channel: str, ref: dict[str, Any], text: str, oncall: list[str]) -> None:
         """Teams mentions: `<at>…</at>` in the text and a `mention` entity per person."""

@@ -28,6 +28,7 @@ from botbuilder.schema import Activity, ActivityTypes, ConversationReference
 from msrest.exceptions import ClientRequestError, DeserializationError, HttpOperationError
 
 from adapters.teams import translate as t
+from adapters.teams.images import card_images
 from adapters.teams.outbound import Connector, ConnectorError, Where
 from adapters.teams.perf import PooledConnectors, speed_up_msrest
 from adapters.teams.stream import TeamsStream
@@ -241,8 +242,10 @@ class TeamsAdapter:
         return await self.connector.send(where, {"type": "message", "text": activity}
                                          if isinstance(activity, str) else activity)
 
-    async def send_reply(self, where: Where, reply: Reply) -> None:
-        await self._send_cards(where, t.reply_messages(reply))
+    async def send_reply(self, where: Where, reply: Reply, images: list[tuple[str, bytes]] | None = None) -> None:
+        if images is None:
+            images = await card_images(reply.charts, what=reply.request_id)
+        await self._send_cards(where, t.reply_messages(reply, images))
 
     # -- answering ---------------------------------------------------------------------------
 
@@ -277,19 +280,22 @@ class TeamsAdapter:
             await self.send(where, "Sorry, healthbot hit an internal error answering this. Please try again.")
             return
         typing.cancel()
-        if reply is not None and not await stream.finish(reply, self._send_cards):
-            await self._send_or_queue(where, reference, message, reply)
+        if reply is None:
+            return
+        images = await card_images(reply.charts, what=reply.request_id)
+        if not await stream.finish(reply, self._send_cards, images):
+            await self._send_or_queue(where, reference, message, reply, images)
 
     async def _send_cards(self, where: Where, cards: list[dict[str, Any]]) -> None:
         for card in cards:
             await self.send(where, card)
 
     async def _send_or_queue(self, where: Where, reference: ConversationReference, message: Incoming,
-                             reply: Reply) -> None:
+                             reply: Reply, images: list[tuple[str, bytes]]) -> None:
         """Send the answer; one the connector will not take now (after `send`'s retries) goes to the
         durable outbox, retried from there and resumed after a restart."""
         try:
-            await self.send_reply(where, reply)
+            await self.send_reply(where, reply, images)
         except (ConnectorError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
             if self.dispatcher is None or (isinstance(exc, ConnectorError) and exc.permanent):
                 raise

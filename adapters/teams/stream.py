@@ -97,11 +97,11 @@ class TeamsStream:
         except (ConnectorError, aiohttp.ClientError) as exc:  # progress is cosmetic: the answer comes at the end
             log.info("Teams progress message failed: %s", exc)
 
-    async def finish(self, reply: Reply, send_cards: Any) -> bool:
+    async def finish(self, reply: Reply, send_cards: Any, images: list[tuple[str, bytes]] | None = None) -> bool:
         """Deliver the final answer in place of the stream or placeholder: True when done, False when
         nothing was shown and the caller sends the answer as always. `send_cards(where, cards)`."""
         await self.pacer.stop()
-        cards = t.reply_messages(reply)
+        cards = t.reply_messages(reply, images)
         if self.mode == "stream" and self.stream_id:
             final = {**cards[0], "entities": [{"type": "streaminfo", "streamId": self.stream_id, "streamType": "final"}]}
             self.sent += 1

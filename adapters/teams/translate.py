@@ -8,6 +8,8 @@ markdown tables), sources and confidence in a footer, 👍 / 👎 and Retry as `
 
 from __future__ import annotations
 
+import base64
+
 import re
 from typing import Any
 
@@ -200,7 +202,13 @@ def execute(title: str, verb: str, data: dict[str, Any]) -> dict[str, Any]:
     return {"type": "Action.Execute", "title": title, "verb": verb, "data": data}
 
 
-def answer_cards(reply: Reply) -> list[dict[str, Any]]:
+def image_blocks(images: list[tuple[str, bytes]]) -> list[dict[str, Any]]:
+    """Charts in the card itself (`data:` URLs: no public image host), scaled to the card's width."""
+    return [{"type": "Image", "url": "data:image/png;base64," + base64.b64encode(png).decode(), "altText": title,
+             "size": "Stretch"} for title, png in images]
+
+
+def answer_cards(reply: Reply, images: list[tuple[str, bytes]] | None = None) -> list[dict[str, Any]]:
     chunks = split_markdown(reply.content, CHUNK)
     cards = []
     for index, chunk in enumerate(chunks):
@@ -209,6 +217,7 @@ def answer_cards(reply: Reply) -> list[dict[str, Any]]:
             body.append({"type": "TextBlock", "text": f"({index + 1}/{len(chunks)})", "isSubtle": True, "size": "Small"})
         actions = None
         if index == len(chunks) - 1:
+            body += image_blocks(images or [])
             line = reply.footer()
             if line:
                 body.append({"type": "TextBlock", "text": line, "isSubtle": True, "size": "Small", "wrap": True,
@@ -227,13 +236,13 @@ def error_card(reply: Reply) -> dict[str, Any]:
     return card(body, actions)
 
 
-def reply_messages(reply: Reply) -> list[dict[str, Any]]:
+def reply_messages(reply: Reply, images: list[tuple[str, bytes]] | None = None) -> list[dict[str, Any]]:
     """The answer (or error) as the message activities to send, one card each."""
-    return [card_message(card, plain_summary(reply.content)) for card in reply_cards(reply)]
+    return [card_message(card, plain_summary(reply.content)) for card in reply_cards(reply, images)]
 
 
-def reply_cards(reply: Reply) -> list[dict[str, Any]]:
-    return [error_card(reply)] if reply.error is not None else answer_cards(reply)
+def reply_cards(reply: Reply, images: list[tuple[str, bytes]] | None = None) -> list[dict[str, Any]]:
+    return [error_card(reply)] if reply.error is not None else answer_cards(reply, images)
 
 
 def plain_summary(markdown: str, limit: int = 250) -> str:

@@ -61,8 +61,15 @@ def read_request(body: Any) -> tuple[str, AgentRequest]:
     )
 
 
+def custom_outputs(answer: Answer) -> dict[str, Any]:
+    extra: dict[str, Any] = {"sources": answer.sources, "confidence": answer.confidence, "domains": answer.domains}
+    if answer.charts:
+        extra["charts"] = answer.charts
+    return extra
+
+
 def write_response(fmt: str, answer: Answer) -> dict[str, Any]:
-    extra = {"sources": answer.sources, "confidence": answer.confidence, "domains": answer.domains}
+    extra = custom_outputs(answer)
     if fmt == "inputs":
         return {"predictions": [{"content": answer.content, **extra}]}
     if fmt == "chat_agent":
@@ -81,7 +88,7 @@ def stream_event(fmt: str, chunk: Chunk) -> dict[str, Any]:
     """One server-sent event in the shape `fmt` streams: a text delta, a tool call for a stage (the
     data source read, as a sub-agent's tool call would be), or the last event with custom outputs."""
     if chunk.answer is not None:
-        extra = {"sources": chunk.answer.sources, "confidence": chunk.answer.confidence, "domains": chunk.answer.domains}
+        extra = custom_outputs(chunk.answer)
         if fmt == "responses":
             return {"type": "response.output_item.done", "custom_outputs": extra, "item": {
                 "type": "message", "id": "msg_demo", "role": "assistant",

@@ -83,7 +83,7 @@ class DemoEngine:
         report = make(self.database(today), Scope(today=today, day=day))
         return Answer(
             content=report.content, sources=report.sources, confidence=report.confidence,
-            domains=report.domains, endpoint_latency_ms=(time.perf_counter() - started) * 1000,
+            domains=report.domains, endpoint_latency_ms=(time.perf_counter() - started) * 1000, charts=report.charts,
         )
 
     async def answer(self, request: AgentRequest, *, on_progress: ProgressCallback | None = None) -> Answer:

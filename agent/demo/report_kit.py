@@ -7,6 +7,7 @@ its tables and SQL as sources, as the Health Monitor's agents do, so a reader (o
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -46,6 +47,7 @@ class Report:
     sql: list[str] = field(default_factory=list)
     confidence: float = 0.9
     domains: list[str] = field(default_factory=list)
+    charts: list[dict[str, Any]] = field(default_factory=list)  # as an agent's custom_outputs.charts
 
     @property
     def sources(self) -> list[str]:

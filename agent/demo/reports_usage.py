@@ -55,6 +55,11 @@ def _same_weekdays(scope: Scope) -> dict[str, object]:
 
 
 def daily_costs(db: sqlite3.Connection, scope: Scope) -> tuple[float, float]:
+    day_cost, baseline, _ = daily_cost_series(db, scope)
+    return day_cost, baseline
+
+
+def daily_cost_series(db: sqlite3.Connection, scope: Scope) -> tuple[float, float, dict[str, float]]:
     """(cost of the scope's day, average cost of the same weekday over the WEEKS weeks before it).
 
     Like with like: weekend spend is about half of a weekday's, so a Saturday against a 7-day average
@@ -62,13 +67,13 @@ def daily_costs(db: sqlite3.Connection, scope: Scope) -> tuple[float, float]:
     rows = db.execute(DAILY_COST_SQL, _same_weekdays(scope)).fetchall()
     by_day = {row["day"]: row["cost_usd"] for row in rows}
     day_cost = by_day.pop(scope.day.isoformat(), 0.0)
-    same = [(scope.day - timedelta(days=7 * week)).isoformat() for week in range(1, WEEKS + 1)]
+    same = [(scope.day - timedelta(days=7 * week)).isoformat() for week in range(WEEKS, 0, -1)]
     baseline = sum(by_day.get(day, 0.0) for day in same) / WEEKS
-    return day_cost, baseline
+    return day_cost, baseline, {**{day: by_day.get(day, 0.0) for day in same}, scope.day.isoformat(): day_cost}
 
 
 def costs(db: sqlite3.Connection, scope: Scope) -> Report:
-    day_cost, baseline = daily_costs(db, scope)
+    day_cost, baseline, series = daily_cost_series(db, scope)
     change = (day_cost - baseline) / baseline * 100 if baseline else 0.0
     drivers = db.execute(COST_DRIVERS_SQL, _same_weekdays(scope)).fetchall()
     verb = "rose" if change >= 0 else "fell"
@@ -101,8 +106,11 @@ def costs(db: sqlite3.Connection, scope: Scope) -> Report:
     ))
     if spike:
         lines += ["", "Ask *which job was it?* for the run-by-run detail."]
+    chart = {"type": "bar", "title": f"Cost on {weekday}s, the last {WEEKS} weeks and {scope.day_word()}",
+             "x": list(series), "series": [{"name": "cost", "values": [round(v, 2) for v in series.values()]}],
+             "unit": "USD", "threshold": round(baseline, 2), "threshold_label": f"average {weekday}", "x_label": weekday}
     return Report("\n".join(lines), ["system.billing.usage", "system.billing.list_prices"],
-                  [DAILY_COST_SQL, COST_DRIVERS_SQL], 0.92, ["costs"])
+                  [DAILY_COST_SQL, COST_DRIVERS_SQL], 0.92, ["costs"], [chart])
 
 
 def cost_driver_detail(db: sqlite3.Connection, scope: Scope) -> Report:
@@ -185,8 +193,11 @@ def failed_jobs(db: sqlite3.Connection, scope: Scope) -> Report:
             "",
             "Ask *why did they fail?* for the error messages.",
         ])
+    charts = [{"type": "bar", "title": f"Failed runs per job {when}", "x": [r["job"] for r in rows][:12],
+               "series": [{"name": "failed runs", "values": [r["failed_runs"] for r in rows][:12]}], "unit": "runs",
+               "x_label": "job"}] if rows else []
     return Report(content, ["system.lakeflow.job_run_timeline", "system.lakeflow.jobs"],
-                  [FAILED_JOBS_SQL, RUN_TOTALS_SQL], 0.93, ["jobs"])
+                  [FAILED_JOBS_SQL, RUN_TOTALS_SQL], 0.93, ["jobs"], charts)
 
 
 def failed_job_detail(db: sqlite3.Connection, scope: Scope) -> Report:

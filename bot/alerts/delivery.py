@@ -70,6 +70,11 @@ class AlertSink(Protocol):
         Teams user ids. `text` is plain (escaped by the sink)."""
         ...
 
+    async def post_chart(self, channel: str, ref: dict[str, Any], chart: dict[str, Any], *, what: str) -> None:
+        """Draw the chart and put it in the thread (Slack: uploaded; Teams: a card image); a chart that
+        cannot be drawn or posted is logged, never raised."""
+        ...
+
     async def post_note(self, channel: str, ref: dict[str, Any] | None, note: Note) -> dict[str, Any]:
         """Post a note in the thread `ref` (None: as a new post in the channel); returns the reference
         of the thread it is in, as `post_root` does."""

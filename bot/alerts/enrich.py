@@ -9,10 +9,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from bot.alerts.alert_charts import runs_chart
 from bot.alerts.model import Alert
 from bot.workspace import Workspace
 
 log = logging.getLogger(__name__)
+
+RUNS_CHARTED = 20
 
 
 class JobRunEnricher:
@@ -34,16 +37,36 @@ class JobRunEnricher:
             parts.append(f"task {task.task_key} {task.state.result_state.value}: {reason}")
         return "; ".join(parts), run.run_page_url or ""
 
+    @staticmethod
+    def _last_runs(client: Any, job_id: int) -> list[Any]:
+        runs = []
+        for run in client.jobs.list_runs(job_id=job_id, completed_only=True, limit=RUNS_CHARTED):
+            runs.append(run)
+            if len(runs) >= RUNS_CHARTED:
+                break
+        return runs
+
     async def __call__(self, alert: Alert) -> Alert:
+        """The run's error and failed tasks, and the chart of the job's last runs: each on its own (a
+        failure of one leaves the alert as it was for that part)."""
+        update: dict[str, Any] = {}
         try:
             run_id = int(alert.run_id or alert.key.split(":")[2])  # webhook keys: job:<job id>:<run id>
             detail, page = await self.workspace.call(lambda client: self._describe(client, run_id))
         except Exception as exc:  # SDK errors, no workspace, a run already deleted…
             log.info("could not enrich %s: %s", alert.key, str(exc)[:200])
-            return alert
-        links = dict(alert.links)
-        if page:
-            links["Run"] = page
-        if alert.detail and alert.detail not in detail:  # pulled runs already carry their message
-            detail = f"{alert.detail}; {detail}" if detail else alert.detail
-        return alert.model_copy(update={"detail": detail, "links": links})
+        else:
+            links = dict(alert.links)
+            if page:
+                links["Run"] = page
+            if alert.detail and alert.detail not in detail:  # pulled runs already carry their message
+                detail = f"{alert.detail}; {detail}" if detail else alert.detail
+            update.update(detail=detail, links=links)
+        try:
+            job_id = int(alert.key.split(":")[1])
+            chart = runs_chart(alert.name, await self.workspace.call(lambda client: self._last_runs(client, job_id)))
+            if chart:
+                update["chart"] = chart
+        except Exception as exc:  # the chart is a bonus on the bonus
+            log.info("no run chart for %s: %s", alert.key, str(exc)[:200])
+        return alert.model_copy(update=update) if update else alert

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -47,6 +48,7 @@ class Alert(BaseModel):
     reminder: int = 0  # a reminder (1..3) to post in the thread instead of a state change
     oncall: list[str] = Field(default_factory=list)  # who a reminder names
     snoozable: list[tuple[str, str, str]] = Field(default_factory=list)  # a digest's open alerts: key, name, target
+    chart: dict[str, Any] = Field(default_factory=dict)  # its own metric's chart (bot/alerts/alert_charts.py)
     time: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
 
     @property

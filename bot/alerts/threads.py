@@ -9,6 +9,7 @@ instead of posting twice.
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime, timezone
 
@@ -19,7 +20,10 @@ from bot.handler import ConversationHandler
 from bot.models import Incoming, Membership, Platform
 from bot.store.base import AlertStore, AlertThread
 from bot.alerts import care
+from bot.alerts.alert_charts import record_value, values_chart
 from bot.targets import ChannelTarget, parse_target
+
+log = logging.getLogger(__name__)
 
 DIGEST_KEY = "digest"
 STORM_WINDOW_S = 60.0
@@ -96,6 +100,7 @@ class AlertThreads:
                       now: float) -> None:
         thread.last_seen = now
         thread.care["events"] = int(thread.care.get("events", 1)) + 1  # every notification: the digest's noisiest
+        record_value(thread, alert, now)
         if alert.state == thread.state:
             thread.count += 1  # the same state again: no new message, the root shows count and time
         else:
@@ -108,14 +113,25 @@ class AlertThreads:
                 pass  # flapping: only the root is updated
             elif alert.clear:  # quiet: in the thread only (never broadcast), and the root shows it resolved
                 care.end_snooze_on_clear(thread)
-                thread.care.pop("reminded", None)
                 await sink.reply(target.channel, thread.thread_ref, transition_text(alert, previous, now - since))
+                await self._chart(sink, target, thread, alert)
             elif not care.snoozed(thread, now):  # snoozed: a re-trigger only updates the root
                 await sink.reply(target.channel, thread.thread_ref, transition_text(alert, previous, now - since))
+                await self._chart(sink, target, thread, alert)
         thread.alert = alert.model_dump(mode="json")
         if not thread.digest:
             await sink.update_root(target.channel, thread.thread_ref, view_of(thread))
         await self.alerts.save_thread(thread)
+
+    async def _chart(self, sink: AlertSink, target: ChannelTarget, thread: AlertThread, alert: Alert) -> None:
+        """The alert's own chart in its thread: never a reason for the delivery to fail or repeat."""
+        chart = alert.chart or values_chart(thread, alert)
+        if not chart:
+            return
+        try:
+            await sink.post_chart(target.channel, thread.thread_ref, chart, what=alert.key)
+        except Exception as exc:
+            log.warning("the chart of %s was not posted to %s: %s", alert.key, target, type(exc).__name__)
 
     async def _post_digest(self, sink: AlertSink, target: ChannelTarget, alert: Alert, now: float) -> None:
         from bot.alerts.digest import digest_of
@@ -135,6 +151,7 @@ class AlertThreads:
             return
         thread = AlertThread(alert.key, str(target), {POSTING: now}, alert.state, now, now, now, 1, "", False,
                              alert.model_dump(mode="json"))
+        record_value(thread, alert, now)
         await self.alerts.save_thread(thread)  # the intent, before the side effect
         await self._post_root(sink, target, thread, investigate, reconcile=False)
 
@@ -143,6 +160,8 @@ class AlertThreads:
         found = await sink.find_root(target.channel, thread.alert_key, float(thread.thread_ref[POSTING])) if reconcile else None
         thread.thread_ref = found or await sink.post_root(target.channel, view_of(thread))
         await self.alerts.save_thread(thread)
+        if not found:
+            await self._chart(sink, target, thread, Alert.model_validate(thread.alert))
         key = sink.thread_key(target.channel, thread.thread_ref)
         session = await self.handler.store.session_for(key)
         alert = Alert.model_validate(thread.alert)

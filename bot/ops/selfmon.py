@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.alerts.dispatch import AlertDispatcher
+from bot.alerts.alert_charts import hourly_chart
 from bot.alerts.model import Alert, AlertSource
 from bot.background import BackgroundLoop
 from bot.ops.stats import percentile
@@ -60,10 +61,14 @@ class SelfMonitor(BackgroundLoop):
             if state == previous or (previous is None and state == "OK"):
                 self._last[rule] = state
                 continue
+            day = await self.store.requests_since(self.clock() - 86400)
+            chart = hourly_chart(f"{name}: hourly, the last 24 h", day,
+                                 self.thresholds.error_rate if rule == "error_rate" else self.thresholds.p95_latency_ms / 1000,
+                                 rate=rule == "error_rate", now=self.clock())
             alert = Alert(source=AlertSource.HEALTHBOT, key=f"healthbot:{rule}", name=name, state=state,
                           severity="high" if breached else "info", domain=domain, value=value, operator=">",
                           threshold=threshold, description=f"Over the last hour: {len(rows)} requests on the bot's "
-                                                           f"own request log.")
+                                                           f"own request log.", chart=chart or {})
             await self.dispatcher.submit(alert)
             submitted.append(alert)
             self._last[rule] = state

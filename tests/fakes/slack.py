@@ -58,11 +58,13 @@ class FakeSlack(FakeServer):
     socket_acks: list[dict[str, Any]] = field(default_factory=list)
     _to_socket: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
     _ts: itertools.count = field(default_factory=lambda: itertools.count(1))
+    uploads: dict[str, bytes] = field(default_factory=dict)  # file id → bytes POSTed to its upload URL
 
     def build(self, app: web.Application) -> None:
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/api/{method}", self._api)
         app.router.add_post("/hooks/{path:.*}", self._hook)
+        app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_get("/socket", self._socket)
 
     @property
@@ -162,9 +164,23 @@ class FakeSlack(FakeServer):
             return {"ok": True, "messages": posted[::-1][: int(params.get("limit") or 100)], "has_more": False}
         if method == "conversations.open":
             return {"ok": True, "channel": {"id": "D0123ABCDEF"}}
+        if method == "files.getUploadURLExternal":  # webapi_files_getUploadURLExternal_ok.json
+            answer = fixture("webapi_files_getUploadURLExternal_ok.json")
+            file_id = f"F0CHART{next(self._ts):04d}"
+            answer.update(file_id=file_id, upload_url=f"{self.url}/upload/{file_id}")
+            return answer
+        if method == "files.completeUploadExternal":
+            files = json.loads(params["files"]) if isinstance(params.get("files"), str) else params.get("files") or []
+            return {**fixture("webapi_files_completeUploadExternal_ok.json"), "files": files}
         if method == "apps.connections.open":
             return {"ok": True, "url": self.url.replace("http", "ws") + "/socket"}
         return {"ok": True}
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        """The upload URL files.getUploadURLExternal hands out: Slack answers 200 `OK - <size>`."""
+        data = await request.read()
+        self.uploads[request.match_info["file_id"]] = data
+        return web.Response(text=f"OK - {len(data)}")
 
     async def _hook(self, request: web.Request) -> web.Response:
         self.hooks.append(json.loads(await request.read()))

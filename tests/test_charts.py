@@ -1,0 +1,199 @@
+"""Charts, at the wire: an answer's `custom_outputs.charts` uploaded into its Slack thread with
+files_upload_v2 (a real PNG, decoded here), embedded in the Teams card under the message size limit,
+left out — never the message — when it cannot be drawn or uploaded; `healthbot ask` writes it to a file."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.charts import ChartError, parse_spec
+from tests.fakes.serving import FakeServing, Scripted, answer_body
+from tests.test_access import MEMBER, Rig
+from tests.test_teams import start_rig
+
+ROOT = Path(__file__).resolve().parents[1]
+CHART = {"type": "bar", "title": "Daily cost, last 7 days", "x": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
+         "series": [{"name": "cost", "values": [1200, 1300, 1250, 1400, 1978, 1100, 1000]}], "unit": "USD",
+         "threshold": 1500}
+
+
+def decoded(png: bytes) -> tuple[int, ...]:
+    from matplotlib import image
+
+    return tuple(image.imread(io.BytesIO(png), format="png").shape)
+
+
+@pytest.fixture
+async def rig(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+    from tests.fakes.connector import FakeConnector
+    from tests.fakes.slack import FakeSlack
+    from tests.fakes.workspace import FakeWorkspace
+
+    slack, connector, workspace = FakeSlack(), FakeConnector(), FakeWorkspace()
+    for fake in (slack, connector, workspace):
+        await fake.start()
+    r = Rig(slack, connector, workspace, tmp_path, monkeypatch)
+    yield r
+    await r.stop()
+    for fake in (slack, connector, workspace):
+        await fake.stop()
+
+
+async def test_an_answers_chart_is_uploaded_into_its_slack_thread(rig: Rig) -> None:
+    rig.workspace.default = Scripted(200, answer_body(charts=[CHART]))
+    await rig.start()
+    await rig.mention(user=MEMBER)
+    await rig.slack.wait_for(lambda: rig.slack.called("files.completeUploadExternal"))
+    [png] = rig.slack.uploads.values()
+    assert png.startswith(b"\x89PNG") and decoded(png)[:2] == (450, 800) and len(png) < 200_000
+    [complete] = rig.slack.called("files.completeUploadExternal")
+    [answer] = [p for p in rig.slack.posted() if "Costs rose 42%" in json.dumps(p.get("blocks", []))]
+    assert complete["channel_id"] == answer["channel"] and complete["thread_ts"] == answer["thread_ts"]
+    assert json.loads(complete["files"])[0]["title"] == "Daily cost, last 7 days"
+
+
+async def test_a_refused_upload_or_a_bad_chart_never_costs_the_message(rig: Rig,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    rig.slack.fail("files.getUploadURLExternal", 200, {"ok": False, "error": "missing_scope", "needed": "files:write"})
+    rig.workspace.default = Scripted(200, answer_body(charts=[CHART, {"type": "pie"}, {"type": "line", "x": [1],
+                                                                                      "series": [{"values": [float("nan")]}]}]))
+    await rig.start()
+    await rig.mention(user=MEMBER)
+    await asyncio.sleep(1.0)
+    assert any("Costs rose 42%" in json.dumps(p.get("blocks", [])) for p in rig.slack.posted())
+    assert rig.slack.uploads == {}
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("missing_scope (the app needs the files:write scope)" in line for line in lines)
+    assert any("unknown chart type 'pie'" in line for line in lines) and not any(r.exc_info for r in caplog.records)
+
+
+@pytest.mark.parametrize("bad", [
+    [], {"type": "line"}, {"type": "line", "x": [1, 2], "series": [{"values": [1]}]},
+    {"type": "bar", "x": list(range(600)), "series": [{"values": list(range(600))}]},
+    {"type": "line", "x": [1], "series": [{"values": ["x"]}]},
+    {"type": "line", "x": [1, 2], "series": [{"values": [float("nan"), float("inf")]}]},
+])
+def test_charts_that_cannot_be_drawn_are_refused_with_a_reason(bad: Any) -> None:
+    with pytest.raises(ChartError):
+        parse_spec(bad)
+
+
+async def test_a_teams_answer_carries_the_chart_in_its_card_under_the_size_limit(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake_serving: FakeServing) -> None:
+    fake_serving.default = Scripted(200, answer_body(charts=[CHART]))
+    rig, runner = await start_rig(monkeypatch, tmp_path, fake_serving)
+    try:
+        await rig.post(rig.activity("message_channel_mention_new_post.json"))
+        await rig.connector.wait_for(lambda: rig.connector.cards())
+        await rig.settle()
+        [card] = rig.connector.cards()
+    finally:
+        await runner.cleanup()
+        await rig.connector.stop()
+    [image] = [block for block in card["body"] if block["type"] == "Image"]
+    assert image["url"].startswith("data:image/png;base64,") and image["altText"] == "Daily cost, last 7 days"
+    png = base64.b64decode(image["url"].split(",", 1)[1])
+    assert decoded(png)[:2] in ((270, 480), (225, 400)) and len(png) <= 14_000  # scaled down to fit
+    assert len(json.dumps(card)) < 28_000
+
+
+async def test_healthbot_ask_writes_the_chart_to_a_file(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABRICKS_", "SLACK_", "HEALTHBOT_"))}
+    env.update(HEALTHBOT_DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}", HEALTHBOT_DEMO_DATA_DIR=str(tmp_path / "demo"),
+               HEALTHBOT_DEMO_PACE="0", PYTHONPATH=str(ROOT), TMPDIR=str(tmp_path))
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot.cli", "ask", "why did costs spike yesterday?",
+                                                   cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE,
+                                                   stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, err.decode()
+    [line] = [line for line in out.decode().splitlines() if line.startswith("chart: ")]
+    path = Path(line.removeprefix("chart: "))
+    assert path.is_relative_to(tmp_path) and path.read_bytes().startswith(b"\x89PNG")
+
+
+
+# -- an alert's thread carries its own metric's chart ----------------------------------------------
+
+
+async def test_a_sql_alerts_values_are_charted_with_the_threshold(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                                   fake_serving: FakeServing) -> None:
+    from tests.fakes.connector import FakeConnector
+    from tests.fakes.slack import FakeSlack
+    from tests.test_alerts import AlertRig, generic
+
+    slack, connector = FakeSlack(), FakeConnector()
+    await slack.start()
+    await connector.start()
+    rig = AlertRig(slack, connector, fake_serving, tmp_path, monkeypatch)
+    try:
+        await rig.start()
+        await rig.send(generic(value=0.14))
+        await rig.delivered()
+        assert slack.uploads == {}  # one value: nothing a chart would add
+        await rig.send(generic(state="OK", value=0.04))
+        await rig.delivered()
+        await slack.wait_for(lambda: slack.uploads)
+        [complete] = slack.called("files.completeUploadExternal")
+        [root] = rig.roots()
+        assert complete["thread_ts"] == root["_ts"]
+        assert json.loads(complete["files"])[0]["title"] == "High Error Rate: value over the last 24 h"
+    finally:
+        await rig.stop()
+        await slack.stop()
+        await connector.stop()
+
+
+async def test_a_jobs_thread_charts_its_last_runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import time
+
+    from tests.fakes.connector import FakeConnector
+    from tests.fakes.slack import FakeSlack
+    from tests.fakes.workspace import FakeWorkspace, job_run
+    from tests.test_alert_pull import PullRig
+
+    slack, connector, workspace = FakeSlack(), FakeConnector(), FakeWorkspace()
+    for fake in (slack, connector, workspace):
+        await fake.start()
+    rig = PullRig(slack, connector, workspace, tmp_path, monkeypatch)
+    rig.workspace = workspace
+    try:
+        now = int(time.time() * 1000)
+        workspace.job_runs = [job_run(42, 50000 + i, result="SUCCESS", start_ms=now - 86_400_000 * (i + 2),
+                                      end_ms=now - 86_400_000 * (i + 2) + 600_000 * (i + 1)) for i in range(5)]
+        await rig.start(HEALTHBOT_ALERT_PULL="jobs")
+        await rig.polls(source="jobs")
+        workspace.job_runs.append(job_run(42, 60001, result="FAILED", start_ms=now, end_ms=now + 120_000))
+        await rig.polls(source="jobs")
+        await slack.wait_for(lambda: slack.uploads)
+        [complete] = slack.called("files.completeUploadExternal")
+        assert "etl_nightly: the last" in json.loads(complete["files"])[0]["title"]
+    finally:
+        await rig.stop()
+        for fake in (slack, connector, workspace):
+            await fake.stop()
+
+
+def test_the_self_monitoring_chart_is_hourly_with_its_threshold() -> None:
+    import time
+
+    from bot.alerts.alert_charts import hourly_chart
+    from bot.store import RequestLogRow
+
+    now = time.time()
+    rows = [RequestLogRow(request_id=str(i), ts=now - 60 * i, platform="slack", workspace="T", channel="C", thread="t",
+                          session_id="s", user_id="u", question="q", latency_ms=100.0, error="timeout" if i % 4 == 0 else None)
+            for i in range(100)]
+    chart = hourly_chart("healthbot: High Error Rate: hourly", rows, 0.10, rate=True, now=now)
+    assert chart is not None and chart["threshold"] == 10.0 and chart["unit"] == "%" and len(chart["x"]) == 24
+    assert parse_spec(chart).series[0][1][-1] == 25.0  # the last hour: every fourth failed
+    assert hourly_chart("x", [], 0.1, rate=True, now=now) is None
