@@ -16,8 +16,9 @@ HEALTHBOT = str(Path(sys.executable).parent / "healthbot")
 
 
 def run(*args: str, env: dict[str, str] | None = None, stdin: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    temp = {"TMPDIR": str(cwd)} if cwd is not None else {}  # chart files from `ask` land in the test's directory
     return subprocess.run([HEALTHBOT, *args], input=stdin, capture_output=True, text=True, timeout=60,
-                          env={**os.environ, **(env or {})}, cwd=cwd)
+                          env={**os.environ, **temp, **(env or {})}, cwd=cwd)
 
 
 def free_port() -> int:
@@ -73,7 +74,14 @@ def test_ask_through_the_demo_endpoint_gives_the_same_answer(demo_endpoint: int,
     served = run("ask", "Why did costs spike yesterday?", cwd=tmp_path, env={
         **demo_env, "DATABRICKS_HOST": f"http://127.0.0.1:{demo_endpoint}", "DATABRICKS_TOKEN": "t0ken"})
     assert served.returncode == 0, served.stderr
-    assert served.stdout == direct.stdout and "nightly_customer_etl" in served.stdout
+
+    def answer(stdout: str) -> tuple[str, int]:  # the text, and how many chart files were written (new paths)
+        lines = stdout.splitlines()
+        return "\n".join(line for line in lines if not line.startswith("chart: ")), sum(
+            line.startswith("chart: ") for line in lines)
+
+    assert answer(served.stdout) == answer(direct.stdout) and "nightly_customer_etl" in served.stdout
+    assert answer(served.stdout)[1] == 1  # the cost chart came through the endpoint's custom_outputs too
 
 
 @pytest.mark.parametrize("fmt", ["chat_agent", "responses", "chat_completions", "auto"])

@@ -1,0 +1,103 @@
+"""Charts: how long drawing one takes (warm, and cold in a fresh process with matplotlib's import), what
+it costs in memory, and what answers with charts cost the conversation path.
+
+- render: p50 / p95 of `bot.charts.render` over 50 charts (the demo engine's cost chart and a 24-point
+  line with a threshold), warm; cold = the first chart of a fresh process. Target p95 <= 200 ms warm.
+- memory: the process's peak RSS after importing matplotlib and drawing, over a bare interpreter's.
+- answer path: the conversation handler answering a question whose answer carries a chart against the
+  same answer without one, interleaved (Slack draws and uploads after the answer is posted; Teams draws
+  before the final card: its cost is the render time above). Target: within 5 %.
+Run: python -m bench.charts
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+LINE = {"type": "line", "title": "healthbot: High Error Rate: hourly, the last 24 h", "x": [f"{h:02d}:00" for h in range(24)],
+        "series": [{"name": "hourly", "values": [float(h % 7) for h in range(24)]}], "unit": "%", "threshold": 10.0}
+BAR = {"type": "bar", "title": "Cost on Wednesdays, the last 4 weeks and yesterday",
+       "x": ["2026-11-04", "2026-11-11", "2026-11-18", "2026-11-25", "2026-12-02"],
+       "series": [{"name": "cost", "values": [1331.5, 1329.1, 1301.0, 1350.2, 1978.0]}], "unit": "USD",
+       "threshold": 1331.66}
+COLD = """
+import asyncio, resource, time
+started = time.perf_counter()
+from bot.charts import render
+asyncio.run(render({chart!r}))
+print(time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+BARE = "import resource; print(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+
+
+def _child(code: str) -> tuple[float, int]:
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    return float(out[0]), int(out[1])
+
+
+async def _warm(n: int) -> list[float]:
+    from bot.charts import render
+
+    await render(LINE)
+    times = []
+    for i in range(n):
+        started = time.perf_counter()
+        await render(LINE if i % 2 else BAR)
+        times.append((time.perf_counter() - started) * 1000)
+    return sorted(times)
+
+
+async def _answer_path(n: int) -> tuple[float, float]:
+    from agent.base import Answer
+    from bot.handler import ConversationHandler
+    from bot.models import Incoming, Membership, Platform, ThreadKey
+    from bot.store import SqliteStore
+
+    class Engine:
+        name = "bench"
+
+        def __init__(self, charts: list[dict[str, object]]) -> None:
+            self.charts = charts
+
+        async def answer(self, request: object, *, on_progress: object = None) -> Answer:
+            return Answer("Costs rose 42%.", ["system.billing.usage"], 0.9, ["costs"], charts=list(self.charts))
+
+        async def close(self) -> None:
+            return None
+
+    with tempfile.TemporaryDirectory() as tmp:
+        handlers = {name: ConversationHandler(store=SqliteStore(Path(tmp) / f"{name}.db"), engine=Engine(charts))
+                    for name, charts in (("off", []), ("on", [BAR]))}
+        totals = {"off": 0.0, "on": 0.0}
+        for i in range(n):
+            for name in ("off", "on") if i % 2 else ("on", "off"):
+                message = Incoming(key=ThreadKey(platform=Platform.CONSOLE, workspace="w", channel="c", thread=f"t{i}"),
+                                   user_id="u", text=f"question {i}", event_id=f"{name}{i}", membership=Membership.OPERATOR)
+                started = time.perf_counter()
+                await handlers[name].handle(message)
+                totals[name] += time.perf_counter() - started
+        for handler in handlers.values():
+            await handler.store.close()
+    return totals["off"] / n * 1e6, totals["on"] / n * 1e6
+
+
+def main() -> None:
+    cold_s, rss_kb = _child(COLD.format(chart=LINE))
+    _, bare_kb = _child(BARE)
+    warm = asyncio.run(_warm(50))
+    p50, p95 = statistics.median(warm), warm[int(0.95 * (len(warm) - 1))]
+    print(f"render: warm p50 {p50:.0f} ms, p95 {p95:.0f} ms (target p95 <= 200 ms); cold {cold_s * 1000:.0f} ms "
+          f"(matplotlib's import included); peak RSS {rss_kb / 1024:.0f} MB, {(rss_kb - bare_kb) / 1024:.0f} MB over a "
+          "bare interpreter")
+    off, on = asyncio.run(_answer_path(2000))
+    print(f"answer path: {on:.0f} µs with a chart, {off:.0f} µs without: {on / off:.3f} × (target <= 1.05 ×)")
+
+
+if __name__ == "__main__":
+    main()
