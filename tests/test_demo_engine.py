@@ -173,3 +173,25 @@ def test_the_cost_answer_reads_right_on_any_day(tmp_path: Path, today: date) -> 
     assert f"on an average {weekday} of the last 4 weeks" in answer.content
     shares = [int(m) for m in re.findall(r"about (\d+)% of the increase", answer.content)]
     assert all(share <= 100 for share in shares) and "Costs rose" in answer.content
+
+
+def test_the_obvious_follow_ups_get_their_own_answers(tmp_path: Path) -> None:
+    """"which one failed most?", "show me the trend", "and last week?" — not the first answer again."""
+    from agent.base import AgentRequest, ChatMessage
+    from agent.demo import DemoEngine
+
+    engine = DemoEngine(data_dir=tmp_path)
+    history: list[ChatMessage] = []
+    answers = {}
+    for question in ("Which jobs failed today?", "which one failed most?", "show me the trend",
+                     "Why did costs spike yesterday?", "show me the trend", "and last week?"):
+        history.append(ChatMessage("user", question))
+        answer = engine.respond(AgentRequest(list(history), "u", "s"))
+        history.append(ChatMessage("assistant", answer.content))
+        answers[(len(answers), question)] = answer
+    texts = [a.content.splitlines()[0] for a in answers.values()]
+    assert len(set(texts)) == len(texts)  # six questions, six different answers
+    assert "failed most in the last 7 days" in texts[1]
+    assert texts[2].startswith("**Failed job runs, the last 14 days**") and len(list(answers.values())[2].charts) == 1
+    assert texts[4].startswith("**Daily cost, the last 14 days**") and list(answers.values())[4].charts[0]["type"] == "line"
+    assert texts[5].startswith("**Last 7 days: $")

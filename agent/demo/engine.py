@@ -15,7 +15,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 from agent.base import AgentRequest, Answer, Chunk, ProgressCallback
-from agent.demo import reports_ops, reports_usage
+from agent.demo import reports_followups, reports_ops, reports_usage
 from agent.demo.dataset import ensure_dataset
 from agent.demo.report_kit import ReportFn, Scope
 from agent.demo.router import Route, route
@@ -32,6 +32,14 @@ REPORTS: dict[tuple[str, bool], ReportFn] = {
     ("security", False): reports_ops.security,
     ("data_quality", False): reports_ops.data_quality,
     ("health", False): reports_ops.overview,
+}
+
+VIEW_REPORTS: dict[tuple[str, str], ReportFn] = {
+    ("costs", "trend"): reports_followups.cost_trend,
+    ("costs", "week"): reports_followups.cost_week,
+    ("jobs", "trend"): reports_followups.job_trend,
+    ("jobs", "most"): reports_followups.job_most,
+    ("jobs", "week"): reports_followups.job_week,
 }
 
 OUT_OF_SCOPE = (
@@ -79,7 +87,8 @@ class DemoEngine:
         day = chosen.day
         if day is None:
             day = date.fromordinal(today.toordinal() - DEFAULT_DAY.get(chosen.intent, 0))
-        make = REPORTS.get((chosen.intent, chosen.detail)) or REPORTS[(chosen.intent, False)]
+        make = (VIEW_REPORTS.get((chosen.intent, chosen.view)) or REPORTS.get((chosen.intent, chosen.detail))
+                or REPORTS[(chosen.intent, False)])
         report = make(self.database(today), Scope(today=today, day=day))
         return Answer(
             content=report.content, sources=report.sources, confidence=report.confidence,

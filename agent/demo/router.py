@@ -22,6 +22,7 @@ INTENT_STEMS: dict[str, tuple[str, ...]] = {
     "health": ("health", "overview", "status", "summar", "everything", "overall"),
 }
 INTENTS = tuple(INTENT_STEMS)  # also the tie-break order
+FOLLOW_UP_VIEWS = frozenset({("costs", "trend"), ("costs", "week"), ("jobs", "trend"), ("jobs", "most"), ("jobs", "week")})
 
 FOLLOW_UPS: dict[str, re.Pattern[str]] = {
     "costs": re.compile(r"\b(which|what|who)\b.*\b(job|one|driver|workspace|sku|cluster|it)\b|\bwhy\b|\bmore\b|\bdetail", re.I),
@@ -29,6 +30,12 @@ FOLLOW_UPS: dict[str, re.Pattern[str]] = {
     "performance": re.compile(r"\b(what|which|who)\b|\bdetail|\bmore\b|\btext\b|\bwhy\b", re.I),
 }
 _DAYS_AGO = re.compile(r"\b(\d{1,2}) days? ago\b", re.I)
+# The obvious next questions, whatever the topic: (view, pattern), first match wins.
+VIEWS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("trend", re.compile(r"\btrend|\bover time\b|\bday by day\b|\bhistory\b|\bchart\b|\bgraph\b", re.I)),
+    ("most", re.compile(r"\b(which|what)\b.*\b(most|worst|often)\b|\bmost\b.*\bfail", re.I)),
+    ("week", re.compile(r"\b(last|this|past) week\b|\b7 days\b", re.I)),
+)
 _WORD = re.compile(r"[a-z0-9]+")
 
 
@@ -37,6 +44,7 @@ class Route:
     intent: str | None  # None: out of scope
     detail: bool = False
     day: date | None = None
+    view: str = ""  # "trend", "most", "week": a follow-up view of the topic (agent/demo/reports_followups.py)
 
 
 def scores(text: str) -> dict[str, int]:
@@ -79,6 +87,11 @@ def route(messages: list[ChatMessage], today: date) -> Route:
         return Route(None)
     question = messages[user_turns[-1]].content
     earlier = previous_intent(messages[: user_turns[-1]])
+    view = next((name for name, pattern in VIEWS if pattern.search(question)), "")
+    if view:
+        topic = classify(question) or earlier
+        if topic is not None and (topic, view) in FOLLOW_UP_VIEWS:
+            return Route(topic, view=view)
     day = named_day(question, today)
     found = scores(question)
     short = len(_WORD.findall(question.lower())) <= 7
