@@ -90,6 +90,9 @@ async def test_the_digest_reports_the_period_with_snooze_on_open_alerts(rig: Car
     assert "2 fired (the period before: 0), 1 resolved, 1 still open" in markdown
     assert "| High Error Rate | 1 | TRIGGERED |" in markdown and "| Daily cost spike | 2 | OK |" in markdown
     assert "**Platform health overview**" in markdown and "Costs rose 42%." in markdown
+    await rig.slack.wait_for(lambda: rig.slack.called("files.completeUploadExternal"))
+    assert any("Alerts fired per day" in u["files"] and u["thread_ts"] == root["_ts"]
+               for u in rig.slack.called("files.completeUploadExternal"))
     [button] = detail["blocks"][1]["elements"]
     assert button["action_id"] == "alert_snooze_1d" and "High Error Rate" in button["text"]["text"]
     await rig.click(detail, "alert_snooze_1d")

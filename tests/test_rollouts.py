@@ -186,6 +186,9 @@ async def test_the_comparison_flags_a_regression_and_offers_a_rollback(rig: Roll
     [button] = note["blocks"][1]["elements"]
     assert button["action_id"] == "deploy_rollback" and json.loads(button["value"]) == {"to": "7"}
     assert button["text"]["text"] == "Roll back to v7"
+    await rig.slack.wait_for(lambda: rig.slack.called("files.completeUploadExternal"))
+    [upload] = rig.slack.called("files.completeUploadExternal")
+    assert upload["thread_ts"] == note["thread_ts"] and "Error rate: v7 before, v8 after" in upload["files"]
     await rig.log_answers("8", 10)
     await rig.looks()
     assert len(rig.replies()) == 2  # once
@@ -242,8 +245,11 @@ async def test_a_teams_channel_gets_the_rollout_and_a_comparison_card_with_the_b
     assert "health_monitor_orchestrator: v7 → v8" in json.dumps(created.activity["attachments"], ensure_ascii=False)
     replies = [s for s in rig.connector.sent if s.kind == "reply"]
     assert any("v8 is serving" in (s.activity.get("text") or "") for s in replies)
-    [card] = [s.activity["attachments"][0]["content"] for s in replies if s.activity.get("attachments")]
+    cards = [s.activity["attachments"][0]["content"] for s in replies if s.activity.get("attachments")]
+    [card] = [c for c in cards if c.get("actions")]
     assert card["body"][0]["text"].startswith("⚠️ v8 is worse than v7")
+    [chart] = [c for c in cards if c["body"][0]["type"] == "Image"]  # the comparison's chart, as a card image
+    assert chart["body"][0]["altText"] == "Error rate: v7 before, v8 after"
     assert any(block["type"] == "Table" for block in card["body"])  # the markdown table as a card table
     assert card["actions"] == [{"type": "Action.Execute", "title": "Roll back to v7", "verb": "deploy_rollback",
                                 "data": {"to": "7"}}]

@@ -14,6 +14,7 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 from agent.base import AgentRequest, ChatMessage, Engine
 from agent.errors import EngineError
@@ -44,6 +45,7 @@ class Digest:
     detail: str  # the thread: markdown
     snoozable: list[tuple[str, str, str]] = field(default_factory=list)  # (alert key, name, target) still open
     quiet: bool = False
+    chart: dict[str, Any] = field(default_factory=dict)
 
     def notes(self, target: str) -> tuple[Note, Note | None]:
         """The root and the detail for one channel: Snooze buttons only for its own alerts."""
@@ -52,6 +54,18 @@ class Digest:
         buttons = tuple(NoteButton(f"Snooze {name[:40]} 1 day", f"{SNOOZE}_1d", {"key": key})
                         for key, name, where in self.snoozable if where == target)[:NOISIEST]
         return Note(self.summary, summary=self.summary), Note(self.detail, buttons, summary="Digest details")
+
+
+def _fired_per_day(threads: list[AlertThread], period: Period) -> dict[str, Any]:
+    """Alerts fired per day of the period (one per thread and channel it opened in)."""
+    days = max(1, round((period.end - period.start) / 86400))
+    labels = [datetime.fromtimestamp(period.start + 86400 * i, timezone.utc).strftime("%a %d") for i in range(days)]
+    counts = [0] * days
+    for thread in threads:
+        if period.start <= thread.first_seen < period.end:
+            counts[min(days - 1, int((thread.first_seen - period.start) // 86400))] += 1
+    return {"type": "bar", "title": f"Alerts fired per day, {period.label}", "x": labels,
+            "series": [{"name": "alerts fired", "values": counts}], "unit": "alerts", "x_label": "day (UTC)"}
 
 
 def _minutes(values: list[float]) -> str:
@@ -133,7 +147,8 @@ async def build_digest(store: Store, engine: Engine | None, period: Period, *, w
         overview = await _overview(engine, period)
         if overview:
             detail += "\n\n**Platform health overview** (the Health Monitor's answer):\n\n" + overview
-    return Digest(summary=summary, detail=detail[:11_000], snoozable=snoozable)
+    return Digest(summary=summary, detail=detail[:11_000], snoozable=snoozable,
+                  chart=_fired_per_day(threads, period))
 
 
 async def _overview(engine: Engine, period: Period) -> str:
@@ -151,7 +166,7 @@ def digest_alert(period: Period, digest: Digest) -> Alert:
     """The digest as the outbox carries it: one thread per period and channel."""
     return Alert(source=AlertSource.DIGEST, key=f"digest:{period.key}", name=digest.summary, state="OK",
                  severity="info", note=digest.detail, description=digest.summary,
-                 time=datetime.fromtimestamp(period.end, timezone.utc), snoozable=digest.snoozable)
+                 time=datetime.fromtimestamp(period.end, timezone.utc), snoozable=digest.snoozable, chart=digest.chart)
 
 
 def digest_of(alert: Alert) -> Digest:

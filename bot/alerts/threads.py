@@ -90,6 +90,7 @@ class AlertThreads:
                 return
             if alert.note:  # a rollout's before / after comparison
                 await sink.post_note(target.channel, thread.thread_ref, note_of(alert))
+                await self._chart(sink, target, thread, alert)
             elif care.wants_reminder(thread, now):  # still unacknowledged, not snoozed, still firing
                 minutes = max(1, round((now - thread.state_since) / 60))
                 await sink.remind(target.channel, thread.thread_ref,
@@ -144,6 +145,7 @@ class AlertThreads:
         await self.alerts.save_thread(thread)
         if detail is not None:
             await sink.post_note(target.channel, thread.thread_ref, detail)
+            await self._chart(sink, target, thread, alert)
 
     async def _open(self, sink: AlertSink, target: ChannelTarget, alert: Alert, investigate: bool, now: float) -> None:
         if await self.alerts.new_roots_since(str(target), now - STORM_WINDOW_S) >= self.storm_threshold:

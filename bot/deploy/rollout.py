@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from agent.endpoint_config import ConfigSnapshot, EndpointView
 from bot.alerts.model import Alert, AlertSource
@@ -144,10 +145,21 @@ class Comparison:
             return None
 
 
-def rollout_alert_note(endpoint: str, owed: Comparison, markdown: str, *, rollback_to: str) -> Alert:
-    """The comparison, delivered into the rollout's thread (its state stays SERVING)."""
+def rollout_alert_note(endpoint: str, owed: Comparison, markdown: str, *, rollback_to: str,
+                       chart: dict[str, Any] | None = None) -> Alert:
+    """The comparison, delivered into the rollout's thread (its state stays SERVING), with its chart."""
     return Alert(source=AlertSource.DEPLOYMENT, key=owed.key, name=f"{endpoint}: v{owed.old} → v{owed.new}",
-                 state="SERVING", severity="info", domain="deployment", note=markdown, rollback_to=rollback_to)
+                 state="SERVING", severity="info", domain="deployment", note=markdown, rollback_to=rollback_to,
+                 chart=chart or {})
+
+
+def comparison_chart(old: VersionFigures, new: VersionFigures) -> dict[str, Any]:
+    """Is the new version failing more than the old? Error rate side by side, the 10 % rule drawn."""
+    return {"type": "bar", "title": f"Error rate: v{old.version} before, v{new.version} after",
+            "x": [f"v{old.version} ({old.requests} answers)", f"v{new.version} ({new.requests} answers)"],
+            "series": [{"name": "error rate", "values": [round(old.error_rate * 100, 1), round(new.error_rate * 100, 1)]}],
+            "unit": "%", "threshold": MAX_ERROR_RATE * 100, "threshold_label": "Health Monitor rule",
+            "colors": ["#0072B2", "#D55E00" if verdict(old, new) else "#009E73"]}
 
 
 def due(new: VersionFigures, since: float, now: float) -> bool:

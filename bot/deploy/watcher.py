@@ -114,7 +114,8 @@ class DeployWatcher(LeasedPoller):
         old = by_version([r for r in rows if r.ts < owed.since], votes).get(owed.old) or figures_of(owed.old, [], votes)
         reasons = rollout.verdict(old, new)
         alert = rollout.rollout_alert_note(self.calls.endpoint_name, owed, rollout.comparison_markdown(old, new, reasons),
-                                           rollback_to=owed.old if reasons else "")
+                                           rollback_to=owed.old if reasons else "",
+                                           chart=rollout.comparison_chart(old, new))
         await self.dispatcher.observe([Change(self.compare_key, stored[0], "done", now)], fence=fence, alert=alert,
                                       targets=self.targets)
 
