@@ -29,6 +29,7 @@ from agent.formats import (
     parse_response,
 )
 from agent.endpoint_config import EndpointView, app_name, read_app, read_endpoint
+from agent.served_versions import ServedVersions
 from agent.streaming import Refused, StreamFailed, StreamReader, read_stream
 
 if TYPE_CHECKING:
@@ -40,9 +41,6 @@ FormatSetting = Format | Literal["auto"]
 STREAMABLE = frozenset({"chat_agent", "responses", "chat_completions"})
 
 
-SERVED_HEADER = "served-model-name"  # which served entity answered an invocation
-VERSIONS_TTL_S = 60.0  # the version map is re-read this often in the background (a rollback keeps names)
-UNKNOWN_TTL_S = 5.0  # an entity the config did not list is looked up again after this
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,10 +90,7 @@ class ServingClient:
         self._resolved_format: Format | None = None if fmt == "auto" else fmt
         self.app = app_name(endpoint_name)  # `apps/<name>`: an agent served from a Databricks App
         self._app_url: str | None = None
-        self._versions: dict[str, str] = {}  # served entity name → entity_version, from the endpoint's config
-        self._versions_at = float("-inf")
-        self._unknown: dict[str, float] = {}  # entity names not in the config when last looked up
-        self._versions_refresh: asyncio.Task[None] | None = None
+        self.versions = ServedVersions(self.endpoint_state, default_entity=self.app or "")
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -167,31 +162,7 @@ class ServingClient:
 
     def remember_config(self, view: EndpointView) -> None:
         """The version map every answer is labelled from; also fed by the rollout watcher's polls."""
-        self._versions, self._versions_at = view.versions(), time.monotonic()
-
-    async def served_version(self, headers: Mapping[str, str]) -> tuple[str, str]:
-        """(served entity, version) that answered, from the `served-model-name` header and the endpoint's
-        config; ("", "") when the endpoint does not say, never a guess. An entity not in the map is
-        looked up at once (a new rollout); a stale map is refreshed in the background."""
-        entity = headers.get(SERVED_HEADER) or next((v for k, v in headers.items() if k.lower() == SERVED_HEADER), "")
-        entity = entity or (self.app or "")  # an App: its active deployment is what answered
-        if not entity:
-            return "", ""
-        if entity not in self._versions and time.monotonic() - self._unknown.get(entity, float("-inf")) > UNKNOWN_TTL_S:
-            self._unknown[entity] = time.monotonic()  # one look per unknown name, not one per answer
-            await self._refresh_versions()
-        elif time.monotonic() - self._versions_at > VERSIONS_TTL_S and self._versions_refresh is None:
-            self._versions_refresh = asyncio.create_task(self._refresh_versions())
-        return entity, self._versions.get(entity, "")
-
-    async def _refresh_versions(self) -> None:
-        try:
-            await self.endpoint_state()
-        except EngineError as exc:
-            log.info("could not read the endpoint's served versions: %s", exc.detail)
-            self._versions_at = time.monotonic()  # not again at once: the next answer may try
-        finally:
-            self._versions_refresh = None
+        self.versions.remember(view)
 
     async def _format(self) -> Format:
         if self._resolved_format is None:
@@ -236,7 +207,7 @@ class ServingClient:
             if status == 200:
                 answer = _parsed(data)
                 answer.endpoint_latency_ms = (time.perf_counter() - started) * 1000
-                answer.served_entity, answer.served_version = await self.served_version(headers)
+                answer.served_entity, answer.served_version = await self.versions.label(headers)
                 return answer
             await self._after_refusal(status, data, headers, tries, on_progress)
 
@@ -270,7 +241,7 @@ class ServingClient:
                 log.warning("endpoint stream reported an error after %d events and %d characters shown: %s",
                             reader.events, len(reader.shown), clip(str(failed), 300))
                 error = EngineError(ErrorKind.AGENT_FAILED, clip(str(failed)))
-                error.served_version = (await self.served_version(served))[1]
+                error.served_version = (await self.versions.label(served))[1]
                 raise error from None
             except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
                 kind = ErrorKind.TIMEOUT if isinstance(exc, asyncio.TimeoutError) else ErrorKind.UNAVAILABLE
@@ -285,7 +256,7 @@ class ServingClient:
             if not answer.content and reader.whole is None:
                 raise EngineError(ErrorKind.BAD_RESPONSE, f"the stream ended after {reader.events} events without text")
             answer.endpoint_latency_ms = (time.perf_counter() - started) * 1000
-            answer.served_entity, answer.served_version = await self.served_version(served)
+            answer.served_entity, answer.served_version = await self.versions.label(served)
             yield Chunk(answer=answer)
             return
 
@@ -323,7 +294,7 @@ class ServingClient:
             await asyncio.sleep(delay)
             return
         error = status_error(status, data, headers)
-        error.served_version = (await self.served_version(headers))[1]
+        error.served_version = (await self.versions.label(headers))[1]
         raise error
 
     async def _is_waking(self) -> bool:

@@ -5,7 +5,7 @@
   process whose endpoint has 3 served entities with a traffic split; healthbot's CPU per poll, and as a
   share of one core at the default 60 s interval. Baseline: the bare SDK `serving_endpoints.get` of the
   same endpoint, the floor any watcher pays. Target: <= 0.1 % of one core.
-- Per answer: `ServingClient.served_version(headers)` with a warm version map (the header read, the
+- Per answer: `ServedVersions.label(headers)` (the serving client's) with a warm version map (the header read, the
   lookup) plus the row field, per call; baseline: an empty function call. Target: <= 5 µs.
 Run: python -m bench.deployments [--polls N]
 """
@@ -92,7 +92,7 @@ def _per_answer() -> tuple[float, float]:
     loop = asyncio.new_event_loop()
 
     async def label() -> None:
-        _, row.served_version = await client.served_version(headers)
+        _, row.served_version = await client.versions.label(headers)
 
     async def empty() -> None:
         return None
