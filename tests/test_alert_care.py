@@ -148,3 +148,33 @@ async def test_a_snooze_for_an_unknown_alert_is_refused_to_the_clicker(rig: Care
     await rig.slack.wait_for(lambda: rig.slack.called("chat.postEphemeral"))
     assert "not known in this channel" in rig.slack.called("chat.postEphemeral")[0]["text"]
     assert rig.slack.called("chat.update") == []
+
+
+async def test_teams_snooze_and_a_reminder_that_mentions_the_oncall(rig: CareRig) -> None:
+    channel = "19:0123456789abcdef0123456789abcdef@thread.tacv2"
+    oncall = "29:1FAKEoncallUser"
+    routes = rig.tmp_path / "routes.yml"
+    routes.write_text(f"routes:\n  - match: {{name: 'High*'}}\n    targets: [teams:{channel}]\n    oncall: ['{oncall}']\n")
+    await rig.start(HEALTHBOT_ALERT_REMIND_MINUTES="0.005", HEALTHBOT_ALERT_ROUTES=str(routes))
+    install = json.loads((Path(__file__).parent / "fixtures" / "teams" / "message_channel_mention_new_post.json").read_text())
+    install.update(type="conversationUpdate", serviceUrl=rig.connector.url + "/", text=None,
+                   membersAdded=[{"id": install["recipient"]["id"]}])
+    async with aiohttp.ClientSession() as http, http.post(f"{rig.url}/api/messages", json=install) as resp:
+        assert resp.status in (200, 201)
+    await rig.send(generic())
+    await rig.connector.wait_for(lambda: any("Reminder 1/3" in (s.activity.get("text") or "") for s in rig.connector.sent))
+    reminder = next(s.activity for s in rig.connector.sent if "Reminder 1/3" in (s.activity.get("text") or ""))
+    assert reminder["text"].startswith(f"<at>{oncall}</at> ⏰ Reminder 1/3")
+    assert reminder["entities"] == [{"type": "mention", "text": f"<at>{oncall}</at>",
+                                     "mentioned": {"id": oncall, "name": oncall}}]
+    [created] = [s for s in rig.connector.sent if s.kind == "create"]
+    card = created.activity["attachments"][0]["content"]
+    [snooze] = [a for a in card["actions"] if a.get("verb") == "alert_snooze" and a["data"]["for"] == "ok"]
+    invoke = json.loads((Path(__file__).parent / "fixtures" / "teams" / "invoke_adaptive_card_action_execute.json").read_text())
+    invoke.update(serviceUrl=rig.connector.url + "/", conversation=install["conversation"])
+    invoke["value"]["action"].update(verb="alert_snooze", data=snooze["data"])
+    async with aiohttp.ClientSession() as http, http.post(f"{rig.url}/api/messages", json=invoke) as resp:
+        body = await resp.json()
+    assert resp.status == 200 and "until it is OK" in json.dumps(body)
+    await asyncio.sleep(0.6)
+    assert not any("Reminder 3/3" in (s.activity.get("text") or "") for s in rig.connector.sent)  # snoozed: no more

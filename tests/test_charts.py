@@ -197,3 +197,27 @@ def test_the_self_monitoring_chart_is_hourly_with_its_threshold() -> None:
     assert chart is not None and chart["threshold"] == 10.0 and chart["unit"] == "%" and len(chart["x"]) == 24
     assert parse_spec(chart).series[0][1][-1] == 25.0  # the last hour: every fourth failed
     assert hourly_chart("x", [], 0.1, rate=True, now=now) is None
+
+
+async def test_a_card_the_connector_refuses_with_its_chart_goes_without_it(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake_serving: FakeServing) -> None:
+    fake_serving.default = Scripted(200, answer_body(charts=[CHART]))
+    rig, runner = await start_rig(monkeypatch, tmp_path, fake_serving)
+    rig.connector.max_message_bytes = 4_000  # this tenant's connector takes only small messages
+    try:
+        await rig.post(rig.activity("message_channel_mention_new_post.json"))
+        await rig.connector.wait_for(lambda: rig.connector.cards())
+        await rig.settle()
+        [card] = rig.connector.cards()
+    finally:
+        await runner.cleanup()
+        await rig.connector.stop()
+    assert "Costs rose 42%." in json.dumps(card) and all(block["type"] != "Image" for block in card["body"])
+
+
+def test_a_megabyte_of_charts_is_left_out_before_anything_draws() -> None:
+    from agent.formats import parse_response
+
+    huge = {"type": "line", "title": "t", "x": list(range(60_000)), "series": [{"values": list(range(60_000))}]}
+    answer = parse_response(answer_body(charts=[huge, CHART]))
+    assert answer.charts == [CHART]

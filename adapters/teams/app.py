@@ -243,9 +243,20 @@ class TeamsAdapter:
                                          if isinstance(activity, str) else activity)
 
     async def send_reply(self, where: Where, reply: Reply, images: list[tuple[str, bytes]] | None = None) -> None:
+        """The answer's cards; the chart rides on the last one, which is sent again without it when the
+        connector refuses it (too large: 413, or a 400) — a chart never costs the message."""
         if images is None:
             images = await card_images(reply.charts, what=reply.request_id)
-        await self._send_cards(where, t.reply_messages(reply, images))
+        cards = t.reply_messages(reply, images)
+        for index, card in enumerate(cards):
+            try:
+                await self.send(where, card)
+            except ConnectorError as exc:
+                if not images or index != len(cards) - 1 or exc.status not in (400, 413):
+                    raise
+                log.warning("the Bot Connector refused the answer %s with its chart (%d): sent without it",
+                            reply.request_id, exc.status)
+                await self.send(where, t.reply_messages(reply)[index])
 
     # -- answering ---------------------------------------------------------------------------
 

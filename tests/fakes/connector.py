@@ -43,6 +43,7 @@ class FakeConnector(FakeServer):
         "29:1FAKEuserMRIaBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789-abcdefghijklmnopqrstuv": "alex.smith@contoso.example"})
     members: dict[str, dict[str, Any]] = field(default_factory=dict)  # member id → GET members/{id} body
     stream_failures: deque[tuple[int, str]] = field(default_factory=deque)  # (status, fixture) for streaming sends
+    max_message_bytes: int | None = None  # larger message activities are refused 413, as the connector does
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def build(self, app: web.Application) -> None:
@@ -67,10 +68,14 @@ class FakeConnector(FakeServer):
     async def _post(self, request: web.Request) -> web.Response:
         """Reply to an activity (`…/activities/{id}`) or send to the conversation (`…/activities`).
         Streaming (a `streaminfo` entity): 201 with the stream id first, then 202 (streaming_*.json)."""
-        activity = await request.json()
+        body = await request.read()
+        activity = json.loads(body)
         failed = self._fail(activity)
         if failed is not None:
             return failed
+        if self.max_message_bytes is not None and len(body) > self.max_message_bytes:
+            return web.json_response({"error": {"code": "MessageSizeTooBig", "message": "Message size too large"}},
+                                     status=413)
         reply_to = request.match_info.get("activity")
         info = next((e for e in activity.get("entities") or [] if e.get("type") == "streaminfo"), None)
         if info is not None and self.stream_failures:
