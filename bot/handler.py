@@ -151,9 +151,10 @@ class ConversationHandler:
             return None
         return await self._refuse(self._row(msg, new_request_id(), "", msg.text.strip()), time.perf_counter(), refusal)
 
-    async def record_feedback(self, request_id: str, *, user_id: str, value: int) -> bool:
-        """A 👍 / 👎 from any adapter: in the request log, and on the answer's trace."""
-        if not await self.store.record_feedback(request_id, user_id=user_id, value=value):
+    async def record_feedback(self, request_id: str, *, user_id: str, value: int, comment: str = "") -> bool:
+        """A 👍 / 👎 from any adapter (with the person's words, where the platform asks for them): in the
+        request log, and on the answer's trace."""
+        if not await self.store.record_feedback(request_id, user_id=user_id, value=value, comment=comment[:2000]):
             return False
         self.tracer.log_feedback(request_id, value=value, user_id=user_id)
         return True

@@ -389,3 +389,22 @@ async def test_with_credentials_answers_carry_the_token_botbuilder_would_send(
         await runner.cleanup()
         await r.connector.stop()
         openid.server.shutdown()
+
+
+async def test_answers_carry_the_ai_label_citations_and_the_feedback_loop(rig: TeamsRig) -> None:
+    status, _ = await rig.post(rig.activity("message_channel_mention_new_post.json"))
+    await rig.connector.wait_for(lambda: rig.connector.cards())
+    await rig.settle()
+    [answer] = rig.connector.messages()
+    [entity] = [e for e in answer.activity["entities"] if e.get("type") == "https://schema.org/Message"]
+    assert entity["additionalType"] == ["AIGeneratedContent"]
+    assert [c["appearance"]["name"] for c in entity["citation"]] == ["system.billing.usage"]
+    assert answer.activity["channelData"]["feedbackLoopEnabled"] is True
+    answer_id = rig.teams.answers and next(iter(rig.teams.answers))
+    invoke = rig.activity("invoke_message_submit_action_feedback.json", replyToId=answer_id)
+    status, body = await rig.post(invoke)
+    assert status == 200
+    votes = [tuple(r) for r in rig.store._db.execute("SELECT user_id, value, comment FROM feedback")]
+    assert votes == [("11111111-2222-3333-4444-555555555555", -1, "The cost figure is from the wrong day.")]
+    status, _ = await rig.post(rig.activity("invoke_message_submit_action_feedback.json", replyToId="unknown-id"))
+    assert status == 200  # feedback on an answer healthbot does not know: acknowledged, nothing recorded

@@ -9,6 +9,7 @@ Microsoft 365 Agents SDK touches this folder alone.
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 import ipaddress
 import logging
 import time
@@ -75,6 +76,7 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
+ANSWERS_REMEMBERED = 10_000
 # What a Bot Connector that is down, unreachable or refusing raises, through our sender or botbuilder's.
 UNREACHABLE = (ConnectorError, aiohttp.ClientError, HttpOperationError, ClientRequestError, OSError, TimeoutError)
 
@@ -91,6 +93,7 @@ class TeamsAdapter:
         self.adapter.on_turn_error = self._on_turn_error
         self.connector = Connector(self.adapter.bot_framework_authentication, self.app_id)
         self._members: dict[str, tuple[float, Any]] = {}  # member id → (expiry, TeamsChannelAccount)
+        self.answers: OrderedDict[str, str] = OrderedDict()  # answer activity id → request id (remember_answer)
         self._remembered: dict[str, tuple[str | None, ...]] = {}
         self._tasks = TaskSet(what="Teams work in the background", expected=UNREACHABLE)
         self.dispatcher: AlertDispatcher | None = None  # set when alerts are wired (bot.server)
@@ -250,13 +253,14 @@ class TeamsAdapter:
         cards = t.reply_messages(reply, images)
         for index, card in enumerate(cards):
             try:
-                await self.send(where, card)
+                sent = await self.send(where, card)
             except ConnectorError as exc:
                 if not images or index != len(cards) - 1 or exc.status not in (400, 413):
                     raise
                 log.warning("the Bot Connector refused the answer %s with its chart (%d): sent without it",
                             reply.request_id, exc.status)
-                await self.send(where, t.reply_messages(reply)[index])
+                sent = await self.send(where, t.reply_messages(reply)[index])
+            self.remember_answer(reply.request_id, [sent] if sent else [])
 
     # -- answering ---------------------------------------------------------------------------
 
@@ -294,12 +298,23 @@ class TeamsAdapter:
         if reply is None:
             return
         images = await card_images(reply.charts, what=reply.request_id)
-        if not await stream.finish(reply, self._send_cards, images):
+        if await stream.finish(reply, self._send_cards, images):
+            self.remember_answer(reply.request_id, stream.answer_ids)
+        else:
             await self._send_or_queue(where, reference, message, reply, images)
 
-    async def _send_cards(self, where: Where, cards: list[dict[str, Any]]) -> None:
-        for card in cards:
-            await self.send(where, card)
+    async def _send_cards(self, where: Where, cards: list[dict[str, Any]]) -> list[str]:
+        return [sent for sent in [await self.send(where, card) for card in cards] if sent]
+
+    def remember_answer(self, request_id: str, activity_ids: list[str]) -> None:
+        """Which answer an activity is: Teams' feedback loop (`message/submitAction`) names only the
+        activity. Kept in memory for the last 10,000 answer messages; after a restart, feedback on an
+        older answer is acknowledged and not recorded."""
+        for activity_id in activity_ids:
+            self.answers[activity_id] = request_id
+            self.answers.move_to_end(activity_id)
+        while len(self.answers) > ANSWERS_REMEMBERED:
+            self.answers.popitem(last=False)
 
     async def _send_or_queue(self, where: Where, reference: ConversationReference, message: Incoming,
                              reply: Reply, images: list[tuple[str, bytes]]) -> None:

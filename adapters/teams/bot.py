@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -116,6 +117,8 @@ class TeamsBot(TeamsActivityHandler):
         """Workaround: ActivityHandler serializes the card-action response, then botbuilder's aiohttp
         CloudAdapter.process serializes that dict again and crashes (AttributeError: 'dict' object has
         no attribute 'is_xml_model'). Handing back the model lets it be serialized exactly once."""
+        if turn_context.activity.name == "message/submitAction":
+            return await self._feedback_loop(turn_context)
         if turn_context.activity.name != "adaptiveCard/action":
             return await super().on_invoke_activity(turn_context)
         if not isinstance(turn_context.activity.value, dict) or not isinstance(turn_context.activity.value.get("action"), dict):
@@ -182,6 +185,32 @@ class TeamsBot(TeamsActivityHandler):
         """A barred clicker's refusal, shown to them alone; None to go on."""
         refusal = await self.teams.handler.refusal_for(clicker)
         return None if refusal is None else message_response(refusal.content)
+
+    async def _feedback_loop(self, turn_context: TurnContext) -> InvokeResponse:
+        """Teams' own 👍 / 👎 (the feedback loop): `message/submitAction` with `actionName: feedback`,
+        `actionValue.reaction` like / dislike and the person's optional words in `actionValue.feedback`
+        (a JSON string with `feedbackText`). Recorded like the card's buttons; always answered 200."""
+        activity = turn_context.activity
+        value: dict[str, Any] = activity.value if isinstance(activity.value, dict) else {}
+        action: dict[str, Any] = value["actionValue"] if isinstance(value.get("actionValue"), dict) else {}
+        reaction = action.get("reaction")
+        if value.get("actionName") != "feedback" or reaction not in ("like", "dislike"):
+            return InvokeResponse(status=200, body={})
+        clicker = await self.teams.identify(turn_context, t.to_incoming(activity, "feedback"))
+        if await self.teams.handler.refusal_for(clicker) is not None:
+            return InvokeResponse(status=200, body={})  # members grade answers; the refusal is logged
+        text = ""
+        try:
+            words = json.loads(action.get("feedback") or "{}")
+            text = str(words.get("feedbackText") or "") if isinstance(words, dict) else ""
+        except (TypeError, ValueError):
+            text = ""
+        request_id = self.teams.answers.get(str(activity.reply_to_id or ""), "")
+        user = str(activity.from_property.aad_object_id or activity.from_property.id) if activity.from_property else ""
+        if not request_id or not await self.teams.handler.record_feedback(
+                request_id, user_id=user, value=1 if reaction == "like" else -1, comment=text):
+            log.info("feedback on an answer healthbot no longer knows (activity %s)", activity.reply_to_id)
+        return InvokeResponse(status=200, body={})
 
     async def _feedback(self, turn_context: TurnContext,
                         data: dict[str, Any]) -> AdaptiveCardInvokeResponse | dict[str, Any]:

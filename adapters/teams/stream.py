@@ -41,6 +41,7 @@ class TeamsStream:
         self.text_so_far = ""
         self.shown = ""
         self.sent = 0  # activities sent for this answer: once any went out, no plain typing indicator
+        self.answer_ids: list[str] = []  # the final answer's activity ids (Teams' feedback loop names them)
         self.pacer = Pacer(EVERY_S, lambda: self.text(""))
 
     @property
@@ -103,18 +104,19 @@ class TeamsStream:
         await self.pacer.stop()
         cards = t.reply_messages(reply, images)
         if self.mode == "stream" and self.stream_id:
-            final = {**cards[0], "entities": [{"type": "streaminfo", "streamId": self.stream_id, "streamType": "final"}]}
+            final = {**cards[0], "entities": [*cards[0].get("entities", []),
+                                              {"type": "streaminfo", "streamId": self.stream_id, "streamType": "final"}]}
             self.sent += 1
             try:
                 await self.connector.send(self._to_conversation(), final)
             except ConnectorError as exc:  # the user stopped the stream, or it expired: answer as always
                 log.info("Teams would not finish the stream (%s): sending the answer as a message", exc.status)
                 return False
-            await send_cards(self.where, cards[1:])
+            self.answer_ids = [self.stream_id, *(await send_cards(self.where, cards[1:]))]
             return True
         if self.placeholder_id is not None:
             self.sent += 1
             await self.connector.update(self.where, self.placeholder_id, cards[0])
-            await send_cards(self.where, cards[1:])
+            self.answer_ids = [self.placeholder_id, *(await send_cards(self.where, cards[1:]))]
             return True
         return False

@@ -236,9 +236,29 @@ def error_card(reply: Reply) -> dict[str, Any]:
     return card(body, actions)
 
 
+def ai_message(reply: Reply) -> dict[str, Any]:
+    """Teams' AI label and citations: a `https://schema.org/Message` entity with `additionalType`
+    AIGeneratedContent and one `Claim` per source (msteams-docs bots/how-to/bot-messages-ai-generated-content)."""
+    citations = [{"@type": "Claim", "position": index,
+                  "appearance": {"@type": "DigitalDocument", "name": source[:80],
+                                 "abstract": (source if not source.startswith("SQL:") else source[4:].strip())[:160]}}
+                 for index, source in enumerate(reply.sources[:20], start=1)]
+    entity: dict[str, Any] = {"type": "https://schema.org/Message", "@type": "Message", "@context": "https://schema.org",
+                              "@id": "", "additionalType": ["AIGeneratedContent"]}
+    if citations:
+        entity["citation"] = citations
+    return entity
+
+
 def reply_messages(reply: Reply, images: list[tuple[str, bytes]] | None = None) -> list[dict[str, Any]]:
-    """The answer (or error) as the message activities to send, one card each."""
-    return [card_message(card, plain_summary(reply.content)) for card in reply_cards(reply, images)]
+    """The answer (or error) as the message activities to send, one card each. Answers carry the AI
+    label and citations, and turn on Teams' own feedback loop (`channelData.feedbackLoopEnabled`)."""
+    messages = [card_message(card, plain_summary(reply.content)) for card in reply_cards(reply, images)]
+    if reply.error is None:
+        for message in messages:
+            message["entities"] = [ai_message(reply)]
+            message["channelData"] = {"feedbackLoopEnabled": True}
+    return messages
 
 
 def reply_cards(reply: Reply, images: list[tuple[str, bytes]] | None = None) -> list[dict[str, Any]]:
