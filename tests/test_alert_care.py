@@ -18,7 +18,7 @@ from tests.conftest import postgres_schema
 from tests.fakes.connector import FakeConnector
 from tests.fakes.serving import FakeServing
 from tests.fakes.slack import FakeSlack, sign
-from tests.test_alerts import PLATFORM, AlertRig, generic
+from tests.test_alerts import PLATFORM, AlertRig, generic, install_in_team
 
 
 class CareRig(AlertRig):
@@ -41,20 +41,28 @@ class CareRig(AlertRig):
         return [u for u in self.slack.called("chat.update") if u["ts"] == ts]
 
 
-@pytest.fixture(params=["sqlite"])
-async def rig(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-              fake_serving: FakeServing) -> AsyncIterator[CareRig]:
+@contextlib.asynccontextmanager
+async def care_rig(store: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                   fake_serving: FakeServing) -> AsyncIterator[CareRig]:
+    """A running-alerts rig on the fake Slack and connector, on SQLite or a throw-away PostgreSQL schema."""
     slack, connector = FakeSlack(), FakeConnector()
     await slack.start()
     await connector.start()
     r = CareRig(slack, connector, fake_serving, tmp_path, monkeypatch)
     async with contextlib.AsyncExitStack() as stack:
-        if request.param == "postgres":
+        if store == "postgres":
             r.pg_schema = await stack.enter_async_context(postgres_schema())
         yield r
         await r.stop()
     await slack.stop()
     await connector.stop()
+
+
+@pytest.fixture(params=["sqlite"])
+async def rig(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+              fake_serving: FakeServing) -> AsyncIterator[CareRig]:
+    async with care_rig(request.param, monkeypatch, tmp_path, fake_serving) as r:
+        yield r
 
 
 async def test_a_snoozed_alert_only_updates_its_root_and_resolves_quietly(rig: CareRig) -> None:
@@ -156,11 +164,7 @@ async def test_teams_snooze_and_a_reminder_that_mentions_the_oncall(rig: CareRig
     routes = rig.tmp_path / "routes.yml"
     routes.write_text(f"routes:\n  - match: {{name: 'High*'}}\n    targets: [teams:{channel}]\n    oncall: ['{oncall}']\n")
     await rig.start(HEALTHBOT_ALERT_REMIND_MINUTES="0.005", HEALTHBOT_ALERT_ROUTES=str(routes))
-    install = json.loads((Path(__file__).parent / "fixtures" / "teams" / "message_channel_mention_new_post.json").read_text())
-    install.update(type="conversationUpdate", serviceUrl=rig.connector.url + "/", text=None,
-                   membersAdded=[{"id": install["recipient"]["id"]}])
-    async with aiohttp.ClientSession() as http, http.post(f"{rig.url}/api/messages", json=install) as resp:
-        assert resp.status in (200, 201)
+    install = await install_in_team(rig)
     await rig.send(generic())
     await rig.connector.wait_for(lambda: any("Reminder 1/3" in (s.activity.get("text") or "") for s in rig.connector.sent))
     reminder = next(s.activity for s in rig.connector.sent if "Reminder 1/3" in (s.activity.get("text") or ""))

@@ -42,6 +42,17 @@ def generic(name: str = "High Error Rate", state: str = "TRIGGERED", **extra: An
             "text": "Error rate of the orchestrator over 10% in the last hour", **extra}
 
 
+async def install_in_team(rig: Any) -> dict[str, Any]:
+    """Install the app in the fixtures' team (a conversationUpdate adding the bot): the reference alert
+    posts to that team's channel need is stored. Returns the activity."""
+    install = json.loads((Path(__file__).parent / "fixtures" / "teams" / "message_channel_mention_new_post.json").read_text())
+    install.update(type="conversationUpdate", serviceUrl=rig.connector.url + "/", text=None,
+                   membersAdded=[{"id": install["recipient"]["id"]}])
+    async with aiohttp.ClientSession() as http, http.post(f"{rig.url}/api/messages", json=install) as resp:
+        assert resp.status in (200, 201)
+    return install
+
+
 class AlertRig:
     def __init__(self, slack: FakeSlack, connector: FakeConnector, serving: FakeServing, tmp_path: Path,
                  monkeypatch: pytest.MonkeyPatch) -> None:
@@ -374,11 +385,7 @@ async def test_teams_targets_use_the_stored_reference(rig: AlertRig) -> None:
     channel = "19:0123456789abcdef0123456789abcdef@thread.tacv2"
     await rig.stop()
     await rig.start(HEALTHBOT_ALERT_CHANNELS=f"teams:{channel},teams:19:unknown@thread.tacv2")
-    install = json.loads((Path(__file__).parent / "fixtures" / "teams" / "message_channel_mention_new_post.json").read_text())
-    install.update(type="conversationUpdate", serviceUrl=rig.connector.url + "/", text=None,
-                   membersAdded=[{"id": install["recipient"]["id"]}])
-    async with aiohttp.ClientSession() as http, http.post(f"{rig.url}/api/messages", json=install) as resp:
-        assert resp.status in (200, 201)
+    await install_in_team(rig)
     await rig.send(generic())
     await rig.send(generic(state="OK"))
     await rig.delivered()

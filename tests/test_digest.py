@@ -5,7 +5,6 @@ twice, and `healthbot digest --preview` offline."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import sys
@@ -19,11 +18,8 @@ import pytest
 from bot.alerts.digest import build_digest, digest_alert
 from bot.alerts.digest_schedule import Schedule
 from bot.server import HANDLER, STORE
-from tests.conftest import postgres_schema
-from tests.fakes.connector import FakeConnector
 from tests.fakes.serving import FakeServing
-from tests.fakes.slack import FakeSlack
-from tests.test_alert_care import CareRig
+from tests.test_alert_care import CareRig, care_rig
 from tests.test_alerts import PLATFORM, generic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,17 +50,8 @@ def due(hours_ago: float) -> str:
 async def rig(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
               fake_serving: FakeServing) -> AsyncIterator[CareRig]:
     monkeypatch.setattr("bot.alerts.digest_schedule.CHECK_EVERY_S", 0.1)
-    slack, connector = FakeSlack(), FakeConnector()
-    await slack.start()
-    await connector.start()
-    r = CareRig(slack, connector, fake_serving, tmp_path, monkeypatch)
-    async with contextlib.AsyncExitStack() as stack:
-        if request.param == "postgres":
-            r.pg_schema = await stack.enter_async_context(postgres_schema())
+    async with care_rig(request.param, monkeypatch, tmp_path, fake_serving) as r:
         yield r
-        await r.stop()
-    await slack.stop()
-    await connector.stop()
 
 
 def digests(rig: CareRig) -> list[dict[str, object]]:

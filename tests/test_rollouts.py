@@ -24,7 +24,7 @@ from tests.fakes.connector import FakeConnector
 from tests.fakes.deployments import FakeDeployWorkspace, routes, served_entity
 from tests.fakes.serving import Scripted, fixture
 from tests.fakes.slack import FakeSlack
-from tests.test_alerts import PLATFORM, AlertRig
+from tests.test_alerts import PLATFORM, AlertRig, install_in_team
 
 POLL = 0.1
 
@@ -223,15 +223,9 @@ async def test_a_denied_endpoint_degrades_health_naming_the_permission(rig: Roll
 
 @pytest.mark.parametrize("rig", ["sqlite"], indirect=True)
 async def test_a_teams_channel_gets_the_rollout_and_a_comparison_card_with_the_button(rig: RolloutRig) -> None:
-    import aiohttp
-
     channel = "19:0123456789abcdef0123456789abcdef@thread.tacv2"
     await rig.start(HEALTHBOT_DEPLOY_CHANNELS=f"teams:{channel}")
-    install = json.loads((Path(__file__).parent / "fixtures" / "teams" / "message_channel_mention_new_post.json").read_text())
-    install.update(type="conversationUpdate", serviceUrl=rig.connector.url + "/", text=None,
-                   membersAdded=[{"id": install["recipient"]["id"]}])
-    async with aiohttp.ClientSession() as http, http.post(f"{rig.url}/api/messages", json=install) as resp:
-        assert resp.status in (200, 201)
+    await install_in_team(rig)
     await rig.looks()
     rig.workspace.begin_update(served_entity(8))
     await rig.looks()
