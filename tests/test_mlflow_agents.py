@@ -221,16 +221,19 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def agent_servers() -> Iterator[dict[str, str]]:
-    """MLflow's AgentServer serving the two agents (uvicorn, as `AgentServer.run` does)."""
+def agent_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """MLflow's AgentServer serving the two agents (uvicorn, as `AgentServer.run` does). It traces every
+    request to MLflow's default local store in its working directory: a temporary one, never the checkout."""
     pytest.importorskip("mlflow.genai.agent_server")
+    work = tmp_path_factory.mktemp("agent-server")
     servers, urls = [], {}
     for name in ("responses_agent", "chat_agent"):
         port = free_port()
         servers.append(subprocess.Popen(
             [sys.executable, "-m", "uvicorn", f"tests.mlflow_agents.{name}:app", "--host", "127.0.0.1",
              "--port", str(port), "--log-level", "warning"],
-            cwd=ROOT, env={**os.environ, "MLFLOW_TRACKING_URI": ""}, stdout=subprocess.DEVNULL))
+            cwd=work, env={**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_TRACKING_URI": f"sqlite:///{work}/mlflow.db"},
+            stdout=subprocess.DEVNULL))
         urls[name] = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
