@@ -408,3 +408,15 @@ async def test_answers_carry_the_ai_label_citations_and_the_feedback_loop(rig: T
     assert votes == [("11111111-2222-3333-4444-555555555555", -1, "The cost figure is from the wrong day.")]
     status, _ = await rig.post(rig.activity("invoke_message_submit_action_feedback.json", replyToId="unknown-id"))
     assert status == 200  # feedback on an answer healthbot does not know: acknowledged, nothing recorded
+
+
+async def test_installing_in_personal_chat_welcomes_with_the_quick_questions_as_suggestions(rig: TeamsRig) -> None:
+    update = rig.activity("conversation_update_bot_added_personal.json")
+    update["membersAdded"] = [{"id": update["recipient"]["id"]}]
+    status, _ = await rig.post(update)
+    assert status in (200, 201)
+    await rig.settle()
+    [welcome] = rig.connector.messages()
+    suggestions = welcome.activity["suggestedActions"]["actions"]
+    assert [s["value"] for s in suggestions][:2] == ["Why did costs spike yesterday?", "Which jobs failed today?"]
+    assert all(s["type"] == "imBack" for s in suggestions) and "Thanks for adding" in json.dumps(welcome.activity)

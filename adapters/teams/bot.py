@@ -106,7 +106,10 @@ class TeamsBot(TeamsActivityHandler):
         bot_id = turn_context.activity.recipient.id if turn_context.activity.recipient else None
         if any(member.id == bot_id for member in teams_members_added):
             await self.teams.remember(turn_context.activity)
-            await self.teams.send(turn_context, _card(t.help_card(welcome=True)))
+            welcome = _card(t.help_card(welcome=True))
+            if t.is_personal(turn_context.activity):  # in personal chat, the quick questions as suggestions too
+                welcome["suggestedActions"] = t.quick_suggestions()
+            await self.teams.send(turn_context, welcome)
 
     async def on_installation_update_add(self, turn_context: TurnContext) -> None:
         await self.teams.remember(turn_context.activity)

@@ -281,6 +281,12 @@ def help_card(welcome: bool = False) -> dict[str, Any]:
     return card([{"type": "TextBlock", "text": intro, "wrap": True}], actions)
 
 
+def quick_suggestions() -> dict[str, Any]:
+    """The quick questions as suggested actions (chips above the compose box in personal chat): a tap
+    sends the question as the person's own message (imBack)."""
+    return {"actions": [{"type": "imBack", "title": question, "value": question} for question in QUICK_QUESTIONS.values()]}
+
+
 def thanked(card_content: dict[str, Any] | None, positive: bool) -> dict[str, Any]:
     """The answer card with its feedback buttons replaced by a thank-you line."""
     body = list((card_content or {}).get("body") or [])
