@@ -15,8 +15,7 @@ from tests.fakes.connector import FakeConnector
 from tests.fakes.deployments import FakeDeployWorkspace
 from tests.fakes.serving import fixture
 from tests.fakes.slack import FakeSlack
-from tests.fakes.workspace import scim_group, scim_user
-from tests.test_rollback import CHANNEL, POLICY, RollbackRig
+from tests.test_rollback import CHANNEL, POLICY, RollbackRig, rollback_rig
 from tests.test_rollouts import RolloutRig
 
 APP = fixture("apps_get_running.json")
@@ -70,19 +69,10 @@ async def test_a_new_app_deployment_is_a_rollout_thread(rollout: RolloutRig) -> 
 
 @pytest.fixture
 async def rig(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIterator[RollbackRig]:
-    slack, connector, workspace = FakeSlack(), FakeConnector(), FakeDeployWorkspace()
+    workspace = FakeDeployWorkspace()
     with_app(workspace)
-    for fake in (slack, connector, workspace):
-        await fake.start()
-    workspace.scim_users = [scim_user("spengler@ghostbusters.example.com", user_id="u-spengler")]
-    workspace.scim_groups = [scim_group("platform-admins", members=("u-spengler",))]
-    monkeypatch.setattr("bot.deploy.rollback.FOLLOW_EVERY_S", 0.05)
-    r = RollbackRig(slack, connector, workspace, tmp_path, monkeypatch)
-    r.workspace = workspace
-    yield r
-    await r.stop()
-    for fake in (slack, connector, workspace):
-        await fake.stop()
+    async with rollback_rig(monkeypatch, tmp_path, workspace) as r:
+        yield r
 
 
 async def test_rollback_redeploys_the_earlier_deployments_code(rig: RollbackRig) -> None:

@@ -88,10 +88,12 @@ def test_charts_that_cannot_be_drawn_are_refused_with_a_reason(bad: Any) -> None
         parse_spec(bad)
 
 
-async def test_a_teams_answer_carries_the_chart_in_its_card_under_the_size_limit(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake_serving: FakeServing) -> None:
+async def teams_answer_card(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake_serving: FakeServing, *,
+                            max_message_bytes: int | None = None) -> dict[str, Any]:
+    """The card a Teams channel mention is answered with, when the answer carries CHART."""
     fake_serving.default = Scripted(200, answer_body(charts=[CHART]))
     rig, runner = await start_rig(monkeypatch, tmp_path, fake_serving)
+    rig.connector.max_message_bytes = max_message_bytes
     try:
         await rig.post(rig.activity("message_channel_mention_new_post.json"))
         await rig.connector.wait_for(lambda: rig.connector.cards())
@@ -100,6 +102,12 @@ async def test_a_teams_answer_carries_the_chart_in_its_card_under_the_size_limit
     finally:
         await runner.cleanup()
         await rig.connector.stop()
+    return card
+
+
+async def test_a_teams_answer_carries_the_chart_in_its_card_under_the_size_limit(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake_serving: FakeServing) -> None:
+    card = await teams_answer_card(monkeypatch, tmp_path, fake_serving)
     [image] = [block for block in card["body"] if block["type"] == "Image"]
     assert image["url"].startswith("data:image/png;base64,") and image["altText"] == "Daily cost, last 7 days"
     png = base64.b64decode(image["url"].split(",", 1)[1])
@@ -201,17 +209,8 @@ def test_the_self_monitoring_chart_is_hourly_with_its_threshold() -> None:
 
 async def test_a_card_the_connector_refuses_with_its_chart_goes_without_it(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake_serving: FakeServing) -> None:
-    fake_serving.default = Scripted(200, answer_body(charts=[CHART]))
-    rig, runner = await start_rig(monkeypatch, tmp_path, fake_serving)
-    rig.connector.max_message_bytes = 4_000  # this tenant's connector takes only small messages
-    try:
-        await rig.post(rig.activity("message_channel_mention_new_post.json"))
-        await rig.connector.wait_for(lambda: rig.connector.cards())
-        await rig.settle()
-        [card] = rig.connector.cards()
-    finally:
-        await runner.cleanup()
-        await rig.connector.stop()
+    # this tenant's connector takes only small messages
+    card = await teams_answer_card(monkeypatch, tmp_path, fake_serving, max_message_bytes=4_000)
     assert "Costs rose 42%." in json.dumps(card) and all(block["type"] != "Image" for block in card["body"])
 
 

@@ -6,6 +6,7 @@ moved, a missing permission, an update in progress, and a crash between marking 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import urllib.parse
@@ -64,9 +65,12 @@ class RollbackRig(Rig):
         return [c["text"] for c in self.slack.called("chat.postEphemeral")] + [h["text"] for h in self.slack.hooks]
 
 
-@pytest.fixture
-async def rig(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIterator[RollbackRig]:
-    slack, connector, workspace = FakeSlack(), FakeConnector(), FakeDeployWorkspace()
+@contextlib.asynccontextmanager
+async def rollback_rig(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                       workspace: FakeDeployWorkspace) -> AsyncIterator[RollbackRig]:
+    """Slack, the connector and the workspace running; spengler is a deployer (platform-admins), venkman a
+    member who is not."""
+    slack, connector = FakeSlack(), FakeConnector()
     for fake in (slack, connector, workspace):
         await fake.start()
     slack.emails[OTHER] = "venkman@ghostbusters.example.com"
@@ -80,6 +84,12 @@ async def rig(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIterator[
     await r.stop()
     for fake in (slack, connector, workspace):
         await fake.stop()
+
+
+@pytest.fixture
+async def rig(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIterator[RollbackRig]:
+    async with rollback_rig(monkeypatch, tmp_path, FakeDeployWorkspace()) as r:
+        yield r
 
 
 async def start(rig: RollbackRig, policy: str | None = POLICY, **env: str) -> None:
