@@ -21,7 +21,7 @@ from agent.errors import EngineError
 from bot.alerts import care
 from bot.alerts.delivery import SNOOZE, Note, NoteButton
 from bot.alerts.model import CLEAR_STATES, Alert, AlertSource
-from bot.ops.stats import by_version, compute
+from bot.ops.stats import compute
 from bot.quick import QUICK_QUESTIONS
 from bot.store.base import AlertThread, Store
 
@@ -121,22 +121,24 @@ async def build_digest(store: Store, engine: Engine | None, period: Period, *, w
     rows = [r for r in await store.requests_since(period.start) if r.ts < period.end]
     votes = await store.feedback_since(period.start)
     stats = compute(rows, votes, hours=max(1, round(length / 3600)), since=period.start)
-    domains = Counter(d for day in stats.domains_per_day.values() for d, n in day.items() for _ in range(n))
-    bot_lines = [f"**healthbot**: {stats.requests} questions, p95 "
-                 f"{stats.p95_latency_ms / 1000:.1f} s" if stats.p95_latency_ms is not None else
-                 f"**healthbot**: {stats.requests} questions, p95 —"]
-    bot_lines[0] += (f", error rate {1 - stats.success_rate:.1%}" if stats.success_rate is not None else "")
+    domains: Counter[str] = Counter()
+    for day in stats.domains_per_day.values():
+        domains.update(day)
+    figures = [f"{stats.requests} questions",
+               "p95 " + (f"{stats.p95_latency_ms / 1000:.1f} s" if stats.p95_latency_ms is not None else "—")]
+    if stats.success_rate is not None:
+        figures.append(f"error rate {1 - stats.success_rate:.1%}")
     confidences = [r.confidence for r in rows if r.confidence is not None]
     if confidences:
-        bot_lines[0] += f", average confidence {sum(confidences) / len(confidences):.2f}"
+        figures.append(f"average confidence {sum(confidences) / len(confidences):.2f}")
     if stats.feedback_up_rate is not None:
-        bot_lines[0] += f", 👍 rate {stats.feedback_up_rate:.0%}"
+        figures.append(f"👍 rate {stats.feedback_up_rate:.0%}")
+    bot_lines = ["**healthbot**: " + ", ".join(figures)]
     if domains:
         bot_lines.append("Top domains: " + ", ".join(f"{d} {n}" for d, n in domains.most_common(3)) + ".")
-    versions = by_version(rows, dict(votes))
-    if versions:
+    if stats.by_version:  # compute() already split the rows per served version
         bot_lines.append("Per served version: " + "; ".join(
-            f"v{v}: {f.requests} answers, error rate {f.error_rate:.0%}" for v, f in versions.items()) + ".")
+            f"v{v}: {f.requests} answers, error rate {f.error_rate:.0%}" for v, f in stats.by_version.items()) + ".")
     if not fired and not still_open and not stats.requests:
         return Digest(summary=f"🌙 Quiet {period.label}: no alerts fired, none open, no questions asked.", detail="",
                       quiet=True)
