@@ -23,7 +23,7 @@ from tests.fakes.base import serve
 from tests.fakes.connector import FakeConnector
 from tests.fakes.connector import fixture as teams_fixture
 from tests.fakes.serving import Scripted, answer_body
-from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, fixture, sign
+from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, feedback_click, fixture, sign
 from tests.fakes.workspace import FakeWorkspace, scim_group, scim_user
 
 MEMBER = "U0USER1234"  # spengler@ghostbusters.example.com in the fake Slack
@@ -229,12 +229,10 @@ async def test_a_guest_cannot_grade_an_answer_in_slack(rig: Rig) -> None:
     await rig.mention()  # a member asks and is answered
     await rig.slack.wait_for(lambda: "Costs rose 42%." in rig.thread_text())
     answer = next(m for m in rig.slack.posted() if "Costs rose 42%." in json.dumps(m))
-    down = next(e for b in answer["blocks"] if b["type"] == "actions" for e in b["elements"]
-                if e["action_id"] == "feedback_down")
     payload = fixture("interactive_block_actions_thread.payload.json")
     payload["user"].update(id="U0GUEST001", username="guest", name="guest")
     payload["message"].update(ts=answer["_ts"], blocks=answer["blocks"])
-    payload["actions"] = [dict(down, action_ts="1712346450.469172")]
+    payload["actions"] = [feedback_click(answer["blocks"], "down")]
     ephemeral = await rig.click_refused(payload)
     assert ephemeral["user"] == "U0GUEST001" and "guest accounts are not included" in ephemeral["text"]
     assert not rig.slack.called("chat.update")  # the answer keeps its buttons for members

@@ -13,13 +13,14 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from adapters.slack import translate as t
 from bot.config import load_settings
 from bot.server import SLACK, create_app
 from bot.store import SqliteStore
 from tests.conftest import make_client
 from tests.fakes.base import serve
 from tests.fakes.serving import FakeServing, Scripted, answer_body, error
-from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, fixture, sign
+from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, feedback_click, fixture, sign
 
 FIXTURES = Path(__file__).parent / "fixtures" / "slack"
 ROOT_TS = "1712345678.123456"
@@ -112,7 +113,8 @@ async def test_mention_is_answered_in_its_thread_with_block_kit(rig: SlackRig) -
     assert post["channel"] == "C0123ABCDEF" and post["thread_ts"] == ROOT_TS
     assert post["text"] == "Costs rose 42%."  # notification fallback
     kinds = [b["type"] for b in post["blocks"]]
-    assert kinds == ["markdown", "context", "actions"]
+    assert kinds == ["markdown", "context", "context_actions"]
+    assert post["blocks"][2]["elements"][0]["type"] == "feedback_buttons"
     assert post["blocks"][0]["text"] == "Costs rose 42%."
     assert "system.billing.usage" in post["blocks"][1]["elements"][0]["text"]
     assert "Confidence 90%" in post["blocks"][1]["elements"][0]["text"]
@@ -215,10 +217,36 @@ async def test_slash_free_text_falls_back_to_response_url_when_not_in_channel(ri
     assert any(b.get("type") == "markdown" and b["text"] == "Costs rose 42%." for b in hook["blocks"])
 
 
-async def test_feedback_is_recorded_and_the_message_thanks(rig: SlackRig) -> None:
+async def test_native_feedback_is_recorded_once_per_click_and_the_last_click_wins(rig: SlackRig) -> None:
     await rig.event(mention())
     await rig.slack.wait_for(lambda: answer_posts(rig.slack))
     post = rig.slack.called("chat.postMessage")[0]
+    request_id = t.native_feedback(post["blocks"][2]["elements"][0]["negative_button"]["value"])[1]  # type: ignore[index]
+    payload = fixture("interactive_block_actions_thread.payload.json")
+    payload["message"].update(ts=post["_ts"], blocks=post["blocks"])
+
+    def votes() -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in rig.store._db.execute("SELECT request_id, user_id, value FROM feedback")]
+
+    payload["actions"] = [feedback_click(post["blocks"], "down")]
+    assert await rig.action(payload) == 200
+    await rig.slack.wait_for(lambda: votes())
+    assert votes() == [(request_id, "U0USER1234", -1)]
+    payload["actions"] = [feedback_click(post["blocks"], "up", action_ts="1712346460.1")]  # changed their mind
+    assert await rig.action(payload) == 200
+    await rig.slack.wait_for(lambda: votes()[0][2] == 1)
+    await rig.settle()
+    assert votes() == [(request_id, "U0USER1234", 1)]
+    assert not rig.slack.called("chat.update")  # Slack's element shows the choice itself
+
+
+async def test_where_slack_refuses_native_feedback_the_answer_has_plain_buttons_that_thank(rig: SlackRig) -> None:
+    rig.slack.fail("chat.postMessage", 200, {"ok": False, "error": "invalid_blocks"})
+    await rig.event(mention())
+    await rig.slack.wait_for(lambda: answer_posts(rig.slack))
+    await rig.settle()
+    [refused, post] = rig.slack.called("chat.postMessage")
+    assert refused["blocks"][2]["type"] == "context_actions" and post["blocks"][2]["type"] == "actions"
     request_id = post["blocks"][2]["elements"][1]["value"]
     payload = fixture("interactive_block_actions_thread.payload.json")
     payload["message"].update(ts=post["_ts"], blocks=post["blocks"])
@@ -343,7 +371,7 @@ async def test_long_answers_are_split_never_cut(rig: SlackRig) -> None:
     assert all(len(p) <= 12_000 for p in parts)
     for i in range(30):
         assert sum(p.count(f"Paragraph {i}: ") for p in parts) == 1
-    assert [b["type"] for b in answer_posts(rig.slack)[-1]["blocks"]][-1] == "actions"  # feedback on the last part
+    assert [b["type"] for b in answer_posts(rig.slack)[-1]["blocks"]][-1] == "context_actions"  # feedback on the last part
 
 
 async def test_other_workspaces_are_refused(monkeypatch: pytest.MonkeyPatch, rig: SlackRig) -> None:

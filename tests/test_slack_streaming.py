@@ -73,7 +73,7 @@ async def test_an_answer_grows_in_its_thread_then_ends_as_today(rig: SlackRig) -
     [final] = rig.slack.posted()  # one message: the placeholder gave way to the stream
     assert final["text"] == WHOLE
     kinds = [b["type"] for b in final["blocks"]]
-    assert kinds == ["context", "actions"] and "Confidence 90%" in json.dumps(final["blocks"])
+    assert kinds == ["context", "context_actions"] and "Confidence 90%" in json.dumps(final["blocks"])
 
 
 async def test_a_streamed_answer_longer_than_a_message_continues_in_follow_ups(rig: SlackRig) -> None:
@@ -87,14 +87,14 @@ async def test_a_streamed_answer_longer_than_a_message_continues_in_follow_ups(r
     assert len(answers) == 3 and all(len(p) <= 12_000 for p in parts)
     for i in range(30):  # every paragraph once, none cut
         assert sum(p.count(f"Paragraph {i}: " + "x" * 900) for p in parts) == 1, i
-    assert [b["type"] for b in answers[-1]["blocks"]][-1] == "actions"  # feedback on the last part
+    assert [b["type"] for b in answers[-1]["blocks"]][-1] == "context_actions"  # feedback on the last part
     assert all(m.get("thread_ts") == ROOT_TS for m in answers)
 
 
 async def test_where_slack_refuses_streaming_a_placeholder_is_updated_at_most_once_a_second(rig: SlackRig) -> None:
     rig.slack.fail("chat.startStream", 200, {"ok": False, "error": "not_allowed_token_type"})
     assert await rig.event(mention()) == 200
-    await rig.slack.wait_for(lambda: any("actions" in json.dumps(u.get("blocks")) for u in rig.slack.called("chat.update")),
+    await rig.slack.wait_for(lambda: any("context_actions" in json.dumps(u.get("blocks")) for u in rig.slack.called("chat.update")),
                              timeout=15)
     await rig.settle()
     [final] = rig.slack.posted()

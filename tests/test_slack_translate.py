@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from slack_sdk.models.blocks import ContextActionsBlock
 
 from adapters.slack import translate as t
 from adapters.slack.manifest import (
@@ -104,7 +105,14 @@ def test_answer_blocks_and_error_blocks() -> None:
     assert text == "*42%* | up"
     assert blocks[0] == {"type": "markdown", "text": "**42%** | up"}
     assert blocks[1]["elements"][0]["text"] == "Sources: system.billing.usage  |  1 SQL query  |  Confidence 92%  |  costs"
-    assert [e["value"] for e in blocks[2]["elements"]] == ["r1", "r1"]
+    [feedback] = blocks[2]["elements"]
+    assert ContextActionsBlock(**blocks[2]).to_dict() == blocks[2]  # slack_sdk's model validates it (lengths, kinds)
+    assert [t.native_feedback(feedback[side]["value"]) for side in ("positive_button", "negative_button")] == [
+        (True, "r1"), (False, "r1")]
+    plain = t.without_native_feedback(blocks)
+    assert plain is not None and plain[:2] == blocks[:2]
+    assert [(e["action_id"], e["value"]) for e in plain[2]["elements"]] == [("feedback_up", "r1"), ("feedback_down", "r1")]
+    assert t.without_native_feedback(plain) is None and t.native_feedback("sideways:r1") is None
     from agent.errors import ErrorKind
 
     error_text, error_blocks = t.error_message(Reply(content="The endpoint is down.", request_id="r2", error=ErrorKind.UNAVAILABLE))

@@ -27,6 +27,7 @@ class SlackButtons:
         self.bot = bot
 
     def register(self, app: AsyncApp) -> None:
+        app.action(t.FEEDBACK)(self._on_feedback)
         app.action(t.FEEDBACK_UP)(self._on_feedback)
         app.action(t.FEEDBACK_DOWN)(self._on_feedback)
         app.action(t.RETRY)(self._on_retry)
@@ -41,11 +42,18 @@ class SlackButtons:
 
     async def _feedback(self, body: dict[str, Any], action: dict[str, Any]) -> None:
         user = str(body.get("user", {}).get("id", ""))
-        positive = action.get("action_id") == t.FEEDBACK_UP
-        request_id = str(action.get("value", ""))
+        native = t.native_feedback(action.get("value")) if action.get("action_id") == t.FEEDBACK else None
+        if native is not None:  # Slack's element: it shows the choice itself, and a later click replaces it
+            positive, request_id = native
+        elif action.get("action_id") == t.FEEDBACK:
+            return  # a value healthbot never sent
+        else:
+            positive, request_id = action.get("action_id") == t.FEEDBACK_UP, str(action.get("value", ""))
         if await self.bot.refused(clicker_of(body, f"feedback {request_id}")):
             return  # an external or a guest does not grade the answers members get
         recorded = await self.bot.handler.record_feedback(request_id, user_id=user, value=1 if positive else -1)
+        if native is not None:
+            return
         message = body.get("message") or {}
         channel = button_channel(body)
         if recorded and message.get("ts") and channel:

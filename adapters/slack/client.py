@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -21,6 +22,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.translate import without_native_feedback
 from bot.models import Membership
 
 log = logging.getLogger(__name__)
@@ -49,13 +51,29 @@ async def post_messages(client: AsyncWebClient, channel: str, thread_ts: str | N
     for index, (text, blocks) in enumerate(messages):
         if index == 0 and replace_ts:
             try:
-                await client.chat_update(channel=channel, ts=replace_ts, text=text, blocks=blocks)
+                await with_feedback_fallback(lambda b: client.chat_update(channel=channel, ts=replace_ts, text=text,
+                                                                           blocks=b), blocks)
                 continue
             except SlackApiError as exc:
                 if error_code(exc) not in GONE:
                     raise
                 log.info("the message to replace in %s is gone: posting the answer afresh", channel)
-        await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text, blocks=blocks)
+        await with_feedback_fallback(lambda b: client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text,
+                                                                        blocks=b), blocks)
+
+
+async def with_feedback_fallback(send: Callable[[list[dict[str, Any]]], Awaitable[Any]],
+                                  blocks: list[dict[str, Any]]) -> None:
+    """Send; where Slack refuses the native feedback element (`invalid_blocks`: a workspace or app
+    without Slack's AI features), send again with the hand-made 👍 / 👎 buttons."""
+    try:
+        await send(blocks)
+    except SlackApiError as exc:
+        swapped = without_native_feedback(blocks) if error_code(exc) == "invalid_blocks" else None
+        if swapped is None:
+            raise
+        log.info("Slack refused the native feedback buttons: sending the answer with plain buttons")
+        await send(swapped)
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -16,7 +16,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import translate as t
-from adapters.slack.client import error_code, post_messages
+from adapters.slack.client import error_code, post_messages, with_feedback_fallback
 from adapters.slack.progress import Placeholder
 from bot.models import Reply
 from bot.pacing import Pacer
@@ -117,8 +117,8 @@ class SlackStream:
             footer = [block for block in messages[0][1] if block.get("type") != "markdown"]
             rest = reply.content[len(self.shown):]
             try:
-                await self.client.chat_stopStream(channel=self.channel, ts=self.ts, markdown_text=rest or None,
-                                                  blocks=footer)
+                await with_feedback_fallback(lambda blocks: self.client.chat_stopStream(
+                    channel=self.channel, ts=self.ts, markdown_text=rest or None, blocks=blocks), footer)
                 return True
             except SlackApiError as exc:
                 log.warning("chat.stopStream failed (%s): replacing the message instead", error_code(exc))

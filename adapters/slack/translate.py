@@ -19,7 +19,8 @@ from bot.quick import QUICK_QUESTIONS
 CHUNK = 11_000  # Slack allows 12,000 characters across a message's markdown blocks; room for the marker
 FALLBACK_LIMIT = 3_000  # `text` is only the notification / screen-reader fallback
 
-FEEDBACK_UP = "feedback_up"
+FEEDBACK = "feedback"  # Slack's own feedback_buttons element (a context_actions block)
+FEEDBACK_UP = "feedback_up"  # the hand-made buttons: where Slack refuses the element, and older answers
 FEEDBACK_DOWN = "feedback_down"
 RETRY = "retry"
 QUICK_PREFIX = "quick_"
@@ -136,12 +137,44 @@ def answer_messages(reply: Reply) -> list[tuple[str, list[dict[str, Any]]]]:
             line = context_line(reply)
             if line:
                 blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": line}]})
-            blocks.append({"type": "actions", "block_id": "feedback", "elements": [
-                _button("👍 Helpful", FEEDBACK_UP, reply.request_id),
-                _button("👎 Not helpful", FEEDBACK_DOWN, reply.request_id),
-            ]})
+            blocks.append(feedback_block(reply.request_id))
         messages.append((fallback_text(chunk), blocks))
     return messages
+
+
+def feedback_block(request_id: str) -> dict[str, Any]:
+    """Slack's native 👍 / 👎 (the element toggles: the last click is the grade). Each value names the
+    answer, so a click needs no lookup."""
+    def side(text: str, label: str, grade: str) -> dict[str, Any]:
+        return {"text": {"type": "plain_text", "text": text}, "accessibility_label": label,
+                "value": f"{grade}:{request_id}"}
+
+    return {"type": "context_actions", "block_id": "feedback", "elements": [{
+        "type": "feedback_buttons", "action_id": FEEDBACK,
+        "positive_button": side("👍", "This answer was helpful", "up"),
+        "negative_button": side("👎", "This answer was not helpful", "down")}]}
+
+
+def native_feedback(value: Any) -> tuple[bool, str] | None:
+    """(positive, request id) from a feedback_buttons click's value; None for anything else."""
+    grade, _, request_id = str(value or "").partition(":")
+    return (grade == "up", request_id) if grade in ("up", "down") and request_id else None
+
+
+def without_native_feedback(blocks: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """The blocks with the native feedback swapped for the hand-made buttons, for a workspace whose Slack
+    refuses `context_actions` (not an AI app, an older client); None when there was none to swap."""
+    swapped, found = [], False
+    for block in blocks:
+        element = (block.get("elements") or [{}])[0] if block.get("type") == "context_actions" else {}
+        grade = native_feedback((element.get("positive_button") or {}).get("value"))
+        if grade is None:
+            swapped.append(block)
+            continue
+        found = True
+        swapped.append({"type": "actions", "block_id": "feedback", "elements": [
+            _button("👍 Helpful", FEEDBACK_UP, grade[1]), _button("👎 Not helpful", FEEDBACK_DOWN, grade[1])]})
+    return swapped if found else None
 
 
 def error_message(reply: Reply) -> tuple[str, list[dict[str, Any]]]:

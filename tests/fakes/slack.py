@@ -40,6 +40,15 @@ def sign(body: bytes, *, secret: str = SIGNING_SECRET, timestamp: int | None = N
     return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
 
 
+def feedback_click(blocks: list[dict[str, Any]], grade: str, action_ts: str = "1712346450.469172") -> dict[str, Any]:
+    """The `actions[0]` Slack sends when someone clicks 👍 ("up") or 👎 ("down") on an answer's native
+    feedback element (fixture interactive_block_actions_feedback_buttons_action.json)."""
+    [element] = [e for b in blocks if b["type"] == "context_actions" for e in b["elements"]]
+    button = element["positive_button" if grade == "up" else "negative_button"]
+    return {**fixture("interactive_block_actions_feedback_buttons_action.json"), "action_id": element["action_id"],
+            "text": button["text"], "value": button["value"], "action_ts": action_ts}
+
+
 @dataclass
 class ApiCall:
     method: str
