@@ -28,6 +28,7 @@ class AgentRequest:
     user_id: str
     session_id: str
     request_id: str = ""
+    viewing_channel: str = ""  # Slack's agent view: the channel in view when asked ("" elsewhere)
 
 
 @dataclass(slots=True)

@@ -40,12 +40,15 @@ def format_for_task(task: str | None) -> Format:
 def build_request(fmt: Format, request: AgentRequest) -> dict[str, Any]:
     messages = [message.as_dict() for message in request.messages]
     context = {"conversation_id": request.session_id, "user_id": request.user_id}
+    custom: dict[str, Any] = {"session_id": request.session_id}
+    if request.viewing_channel:  # Slack's agent view: the channel the person was looking at when asking
+        custom["viewing_channel"] = request.viewing_channel
     if fmt == "inputs":
-        return {"inputs": {"messages": messages, "params": {"user_id": request.user_id, "session_id": request.session_id}}}
+        return {"inputs": {"messages": messages, "params": {"user_id": request.user_id, **custom}}}
     if fmt == "chat_agent":
-        return {"messages": messages, "context": context, "custom_inputs": {"session_id": request.session_id}}
+        return {"messages": messages, "context": context, "custom_inputs": custom}
     if fmt == "responses":
-        return {"input": messages, "context": context, "custom_inputs": {"session_id": request.session_id}}
+        return {"input": messages, "context": context, "custom_inputs": custom}
     return {"messages": messages, "user": request.user_id}
 
 

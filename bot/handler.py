@@ -189,11 +189,12 @@ class ConversationHandler:
         if wait > 0:
             return await self._fail(row, started, ErrorKind.THROTTLED, retry_after=wait)
 
-        cache_key = self._cache_key(question, history)
+        cache_key = None if msg.viewing_channel else self._cache_key(question, history)  # an answer for that channel
         answer = self._cache.get(cache_key) if cache_key else None
         row.cached = answer is not None
         if answer is None:
-            request = AgentRequest(history, user_id=msg.asker, session_id=session.session_id, request_id=request_id)
+            request = AgentRequest(history, user_id=msg.asker, session_id=session.session_id, request_id=request_id,
+                                   viewing_channel=msg.viewing_channel)
             # Text streams only where no domain rule could still withhold the answer it belongs to.
             shown = sink if sink is not None and self.access.streams_freely(msg) else None
             try:

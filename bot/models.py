@@ -71,6 +71,7 @@ class Incoming(BaseModel):
     event_id: str = ""  # platforms retry deliveries; the handler answers each event id once
     membership: Membership = Membership.UNVERIFIED
     org: str = ""  # the asker's own Slack team / Teams tenant, when the platform says
+    viewing_channel: str = ""  # Slack's agent view: the channel the asker is looking at, told to the endpoint
 
     @property
     def platform(self) -> Platform:

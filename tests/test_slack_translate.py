@@ -21,6 +21,7 @@ from adapters.slack.manifest import (
     render_manifest,
 )
 from bot.models import Reply
+from bot.quick import QUICK_QUESTIONS
 from bot.text import split_markdown
 
 FIXTURES = Path(__file__).parent / "fixtures" / "slack"
@@ -127,13 +128,21 @@ def test_manifest_file_is_the_generated_one_and_valid_yaml() -> None:
     assert manifest["settings"]["interactivity"]["is_enabled"]
 
 
+BOLT_ASSISTANT = {"set_suggested_prompts": "assistant.threads.setSuggestedPrompts", "set_title": "assistant.threads.setTitle",
+                  "set_status": "assistant.threads.setStatus"}
+
+
 def test_manifest_scopes_cover_exactly_what_the_code_uses() -> None:
     called = set()
     for path in (ROOT / "adapters" / "slack").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             name = node.attr if isinstance(node, ast.Attribute) else node.value if isinstance(node, ast.Constant) else None
-            if isinstance(name, str) and re.fullmatch(r"(chat|users|conversations)_[a-zA-Z]+", name):
+            if isinstance(name, str) and re.fullmatch(r"(chat|users|conversations|views)_[a-zA-Z]+", name):
                 called.add(name.replace("_", ".", 1))  # client.chat_update(…), or by name: _call("chat_update", …)
+            if isinstance(node, ast.Call):  # bolt's Assistant utilities, handed to the listeners
+                func = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
+                if func in BOLT_ASSISTANT:
+                    called.add(BOLT_ASSISTANT[func])
             if name == "files_upload_v2":  # slack_sdk's helper calls these two (and POSTs to the upload URL)
                 called |= {"files.getUploadURLExternal", "files.completeUploadExternal"}
     assert called == set(METHOD_SCOPES), "update METHOD_SCOPES for the Web API methods the adapter calls"
@@ -144,7 +153,9 @@ def test_manifest_scopes_cover_exactly_what_the_code_uses() -> None:
     assert "app_mention" in manifest["settings"]["event_subscriptions"]["bot_events"]
     assert listened <= {e.split(".")[0] for e in EVENT_SCOPES}
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == (
-        {s for scopes in METHOD_SCOPES.values() for s in scopes} | set(EVENT_SCOPES.values()) | {"commands"})
+        {s for scopes in METHOD_SCOPES.values() for s in scopes} | set(EVENT_SCOPES.values()) - {None} | {"commands"})
+    assert "assistant:write" in manifest["oauth_config"]["scopes"]["bot"]
+    assert [p["message"] for p in manifest["features"]["assistant_view"]["suggested_prompts"]] == list(QUICK_QUESTIONS.values())
 
 
 def test_slack_manifest_command_fills_the_url() -> None:

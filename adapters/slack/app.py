@@ -29,16 +29,20 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import translate as t
 from adapters.slack.client import (
+    EXPECTED,
     UserDirectory,
     configure_web_client,
+    describe,
     error_code,
     is_transient,
     post_messages,
     upload_charts,
 )
+from adapters.slack.assistant import SlackAssistant
 from adapters.slack.buttons import SlackButtons
 from adapters.slack.commands import SlackCommands
 from adapters.slack.deploys import SlackDeploys
+from adapters.slack.home import SlackHome
 from adapters.slack.progress import Placeholder
 from adapters.slack.stream import SlackStream
 from adapters.slack.validate import checked_body
@@ -87,8 +91,11 @@ class SlackBot:
         self.client: AsyncWebClient = configure_web_client(self.app.client, base_url=settings.slack_api_url)
         self.users = UserDirectory(self.client)
         self._installation: frozenset[str] = frozenset()  # auth.test team_id and enterprise_id: who installed healthbot
+        self.workspace_url = ""  # auth.test `url` (https://acme.slack.com/): links to messages
         self.commands = SlackCommands(self)
         self.deploy_commands = SlackDeploys(self)
+        self.assistant = SlackAssistant(self)
+        self.home = SlackHome(self)
         self._register()
 
     # -- wiring -----------------------------------------------------------------------------
@@ -104,6 +111,7 @@ class SlackBot:
         if response.get("team"):  # refusals name the workspace ("healthbot answers members of Acme only")
             self.handler.access.org_names[Platform.SLACK] = str(response["team"])
         self._installation = frozenset(str(response.get(k) or "") for k in ("team_id", "enterprise_id")) - {""}
+        self.workspace_url = str(response.get("url") or "")
         return Check(True, f"Slack workspace {response.get('team')} as {response.get('user')}")
 
     def alert_sink(self) -> SlackAlertSink:
@@ -193,9 +201,11 @@ class SlackBot:
                 return BoltResponse(status=200, body="healthbot is not enabled for this workspace.")
             return await next()
 
+        app.assistant(self.assistant.middleware)  # the agent view's events and its threads' questions
         app.event("app_mention")(self._on_message)
         app.event("message")(self._on_message)
-        app.event(re.compile(".*"))(self._ignore)
+        self.home.register(app)
+        app.event(re.compile(".*"))(self._ignore)  # last: bolt runs the first listener that matches
         app.command(re.compile(r"^/healthbot"))(self.commands.on_command)
         SlackButtons(self).register(app)
         self.deploy_commands.register(app)
@@ -215,11 +225,14 @@ class SlackBot:
             return  # a thread healthbot is not part of
         await self.answer(message, channel=message.key.channel, thread_ts=message.key.thread)
 
-    async def answer(self, message: Incoming, *, channel: str, thread_ts: str, replace_ts: str | None = None) -> None:
-        """Ask the handler and post the answer in the thread, with progress while it works. An answer
-        Slack will not take now (an outage past slack_sdk's retries) goes to the durable outbox."""
+    async def answer(self, message: Incoming, *, channel: str, thread_ts: str, replace_ts: str | None = None,
+                     placeholder: Placeholder | None = None) -> None:
+        """Ask the handler and post the answer in the thread, with progress while it works (a placeholder
+        message, or in the agent view Slack's status line). An answer Slack will not take now (an outage
+        past slack_sdk's retries) goes to the durable outbox."""
         message = await self.identify(message)
-        placeholder = Placeholder(self.client, channel=channel, thread_ts=thread_ts or None, existing_ts=replace_ts)
+        if placeholder is None:
+            placeholder = Placeholder(self.client, channel=channel, thread_ts=thread_ts or None, existing_ts=replace_ts)
         placeholder.start()
         stream = SlackStream(self.client, placeholder, channel=channel, thread_ts=thread_ts or None,
                              recipient_user=message.user_id, recipient_team=message.org or message.key.workspace)
@@ -287,8 +300,3 @@ class SlackBot:
                    *, replace_ts: str | None = None) -> None:
         await post_messages(self.client, channel, thread_ts, messages, replace_ts=replace_ts)
 
-EXPECTED = (SlackApiError, aiohttp.ClientError, asyncio.TimeoutError, ValueError)  # Slack said no, or the network
-
-
-def describe(exc: BaseException) -> str:
-    return error_code(exc) if isinstance(exc, SlackApiError) else str(exc)

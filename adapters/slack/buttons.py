@@ -99,13 +99,19 @@ class SlackButtons:
     async def _on_quick(self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
         await ack()
         name = str(action.get("value") or action.get("action_id", "").removeprefix(t.QUICK_PREFIX))
+        self.bot.spawn(self._quick(body, action, respond, name))
+
+    async def _quick(self, body: dict[str, Any], action: dict[str, Any], respond: Any, name: str) -> None:
         channel = button_channel(body)
-        self.bot.spawn(self.bot.commands.ask_in_channel(
+        if not channel:  # App Home: the answer comes in a DM thread with the person
+            opened = await self.bot.client.conversations_open(users=str(body["user"]["id"]))
+            channel = str(opened["channel"]["id"])
+        await self.bot.commands.ask_in_channel(
             team=t.team_of(body) or str(body["user"].get("team_id", "")), channel=channel,
             user_id=str(body["user"]["id"]), question=QUICK_QUESTIONS.get(name, name),
             dedupe=f"slack:quick:{action.get('action_ts', '')}:{body['user']['id']}", respond=respond,
             org=t.org_signals(body, {}),
-        ))
+        )
 
 
 def button_channel(body: dict[str, Any]) -> str:

@@ -83,6 +83,13 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError))
 
 
+EXPECTED = (SlackApiError, aiohttp.ClientError, asyncio.TimeoutError, ValueError)  # Slack said no, or the network
+
+
+def describe(exc: BaseException) -> str:
+    return error_code(exc) if isinstance(exc, SlackApiError) else str(exc)
+
+
 def error_code(exc: SlackApiError) -> str:
     """Slack's `error` from a failed call; the HTTP status when the answer was not JSON (a proxy's
     error page), where `exc.response.get` would itself raise."""

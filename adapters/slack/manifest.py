@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from bot.quick import QUICK_QUESTIONS
+
 PLACEHOLDER_URL = "https://YOUR-HEALTHBOT-HOST"
 
 # Web API method → bot scopes it needs (https://api.slack.com/methods).
@@ -26,20 +28,28 @@ METHOD_SCOPES: dict[str, list[str]] = {
     "conversations.history": ["channels:history", "groups:history"],  # alert roots after a crash
     "files.getUploadURLExternal": ["files:write"],  # charts in threads (files_upload_v2)
     "files.completeUploadExternal": ["files:write"],
+    # the agent view, through bolt's Assistant utilities (set_suggested_prompts, set_title, set_status)
+    "assistant.threads.setSuggestedPrompts": ["assistant:write"],
+    "assistant.threads.setTitle": ["assistant:write"],
+    "assistant.threads.setStatus": ["assistant:write"],
+    "views.publish": [],  # App Home (no scope: the bot token may publish its own Home tab)
 }
 # Event subscription → the scope that grants it.
-EVENT_SCOPES: dict[str, str] = {
+EVENT_SCOPES: dict[str, str | None] = {
     "app_mention": "app_mentions:read",
     "message.channels": "channels:history",  # un-mentioned follow-ups in public channel threads
     "message.groups": "groups:history",  # … and in private channels
     "message.im": "im:history",  # direct messages
+    "assistant_thread_started": "assistant:write",  # the agent view: a new thread in the split pane
+    "assistant_thread_context_changed": "assistant:write",  # … and the channel the person is looking at
+    "app_home_opened": None,  # App Home (needs no scope)
 }
 COMMAND_SCOPES = ["commands"]
 
 
 def bot_scopes() -> list[str]:
     scopes = {scope for needed in METHOD_SCOPES.values() for scope in needed}
-    scopes |= set(EVENT_SCOPES.values()) | set(COMMAND_SCOPES)
+    scopes |= {scope for scope in EVENT_SCOPES.values() if scope} | set(COMMAND_SCOPES)
     return sorted(scopes)
 
 
@@ -65,7 +75,12 @@ def build_manifest(base_url: str = PLACEHOLDER_URL, *, socket_mode: bool = False
             "background_color": "#1b3139",
         },
         "features": {
-            "app_home": {"home_tab_enabled": False, "messages_tab_enabled": True, "messages_tab_read_only_enabled": False},
+            "app_home": {"home_tab_enabled": True, "messages_tab_enabled": True, "messages_tab_read_only_enabled": False},
+            "assistant_view": {
+                "assistant_description": "Ask the Databricks Health Monitor about costs, jobs, queries, security and "
+                                         "data quality, with the channel you are looking at in mind.",
+                "suggested_prompts": [{"title": question, "message": question} for question in QUICK_QUESTIONS.values()],
+            },
             "bot_user": {"display_name": "healthbot", "always_online": True},
             "slash_commands": [command],
         },

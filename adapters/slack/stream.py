@@ -115,10 +115,10 @@ class SlackStream:
         if self.mode == "stream" and reply.error is None and len(messages) == 1 \
                 and reply.content.startswith(self.shown):
             footer = [block for block in messages[0][1] if block.get("type") != "markdown"]
-            rest = reply.content[len(self.shown):]
+            rest, ts = reply.content[len(self.shown):], self.ts
             try:
                 await with_feedback_fallback(lambda blocks: self.client.chat_stopStream(
-                    channel=self.channel, ts=self.ts, markdown_text=rest or None, blocks=blocks), footer)
+                    channel=self.channel, ts=ts, markdown_text=rest or None, blocks=blocks), footer)
                 return True
             except SlackApiError as exc:
                 log.warning("chat.stopStream failed (%s): replacing the message instead", error_code(exc))

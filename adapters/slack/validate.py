@@ -18,7 +18,8 @@ from pydantic import Field, ValidationError
 
 from bot.inbound import BadInput, HttpUrl, Shape, clean, clean_text, has_unsafe_escapes, load_json, reason
 
-LISTENED_EVENTS = frozenset({"app_mention", "message"})  # the manifest subscribes to these
+LISTENED_EVENTS = frozenset({"app_mention", "message", "assistant_thread_started", "assistant_thread_context_changed",
+                             "app_home_opened"})  # the manifest subscribes to these
 Id = Annotated[str, Field(max_length=255)]  # user, channel, team ids and timestamps: short on the wire
 
 
@@ -40,6 +41,14 @@ class Authorization(Shape):
     is_enterprise_install: bool | None = None
 
 
+class AssistantContext(Shape):
+    """`assistant_thread.context`: what the person is looking at beside the agent view."""
+
+    channel_id: Id | None = None
+    team_id: Id | None = None
+    enterprise_id: Id | None = None
+
+
 class Nested(Shape):
     """`item`, `message`, `previous_message`, `assistant_thread` inside an event."""
 
@@ -49,6 +58,8 @@ class Nested(Shape):
     ts: Id | None = None
     thread_ts: Id | None = None
     text: str | None = None
+    user_id: Id | None = None
+    context: AssistantContext | None = None
 
 
 class Event(Shape):
@@ -75,6 +86,7 @@ class Event(Shape):
     bot_access_token: str | None = None
     inputs: dict[str, Any] | None = None
     blocks: list[Any] | None = None
+    tab: str | None = None  # app_home_opened: "home" or "messages"
 
 
 class EventCallback(Shape):

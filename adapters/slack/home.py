@@ -1,0 +1,146 @@
+"""healthbot's App Home: a page per person, published with views.publish when they open the Home tab.
+
+What a platform engineer wants at a glance: the quick questions (answered in a DM thread), the open
+alert threads with links, what the Health Monitor endpoint serves and its last rollout, and
+healthbot's own figures of the last 24 h. Built fresh when the tab opens, never more than once a
+minute per person (Slack sends `app_home_opened` on every visit; the page is a few store reads).
+Guests and people of other organisations see the refusal instead of the figures.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from adapters.slack import translate as t
+from bot.alerts import care
+from bot.deploy.rollout import Seen
+from bot.models import Incoming, Platform, ThreadKey
+from bot.ops.stats import Stats, collect
+from bot.store import Store
+
+if TYPE_CHECKING:
+    from adapters.slack.app import SlackBot
+
+log = logging.getLogger(__name__)
+
+REFRESH_EVERY_S = 60.0
+OPEN_ALERTS_SHOWN = 10
+ALERT_LOOK_BACK_S = 7 * 24 * 3600.0
+
+
+class SlackHome:
+    def __init__(self, bot: SlackBot) -> None:
+        self.bot = bot
+        self._published: dict[str, float] = {}  # user → when their page was last published (this replica)
+
+    def register(self, app: Any) -> None:
+        app.event("app_home_opened")(self._on_opened)
+
+    async def _on_opened(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        user = str(event.get("user") or "")
+        if event.get("tab") != "home" or not user:
+            return  # the Messages tab, or a payload without a person
+        now = time.monotonic()
+        if now - self._published.get(user, -REFRESH_EVERY_S) < REFRESH_EVERY_S:
+            return
+        self._published[user] = now
+        if len(self._published) > 10_000:  # forget visits older than the window, not people
+            self._published = {u: at for u, at in self._published.items() if now - at < REFRESH_EVERY_S}
+        self.bot.spawn(self._publish(user, body, event))
+
+    async def _publish(self, user: str, body: dict[str, Any], event: dict[str, Any]) -> None:
+        visitor = Incoming(key=ThreadKey(platform=Platform.SLACK, workspace=t.team_of(body), channel=""),
+                           user_id=user, text="App Home", org=t.org_signals(body, event))
+        refusal = await self.bot.handler.access.admit(await self.bot.identify(visitor))
+        if refusal is not None:
+            blocks = [_section(f":lock: {t.to_mrkdwn(refusal.message)}")]
+        else:
+            blocks = await home_blocks(self.bot.handler.store, endpoint=self.bot.settings.endpoint_name,
+                                       workspace_url=await self._workspace_url())
+        await self.bot.client.views_publish(user_id=user, view={"type": "home", "blocks": blocks})
+
+    async def _workspace_url(self) -> str:
+        if not self.bot.workspace_url:
+            await self.bot.health()  # auth.test: the workspace's URL, for links to alert threads
+        return self.bot.workspace_url
+
+
+async def home_blocks(store: Store, *, endpoint: str, workspace_url: str, now: float | None = None) -> list[dict[str, Any]]:
+    now = time.time() if now is None else now
+    _, quick = t.help_blocks()
+    blocks: list[dict[str, Any]] = [
+        _header("healthbot · Databricks Health Monitor"),
+        _section("Ask about costs, jobs, query performance, security and data quality. A quick question is answered "
+                 "in a direct message thread; mention `@healthbot` in any channel for the rest."),
+        quick[-1],  # the five quick-question buttons
+        {"type": "divider"}, _header("Open alerts"),
+        *await _open_alerts(store, workspace_url, now),
+        {"type": "divider"}, _header("The Health Monitor endpoint"),
+        *await _deployment(store, endpoint),
+        {"type": "divider"}, _header("healthbot, last 24 hours"),
+        _figures(await collect(store, 24)),
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": f"Updated {_when(now)}"}]},
+    ]
+    return blocks
+
+
+async def _open_alerts(store: Store, workspace_url: str, now: float) -> list[dict[str, Any]]:
+    threads = [thread for thread in await store.alerts.threads_seen_since(now - ALERT_LOOK_BACK_S,
+                                                                           states=care.OPEN_STATES)
+               if thread.target.startswith("slack:") and not thread.acknowledged_by and "ts" in thread.thread_ref]
+    if not threads:
+        return [_section("No open alert threads. :white_check_mark:")]
+    lines = []
+    for thread in sorted(threads, key=lambda th: th.state_since, reverse=True)[:OPEN_ALERTS_SHOWN]:
+        channel, ts = thread.target.removeprefix("slack:"), str(thread.thread_ref["ts"])
+        name = t.to_mrkdwn(str(thread.alert.get("name") or thread.alert_key))[:150]
+        link = f"<{workspace_url.rstrip('/')}/archives/{channel}/p{ts.replace('.', '')}|{name}>" if workspace_url else name
+        snoozed = " · snoozed" if care.snoozed(thread, now) else ""
+        lines.append(f"• {link} in <#{channel}> · {thread.state.lower()} since {_when(thread.state_since)}{snoozed}")
+    more = len(threads) - OPEN_ALERTS_SHOWN
+    if more > 0:
+        lines.append(f"… and {more} more")
+    return [_section("\n".join(lines))]
+
+
+async def _deployment(store: Store, endpoint: str) -> list[dict[str, Any]]:
+    """What the rollout watcher last saw (its cursor in the store), or the versions that answered."""
+    stored = (await store.alerts.observed(f"deploy:{endpoint}")).get(f"deploy:{endpoint}")
+    seen = Seen.loads(stored[0] if stored else None)
+    if seen is None:
+        rows = [row for row in await store.requests_since(time.time() - 24 * 3600) if row.served_version]
+        served = f"v{rows[-1].served_version} answered last" if rows else "no version seen yet"
+        return [_section(f"`{endpoint}`: {served} (the rollout watch is off: HEALTHBOT_DEPLOY_CHANNELS).")]
+    text = f"`{endpoint}` serves *{seen.served or seen.model or 'an unknown entity'}* (config {seen.config or '?'})"
+    if seen.pending:
+        text += f"\n:arrows_counterclockwise: Rolling out config {seen.pending} ({seen.pending_split})"
+        if seen.progress:
+            text += f": {t.to_mrkdwn(seen.progress)[:300]}"
+    assert stored is not None
+    return [_section(text), {"type": "context", "elements": [
+        {"type": "mrkdwn", "text": f"Last change seen {_when(stored[1])} · state {seen.update or 'NOT_UPDATING'}"}]}]
+
+
+def _figures(stats: Stats) -> dict[str, Any]:
+    def pct(value: float | None) -> str:
+        return "–" if value is None else f"{value:.0%}"
+
+    p95 = "–" if stats.p95_latency_ms is None else f"{stats.p95_latency_ms / 1000:.1f} s"
+    fields = [f"*Questions*\n{stats.requests}", f"*Answered*\n{pct(stats.success_rate)}",
+              f"*p95 answer time*\n{p95}", f"*👍 share*\n{pct(stats.feedback_up_rate)}"]
+    return {"type": "section", "fields": [{"type": "mrkdwn", "text": text} for text in fields]}
+
+
+def _header(text: str) -> dict[str, Any]:
+    return {"type": "header", "text": {"type": "plain_text", "text": text[:150]}}
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
+
+
+def _when(ts: float) -> str:
+    """Slack's date formatting: each reader sees their own time zone."""
+    return f"<!date^{int(ts)}^{{date_short_pretty}} {{time}}|{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(ts))}>"

@@ -1,0 +1,126 @@
+"""Slack's agent view at the wire: assistant_thread_started → greeting and suggested prompts; the first
+question titles the thread; status lines while the answer streams; the channel in view reaches the
+endpoint. The fake Slack records assistant.threads.*; the fake endpoint streams a ChatAgent answer."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.config import load_settings
+from bot.quick import QUICK_QUESTIONS
+from bot.server import create_app
+from bot.store import SqliteStore
+from tests.conftest import make_client
+from tests.fakes.base import serve
+from tests.fakes.serving import FakeServing, Scripted
+from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, fixture
+from tests.test_slack import SlackRig
+from tests.test_slack_streaming import chat_agent_events
+
+DM, THREAD = "D0123ABCDEF", "1712346300.000100"
+
+
+def sub_agent_then_answer() -> list[str]:
+    call = {"delta": {"role": "assistant", "content": "", "id": "m0", "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "cost_agent", "arguments": "{}"}}]}}
+    result = {"delta": {"role": "tool", "content": "{\"usd\": 607}", "name": "cost_agent", "tool_call_id": "c1",
+                        "id": "m0t"}}
+    return [json.dumps(call), json.dumps(result), *chat_agent_events(["Costs rose 38% ", "yesterday."])]
+
+
+@pytest.fixture
+async def rig(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake_serving: FakeServing) -> AsyncIterator[SlackRig]:
+    slack = FakeSlack()
+    await slack.start()
+    for name, value in {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+                        "SLACK_API_URL": slack.api_url}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr("adapters.slack.progress.STAGE_EVERY_S", 0.0)
+    fake_serving.default = Scripted(events=sub_agent_then_answer(), gap_s=0.2)
+    app = create_app(load_settings(), store=SqliteStore(tmp_path / "bot.db"),
+                     engine=make_client(fake_serving, fmt="chat_agent"))
+    runner, url = await serve(app)
+    yield SlackRig(slack, fake_serving, url, app)
+    await runner.cleanup()
+    await slack.stop()
+
+
+def question(text: str, ts: str, event_id: str, thread_ts: str = THREAD) -> dict[str, Any]:
+    body = fixture("event_message_assistant_thread.json")
+    body["event"].update(text=text, ts=ts, event_ts=ts, thread_ts=thread_ts)
+    body["event_id"] = event_id
+    return body
+
+
+async def start_thread(rig: SlackRig) -> None:
+    assert await rig.event(fixture("event_assistant_thread_started.json")) == 200
+    await rig.slack.wait_for(lambda: rig.slack.called("assistant.threads.setSuggestedPrompts"))
+
+
+async def test_a_new_assistant_thread_greets_and_suggests_the_quick_questions(rig: SlackRig) -> None:
+    await start_thread(rig)
+    await rig.settle()
+    [greeting] = rig.slack.called("chat.postMessage")
+    assert (greeting["channel"], greeting["thread_ts"]) == (DM, THREAD) and "healthbot" in greeting["text"]
+    [prompts] = rig.slack.called("assistant.threads.setSuggestedPrompts")
+    assert (prompts["channel_id"], prompts["thread_ts"]) == (DM, THREAD)
+    assert [p["message"] for p in prompts["prompts"]] == list(QUICK_QUESTIONS.values())
+    assert rig.serving.invocation_bodies() == []  # nobody asked anything yet
+
+
+async def test_questions_are_titled_once_show_status_stream_in_the_thread_and_carry_the_channel_in_view(
+        rig: SlackRig) -> None:
+    await start_thread(rig)
+    assert await rig.event(fixture("event_assistant_thread_context_changed.json")) == 200
+    await rig.settle()
+    assert await rig.event(question("why did costs spike", "1712346320.000200", "Ev0Q1")) == 200
+    await rig.slack.wait_for(lambda: rig.slack.called("chat.stopStream"), timeout=15)
+    await rig.settle()
+
+    [title] = rig.slack.called("assistant.threads.setTitle")
+    assert (title["channel_id"], title["thread_ts"], title["title"]) == (DM, THREAD, "why did costs spike")
+    statuses = rig.slack.called("assistant.threads.setStatus")
+    lines = [line for s in statuses for line in s.get("loading_messages") or []]
+    assert statuses and all(s["thread_ts"] == THREAD for s in statuses)
+    assert "Asking the cost agent…" in lines and "Reading what the cost agent found…" in lines
+    [start] = rig.slack.called("chat.startStream")
+    assert (start["channel"], start["thread_ts"]) == (DM, THREAD)
+    answer = next(m for m in rig.slack.posted() if m.get("_ts") == start["_ts"])
+    assert answer["text"] == "Costs rose 38% yesterday." and "context_actions" in json.dumps(answer["blocks"])
+    assert not [p for p in rig.slack.called("chat.postMessage") if "Analyzing" in p.get("text", "")]  # no placeholder
+    [sent] = rig.serving.invocation_bodies()
+    assert sent["custom_inputs"]["viewing_channel"] == "C0PLATFORM1"  # the latest context, not the first
+
+    assert await rig.event(question("and which job was it?", "1712346340.000300", "Ev0Q2")) == 200
+    await rig.slack.wait_for(lambda: len(rig.serving.invocation_bodies()) == 2 and
+                             len(rig.slack.called("chat.stopStream")) == 2, timeout=15)
+    await rig.settle()
+    assert len(rig.slack.called("assistant.threads.setTitle")) == 1  # the first question names the thread
+    first, second = rig.serving.invocation_bodies()
+    assert first["context"]["conversation_id"] == second["context"]["conversation_id"]  # one session per thread
+    assert [m["role"] for m in second["messages"]] == ["user", "assistant", "user"]
+
+
+async def test_a_dm_thread_the_agent_view_never_started_takes_the_usual_path(rig: SlackRig) -> None:
+    assert await rig.event(question("why did costs spike", "1712346420.000200", "Ev0Q9",
+                                    thread_ts="1712346400.000100")) == 200
+    await rig.slack.wait_for(lambda: rig.slack.called("chat.stopStream"), timeout=15)
+    await rig.settle()
+    assert not [c for c in rig.slack.api if c.method.startswith("assistant.threads.")]
+    [sent] = rig.serving.invocation_bodies()
+    assert "viewing_channel" not in sent["custom_inputs"]
+
+
+async def test_slack_refusing_the_status_or_title_never_costs_the_answer(rig: SlackRig) -> None:
+    await start_thread(rig)
+    rig.slack.fail("assistant.threads.setTitle", 200, {"ok": False, "error": "channel_not_found"})
+    rig.slack.fail("assistant.threads.setStatus", 200, {"ok": False, "error": "channel_not_found"}, times=10)
+    assert await rig.event(question("why did costs spike", "1712346320.000200", "Ev0Q1")) == 200
+    await rig.slack.wait_for(lambda: rig.slack.called("chat.stopStream"), timeout=15)
+    await rig.settle()
+    assert any(m["text"] == "Costs rose 38% yesterday." for m in rig.slack.posted())
