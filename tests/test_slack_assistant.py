@@ -18,7 +18,7 @@ from bot.store import SqliteStore
 from tests.conftest import make_client
 from tests.fakes.base import serve
 from tests.fakes.serving import FakeServing, Scripted
-from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, fixture
+from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, fixture, steps_shown
 from tests.test_slack import SlackRig
 from tests.test_slack_streaming import chat_agent_events
 
@@ -93,6 +93,10 @@ async def test_questions_are_titled_once_show_status_stream_in_the_thread_and_ca
     answer = next(m for m in rig.slack.posted() if m.get("_ts") == start["_ts"])
     assert answer["text"] == "Costs rose 38% yesterday." and "context_actions" in json.dumps(answer["blocks"])
     assert not [p for p in rig.slack.called("chat.postMessage") if "Analyzing" in p.get("text", "")]  # no placeholder
+    streamed = [c.params for c in rig.slack.api if c.method in ("chat.startStream", "chat.appendStream",
+                                                                 "chat.stopStream")]
+    assert set(steps_shown(streamed).values()) == {("Asking the cost agent…", "complete"),
+                                                   ("Reading what the cost agent found…", "complete")}
     [sent] = rig.serving.invocation_bodies()
     assert sent["custom_inputs"]["viewing_channel"] == "C0PLATFORM1"  # the latest context, not the first
 

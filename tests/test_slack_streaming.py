@@ -18,7 +18,7 @@ from bot.text import safe_prefix
 from tests.conftest import make_client
 from tests.fakes.base import serve
 from tests.fakes.serving import FakeServing, Scripted
-from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
+from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, steps_shown
 from tests.test_slack import ROOT_TS, SlackRig, mention
 
 PIECES = ["**Costs rose 38%** yesterday. ", "The driver is ", "nightly_customer_etl.\n\n", "| Job | Cost |\n",
@@ -145,3 +145,47 @@ async def test_text_held_back_by_the_pace_is_shown_within_the_second_without_new
     await asyncio.sleep(0.35)
     assert len(flushed) == 1 and 0.15 <= flushed[0] - started <= 0.3
     await pacer.stop()
+
+
+def with_sub_agents(pieces: list[str]) -> list[str]:
+    """A ChatAgent stream that calls the cost agent, reads its result, then answers."""
+    call = {"delta": {"role": "assistant", "content": "", "id": "m0", "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "cost_agent", "arguments": "{}"}}]}}
+    result = {"delta": {"role": "tool", "content": "{\"usd\": 607}", "name": "cost_agent", "tool_call_id": "c1",
+                        "id": "m0t"}}
+    return [json.dumps(call), json.dumps(result), *chat_agent_events(pieces)]
+
+
+async def test_each_sub_agent_call_is_a_step_of_the_streamed_message(rig: SlackRig) -> None:
+    rig.serving.default = Scripted(events=with_sub_agents(PIECES), gap_s=0.3)
+    assert await rig.event(mention()) == 200
+    await rig.slack.wait_for(lambda: rig.slack.called("chat.stopStream"), timeout=15)
+    await rig.settle()
+    [start] = rig.slack.called("chat.startStream")
+    assert start["task_display_mode"] == "timeline" and "markdown_text" not in start  # it starts with the step
+    assert [(c["title"], c["status"]) for c in start["chunks"]] == [("Asking the cost agent…", "in_progress")]
+    stream = [p for _, p in calls(rig.slack, "chat.startStream", "chat.appendStream", "chat.stopStream")]
+    assert steps_shown(stream) == {"step-1": ("Asking the cost agent…", "complete"),
+                                   "step-2": ("Reading what the cost agent found…", "complete")}
+    stamps = [c.at for c in rig.slack.api if c.method in ("chat.startStream", "chat.appendStream")]
+    assert all(b - a >= 0.9 for a, b in zip(stamps, stamps[1:]))  # steps share the once-a-second pace
+    [final] = rig.slack.posted()
+    assert final["text"] == WHOLE and "context_actions" in json.dumps(final["blocks"])
+    assert not rig.slack.called("chat.update")  # no placeholder line was needed
+
+
+async def test_where_slack_refuses_task_chunks_stages_are_placeholder_lines_and_text_still_streams(
+        rig: SlackRig) -> None:
+    rig.serving.default = Scripted(events=with_sub_agents(PIECES), gap_s=0.3)
+    rig.slack.fail("chat.startStream", 200, {"ok": False, "error": "invalid_arguments"})
+    assert await rig.event(mention()) == 200
+    await rig.slack.wait_for(lambda: rig.slack.called("chat.stopStream"), timeout=15)
+    await rig.settle()
+    lines = [json.dumps(p.get("blocks")) for p in rig.slack.called("chat.postMessage") + rig.slack.called("chat.update")]
+    assert any("Asking the cost agent" in line for line in lines)  # the stage, as today
+    [start] = [p for p in rig.slack.called("chat.startStream") if "_failed" not in p]
+    assert "chunks" not in start and start["markdown_text"]
+    stream = [p for _, p in calls(rig.slack, "chat.appendStream", "chat.stopStream")]
+    assert not steps_shown(stream)
+    [final] = rig.slack.posted()
+    assert final["text"] == WHOLE

@@ -131,6 +131,8 @@ class StatusPlaceholder(Placeholder):
     stage names as loading messages) instead of a placeholder message. Slack clears it when the
     answer is posted. A message is posted only when the answer needs one to update (streaming refused)."""
 
+    live_steps = False  # the status line shows the stages live; the steps join the message with its text
+
     def __init__(self, client: Any, set_status: Any, *, channel: str, thread_ts: str) -> None:
         super().__init__(client, channel=channel, thread_ts=thread_ts, delay_s=0.0)
         self.set_status = set_status

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 
 class Placeholder:
+    live_steps = True  # a streamed answer starts at its first stage, with the stages as steps (stream.py)
+
     def __init__(self, client: AsyncWebClient, *, channel: str, thread_ts: str | None,
                  existing_ts: str | None = None, delay_s: float | None = None) -> None:
         self.client = client

@@ -5,6 +5,11 @@ Text reaches Slack only in markdown-safe pieces: never half a table (rows are he
 ends) and never an open code fence, so the message reads right at every moment. The final message
 is today's answer: sources, confidence and 👍 / 👎 (as blocks under the streamed text), and long
 answers continue in follow-up messages.
+
+Each stage (a sub-agent call, a table read) is a step of the streamed message where Slack takes
+task chunks (`task_update`, running → complete, shown as a timeline); where it refuses them the
+stage is a line in the placeholder as before. In the agent view the stages are the status line
+while the endpoint works, and the steps join the message when its text starts.
 """
 
 from __future__ import annotations
@@ -40,23 +45,66 @@ class SlackStream:
         self.text_so_far = ""
         self.shown = ""  # what Slack shows
         self.pacer = Pacer(EVERY_S, lambda: self.text(""))
+        self.steps: list[str] = []  # the stages so far, each a task of the streamed message
+        self.steps_ok = thread_ts is not None  # until Slack refuses task chunks
+        self._pending: list[dict[str, Any]] = []  # task chunks not yet sent
 
     async def stage(self, words: str) -> None:
-        if not self.mode:  # before the first text: the placeholder says what is being done
+        stepped = self._step(words)
+        if not self.mode:
+            if stepped and self.placeholder.live_steps:
+                await self._start_with_steps(words)
+            else:  # before the first text: the placeholder (or the agent view's status) says what is being done
+                await self.placeholder.show_stage(words)
+        elif self.mode == "stream" and stepped and self.pacer.due():
+            await self._append("")
+
+    def _step(self, words: str) -> bool:
+        """Queue the task chunks for a new stage (the previous one done, this one running)."""
+        if not self.steps_ok or (self.steps and self.steps[-1] == words):
+            return False
+        if self.steps:
+            self._pending.append(_task(len(self.steps), self.steps[-1], "complete"))
+        self.steps.append(words)
+        self._pending.append(_task(len(self.steps), words, "in_progress"))
+        return True
+
+    async def _start_with_steps(self, words: str) -> None:
+        """The first stage starts the stream: its steps are the message until text follows."""
+        assert self.thread_ts is not None  # steps_ok: streaming happens in threads only
+        self.pacer.due()  # the first send: it starts the once-a-second pace
+        chunks, self._pending = self._pending, []
+        try:
+            started = await self.client.chat_startStream(
+                channel=self.channel, thread_ts=self.thread_ts, chunks=chunks, task_display_mode="timeline",
+                recipient_user_id=self.recipient_user, recipient_team_id=self.recipient_team)
+        except SlackApiError as exc:  # no task chunks here: stages stay placeholder lines
+            log.info("Slack refused task chunks in chat.startStream (%s): stages as placeholder lines", error_code(exc))
+            self.steps_ok, self.steps = False, []
             await self.placeholder.show_stage(words)
+            return
+        except Exception as exc:  # the network: the answer comes at the end anyway
+            log.warning("chat.startStream failed: %s", type(exc).__name__)
+            self.mode = "update"
+            return
+        self.mode, self.ts = "stream", str(started["ts"])
+        await self._drop_placeholder()
 
     async def text(self, delta: str) -> None:
         self.text_so_far += delta
         if self.mode == "broken" or len(self.shown) >= t.CHUNK:
             return
         safe = safe_prefix(self.text_so_far)[:t.CHUNK]
-        if len(safe) <= len(self.shown) or not self.pacer.due():
+        if len(safe) <= len(self.shown):
+            if self._pending and self.mode == "stream" and self.pacer.due():
+                await self._append("")  # the pacer's flush: steps that waited for their turn
+            return
+        if not self.pacer.due():
             return
         if not self.mode:
             await self._start(safe)
         elif self.mode == "stream" and self.ts is not None:
-            await self._call("chat.appendStream", self.client.chat_appendStream(
-                channel=self.channel, ts=self.ts, markdown_text=safe[len(self.shown):]), safe)
+            await self._append(safe)
         else:
             ts = await self.placeholder.ensure()
             if ts is not None:
@@ -64,15 +112,32 @@ class SlackStream:
                     channel=self.channel, ts=ts, text=t.fallback_text(safe), blocks=[{"type": "markdown", "text": safe}]),
                     safe)
 
+    async def _append(self, safe: str) -> None:
+        """Append the text after what is shown, with any steps waiting (one paced call)."""
+        assert self.ts is not None
+        delta, chunks, self._pending = safe[len(self.shown):], self._pending, []
+        if chunks:
+            call = self.client.chat_appendStream(channel=self.channel, ts=self.ts, chunks=chunks + _markdown(delta))
+        else:
+            call = self.client.chat_appendStream(channel=self.channel, ts=self.ts, markdown_text=delta)
+        await self._call("chat.appendStream", call, safe or self.shown)
+
     async def _start(self, safe: str) -> None:
         if self.thread_ts is None:  # a top-level DM: Slack streams into threads only
             await self._update_instead()
             return
+        text: dict[str, Any] = {"markdown_text": safe}
+        if self._pending:  # the agent view's steps so far, before the text
+            text = {"chunks": self._pending + _markdown(safe), "task_display_mode": "timeline"}
         try:
             started = await self.client.chat_startStream(
-                channel=self.channel, thread_ts=self.thread_ts, markdown_text=safe,
+                channel=self.channel, thread_ts=self.thread_ts, **text,
                 recipient_user_id=self.recipient_user, recipient_team_id=self.recipient_team)
         except SlackApiError as exc:  # an older plan, a workspace without AI features, a method error
+            if self._pending:  # perhaps only the task chunks: once more without them
+                self.steps_ok, self.steps, self._pending = False, [], []
+                await self._start(safe)
+                return
             log.info("Slack refused chat.startStream (%s): updating a placeholder instead", error_code(exc))
             await self._update_instead()
             return
@@ -80,7 +145,10 @@ class SlackStream:
             log.warning("chat.startStream failed: %s", type(exc).__name__)
             self.mode = "update"
             return
-        self.mode, self.ts, self.shown = "stream", str(started["ts"]), safe
+        self.mode, self.ts, self.shown, self._pending = "stream", str(started["ts"]), safe, []
+        await self._drop_placeholder()
+
+    async def _drop_placeholder(self) -> None:
         placeholder = await self.placeholder.finish()
         if placeholder is not None:  # "Analyzing…" has done its job: the stream is the answer now
             try:
@@ -115,16 +183,18 @@ class SlackStream:
         if self.mode == "stream" and reply.error is None and len(messages) == 1 \
                 and reply.content.startswith(self.shown):
             footer = [block for block in messages[0][1] if block.get("type") != "markdown"]
-            rest, ts = reply.content[len(self.shown):], self.ts
+            rest, ts, steps = reply.content[len(self.shown):], self.ts, self._last_steps("complete")
+            end: dict[str, Any] = {"chunks": steps + _markdown(rest)} if steps else {"markdown_text": rest or None}
             try:
                 await with_feedback_fallback(lambda blocks: self.client.chat_stopStream(
-                    channel=self.channel, ts=ts, markdown_text=rest or None, blocks=blocks), footer)
+                    channel=self.channel, ts=ts, blocks=blocks, **end), footer)
                 return True
             except SlackApiError as exc:
                 log.warning("chat.stopStream failed (%s): replacing the message instead", error_code(exc))
         else:
             try:
-                await self.client.chat_stopStream(channel=self.channel, ts=self.ts)
+                steps = self._last_steps("error" if reply.error else "complete")
+                await self.client.chat_stopStream(channel=self.channel, ts=self.ts, chunks=steps or None)
             except SlackApiError as exc:
                 log.info("chat.stopStream failed (%s)", error_code(exc))
         if reply.error is not None and self.shown:  # keep what was said, then the error and Retry
@@ -132,3 +202,19 @@ class SlackStream:
             messages = [(text, [{"type": "markdown", "text": self.shown}, *blocks]), *messages[1:]]
         await post_messages(self.client, self.channel, self.thread_ts, messages, replace_ts=self.ts)
         return True
+
+    def _last_steps(self, status: str) -> list[dict[str, Any]]:
+        """The steps still to send, the running one ended."""
+        if self.steps:
+            self._pending.append(_task(len(self.steps), self.steps[-1], status))
+        chunks, self._pending = self._pending, []
+        return chunks
+
+
+def _task(number: int, title: str, status: str) -> dict[str, Any]:
+    """A `task_update` chunk (slack_sdk TaskUpdateChunk): the same id for each update of one step."""
+    return {"type": "task_update", "id": f"step-{number}", "title": title[:1].upper() + title[1:], "status": status}
+
+
+def _markdown(text: str) -> list[dict[str, Any]]:
+    return [{"type": "markdown_text", "text": text}] if text else []

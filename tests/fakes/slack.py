@@ -40,6 +40,22 @@ def sign(body: bytes, *, secret: str = SIGNING_SECRET, timestamp: int | None = N
     return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
 
 
+def streamed_text(params: dict[str, Any]) -> str:
+    """The text a chat.*Stream call adds: `markdown_text`, or its `markdown_text` chunks."""
+    chunks = params.get("chunks") or []
+    return params.get("markdown_text") or "".join(c.get("text", "") for c in chunks if c.get("type") == "markdown_text")
+
+
+def steps_shown(calls: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
+    """Each task of a streamed message as it finally reads: id → (title, status)."""
+    tasks: dict[str, tuple[str, str]] = {}
+    for params in calls:
+        for chunk in params.get("chunks") or []:
+            if chunk.get("type") == "task_update":
+                tasks[chunk["id"]] = (chunk["title"], chunk["status"])
+    return tasks
+
+
 def feedback_click(blocks: list[dict[str, Any]], grade: str, action_ts: str = "1712346450.469172") -> dict[str, Any]:
     """The `actions[0]` Slack sends when someone clicks 👍 ("up") or 👎 ("down") on an answer's native
     feedback element (fixture interactive_block_actions_feedback_buttons_action.json)."""
@@ -96,9 +112,9 @@ class FakeSlack(FakeServer):
             if "_failed" in params:
                 continue
             if call.method in ("chat.postMessage", "chat.startStream"):
-                messages[params["_ts"]] = {**params, "text": params.get("text") or params.get("markdown_text", "")}
+                messages[params["_ts"]] = {**params, "text": params.get("text") or streamed_text(params)}
             elif call.method in ("chat.appendStream", "chat.stopStream") and ts in messages:
-                messages[ts]["text"] += params.get("markdown_text") or ""
+                messages[ts]["text"] += streamed_text(params)
                 if params.get("blocks"):
                     messages[ts]["blocks"] = params["blocks"]
             elif call.method == "chat.update" and ts in messages:
