@@ -265,10 +265,13 @@ async def test_a_teams_guest_cannot_grade_an_answer(rig: Rig) -> None:
     await rig.start()
     await rig.teams(teams_fixture("message_personal.json"))  # a member asks and is answered
     await rig.connector.wait_for(lambda: rig.connector.cards())
-    [answer] = rig.connector.cards()
-    request_id = next(a["data"]["request_id"] for a in answer["actions"] if a["verb"] == "feedback")
-    reply = await guest_clicks(rig, "feedback", {"request_id": request_id, "value": 1})
-    assert reply["type"] == "application/vnd.microsoft.activity.message" and "guest accounts" in reply["value"]
+    answer_id = next(iter(rig.app[TEAMS].answers))  # type: ignore[index]
+    invoke = teams_fixture("invoke_message_submit_action_feedback.json")  # Teams' own 👎, from a guest
+    invoke.update(replyToId=answer_id, serviceUrl=rig.connector.url + "/")
+    invoke["from"] = {"id": "29:1FAKEguestMRI", "name": "A Guest", "aadObjectId": "99999999-2222-3333-4444-555555555555"}
+    rig.connector.members[invoke["from"]["id"]] = teams_fixture("member_get_guest.json")
+    async with aiohttp.ClientSession() as http, http.post(f"{rig.url}/api/messages", json=invoke) as resp:
+        assert resp.status == 200
     store = rig.app[SLACK].handler.store  # type: ignore[index]
     assert store._db.execute("SELECT count(*) FROM feedback").fetchone()[0] == 0
     assert (await rig.stats())["refused_by_reason"] == {"guest": 1}

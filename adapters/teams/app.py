@@ -250,7 +250,7 @@ class TeamsAdapter:
         connector refuses it (too large: 413, or a 400) — a chart never costs the message."""
         if images is None:
             images = await card_images(reply.charts, what=reply.request_id)
-        cards = t.reply_messages(reply, images)
+        cards = t.reply_messages(reply, images, in_channel=where.in_channel)
         for index, card in enumerate(cards):
             try:
                 sent = await self.send(where, card)
@@ -259,7 +259,7 @@ class TeamsAdapter:
                     raise
                 log.warning("the Bot Connector refused the answer %s with its chart (%d): sent without it",
                             reply.request_id, exc.status)
-                sent = await self.send(where, t.reply_messages(reply)[index])
+                sent = await self.send(where, t.reply_messages(reply, in_channel=where.in_channel)[index])
             self.remember_answer(reply.request_id, [sent] if sent else [])
 
     # -- answering ---------------------------------------------------------------------------

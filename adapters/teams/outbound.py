@@ -67,6 +67,12 @@ class Where:
                    channel_id=reference.channel_id or "msteams", bot=_account(reference.bot),
                    user=_account(reference.user), reply_to=reference.activity_id or None)
 
+    @property
+    def in_channel(self) -> bool:
+        """A team channel's thread, where healthbot's cards keep their own 👍 / 👎 (Teams documents its
+        feedback loop for chats with a bot; README, "Native surfaces")."""
+        return self.conversation.get("conversationType") == "channel"
+
     def stamp(self, activity: dict[str, Any]) -> dict[str, Any]:
         """Address the activity as botbuilder's TurnContext would (from, recipient, conversation…)."""
         stamped = {**activity, "channelId": self.channel_id, "serviceUrl": self.service_url,

@@ -208,7 +208,10 @@ def image_blocks(images: list[tuple[str, bytes]]) -> list[dict[str, Any]]:
              "size": "Stretch"} for title, png in images]
 
 
-def answer_cards(reply: Reply, images: list[tuple[str, bytes]] | None = None) -> list[dict[str, Any]]:
+def answer_cards(reply: Reply, images: list[tuple[str, bytes]] | None = None, *,
+                 buttons: bool = True) -> list[dict[str, Any]]:
+    """The answer as cards; the last ends with the sources and, unless Teams shows its own feedback
+    loop there (`buttons=False`), healthbot's 👍 / 👎."""
     chunks = split_markdown(reply.content, CHUNK)
     cards = []
     for index, chunk in enumerate(chunks):
@@ -222,8 +225,9 @@ def answer_cards(reply: Reply, images: list[tuple[str, bytes]] | None = None) ->
             if line:
                 body.append({"type": "TextBlock", "text": line, "isSubtle": True, "size": "Small", "wrap": True,
                              "separator": True})
-            actions = [execute("👍 Helpful", VERB_FEEDBACK, {"request_id": reply.request_id, "value": 1}),
-                       execute("👎 Not helpful", VERB_FEEDBACK, {"request_id": reply.request_id, "value": -1})]
+            if buttons:
+                actions = [execute("👍 Helpful", VERB_FEEDBACK, {"request_id": reply.request_id, "value": 1}),
+                           execute("👎 Not helpful", VERB_FEEDBACK, {"request_id": reply.request_id, "value": -1})]
         cards.append(card(body, actions))
     return cards
 
@@ -250,19 +254,18 @@ def ai_message(reply: Reply) -> dict[str, Any]:
     return entity
 
 
-def reply_messages(reply: Reply, images: list[tuple[str, bytes]] | None = None) -> list[dict[str, Any]]:
+def reply_messages(reply: Reply, images: list[tuple[str, bytes]] | None = None, *,
+                   in_channel: bool = False) -> list[dict[str, Any]]:
     """The answer (or error) as the message activities to send, one card each. Answers carry the AI
-    label and citations, and turn on Teams' own feedback loop (`channelData.feedbackLoopEnabled`)."""
-    messages = [card_message(card, plain_summary(reply.content)) for card in reply_cards(reply, images)]
+    label and citations, and turn on Teams' own feedback loop (`channelData.feedbackLoopEnabled`),
+    which replaces the card's buttons outside team channels."""
+    cards = [error_card(reply)] if reply.error is not None else answer_cards(reply, images, buttons=in_channel)
+    messages = [card_message(card, plain_summary(reply.content)) for card in cards]
     if reply.error is None:
         for message in messages:
             message["entities"] = [ai_message(reply)]
             message["channelData"] = {"feedbackLoopEnabled": True}
     return messages
-
-
-def reply_cards(reply: Reply, images: list[tuple[str, bytes]] | None = None) -> list[dict[str, Any]]:
-    return [error_card(reply)] if reply.error is not None else answer_cards(reply, images)
 
 
 def plain_summary(markdown: str, limit: int = 250) -> str:
