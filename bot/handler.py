@@ -156,7 +156,7 @@ class ConversationHandler:
         request log, and on the answer's trace."""
         if not await self.store.record_feedback(request_id, user_id=user_id, value=value, comment=comment[:2000]):
             return False
-        self.tracer.log_feedback(request_id, value=value, user_id=user_id)
+        self.tracer.log_feedback(request_id, value=value, user_id=user_id, comment=comment[:2000])
         return True
 
     async def _handle(self, msg: Incoming, on_progress: ProgressCallback | None, sink: StreamSink | None) -> Reply | None:

@@ -62,10 +62,11 @@ async def test_feedback_lands_on_the_right_trace(traced: ConversationHandler) ->
     first = await traced.handle(message("q1", "e3"))
     second = await traced.handle(message("q2", "e4"))
     assert first and second
-    assert await traced.record_feedback(second.request_id, user_id="aad-1", value=-1)
+    assert await traced.record_feedback(second.request_id, user_id="aad-1", value=-1, comment="Wrong day's figure.")
     trace = find(second.request_id, traced.tracer)
     [assessment] = [a for a in trace.info.assessments if a.name == "user_feedback"]
     assert assessment.feedback.value is False and assessment.source.source_id == "aad-1"
+    assert assessment.rationale == "Wrong day's figure."  # the Teams feedback loop's words
     assert not [a for a in find(first.request_id, traced.tracer).info.assessments if a.name == "user_feedback"]
 
 

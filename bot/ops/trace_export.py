@@ -6,7 +6,7 @@ people — measured in bench/tracing.py as the difference between 0.03 x and 0.9
 The child has its own interpreter; the bot hands it plain dicts through a bounded queue.
 
 Messages on the queue: ("batch", [items…]) and ("flush", token); an item is ("trace", trace) or
-("feedback", request_id, value, user_id).
+("feedback", request_id, value, user_id, comment).
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def replay(mlflow: Any, trace: dict[str, Any]) -> str:
     return str(live[0].trace_id) if live else ""
 
 
-def feedback(mlflow: Any, request_id: str, value: int, user_id: str) -> None:
+def feedback(mlflow: Any, request_id: str, value: int, user_id: str, comment: str = "") -> None:
     """A 👍 / 👎 on the trace of the answer with that request id (its `request_id` tag). The trace was
     queued before the vote could be cast, so it is exported by now, unless it was dropped."""
     from mlflow.entities import AssessmentSource
@@ -88,7 +88,7 @@ def feedback(mlflow: Any, request_id: str, value: int, user_id: str) -> None:
                  "request log", request_id)
         return
     mlflow.log_feedback(trace_id=found[0].info.trace_id, name="user_feedback", value=value > 0,
-                        source=AssessmentSource(source_type="HUMAN", source_id=user_id))
+                        source=AssessmentSource(source_type="HUMAN", source_id=user_id), rationale=comment or None)
 
 
 def _skip_prediction_context_probe() -> None:

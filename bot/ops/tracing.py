@@ -143,10 +143,11 @@ class Tracer:
         if current is not None:
             current[0].tags.update({k: str(v) for k, v in tags.items() if v is not None})
 
-    def log_feedback(self, request_id: str, *, value: int, user_id: str) -> None:
-        """The user's vote as an MLflow assessment on the answer's trace (found by its request id)."""
+    def log_feedback(self, request_id: str, *, value: int, user_id: str, comment: str = "") -> None:
+        """The user's vote as an MLflow assessment on the answer's trace (found by its request id); their
+        words, where the platform asks for them (Teams' feedback loop), as its rationale."""
         if self.enabled:
-            self._submit(("feedback", request_id, value, user_id))
+            self._submit(("feedback", request_id, value, user_id, comment))
 
     def _submit(self, item: tuple[Any, ...]) -> None:
         """Hand a finished trace (or a vote) over: a list append. The sender thread ships them to the
