@@ -214,9 +214,14 @@ def as_guest(payloads: list[Any], path: tuple[str, ...], user: str) -> list[Any]
 SLACK_EVENTS = [load("slack", name) for name in (
     "event_app_mention_channel.json", "event_app_mention_thread.json", "event_message_im.json",
     "event_message_changed.json", "event_message_thread_reply_no_mention.json", "event_message_subtype_bot_message.json",
-    "event_app_mention_slack_connect_external_user.json", "url_verification.json")]
+    "event_app_mention_slack_connect_external_user.json", "url_verification.json",
+    "event_assistant_thread_started.json", "event_assistant_thread_context_changed.json",
+    "event_message_assistant_thread.json", "event_app_home_opened.json")]
 SLACK_EVENTS += as_guest(SLACK_EVENTS, ("event", "user"), SLACK_GUEST)
-SLACK_ACTIONS = [load("slack", "interactive_block_actions_thread.payload.json")]
+SLACK_ACTIONS = [load("slack", "interactive_block_actions_thread.payload.json"),
+                 load("slack", "interactive_block_actions_home.payload.json"),
+                 {**load("slack", "interactive_block_actions_thread.payload.json"),
+                  "actions": [load("slack", "interactive_block_actions_feedback_buttons_action.json")]}]
 SLACK_ACTIONS += as_guest(SLACK_ACTIONS, ("user", "id"), SLACK_GUEST)
 SLACK_COMMANDS = [dict(urllib.parse.parse_qsl((FIXTURES / "slack" / "slash_command_healthbot.txt").read_text().strip()))]
 SLACK_COMMANDS += as_guest(SLACK_COMMANDS, ("user_id",), SLACK_GUEST)
@@ -224,7 +229,7 @@ TEAMS_ACTIVITIES = [load("teams", name) for name in (
     "message_personal.json", "message_channel_mention_new_post.json", "message_channel_thread_reply_mention.json",
     "message_messageback_card_action.json", "message_action_submit_card.json", "invoke_adaptive_card_action_execute.json",
     "conversation_update_bot_added_to_team.json", "conversation_update_bot_added_personal.json",
-    "message_reaction_like.json")]
+    "message_reaction_like.json", "invoke_message_submit_action_feedback.json")]
 TEAMS_ACTIVITIES += as_guest(TEAMS_ACTIVITIES, ("from", "id"), TEAMS_GUEST)
 ALERTS = [load("databricks", name) for name in (
     "sql_alert_v2_webhook_triggered.json", "sql_alert_legacy_webhook_UNVERIFIED_redash_shape.json",
