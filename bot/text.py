@@ -77,3 +77,8 @@ def _without_open_table(text: str) -> str:
     while lines and lines[-1].lstrip().startswith("|"):
         lines.pop()
     return "".join(lines)
+
+
+def sentence(words: str) -> str:
+    """A stage ("asking the cost agent…") as a line of its own: its first letter capitalised."""
+    return words[:1].upper() + words[1:]

@@ -5,49 +5,24 @@ endpoint. The fake Slack records assistant.threads.*; the fake endpoint streams 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bot.config import load_settings
 from bot.quick import QUICK_QUESTIONS
-from bot.server import create_app
-from bot.store import SqliteStore
-from tests.conftest import make_client
-from tests.fakes.base import serve
-from tests.fakes.serving import FakeServing, Scripted
-from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, fixture, steps_shown
+from tests.fakes.serving import Scripted
+from tests.fakes.slack import fixture, steps_shown
 from tests.test_slack import SlackRig
-from tests.test_slack_streaming import chat_agent_events
+from tests.test_slack_streaming import rig, with_sub_agents  # noqa: F401  (rig: the fixture)
 
 DM, THREAD = "D0123ABCDEF", "1712346300.000100"
 
 
-def sub_agent_then_answer() -> list[str]:
-    call = {"delta": {"role": "assistant", "content": "", "id": "m0", "tool_calls": [
-        {"id": "c1", "type": "function", "function": {"name": "cost_agent", "arguments": "{}"}}]}}
-    result = {"delta": {"role": "tool", "content": "{\"usd\": 607}", "name": "cost_agent", "tool_call_id": "c1",
-                        "id": "m0t"}}
-    return [json.dumps(call), json.dumps(result), *chat_agent_events(["Costs rose 38% ", "yesterday."])]
-
-
-@pytest.fixture
-async def rig(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake_serving: FakeServing) -> AsyncIterator[SlackRig]:
-    slack = FakeSlack()
-    await slack.start()
-    for name, value in {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-                        "SLACK_API_URL": slack.api_url}.items():
-        monkeypatch.setenv(name, value)
+@pytest.fixture(autouse=True)
+def agent_answers(rig: SlackRig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The streaming rig, answering after a cost-agent call, every stage shown."""
     monkeypatch.setattr("adapters.slack.progress.STAGE_EVERY_S", 0.0)
-    fake_serving.default = Scripted(events=sub_agent_then_answer(), gap_s=0.2)
-    app = create_app(load_settings(), store=SqliteStore(tmp_path / "bot.db"),
-                     engine=make_client(fake_serving, fmt="chat_agent"))
-    runner, url = await serve(app)
-    yield SlackRig(slack, fake_serving, url, app)
-    await runner.cleanup()
-    await slack.stop()
+    rig.serving.default = Scripted(events=with_sub_agents(["Costs rose 38% ", "yesterday."]), gap_s=0.2)
 
 
 def question(text: str, ts: str, event_id: str, thread_ts: str = THREAD) -> dict[str, Any]:

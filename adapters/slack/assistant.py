@@ -28,6 +28,7 @@ from adapters.slack import progress
 from adapters.slack.progress import Placeholder
 from bot.background import logged
 from bot.quick import QUICK_QUESTIONS
+from bot.text import sentence
 from bot.store import Store
 
 if TYPE_CHECKING:
@@ -163,7 +164,7 @@ class StatusPlaceholder(Placeholder):
         if self._stage == "waking_up" or time.monotonic() - self._stage_at < progress.STAGE_EVERY_S:
             return
         self._stage_at = time.monotonic()
-        await self._status(words[:1].upper() + words[1:])
+        await self._status(sentence(words))
 
     async def _status(self, line: str) -> None:
         await _cosmetic("assistant.threads.setStatus", self.set_status(STATUS, loading_messages=[line]))

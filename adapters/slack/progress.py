@@ -16,6 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.client import error_code
 from adapters.slack.translate import progress_blocks, progress_message
+from bot.text import sentence
 from agent.base import Progress
 
 PLACEHOLDER_DELAY_S = 1.0
@@ -82,7 +83,7 @@ class Placeholder:
         if self._timer is not None:
             self._timer.cancel()
         async with self._lock:
-            await self._write(words[:1].upper() + words[1:], "stage")
+            await self._write(sentence(words), "stage")
 
     async def ensure(self) -> str | None:
         """The placeholder's ts, posting it now if the timer has not yet (a streamed answer's first text)."""

@@ -25,7 +25,7 @@ from adapters.slack.client import error_code, post_messages, with_feedback_fallb
 from adapters.slack.progress import Placeholder
 from bot.models import Reply
 from bot.pacing import Pacer
-from bot.text import safe_prefix
+from bot.text import safe_prefix, sentence
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +213,7 @@ class SlackStream:
 
 def _task(number: int, title: str, status: str) -> dict[str, Any]:
     """A `task_update` chunk (slack_sdk TaskUpdateChunk): the same id for each update of one step."""
-    return {"type": "task_update", "id": f"step-{number}", "title": title[:1].upper() + title[1:], "status": status}
+    return {"type": "task_update", "id": f"step-{number}", "title": sentence(title), "status": status}
 
 
 def _markdown(text: str) -> list[dict[str, Any]]:

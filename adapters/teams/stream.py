@@ -20,7 +20,7 @@ from adapters.teams import translate as t
 from adapters.teams.outbound import Connector, ConnectorError, Where
 from bot.models import Reply
 from bot.pacing import Pacer
-from bot.text import safe_prefix
+from bot.text import safe_prefix, sentence
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class TeamsStream:
         if self.mode == "stream":
             await self._stream("informative", words)
         else:
-            await self._placeholder({"type": "message", "text": words[:1].upper() + words[1:]})
+            await self._placeholder({"type": "message", "text": sentence(words)})
 
     async def text(self, delta: str) -> None:
         self.text_so_far += delta
