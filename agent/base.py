@@ -29,6 +29,7 @@ class AgentRequest:
     session_id: str
     request_id: str = ""
     viewing_channel: str = ""  # Slack's agent view: the channel in view when asked ("" elsewhere)
+    token: str = field(default="", repr=False)  # HEALTHBOT_IDENTITY=user: the asker's access token ("" = the bot's)
 
 
 @dataclass(slots=True)

@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 _SDK_IMPORT = threading.Lock()  # worker threads (warm-up, alert poller, Lakebase) may import it at once
 
 
-def databricks_config(*, host: str | None = None, token: str | None = None, profile: str | None = None) -> Config:
+def databricks_config(*, host: str | None = None, token: str | None = None, profile: str | None = None,
+                      auth_type: str | None = None) -> Config:
     """Build the SDK's config; imported here, lazily, because importing databricks-sdk costs ~2 s.
 
     `retry_timeout_seconds` is lowered from the SDK's 300 s: on construction the SDK probes
@@ -21,6 +22,8 @@ def databricks_config(*, host: str | None = None, token: str | None = None, prof
     minutes before falling back to the explicit configuration. The import is serialised: two
     threads importing databricks-sdk at once hit Python's module-lock deadlock detection
     (`_DeadlockError`, seen when the endpoint warm-up and the alert poller started together).
+    `auth_type="pat"` pins a bearer token (a person's OAuth access token) even where the environment
+    also holds the service principal's DATABRICKS_CLIENT_ID / _SECRET (a Databricks App does).
     """
     with _SDK_IMPORT:
         from databricks.sdk.core import Config
@@ -32,4 +35,6 @@ def databricks_config(*, host: str | None = None, token: str | None = None, prof
         kwargs["token"] = token
     if profile:
         kwargs["profile"] = profile
+    if auth_type:
+        kwargs["auth_type"] = auth_type
     return Config(**kwargs)

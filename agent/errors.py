@@ -22,6 +22,7 @@ class ErrorKind(StrEnum):
     THROTTLED = "throttled"  # the bot's own per-user / global limit, not the endpoint's
     STORE = "store_unavailable"  # healthbot's own database, after its retries (not the endpoint's fault)
     REFUSED = "refused"  # who may ask: not a member, not allowed to see the answer's domain
+    SIGN_IN = "sign_in_unavailable"  # HEALTHBOT_IDENTITY=user: the workspace could not renew the asker's sign-in
 
     @property
     def retryable(self) -> bool:

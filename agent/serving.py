@@ -12,6 +12,7 @@ import json
 import logging
 import random
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FormatSetting = Format | Literal["auto"]
+PEOPLE_KEPT = 256
 STREAMABLE = frozenset({"chat_agent", "responses", "chat_completions"})
 
 
@@ -86,6 +88,7 @@ class ServingClient:
         self._config_factory = config_factory
         self._config: Config | None = None
         self._config_lock = asyncio.Lock()
+        self._people: OrderedDict[str, Config] = OrderedDict()  # HEALTHBOT_IDENTITY=user: one SDK config per token
         self._session: aiohttp.ClientSession | None = None
         self._resolved_format: Format | None = None if fmt == "auto" else fmt
         self.app = app_name(endpoint_name)  # `apps/<name>`: an agent served from a Databricks App
@@ -94,8 +97,11 @@ class ServingClient:
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    async def _auth(self) -> tuple[str, dict[str, str]]:
-        """Host and fresh auth headers; the SDK refreshes OAuth tokens itself (off the loop)."""
+    async def _auth(self, token: str = "") -> tuple[str, dict[str, str]]:
+        """Host and fresh auth headers; the SDK refreshes OAuth tokens itself (off the loop). With a
+        person's `token`, the headers are theirs (`_person`)."""
+        if token:
+            return await self._person(token)
         async with self._config_lock:
             if self._config is None:
                 try:
@@ -107,7 +113,23 @@ class ServingClient:
             headers = await asyncio.to_thread(config.authenticate)
         except Exception as exc:
             raise EngineError(ErrorKind.AUTH, str(exc).splitlines()[0][:300]) from None
-        return (config.host or "").rstrip("/"), dict(headers)
+        return host_of(config), dict(headers)
+
+    async def _person(self, token: str) -> tuple[str, dict[str, str]]:
+        """A databricks-sdk config holding this person's access token (pinned to bearer auth), built once
+        per token and kept for the most recent PEOPLE_KEPT tokens; the host is the workspace's."""
+        config = self._people.get(token)
+        if config is None:
+            host, _ = await self._auth()
+            try:
+                config = await asyncio.to_thread(databricks_config, host=host, token=token, auth_type="pat")
+            except Exception as exc:
+                raise EngineError(ErrorKind.AUTH, str(exc).splitlines()[0][:300]) from None
+            self._people[token] = config
+            while len(self._people) > PEOPLE_KEPT:
+                self._people.popitem(last=False)
+        self._people.move_to_end(token)
+        return host_of(config), dict(config.authenticate())
 
     async def warm_up(self) -> None:
         """Build the SDK config (its import alone takes seconds) before the first question needs it."""
@@ -123,10 +145,10 @@ class ServingClient:
             )
         return self._session
 
-    async def _call(self, method: str, path: str, body: Any = None) -> tuple[int, Any, dict[str, str]]:
+    async def _call(self, method: str, path: str, body: Any = None, *, token: str = "") -> tuple[int, Any, dict[str, str]]:
         """One HTTP attempt with the hard per-attempt timeout; returns status, parsed JSON, headers.
         `path` is under the workspace host, or a whole URL (a Databricks App's)."""
-        host, headers = await self._auth()
+        host, headers = await self._auth(token)
         timeout = aiohttp.ClientTimeout(total=self.timeout_s)
         url = path if path.startswith(("https://", "http://")) else f"{host}{path}"
         try:
@@ -200,7 +222,7 @@ class ServingClient:
         tries = _Tries()
         while True:
             try:
-                status, data, headers = await self._call("POST", await self._invocations(), body)
+                status, data, headers = await self._call("POST", await self._invocations(), body, token=request.token)
             except EngineError as exc:
                 await self._after_unavailable(exc, tries)
                 continue
@@ -226,7 +248,7 @@ class ServingClient:
         while True:
             reader = StreamReader()
             url = await self._invocations()
-            host, headers = await self._auth()
+            host, headers = await self._auth(request.token)
             timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout_s)
             try:
                 async with self._http().post(url if self.app else f"{host}{url}", json=body, timeout=timeout,
@@ -306,6 +328,10 @@ class ServingClient:
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+def host_of(config: Config) -> str:
+    return (config.host or "").rstrip("/")
 
 
 @dataclass(slots=True)

@@ -116,6 +116,14 @@ class Settings(BaseSettings):
     eval_thresholds: str | None = Field(None, alias="HEALTHBOT_EVAL_THRESHOLDS")
     app_name: str | None = Field(None, alias="DATABRICKS_APP_NAME")  # set by Databricks Apps
 
+    # Each asker's own identity (DESIGN.md): OAuth U2M on behalf of the person asking
+    identity: Literal["service_principal", "user"] = Field("service_principal", alias="HEALTHBOT_IDENTITY")
+    oauth_client_id: str = Field("", alias="HEALTHBOT_OAUTH_CLIENT_ID")
+    oauth_client_secret: SecretStr | None = Field(None, alias="HEALTHBOT_OAUTH_CLIENT_SECRET")
+    oauth_scopes: str = Field("all-apis offline_access", alias="HEALTHBOT_OAUTH_SCOPES", min_length=1)
+    public_url: str | None = Field(None, alias="HEALTHBOT_PUBLIC_URL", pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+    token_key: SecretStr | None = Field(None, alias="HEALTHBOT_TOKEN_KEY")
+
     @field_validator("slack_team_ids", "teams_tenant_ids", "alert_channels", "alert_pull", "alert_pull_jobs",
                      "deploy_channels", "digest_channels", mode="before")
     @classmethod
@@ -232,6 +240,26 @@ class Settings(BaseSettings):
             raise ValueError("HEALTHBOT_ACCESS_POLICY checks people in Databricks: set DATABRICKS_HOST (and "
                              "credentials) so healthbot can read users and groups")
         return self
+
+    @model_validator(mode="after")
+    def _user_identity_is_complete(self) -> Settings:
+        """`HEALTHBOT_IDENTITY=user` cannot start half-configured: every missing piece, named."""
+        if self.identity != "user":
+            return self
+        from bot.identity.vault import Sealer
+
+        missing = [name for name, value in (("DATABRICKS_HOST", self.databricks_host),
+                                            ("HEALTHBOT_OAUTH_CLIENT_ID", self.oauth_client_id),
+                                            ("HEALTHBOT_PUBLIC_URL", self.public_url)) if not value]
+        if missing:
+            raise ValueError(f"HEALTHBOT_IDENTITY=user needs {', '.join(missing)}")
+        Sealer.from_setting(self.token_key.get_secret_value() if self.token_key else "")  # raises naming the problem
+        return self
+
+    @property
+    def redirect_url(self) -> str:
+        """Where the workspace sends people back after they sign in (registered on the OAuth app)."""
+        return f"{(self.public_url or '').rstrip('/')}/oauth/callback"
 
     @property
     def workspace_configured(self) -> bool:

@@ -20,7 +20,9 @@ from agent.errors import EngineError, ErrorKind
 from bot.access import AccessGate, Refusal
 from bot.cache import TTLCache
 from bot.config import Settings
-from bot.models import Incoming, Reply, ThreadKey
+from bot.failures import describe_error
+from bot.identity.service import Identities, SignInUnavailable, user_key
+from bot.models import Incoming, Membership, Reply, ThreadKey
 from bot.quick import quick_question
 from bot.ratelimit import RateLimiter
 from bot.store import RequestLogRow, Store
@@ -31,6 +33,9 @@ from bot.ops.tracing import Tracer
 log = logging.getLogger(__name__)
 
 RETRY_WORDS = frozenset({"retry", "try again"})
+NOT_CONNECTED = Refusal("not_connected", "healthbot asks the Health Monitor as you, with your own Databricks permissions. "
+                                         "Connect your Databricks account once (the link is yours alone and works for "
+                                         "10 minutes); your question is answered right after.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,29 +74,6 @@ def new_request_id() -> str:
     return uuid.UUID(int=value).hex
 
 
-def describe_error(kind: ErrorKind, *, endpoint: str, timeout_s: float, retry_after: float | None = None,
-                   detail: str = "") -> str:
-    """Plain words for each failure; the adapter adds the Retry affordance and request id. Only the
-    agent's own failure carries its message (already clipped to one line by agent.errors)."""
-    wait = f" Try again in {max(1, round(retry_after))} s." if retry_after else ""
-    if kind == ErrorKind.AGENT_FAILED:
-        return f"The Health Monitor agent failed while answering: {detail or 'no reason given'}"
-    return {
-        ErrorKind.TIMEOUT: f"The Health Monitor did not answer within {timeout_s:g} s.",
-        ErrorKind.WAKING_UP: "The Health Monitor endpoint is still waking up from scale-to-zero and was not ready in time.",
-        ErrorKind.RATE_LIMITED: f"The Health Monitor endpoint is rate limited right now.{wait}",
-        ErrorKind.PERMISSION_DENIED: f"healthbot is not allowed to query the serving endpoint `{endpoint}`. An admin must grant it CAN_QUERY.",
-        ErrorKind.NOT_FOUND: f"The serving endpoint `{endpoint}` does not exist in this workspace. Check HEALTHBOT_ENDPOINT_NAME.",
-        ErrorKind.BAD_REQUEST: "The Health Monitor endpoint rejected the request (it may expect another HEALTHBOT_ENDPOINT_FORMAT).",
-        ErrorKind.BAD_RESPONSE: "The Health Monitor endpoint answered, but not in a format healthbot can read.",
-        ErrorKind.UNAVAILABLE: "The Health Monitor endpoint is unavailable right now.",
-        ErrorKind.AUTH: "healthbot has no working Databricks credentials. Check DATABRICKS_HOST and DATABRICKS_TOKEN (or another databricks-sdk login).",
-        ErrorKind.THROTTLED: f"You are asking faster than I can answer.{wait}",
-        ErrorKind.STORE: "healthbot cannot reach its own database right now, so it could not take your question. "
-                         "Please try again in a minute.",
-    }[kind]
-
-
 class StreamSink(Protocol):
     """Where an adapter shows a streamed answer as it comes (a growing Slack message, a Teams stream,
     the terminal). Errors showing it are the adapter's to absorb: the answer is delivered at the end."""
@@ -105,8 +87,10 @@ Observer = Callable[[RequestLogRow], None]
 
 class ConversationHandler:
     def __init__(self, *, store: Store, engine: Engine, options: HandlerOptions | None = None,
-                 tracer: Tracer | None = None, access: AccessGate | None = None) -> None:
+                 tracer: Tracer | None = None, access: AccessGate | None = None,
+                 identity: Identities | None = None) -> None:
         self.store = store
+        self.identity = identity  # HEALTHBOT_IDENTITY=user: questions are asked with the asker's own token
         self.access = access or AccessGate()  # members only, even when nobody configured anything
         self.engine = engine
         self.options = options or HandlerOptions()
@@ -178,6 +162,17 @@ class ConversationHandler:
         refusal = await self.access.admit(msg)
         if refusal is not None:  # before anything is counted or kept, and nothing reaches the endpoint
             return await self._refuse(self._row(msg, request_id, session.session_id, question), started, refusal)
+        token = ""
+        if self.identity is not None and msg.membership is not Membership.OPERATOR:  # alerts stay the bot's own
+            try:
+                token = await self.identity.token_for(msg) or ""
+            except SignInUnavailable as exc:
+                log.warning("renewing the sign-in of %s failed: %s", user_key(msg), exc)
+                row = self._row(msg, request_id, session.session_id, question)
+                return await self._fail(row, started, ErrorKind.SIGN_IN, retry_after=None)
+            if not token:  # nothing reaches the endpoint until they connect
+                row = self._row(msg, request_id, session.session_id, question)
+                return (await self._refuse(row, started, NOT_CONNECTED)).model_copy(update={"connect": True})
         limits = Limits(f"user:{msg.platform.value}:{msg.user_id}", self.options.user_rate_per_min,
                         self.options.global_rate_per_min) if self._limiter is None else None
         wait = await with_retries(lambda: self.store.add_question(session.session_id, turn, request_id=request_id,
@@ -189,12 +184,13 @@ class ConversationHandler:
         if wait > 0:
             return await self._fail(row, started, ErrorKind.THROTTLED, retry_after=wait)
 
-        cache_key = None if msg.viewing_channel else self._cache_key(question, history)  # an answer for that channel
+        # An answer for that channel, or one asked as that person, is theirs alone.
+        cache_key = None if msg.viewing_channel else self._cache_key(question, history, user_key(msg) if token else "")
         answer = self._cache.get(cache_key) if cache_key else None
         row.cached = answer is not None
         if answer is None:
             request = AgentRequest(history, user_id=msg.asker, session_id=session.session_id, request_id=request_id,
-                                   viewing_channel=msg.viewing_channel)
+                                   viewing_channel=msg.viewing_channel, token=token)
             # Text streams only where no domain rule could still withhold the answer it belongs to.
             shown = sink if sink is not None and self.access.streams_freely(msg) else None
             try:
@@ -206,7 +202,10 @@ class ConversationHandler:
             except EngineError as exc:
                 log.warning("engine error %s (request %s): %s", exc.kind.value, request_id, exc.detail)
                 row.served_version = exc.served_version
-                return await self._fail(row, started, exc.kind, retry_after=exc.retry_after, detail=exc.detail)
+                if token and exc.kind == ErrorKind.AUTH and self.identity is not None:
+                    self.identity.forget(msg)  # revoked at the workspace, perhaps: read the store next time
+                return await self._fail(row, started, exc.kind, retry_after=exc.retry_after, detail=exc.detail,
+                                        as_user=bool(token))
             if first_text is not None:
                 row.first_text_ms = (first_text - started) * 1000
         row.endpoint_latency_ms = None if row.cached else answer.endpoint_latency_ms
@@ -290,18 +289,19 @@ class ConversationHandler:
             except Exception:  # an observer must never cost a user their answer
                 log.exception("request observer failed")
 
-    def _cache_key(self, question: str, history: list[ChatMessage]) -> str | None:
-        """Only a first-turn quick question is cached: later turns depend on the conversation."""
+    def _cache_key(self, question: str, history: list[ChatMessage], person: str) -> str | None:
+        """Only a first-turn quick question is cached: later turns depend on the conversation. Asked
+        with a person's own token, the answer is theirs (`person`): never served to anyone else."""
         if len(history) != 1:
             return None
         canonical = quick_question(question)
-        return f"{self.engine.name}|{canonical}" if canonical else None
+        return f"{self.engine.name}|{person}|{canonical}" if canonical else None
 
     async def _fail(self, row: RequestLogRow, started: float, kind: ErrorKind, *, retry_after: float | None,
-                    detail: str = "") -> Reply:
+                    detail: str = "", as_user: bool = False) -> Reply:
         content = describe_error(
             kind, endpoint=self.options.endpoint_name, timeout_s=self.options.endpoint_timeout_s,
-            retry_after=retry_after, detail=detail,
+            retry_after=retry_after, detail=detail, as_user=as_user,
         )
         row.error = kind.value
         row.latency_ms = (time.perf_counter() - started) * 1000

@@ -96,6 +96,7 @@ class Reply(BaseModel):
     question: str = ""  # kept so an adapter's Retry button can re-ask it
     cached: bool = False
     charts: list[dict[str, Any]] = Field(default_factory=list)  # drawn by the adapter (bot/charts.py)
+    connect: bool = False  # HEALTHBOT_IDENTITY=user: the asker must connect first; sent to them alone, with a link
 
     @property
     def retryable(self) -> bool:

@@ -21,6 +21,7 @@ from bot.deploy.wiring import mount_deploys
 from bot.config import Settings
 from bot.engines import build_engine
 from bot.handler import ConversationHandler, HandlerOptions
+from bot.identity.wiring import identities_for, mount_identities
 from bot.ops.health import HealthChecks, cached
 from bot.ops.housekeeping import Retention
 from bot.inbound import client_gone, quiet_http_errors
@@ -47,7 +48,8 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: Engine
     store = store if store is not None else open_store_for(settings)
     engine = engine if engine is not None else build_engine(settings)
     handler = ConversationHandler(store=store, engine=engine, options=HandlerOptions.from_settings(settings),
-                                  tracer=Tracer(settings.mlflow_tracking_uri), access=gate_for(settings))
+                                  tracer=Tracer(settings.mlflow_tracking_uri), access=gate_for(settings),
+                                  identity=identities_for(settings, store))
 
     quiet_http_errors()
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[client_gone])
@@ -56,6 +58,7 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: Engine
     app[HANDLER] = handler
     app[HEALTH] = HealthChecks(store=store, engine=engine)
     app.router.add_get("/health", health)
+    mount_identities(app, handler.identity, app[HEALTH])
     app[SLACK] = mount_slack(app, settings=settings, handler=handler)
     app[TEAMS] = mount_teams(app, settings=settings, handler=handler)
     app[ALERTS] = mount_alerts(app, settings=settings, handler=handler, store=store,

@@ -41,6 +41,7 @@ from adapters.slack.client import (
 from adapters.slack.assistant import SlackAssistant
 from adapters.slack.buttons import SlackButtons
 from adapters.slack.commands import SlackCommands
+from adapters.slack.connect import SlackConnect
 from adapters.slack.deploys import SlackDeploys
 from adapters.slack.home import SlackHome
 from adapters.slack.progress import Placeholder
@@ -96,6 +97,7 @@ class SlackBot:
         self.deploy_commands = SlackDeploys(self)
         self.assistant = SlackAssistant(self)
         self.home = SlackHome(self)
+        self.connect = SlackConnect(self)
         self._register()
 
     # -- wiring -----------------------------------------------------------------------------
@@ -209,6 +211,7 @@ class SlackBot:
         app.command(re.compile(r"^/healthbot"))(self.commands.on_command)
         SlackButtons(self).register(app)
         self.deploy_commands.register(app)
+        self.connect.register(app)
 
     async def _ignore(self) -> None:
         return None
@@ -250,6 +253,10 @@ class SlackBot:
         if reply is None:
             await placeholder.finish()
             return  # already answered (Slack retry, or app_mention + message for one post)
+        if reply.connect:  # HEALTHBOT_IDENTITY=user: the link goes to the asker alone, nothing in the thread
+            await placeholder.abandon()
+            await self.connect.prompt(message, reply, channel=channel, thread_ts=thread_ts)
+            return
         ts: str | None = stream.ts
         if reply.charts:  # uploaded after the answer, in the same thread: a chart never costs the message
             self.spawn(upload_charts(self.client, channel, thread_ts or None, reply.charts, what=reply.request_id))

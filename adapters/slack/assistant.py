@@ -169,6 +169,10 @@ class StatusPlaceholder(Placeholder):
     async def _status(self, line: str) -> None:
         await _cosmetic("assistant.threads.setStatus", self.set_status(STATUS, loading_messages=[line]))
 
+    async def abandon(self) -> None:
+        await super().abandon()
+        await _cosmetic("assistant.threads.setStatus", self.set_status(""))  # "" clears it (Slack's docs)
+
     async def ensure(self) -> str | None:
         if self._task is not None:
             await self._task

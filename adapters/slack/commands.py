@@ -37,6 +37,10 @@ class SlackCommands:
             await ack()
             self.bot.spawn(self.bot.deploy_commands.command(command, first, argument.strip(), respond))
             return
+        if word in ("connect", "disconnect"):
+            await ack()
+            self.bot.spawn(self.bot.connect.command(command, word, respond))
+            return
         if word == "new":
             await ack(text="Started a new conversation: your next direct message to healthbot begins afresh.")
             self.bot.spawn(self._reset_dm(command))
@@ -105,6 +109,9 @@ class SlackCommands:
         message = await self.bot.identify(Incoming(key=key, user_id=user_id, text=question, event_id=dedupe, org=org))
         reply = await self.bot.handler.handle(message)
         if reply is None:
+            return
+        if reply.connect:
+            await self.bot.connect.prompt(message, reply, channel=channel, thread_ts="", respond=respond)
             return
         root_text, root_blocks = t.question_root(user_id, question)
         for index, (text, blocks) in enumerate(t.reply_messages(reply)):

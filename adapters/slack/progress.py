@@ -103,3 +103,14 @@ class Placeholder:
             await self._task  # a placeholder being posted must land, or its ts would be lost
         async with self._lock:
             return self.ts
+
+    async def abandon(self) -> None:
+        """No answer comes in this thread (the asker must connect first): the placeholder goes away."""
+        shown = await self.finish()
+        if shown is None:
+            return
+        try:
+            await self.client.chat_delete(channel=self.channel, ts=shown)
+        except Exception as exc:  # cosmetic, as every progress write
+            log.warning("deleting the Slack progress message failed: %s",
+                        error_code(exc) if isinstance(exc, SlackApiError) else type(exc).__name__)

@@ -99,8 +99,10 @@ class TeamsAdapter:
         self.dispatcher: AlertDispatcher | None = None  # set when alerts are wired (bot.server)
         self.deploys: DeployActions | None = None  # rollback and the checklist, with a workspace (bot.deploy.wiring)
         from adapters.teams.bot import TeamsBot
+        from adapters.teams.connect import TeamsConnect
 
         self.bot = TeamsBot(self)
+        self.connect = TeamsConnect(self)
 
     async def health(self) -> Check:
         """With credentials: a token from Microsoft Entra for the Bot Connector proves them."""
@@ -296,6 +298,9 @@ class TeamsAdapter:
             return
         typing.cancel()
         if reply is None:
+            return
+        if reply.connect:  # HEALTHBOT_IDENTITY=user: the link goes to the asker alone
+            await self.connect.prompt(reference, message, reply)
             return
         images = await card_images(reply.charts, what=reply.request_id)
         if await stream.finish(reply, self._send_cards, images):

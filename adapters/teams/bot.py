@@ -15,6 +15,7 @@ from botbuilder.schema import (
 )
 
 from adapters.teams import translate as t
+from adapters.teams.connect import WORDS as CONNECT_WORDS
 from adapters.teams.deploys import VERBS as DEPLOY_VERBS
 from adapters.teams.deploys import TeamsDeploys, deploy_word
 from bot.alerts.delivery import ACKNOWLEDGE, INVESTIGATE, SNOOZE
@@ -70,6 +71,9 @@ class TeamsBot(TeamsActivityHandler):
             return
         if word == "digest":
             await self._digest(turn_context, t.to_incoming(activity, text))
+            return
+        if word in CONNECT_WORDS:
+            await self.teams.connect.said(turn_context, t.to_incoming(activity, text), word)
             return
         deploy = deploy_word(text)
         if deploy is not None:

@@ -34,6 +34,7 @@ class Line:
 
 async def run_doctor(settings: Settings, *, probe: bool = False) -> list[Line]:
     from bot.alerts.wiring import PULLER
+    from bot.identity.wiring import doctor_lines
     from bot.server import ALERTS, HANDLER, HEALTH, SLACK, TEAMS, create_app
 
     lines = [Line(OK, "config", "all values valid" + (" (.env read)" if _dotenv() else ""))]
@@ -66,6 +67,7 @@ async def run_doctor(settings: Settings, *, probe: bool = False) -> list[Line]:
         else:
             lines.append(Line(WARN, "teams", "no credentials: local emulator mode only", "set MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD"))
         lines += await _access(settings, app[HANDLER].access)
+        lines += doctor_lines(settings, app)
         lines += await _alerts(settings, app[ALERTS])
         if PULLER in app:
             lines += await _pull(app[PULLER])

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from agent.base import ChatMessage
 from bot.models import ThreadKey
 from bot.store.deploys import Rollback
+from bot.store.identity import IdentityStore
 
 EVENT_TTL_S = 24 * 3600.0  # Slack retries for minutes, Bot Framework for less; a day is ample
 LEASE_S = 15.0  # an outbox row's lease; renewed while its delivery runs, so a dead replica's rows move on quickly
@@ -289,6 +290,10 @@ class Store(Protocol):
 
     @property
     def deploys(self) -> DeployStore:
+        ...
+
+    @property
+    def identities(self) -> IdentityStore:
         ...
 
     async def ping(self) -> None:

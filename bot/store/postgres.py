@@ -25,6 +25,7 @@ from bot.store.base import (
     Turn,
 )
 from bot.store.deploys import PostgresDeploys
+from bot.store.identity import PostgresIdentities
 from bot.store.postgres_schema import MIGRATION_LOCK, MIGRATIONS
 from bot.store.postgres_turns import PostgresTurns
 from bot.store.retention import BATCH, COUNTED, PURGES, purge_statement
@@ -111,6 +112,10 @@ class PostgresStore:
     @property
     def deploys(self) -> PostgresDeploys:
         return PostgresDeploys(self)
+
+    @property
+    def identities(self) -> PostgresIdentities:
+        return PostgresIdentities(self)
 
     # -- conversations ----------------------------------------------------------------------
 

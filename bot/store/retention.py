@@ -37,6 +37,7 @@ PURGES = (
     Purge("rate_windows", "(key, window_start)", "window_start < {now} / 60 - 2"),
     Purge("channel_pacing", "target", "next_at < {now} - 3600"),
     Purge("rollbacks", "id", "updated_at < {before}"),
+    Purge("oauth_states", "state", "expires_at < {now}"),  # sign-ins never finished; connected people stay
 )
 COUNTED = {"messages": "created_at", "sessions": "last_active", "request_log": "ts", "alert_outbox": "created_at",
            "alert_events": "received_at", "alert_threads": "first_seen", "processed_events": "expires_at"}

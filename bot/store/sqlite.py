@@ -20,6 +20,7 @@ from bot.store.base import EVENT_TTL_S, Limits, RequestLogRow, Session, Turn
 from bot.store.sqlite_schema import MIGRATIONS
 from bot.store.retention import BATCH, COUNTED, PURGES, purge_statement
 from bot.store.deploys import SqliteDeploys
+from bot.store.identity import SqliteIdentities
 from bot.store.sqlite_alerts import SqliteAlertStore
 from bot.store.sqlite_checkpoint import CHECKPOINT_EVERY_S, WAL_LIMIT_BYTES, WalCheckpointer
 
@@ -75,6 +76,10 @@ class SqliteStore:
     @property
     def deploys(self) -> SqliteDeploys:
         return SqliteDeploys(self._db)
+
+    @property
+    def identities(self) -> SqliteIdentities:
+        return SqliteIdentities(self._db)
 
     @property
     def schema_version(self) -> int:

@@ -163,4 +163,21 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE alert_threads ADD COLUMN care TEXT NOT NULL DEFAULT '{}'
     """,
+    # 10: each asker's own identity: sign-ins under way and people's sealed tokens (bot/store/identity.py)
+    """
+    CREATE TABLE oauth_states (
+        state TEXT PRIMARY KEY,
+        user_key TEXT NOT NULL,
+        email TEXT NOT NULL,
+        sealed TEXT NOT NULL,
+        resume TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    CREATE TABLE user_tokens (
+        user_key TEXT PRIMARY KEY,
+        email TEXT NOT NULL,
+        sealed TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    )
+    """,
 ]
