@@ -6,7 +6,7 @@ the token's user is read with `WorkspaceClient.current_user.me()` (SCIM `Me`). T
 synchronous `requests` without a timeout, so each runs in a worker thread under `CALL_TIMEOUT_S`:
 a slow token endpoint costs the person a clear sentence, never a hung answer. Revocation (RFC 7009)
 is not in the SDK; it is one form POST to the `revocation_endpoint` the workspace's OAuth metadata
-names (`{host}/oidc/.well-known/oauth-authorization-server`), skipped when it names none.
+names (`{host}/oidc/.well-known/oauth-authorization-server`), else to `{host}/oidc/v1/revoke`.
 """
 
 from __future__ import annotations
@@ -86,8 +86,9 @@ class WorkspaceOAuth:
 
         consent = SdkConsent(state, verifier, authorization_url="", redirect_url=self.redirect_url,
                              token_endpoint=self.token_endpoint, client_id=self.client_id, client_secret=self._secret)
-        credentials = await self._run(lambda: consent.exchange(code, state), "redeem the sign-in")
-        return _tokens(credentials.token(), refresh_token="")
+        # token() in the worker too: on a token that expires within 40 s it renews, blocking.
+        token = await self._run(lambda: consent.exchange(code, state).token(), "redeem the sign-in")
+        return _tokens(token, refresh_token="")
 
     async def refresh(self, tokens: Tokens) -> Tokens:
         from databricks.sdk.oauth import SessionCredentials, Token
@@ -112,20 +113,18 @@ class WorkspaceOAuth:
         return {name.lower() for name in names if name}
 
     async def revoke(self, refresh_token: str) -> bool:
-        """Revoke at the workspace when it offers revocation; False when it could not be done."""
+        """Revoke at the workspace (best effort); False when it could not be done. The endpoint is the
+        one the OAuth metadata names, else `{host}/oidc/v1/revoke`."""
         timeout = aiohttp.ClientTimeout(total=self.timeout_s)
         try:
             async with aiohttp.ClientSession(timeout=timeout) as http:
                 async with http.get(f"{self.host}/oidc/.well-known/oauth-authorization-server") as response:
                     metadata = await response.json(content_type=None) if response.status == 200 else {}
-                endpoint = metadata.get("revocation_endpoint") if isinstance(metadata, dict) else None
-                if not endpoint:
-                    log.info("the workspace names no revocation_endpoint: the refresh token was deleted, not revoked")
-                    return False
+                named = metadata.get("revocation_endpoint") if isinstance(metadata, dict) else None
                 form = {"token": refresh_token, "token_type_hint": "refresh_token", "client_id": self.client_id}
                 if self._secret:
                     form["client_secret"] = self._secret
-                async with http.post(str(endpoint), data=form) as response:
+                async with http.post(str(named or f"{self.host}/oidc/v1/revoke"), data=form) as response:
                     if response.status >= 300:
                         log.warning("revoking a refresh token: the workspace answered %s", response.status)
                     return response.status < 300
