@@ -16,14 +16,13 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from cryptography.fernet import Fernet
 
 from bot.config import load_settings
 from bot.server import SLACK, create_app
 from bot.store import SqliteStore
 from tests.conftest import make_client
 from tests.fakes.base import serve
-from tests.fakes.identity import CLIENT_ID, PUBLIC_URL, FakeIdentityWorkspace
+from tests.fakes.identity import CLIENT_ID, PUBLIC_URL, FakeIdentityWorkspace, sign_in, user_mode, visit
 from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
 from tests.test_slack import answer_posts, mention, slash
 
@@ -71,17 +70,10 @@ class IdentityRig:
         return next(e["url"] for b in blocks if b["type"] == "actions" for e in b["elements"])
 
     async def sign_in(self, link: str) -> tuple[int, str]:
-        """The browser: the workspace's authorization page redirects back to healthbot's public URL,
-        which a proxy forwards to this server."""
-        async with aiohttp.ClientSession() as http:
-            async with http.get(link, allow_redirects=False) as resp:
-                assert resp.status == 302, await resp.text()
-                location = resp.headers["Location"]
-            return await self.visit(location)
+        return await sign_in(self.url, link)
 
     async def visit(self, location: str) -> tuple[int, str]:
-        async with aiohttp.ClientSession() as http, http.get(location.replace(PUBLIC_URL, self.url)) as resp:
-            return resp.status, await resp.text()
+        return await visit(self.url, location)
 
     def stored(self) -> list[tuple[str, str, str]]:
         with sqlite3.connect(self.db) as db:
@@ -95,9 +87,7 @@ async def idrig(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIterato
     await slack.start()
     slack.emails["U0OTHER567"] = OTHER
     env = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": slack.api_url,
-           "DATABRICKS_HOST": workspace.url, "DATABRICKS_TOKEN": workspace.token, "HEALTHBOT_IDENTITY": "user",
-           "HEALTHBOT_OAUTH_CLIENT_ID": CLIENT_ID, "HEALTHBOT_PUBLIC_URL": PUBLIC_URL,
-           "HEALTHBOT_TOKEN_KEY": Fernet.generate_key().decode(), "HEALTHBOT_DEPLOY_CHANNELS": "off"}
+           **user_mode(workspace)}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr("adapters.slack.progress.PLACEHOLDER_DELAY_S", 0.3)
@@ -176,7 +166,9 @@ async def test_an_expiring_access_token_is_renewed_with_the_rotated_refresh_toke
     assert len(answer_posts(idrig.slack)) == 3
 
 
-async def test_a_revoked_refresh_token_asks_to_connect_again_without_an_error(idrig: IdentityRig) -> None:
+async def test_a_revoked_refresh_token_asks_to_connect_again_without_an_error(idrig: IdentityRig,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("bot.identity.service.RECHECK_EVERY_S", 0.01)
     idrig.workspace.access_ttl_s = 50
     await connected(idrig)
     idrig.workspace.refresh.clear()  # revoked by an admin, or expired

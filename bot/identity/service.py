@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 CONNECT_WITHIN_S = 600.0  # a sign-in link works once, for ten minutes
 RENEW_BEFORE_S = 60.0  # renew an access token this long before it expires
 REVALIDATE_S = 30.0  # how long an access token is used from memory before the store is read again
+STILL_VALID_S = 10.0  # another replica's fresh token is used while it has this long left
+RENEWAL_RECHECKS, RECHECK_EVERY_S = 4, 0.5  # a refused renewal: how long to look for another replica's
 Resumer = Callable[[dict[str, Any]], Coroutine[Any, Any, None]]
 
 
@@ -117,17 +119,28 @@ class Identities:
         except SignInFailed as exc:
             if not exc.rejected:
                 raise SignInUnavailable(str(exc)) from None
-            again = await self.store.tokens(stored.user_key)  # another replica may have renewed meanwhile
-            if again is not None and again.updated_at != stored.updated_at:
-                reread = self._opened(again)
-                if reread is not None and reread.expires_at - RENEW_BEFORE_S > time.time():
-                    return reread
+            renewed = await self._renewed_elsewhere(stored)
+            if renewed is not None:
+                return renewed
             log.info("the refresh token of %s was refused (%s): asking them to connect again", stored.user_key, exc)
             await self.store.delete_tokens(stored.user_key)
             return None
         await self.store.save_tokens(StoredTokens(stored.user_key, stored.email, self.sealer.seal(fresh.as_dict()),
                                                   time.time()))
         return fresh
+
+    async def _renewed_elsewhere(self, stored: StoredTokens) -> Tokens | None:
+        """After a refused renewal: another replica may have just used the same single-use refresh
+        token, and be saving what it got. Its row is waited for, briefly, before the tokens are dropped."""
+        for _ in range(RENEWAL_RECHECKS):
+            again = await self.store.tokens(stored.user_key)
+            if again is None:
+                return None
+            if again.updated_at != stored.updated_at:
+                tokens = self._opened(again)
+                return tokens if tokens is not None and tokens.expires_at > time.time() + STILL_VALID_S else None
+            await asyncio.sleep(RECHECK_EVERY_S)
+        return None
 
     # -- connecting -------------------------------------------------------------------------
 

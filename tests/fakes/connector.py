@@ -43,6 +43,7 @@ class FakeConnector(FakeServer):
         "29:1FAKEuserMRIaBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789-abcdefghijklmnopqrstuv": "alex.smith@contoso.example"})
     members: dict[str, dict[str, Any]] = field(default_factory=dict)  # member id → GET members/{id} body
     stream_failures: deque[tuple[int, str]] = field(default_factory=deque)  # (status, fixture) for streaming sends
+    personal_refused: bool = False  # creating a 1:1 chat is refused (the app is not installed for the person)
     max_message_bytes: int | None = None  # larger message activities are refused 413, as the connector does
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
@@ -106,6 +107,12 @@ class FakeConnector(FakeServer):
 
     async def _create(self, request: web.Request) -> web.Response:
         params = await request.json()
+        if params.get("isGroup") is False:  # a 1:1 chat with one member: Teams answers {"id": "a:…"}
+            if self.personal_refused:
+                return web.json_response({"error": {"code": "Forbidden", "message": "app not installed"}}, status=403)
+            member = (params.get("members") or [{}])[0].get("id", "")
+            self.sent.append(Sent("", None, {"type": "conversation", "_create": params}, "create"))
+            return web.json_response({"id": f"a:1personal-{member[-8:]}"})
         activity_id = f"1760000000{next(self._ids):03d}"
         channel = ((params.get("channelData") or {}).get("channel") or {}).get("id", "")
         self.sent.append(Sent(channel, None, dict(params.get("activity") or {}, _create=params), "create"))

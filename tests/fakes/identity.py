@@ -19,7 +19,9 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiohttp import web
+from cryptography.fernet import Fernet
 
 from tests.fakes.serving import fixture
 from tests.fakes.workspace import FakeWorkspace
@@ -27,6 +29,27 @@ from tests.fakes.workspace import FakeWorkspace
 CLIENT_ID = "healthbot-oauth-client"
 PUBLIC_URL = "https://healthbot.example.com"
 REDIRECT_URL = f"{PUBLIC_URL}/oauth/callback"
+
+
+def user_mode(workspace: FakeIdentityWorkspace) -> dict[str, str]:
+    """The environment of a healthbot that asks as each person, against this workspace."""
+    return {"DATABRICKS_HOST": workspace.url, "DATABRICKS_TOKEN": workspace.token, "HEALTHBOT_IDENTITY": "user",
+            "HEALTHBOT_OAUTH_CLIENT_ID": CLIENT_ID, "HEALTHBOT_PUBLIC_URL": PUBLIC_URL,
+            "HEALTHBOT_TOKEN_KEY": Fernet.generate_key().decode(), "HEALTHBOT_DEPLOY_CHANNELS": "off"}
+
+
+async def visit(server_url: str, location: str) -> tuple[int, str]:
+    """The browser at healthbot's public URL, which a proxy forwards to the server under test."""
+    async with aiohttp.ClientSession() as http, http.get(location.replace(PUBLIC_URL, server_url)) as resp:
+        return resp.status, await resp.text()
+
+
+async def sign_in(server_url: str, link: str) -> tuple[int, str]:
+    """The browser's visit: the workspace's authorization page redirects back to the callback."""
+    async with aiohttp.ClientSession() as http, http.get(link, allow_redirects=False) as resp:
+        assert resp.status == 302, await resp.text()
+        location = resp.headers["Location"]
+    return await visit(server_url, location)
 
 
 @dataclass
