@@ -22,6 +22,7 @@ from agent.base import AgentRequest, Answer, ChatMessage, ProgressCallback
 from bot.access import AccessGate, AccessPolicy
 from bot.access.directory import DatabricksDirectory, DatabricksUser
 from bot.handler import ConversationHandler, HandlerOptions
+from bot.identity.service import Identities
 from bot.models import Incoming, Membership, Platform, ThreadKey
 from bench.common import POSTGRES_DSN, pg_schema
 from bot.store import SqliteStore, Store
@@ -56,9 +57,10 @@ def policy_gate() -> AccessGate:
     return AccessGate(policy=policy, directory=WarmDirectory(workspace=None))  # type: ignore[arg-type]
 
 
-async def through_handler(store: Store, batch: list[Incoming], access: AccessGate | None = None) -> float:
+async def through_handler(store: Store, batch: list[Incoming], access: AccessGate | None = None,
+                          identity: Identities | None = None) -> float:
     handler = ConversationHandler(store=store, engine=InstantEngine(), options=HandlerOptions(
-        user_rate_per_min=10**9, global_rate_per_min=10**9), access=access)
+        user_rate_per_min=10**9, global_rate_per_min=10**9), access=access, identity=identity)
     await handler.handle(incoming(10**9, 1))  # connect / warm up
     for user in {m.user_id: m for m in batch}.values():  # every asker's directory entry cached
         await handler.handle(user.model_copy(update={"event_id": "warm" + user.event_id}))

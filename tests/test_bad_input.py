@@ -10,6 +10,7 @@ Profiles (tests/conftest.py): `ci` (default, fixed seed, 250 examples per route)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import logging
@@ -33,6 +34,7 @@ from bot.store import SqliteStore
 from tests.conftest import make_client
 from tests.fakes.base import serve
 from tests.fakes.connector import FakeConnector
+from tests.fakes.identity import FakeIdentityWorkspace, user_mode
 from tests.fakes.serving import FakeServing
 from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, sign
 
@@ -71,8 +73,9 @@ class Tracebacks(logging.Handler):
 class Server:
     """healthbot with Slack (HTTP), Teams (emulator mode) and alerts, against local fakes."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, *, user_mode: bool = False) -> None:
         self.tmp = tmp
+        self.user_mode = user_mode  # HEALTHBOT_IDENTITY=user: questions need a connected account
         self.statuses: dict[str, Counter[int]] = defaultdict(Counter)  # per route: what the fuzzing got
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -82,13 +85,15 @@ class Server:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     async def start(self) -> None:
-        self.slack, self.connector, self.serving = FakeSlack(), FakeConnector(), FakeServing()
+        self.slack, self.connector = FakeSlack(), FakeConnector()
+        self.serving = FakeIdentityWorkspace() if self.user_mode else FakeServing()
         for fake in (self.slack, self.connector, self.serving):
             await fake.start()
         env = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": self.slack.api_url,
                "HEALTHBOT_ALERT_TOKEN": ALERT_TOKEN, "HEALTHBOT_ALERT_CHANNELS": "slack:C0PLATFORM1",
                "HEALTHBOT_ALERT_PACE_SECONDS": "0", "HEALTHBOT_USER_RATE_PER_MIN": "100000",
-               "HEALTHBOT_GLOBAL_RATE_PER_MIN": "100000"}
+               "HEALTHBOT_GLOBAL_RATE_PER_MIN": "100000",
+               **(user_mode(self.serving) if isinstance(self.serving, FakeIdentityWorkspace) else {})}
         self.slack.users[SLACK_GUEST] = load("slack", "webapi_users_info_guest_single_channel.json")
         self.connector.members[TEAMS_GUEST] = load("teams", "member_get_guest.json")
         self.app = create_app(load_settings(**{k: v for k, v in env.items()}), store=SqliteStore(self.tmp / "bot.db"),
@@ -100,19 +105,19 @@ class Server:
         for fake in (self.slack, self.connector, self.serving):
             await fake.stop()
 
-    def post(self, path: str, body: bytes, headers: dict[str, str]) -> int:
-        request = urllib.request.Request(f"{self.url}{path}", data=body, headers=headers, method="POST")
+    def post(self, path: str, body: bytes | None, headers: dict[str, str], method: str = "POST") -> int:
+        request = urllib.request.Request(f"{self.url}{path}", data=body, headers=headers, method=method)
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 status = int(response.status)
         except urllib.error.HTTPError as exc:
             status = int(exc.code)
-        self.statuses[path][status] += 1
+        self.statuses[path.split("?")[0]][status] += 1
         return status
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@contextlib.contextmanager
+def running(tmp_path_factory: pytest.TempPathFactory, **options: Any) -> Iterator[Server]:
     patch = pytest.MonkeyPatch()
     for name in list(os.environ):
         if name.startswith(("DATABRICKS_", "SLACK_", "MICROSOFT_APP_", "HEALTHBOT_", "MLFLOW_")):
@@ -120,12 +125,25 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("fuzz")
     patch.setenv("XDG_STATE_HOME", str(tmp / "state"))
     patch.chdir(tmp)
-    srv = Server(tmp)
+    srv = Server(tmp, **options)
     srv.run(srv.start())
     yield srv
     srv.run(srv.stop())
     srv.loop.call_soon_threadsafe(srv.loop.stop)
     patch.undo()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with running(tmp_path_factory) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def user_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """HEALTHBOT_IDENTITY=user: the connect prompt on every question, and the OAuth callback route."""
+    with running(tmp_path_factory, user_mode=True) as srv:
+        yield srv
 
 
 @pytest.fixture
@@ -311,6 +329,35 @@ def test_teams_activities_never_5xx_and_get_no_internal_error(server: Server, tr
 def test_alert_webhooks_never_5xx(server: Server, tracebacks: Tracebacks, body: bytes) -> None:
     check_route(server, tracebacks, "/alerts/databricks", body,
                 {"Content-Type": "application/json", "Authorization": f"Bearer {ALERT_TOKEN}"})
+
+
+@given(body=raw_bodies(SLACK_EVENTS))
+def test_slack_events_in_user_mode_never_5xx(user_server: Server, tracebacks: Tracebacks, body: bytes) -> None:
+    check_route(user_server, tracebacks, "/slack/events", body, slack_headers("application/json")(body))
+
+
+def test_the_user_mode_fuzzing_reached_the_connect_prompt(user_server: Server) -> None:
+    async def settle() -> None:
+        await user_server.app[SLACK].drain()  # type: ignore[attr-defined]
+        await asyncio.sleep(0.2)
+
+    user_server.run(settle())
+    prompts = [c for c in user_server.slack.called("chat.postEphemeral") if "Connect your Databricks" in c.get("text", "")]
+    assert prompts and user_server.serving.invocation_bodies() == []  # nothing reached the endpoint unconnected
+
+
+CALLBACK_VALUES = st.one_of(st.text(max_size=40), st.sampled_from(["\ud800", "a\x00b", "x" * 5000, "", "code-1"]))
+
+
+@given(params=st.dictionaries(st.sampled_from(["code", "state", "error", "error_description", "scope", "x"]),
+                              CALLBACK_VALUES, max_size=5), raw=st.binary(max_size=40))
+def test_the_oauth_callback_never_5xx(user_server: Server, tracebacks: Tracebacks, params: dict[str, str],
+                                      raw: bytes) -> None:
+    query = urllib.parse.urlencode(params, errors="surrogatepass") if params else urllib.parse.quote_from_bytes(raw)
+    status = user_server.post(f"/oauth/callback?{query}", None, {}, method="GET")
+    assert status < 500, (status, query[:200])
+    if tracebacks.records:
+        pytest.fail("\n".join(tracebacks.lines()), pytrace=False)
 
 
 def test_the_server_still_answers_after_the_fuzzing(server: Server, tracebacks: Tracebacks) -> None:

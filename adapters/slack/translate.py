@@ -222,7 +222,8 @@ def help_blocks() -> tuple[str, list[dict[str, Any]]]:
         "• `/healthbot costs | jobs | queries | security | health` asks a quick question\n"
         "• `/healthbot <your question>` asks anything, `/healthbot new` starts a fresh DM conversation\n"
         "• `/healthbot digest` posts the week's digest here; `/healthbot rollback [VERSION]` rolls the Health "
-        "Monitor endpoint back, `/healthbot checklist` walks its deployment checklist (deployers only)"
+        "Monitor endpoint back, `/healthbot checklist` walks its deployment checklist (deployers only)\n"
+        "• `/healthbot connect` / `disconnect`: where healthbot asks as you, connect or forget your Databricks account"
     )
     buttons = [_button(question, f"{QUICK_PREFIX}{name}", name) for name, question in QUICK_QUESTIONS.items()]
     return "healthbot: usage and quick questions", [

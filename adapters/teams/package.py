@@ -31,6 +31,7 @@ def build_manifest(app_id: str, *, bot_url: str | None = None, developer_url: st
     commands = [{"title": name, "description": question} for name, question in QUICK_QUESTIONS.items()]
     commands.append({"title": "help", "description": "What healthbot can do, and the quick questions"})
     commands.append({"title": "new", "description": "Start a new conversation"})
+    commands.append({"title": "disconnect", "description": "Forget your connected Databricks account (where healthbot asks as you)"})
     manifest: dict[str, Any] = {
         "$schema": SCHEMA_URL,
         "manifestVersion": MANIFEST_VERSION,
