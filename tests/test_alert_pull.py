@@ -276,8 +276,11 @@ async def test_two_replicas_post_each_alert_once_and_only_one_polls(pull: PullRi
     pull.workspace.alerts = [alert_v2(f"a{i}", f"Alert {i}", "TRIGGERED") for i in range(5)]
     other = PullRig(pull.slack, pull.connector, pull.serving, pull.tmp_path, pull.monkeypatch)
     other.pg_schema = pull.pg_schema
-    await pull.start(HEALTHBOT_ALERT_PULL="sql_alerts")
-    await other.start(HEALTHBOT_ALERT_PULL="sql_alerts")
+    # A longer interval than the module's: with a 0.15 s lease, a loaded machine (PostgreSQL, CI) let the
+    # standby take over legitimately between two polls, and the holder this test waits on stopped polling.
+    interval = 0.4
+    await pull.start(HEALTHBOT_ALERT_PULL="sql_alerts", HEALTHBOT_ALERT_PULL_INTERVAL_S=str(interval))
+    await other.start(HEALTHBOT_ALERT_PULL="sql_alerts", HEALTHBOT_ALERT_PULL_INTERVAL_S=str(interval))
     try:
         deadline = time.monotonic() + 10
         while pull.puller.fence is None and other.puller.fence is None:
@@ -285,7 +288,7 @@ async def test_two_replicas_post_each_alert_once_and_only_one_polls(pull: PullRi
             await asyncio.sleep(0.01)
         holder, standby = (pull, other) if pull.puller.fence is not None else (other, pull)
         await holder.polls()
-        await asyncio.sleep(INTERVAL * 4)
+        await asyncio.sleep(interval * 4)
         await standby.delivered()
         assert len(pull.roots()) == 5
         assert [pull.puller.fence is not None, other.puller.fence is not None].count(True) == 1
@@ -294,7 +297,7 @@ async def test_two_replicas_post_each_alert_once_and_only_one_polls(pull: PullRi
         pull.workspace.alerts[0]["evaluation"]["state"] = "OK"
         killed_at = time.monotonic()
         while not standby.puller.status["sql_alerts"].polls:
-            assert time.monotonic() - killed_at < 2 * INTERVAL + 2, "no takeover"
+            assert time.monotonic() - killed_at < 2 * interval + 2, "no takeover"
             await asyncio.sleep(0.01)
         await standby.polls(1)
         assert len(pull.replies()) == 1 and len(pull.roots()) == 5

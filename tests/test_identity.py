@@ -150,3 +150,17 @@ async def test_doctor_checks_the_oauth_app(workspace: FakeIdentityWorkspace, mon
     assert lines["oauth redirect"].mark == "✓" and "https://healthbot.example.com/oauth/callback" in lines["oauth redirect"].detail
     assert lines["oauth client"].mark == "✓" and "public: PKCE" in lines["oauth client"].detail
     assert lines["token key"].mark == "✓" and lines["oauth scopes"].mark == "!"
+
+
+async def test_a_refusal_of_the_askers_own_token_is_theirs_to_fix_not_healthbots(
+        workspace: FakeIdentityWorkspace, store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.fakes.serving import error
+
+    identities = build(workspace, store, monkeypatch)
+    await connect(identities, asking())
+    handler = ConversationHandler(store=store, engine=make_client(workspace), identity=identities)
+    workspace.invocations.append(error("serving_error_403_permission_denied.json"))
+    reply = await handler.handle(asking())
+    await handler.engine.close()
+    assert reply is not None and reply.content.startswith("Your Databricks account may not query")
+    assert workspace.invoked_as == [ASKER]

@@ -24,34 +24,21 @@ from tests.conftest import make_client
 from tests.fakes.base import serve
 from tests.fakes.identity import CLIENT_ID, PUBLIC_URL, FakeIdentityWorkspace, sign_in, user_mode, visit
 from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
-from tests.test_slack import answer_posts, mention, slash
+from tests.test_slack import SlackRig, answer_posts, mention, slash
 
 ASKER = "spengler@ghostbusters.example.com"
 OTHER = "venkman@ghostbusters.example.com"
 
 
-class IdentityRig:
+class IdentityRig(SlackRig):
     def __init__(self, slack: FakeSlack, workspace: FakeIdentityWorkspace, url: str, app: web.Application,
                  db: Path) -> None:
-        self.slack, self.workspace, self.url, self.app, self.db = slack, workspace, url, app, db
-
-    async def event(self, payload: dict[str, Any]) -> int:
-        from tests.fakes.slack import sign
-
-        body = json.dumps(payload).encode()
-        async with aiohttp.ClientSession() as http, http.post(
-                f"{self.url}/slack/events", data=body, headers={"Content-Type": "application/json", **sign(body)}) as resp:
-            return resp.status
+        super().__init__(slack, workspace, url, app)
+        self.workspace, self.db = workspace, db
 
     async def command(self, text: str) -> int:
-        import urllib.parse
-
-        from tests.fakes.slack import sign
-
-        body = urllib.parse.urlencode(slash(text, response_url=f"{self.slack.url}/hooks/1")).encode()
-        async with aiohttp.ClientSession() as http, http.post(f"{self.url}/slack/events", data=body, headers={
-                "Content-Type": "application/x-www-form-urlencoded", **sign(body)}) as resp:
-            return resp.status
+        status, _ = await self.form(slash(text, response_url=f"{self.slack.url}/hooks/1"))
+        return status
 
     async def settle(self) -> None:
         """Until nothing more is sent: Bolt runs listeners on tasks of its own."""

@@ -58,7 +58,7 @@ def build_manifest(base_url: str = PLACEHOLDER_URL, *, socket_mode: bool = False
     command: dict[str, Any] = {
         "command": "/healthbot",
         "description": "Ask the Databricks Health Monitor",
-        "usage_hint": "[costs | jobs | queries | security | health | new | digest | rollback [VERSION] | checklist | help | your question]",
+        "usage_hint": "[costs | jobs | queries | security | health | new | digest | rollback [VERSION] | checklist | connect | disconnect | help | your question]",
         "should_escape": False,
     }
     events: dict[str, Any] = {"bot_events": sorted(EVENT_SCOPES)}
