@@ -164,3 +164,22 @@ async def test_a_refusal_of_the_askers_own_token_is_theirs_to_fix_not_healthbots
     await handler.engine.close()
     assert reply is not None and reply.content.startswith("Your Databricks account may not query")
     assert workspace.invoked_as == [ASKER]
+
+
+async def test_a_database_blip_while_reading_a_persons_tokens_costs_them_nothing(
+        workspace: FakeIdentityWorkspace, store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    identities = build(workspace, store, monkeypatch)
+    await connect(identities, asking())
+    real, failures = identities.store.tokens, [sqlite3.OperationalError("database is locked")]
+
+    async def locked_once(key: str) -> Any:
+        if failures:
+            raise failures.pop()
+        return await real(key)
+
+    monkeypatch.setattr(identities.store, "tokens", locked_once)
+    monkeypatch.setattr("bot.store.retry.STORE_RETRY_DELAYS_S", (0.01,))
+    identities._memory.clear()
+    assert await identities.token_for(asking()) in workspace.access and failures == []

@@ -26,6 +26,7 @@ from bot.identity.oauth import SignInFailed, Tokens, WorkspaceOAuth
 from bot.identity.vault import Sealer, Unreadable
 from bot.models import Incoming
 from bot.store.identity import IdentityStore, PendingSignIn, StoredTokens
+from bot.store.retry import with_retries
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ class Identities:
         async with lock:
             if (token := self._remembered(key)) is not None:
                 return token
-            stored = await self.store.tokens(key)
+            stored = await with_retries(lambda: self.store.tokens(key))
             tokens = self._opened(stored)
             if stored is None or tokens is None:
                 return None
@@ -123,17 +124,17 @@ class Identities:
             if renewed is not None:
                 return renewed
             log.info("the refresh token of %s was refused (%s): asking them to connect again", stored.user_key, exc)
-            await self.store.delete_tokens(stored.user_key)
+            await with_retries(lambda: self.store.delete_tokens(stored.user_key))
             return None
-        await self.store.save_tokens(StoredTokens(stored.user_key, stored.email, self.sealer.seal(fresh.as_dict()),
-                                                  time.time()))
+        row = StoredTokens(stored.user_key, stored.email, self.sealer.seal(fresh.as_dict()), time.time())
+        await with_retries(lambda: self.store.save_tokens(row))
         return fresh
 
     async def _renewed_elsewhere(self, stored: StoredTokens) -> Tokens | None:
         """After a refused renewal: another replica may have just used the same single-use refresh
         token, and be saving what it got. Its row is waited for, briefly, before the tokens are dropped."""
         for _ in range(RENEWAL_RECHECKS):
-            again = await self.store.tokens(stored.user_key)
+            again = await with_retries(lambda: self.store.tokens(stored.user_key))
             if again is None:
                 return None
             if again.updated_at != stored.updated_at:
@@ -148,16 +149,17 @@ class Identities:
         """A single-use sign-in link bound to this chat user, valid ten minutes; `resume` is what their
         adapter needs to answer the waiting question afterwards (None: nothing waits)."""
         consent = self.oauth.begin()
-        await self.store.save_state(PendingSignIn(
+        pending = PendingSignIn(
             state=consent.state, user_key=user_key(message), email=message.user_email.lower(),
             sealed=self.sealer.seal({"verifier": consent.verifier}),
             resume=json.dumps({"platform": message.platform.value, **resume}) if resume else "",
-            expires_at=time.time() + CONNECT_WITHIN_S))
+            expires_at=time.time() + CONNECT_WITHIN_S)
+        await with_retries(lambda: self.store.save_state(pending))
         return consent.url
 
     async def complete(self, code: str, state: str) -> Outcome:
         """The callback: redeem the code, check whose token it is, store it, answer the waiting question."""
-        pending = await self.store.take_state(state)
+        pending = await with_retries(lambda: self.store.take_state(state))
         if pending is None:
             return Outcome(False, "This sign-in link does not work any more",
                            "It was already used, or it is not one healthbot sent. Ask healthbot your question again "
@@ -182,8 +184,8 @@ class Identities:
                            f"You signed in to Databricks as {', '.join(sorted(emails)) or 'an account without an email'}, "
                            f"but you asked in the chat as {seen}. Nothing was stored. Sign in with your own account.",
                            status=403)
-        await self.store.save_tokens(StoredTokens(pending.user_key, pending.email, self.sealer.seal(tokens.as_dict()),
-                                                  time.time()))
+        connected = StoredTokens(pending.user_key, pending.email, self.sealer.seal(tokens.as_dict()), time.time())
+        await with_retries(lambda: self.store.save_tokens(connected))
         self._memory.pop(pending.user_key, None)
         log.info("%s connected their Databricks account", pending.user_key)
         waiting = json.loads(pending.resume) if pending.resume else None
@@ -200,10 +202,10 @@ class Identities:
         """Delete the person's tokens and revoke the refresh token; False when none were stored."""
         key = user_key(message)
         self._memory.pop(key, None)
-        stored = await self.store.tokens(key)
+        stored = await with_retries(lambda: self.store.tokens(key))
         if stored is None:
             return False
-        await self.store.delete_tokens(key)
+        await with_retries(lambda: self.store.delete_tokens(key))
         tokens = self._opened(stored)
         if tokens is not None and tokens.refresh_token:
             await self.oauth.revoke(tokens.refresh_token)
@@ -211,7 +213,7 @@ class Identities:
         return True
 
     async def connected(self) -> int:
-        return await self.store.connected()
+        return await with_retries(self.store.connected)
 
     async def drain(self) -> None:
         await self._tasks.drain(5.0)
