@@ -253,8 +253,13 @@ class Settings(BaseSettings):
                                             ("HEALTHBOT_PUBLIC_URL", self.public_url)) if not value]
         if missing:
             raise ValueError(f"HEALTHBOT_IDENTITY=user needs {', '.join(missing)}")
-        Sealer.from_setting(self.token_key.get_secret_value() if self.token_key else "")  # raises naming the problem
+        Sealer.from_setting(self.token_keys)  # raises naming the problem
         return self
+
+    @property
+    def token_keys(self) -> str:
+        """HEALTHBOT_TOKEN_KEY as set (one Fernet key, or several comma-separated); "" when unset."""
+        return self.token_key.get_secret_value() if self.token_key else ""
 
     @property
     def redirect_url(self) -> str:

@@ -9,18 +9,19 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt.app.async_app import AsyncApp
 
 from adapters.slack.translate import to_mrkdwn
+from bot.identity import words
+from bot.identity.service import waiting_question
 from bot.models import Incoming, Membership, Platform, Reply, ThreadKey
 
 if TYPE_CHECKING:
     from adapters.slack.app import SlackBot
 
 CONNECT = "connect_databricks"  # the link button's action id: Slack still sends the click, which is acked
-CONNECT_TEXT = "Connect your Databricks account"
 
 
-def connect_blocks(words: str, url: str) -> tuple[str, list[dict[str, Any]]]:
-    return f"{CONNECT_TEXT}: {words}", [
-        {"type": "section", "text": {"type": "mrkdwn", "text": f":key: *{CONNECT_TEXT}*\n{to_mrkdwn(words)}"}},
+def connect_blocks(why: str, url: str) -> tuple[str, list[dict[str, Any]]]:
+    return f"{words.CONNECT_TEXT}: {why}", [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f":key: *{words.CONNECT_TEXT}*\n{to_mrkdwn(why)}"}},
         {"type": "actions", "block_id": "connect", "elements": [
             {"type": "button", "action_id": CONNECT, "text": {"type": "plain_text", "text": "Connect"},
              "url": url, "style": "primary"}]},
@@ -56,33 +57,25 @@ class SlackConnect:
                                                  thread_ts=thread_ts or None)
 
     async def resume(self, waiting: dict[str, Any]) -> None:
-        """After the callback: the question again, under a new event id (the first was answered with the
-        prompt), checked again like any message."""
-        message = Incoming.model_validate(waiting["incoming"])
-        message = message.model_copy(update={"event_id": f"{message.event_id}:connected",
-                                             "membership": Membership.UNVERIFIED})
+        """After the callback: the question again, checked again like any message."""
+        message = waiting_question(waiting, membership=Membership.UNVERIFIED)
         await self.bot.answer(message, channel=str(waiting["channel"]), thread_ts=str(waiting.get("thread_ts") or ""))
 
     async def command(self, command: dict[str, Any], word: str, respond: Any) -> None:
         """`/healthbot connect` sends the link; `/healthbot disconnect` removes the tokens and revokes them."""
         identity = self.bot.handler.identity
         if identity is None:
-            await respond(text="healthbot asks as its service principal here (HEALTHBOT_IDENTITY=service_principal): "
-                               "there is no account to connect.", response_type="ephemeral")
+            await respond(text=words.NO_ACCOUNT_HERE, response_type="ephemeral")
             return
         asker = Incoming(key=ThreadKey(platform=Platform.SLACK, workspace=str(command.get("team_id", "")),
                                        channel=str(command.get("channel_id", ""))),
                          user_id=str(command.get("user_id", "")), text=f"/healthbot {word}")
         if word == "disconnect":
             gone = await identity.disconnect(asker)
-            await respond(text="Disconnected: your Databricks tokens are deleted and revoked. healthbot will ask you to "
-                               "connect again before answering." if gone else
-                               "You had no connected Databricks account.", response_type="ephemeral")
+            await respond(text=words.DISCONNECTED if gone else words.NOTHING_TO_DISCONNECT, response_type="ephemeral")
             return
         if await self.bot.refused(asker, respond):
             return
         asker = await self.bot.identify(asker)
-        text, blocks = connect_blocks("Sign in once; healthbot then asks the Health Monitor as you, with your own "
-                                      "Databricks permissions. The link is yours alone and works for 10 minutes.",
-                                      await identity.connect_url(asker, None))
+        text, blocks = connect_blocks(words.SIGN_IN_ONCE, await identity.connect_url(asker, None))
         await respond(text=text, blocks=blocks, response_type="ephemeral")

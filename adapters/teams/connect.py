@@ -12,6 +12,8 @@ from botbuilder.schema import ConversationReference
 
 from adapters.teams import translate as t
 from adapters.teams.outbound import ConnectorError, Where
+from bot.identity import words
+from bot.identity.service import waiting_question
 from bot.models import Incoming, Platform, Reply
 
 if TYPE_CHECKING:
@@ -20,16 +22,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WORDS = frozenset({"connect", "disconnect"})
-CONNECT_TEXT = "Connect your Databricks account"
 SENT_PRIVATELY = "I sent you a private message: connect your Databricks account there and I answer here."
 NO_PRIVATE_CHAT = ("healthbot asks the Health Monitor as you, so you need to connect your Databricks account first, "
                    "and I could not message you privately. Open a personal chat with healthbot and say `connect`.")
 
 
-def connect_card(words: str, url: str) -> dict[str, Any]:
-    return t.card_message(t.card([{"type": "TextBlock", "text": CONNECT_TEXT, "weight": "Bolder", "size": "Medium"},
-                                  {"type": "TextBlock", "text": words, "wrap": True}],
-                                 [{"type": "Action.OpenUrl", "title": "Connect", "url": url}]), CONNECT_TEXT)
+def connect_card(why: str, url: str) -> dict[str, Any]:
+    title = {"type": "TextBlock", "text": words.CONNECT_TEXT, "weight": "Bolder", "size": "Medium"}
+    return t.card_message(t.card([title, {"type": "TextBlock", "text": why, "wrap": True}],
+                                 [{"type": "Action.OpenUrl", "title": "Connect", "url": url}]), words.CONNECT_TEXT)
 
 
 class TeamsConnect:
@@ -70,21 +71,18 @@ class TeamsConnect:
         await self.teams.send(where, SENT_PRIVATELY)
 
     async def resume(self, waiting: dict[str, Any]) -> None:
-        """After the callback: the question again, in its own conversation, under a new event id."""
-        message = Incoming.model_validate(waiting["incoming"])
-        message = message.model_copy(update={"event_id": f"{message.event_id}:connected"})
-        self.teams.ask(ConversationReference().deserialize(waiting["reference"]), message)
+        """After the callback: the question again, in its own conversation (the member lookup needs a
+        turn, so the membership found when it was asked stands)."""
+        self.teams.ask(ConversationReference().deserialize(waiting["reference"]), waiting_question(waiting))
 
     async def said(self, turn_context: TurnContext, message: Incoming, word: str) -> None:
         identity = self.teams.handler.identity
         if identity is None:
-            await self.teams.send(turn_context, "healthbot asks as its service principal here: there is no account "
-                                                "to connect.")
+            await self.teams.send(turn_context, words.NO_ACCOUNT_HERE)
             return
         if word == "disconnect":
             gone = await identity.disconnect(message)
-            await self.teams.send(turn_context, "Disconnected: your Databricks tokens are deleted and revoked."
-                                  if gone else "You had no connected Databricks account.")
+            await self.teams.send(turn_context, words.DISCONNECTED if gone else words.NOTHING_TO_DISCONNECT)
             return
         asker = await self.teams.identify(turn_context, message)
         refusal = await self.teams.handler.refusal_for(asker)
@@ -92,6 +90,5 @@ class TeamsConnect:
             await self.teams.send(turn_context, refusal.content)
             return
         url = await identity.connect_url(asker, None)
-        await self._privately(TurnContext.get_conversation_reference(turn_context.activity), connect_card(
-            "Sign in once; healthbot then asks the Health Monitor as you, with your own Databricks permissions. "
-            "The link is yours alone and works for 10 minutes.", url))
+        here = TurnContext.get_conversation_reference(turn_context.activity)
+        await self._privately(here, connect_card(words.SIGN_IN_ONCE, url))

@@ -56,6 +56,13 @@ def user_key(message: Incoming) -> str:
     return f"{message.platform.value}:{message.user_id}"
 
 
+def waiting_question(waiting: dict[str, Any], **changes: Any) -> Incoming:
+    """The question that waited for a sign-in, under a new event id: the first one was answered with
+    the connect prompt, and the handler answers each event id once."""
+    message = Incoming.model_validate(waiting["incoming"])
+    return message.model_copy(update={"event_id": f"{message.event_id}:connected", **changes})
+
+
 class Identities:
     def __init__(self, *, store: IdentityStore, oauth: WorkspaceOAuth, sealer: Sealer) -> None:
         self.store = store

@@ -21,6 +21,7 @@ class Unreadable(Exception):
 class Sealer:
     def __init__(self, keys: list[Fernet]) -> None:
         self._fernet = MultiFernet(keys)
+        self.keys = len(keys)
 
     @classmethod
     def from_setting(cls, value: str) -> Sealer:

@@ -27,7 +27,7 @@ def identities_for(settings: Settings, store: Store) -> Identities | None:
                            redirect_url=settings.redirect_url, scopes=settings.oauth_scopes.split(),
                            client_secret=settings.oauth_client_secret.get_secret_value()
                            if settings.oauth_client_secret else "")
-    sealer = Sealer.from_setting(settings.token_key.get_secret_value() if settings.token_key else "")
+    sealer = Sealer.from_setting(settings.token_keys)
     return Identities(store=store.identities, oauth=oauth, sealer=sealer)
 
 
@@ -55,7 +55,7 @@ def doctor_lines(settings: Settings, app: web.Application) -> list[Line]:
     routes = {(route.method, route.resource.canonical) for route in app.router.routes() if route.resource is not None}
     served = ("GET", "/oauth/callback") in routes
     scopes = settings.oauth_scopes.split()
-    keys = len([k for k in (settings.token_key.get_secret_value() if settings.token_key else "").split(",") if k.strip()])
+    keys = Sealer.from_setting(settings.token_keys).keys
     lines = [
         Line(OK, "oauth client", f"{settings.oauth_client_id} at {settings.databricks_host}/oidc/v1/authorize"
                                  + (" (confidential: a client secret is set)" if settings.oauth_client_secret else
