@@ -69,7 +69,8 @@ class StreamingEndpoint:
 def child(kind: str, port: int, host: str, slack_url: str) -> None:
     os.environ.update({"DATABRICKS_HOST": host, "DATABRICKS_TOKEN": TOKEN, "HEALTHBOT_ENDPOINT_FORMAT": "chat_agent",
                        "HEALTHBOT_USER_RATE_PER_MIN": "1000000", "HEALTHBOT_GLOBAL_RATE_PER_MIN": "1000000",
-                       "HEALTHBOT_DATABASE_URL": f"sqlite:///{tempfile.mkdtemp()}/bench.db"})
+                       "HEALTHBOT_DATABASE_URL": f"sqlite:///{tempfile.mkdtemp()}/bench.db",
+                       "HEALTHBOT_TEAMS_EMULATOR": "on"})  # Teams runs: a local connector, no credentials
     if kind == "slack":
         os.environ.update({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": slack_url})
     from bot.config import load_settings

@@ -24,7 +24,8 @@ from tests.fakes.connector import FakeConnector, fixture
 def child(kind: str, port: int) -> None:
     from aiohttp import web
 
-    os.environ.update({"HEALTHBOT_USER_RATE_PER_MIN": "1000000", "HEALTHBOT_GLOBAL_RATE_PER_MIN": "1000000"})
+    os.environ.update({"HEALTHBOT_USER_RATE_PER_MIN": "1000000", "HEALTHBOT_GLOBAL_RATE_PER_MIN": "1000000",
+                       "HEALTHBOT_TEAMS_EMULATOR": "on"})  # a local connector, no credentials
     if kind == "aiohttp":
         async def messages(request: web.Request) -> web.Response:
             await request.json()

@@ -47,8 +47,10 @@ class Settings(BaseSettings):
     microsoft_app_id: str = Field("", alias="MICROSOFT_APP_ID")
     microsoft_app_password: SecretStr | None = Field(None, alias="MICROSOFT_APP_PASSWORD")
     microsoft_app_tenant_id: str = Field("", alias="MICROSOFT_APP_TENANT_ID")
-    microsoft_app_type: str = Field("MultiTenant", alias="MICROSOFT_APP_TYPE")
+    microsoft_app_type: Literal["SingleTenant", "MultiTenant", "UserAssignedMSI"] = Field(
+        "SingleTenant", alias="MICROSOFT_APP_TYPE")
     teams_tenant_ids: CommaList = Field(default_factory=list, alias="HEALTHBOT_TEAMS_TENANT_IDS")
+    teams_emulator: bool = Field(False, alias="HEALTHBOT_TEAMS_EMULATOR")  # `on`: unauthenticated loopback tools
 
     # Who may ask (DESIGN.md "Who may ask")
     allow_guests: bool = Field(False, alias="HEALTHBOT_ALLOW_GUESTS")
@@ -198,6 +200,30 @@ class Settings(BaseSettings):
                 raise ValueError("HEALTHBOT_LAKEBASE_INSTANCE mints the database password: remove it from "
                                  "HEALTHBOT_DATABASE_URL")
         return self
+
+    @model_validator(mode="after")
+    def _teams_tenants_are_bounded(self) -> Settings:
+        """A bot that accepts any Microsoft 365 tenant is open to anyone who sideloads its id: refused."""
+        if not self.microsoft_app_id:
+            return self
+        if self.microsoft_app_type == "MultiTenant" and not self.teams_tenant_ids:
+            raise ValueError("MICROSOFT_APP_TYPE=MultiTenant accepts every Microsoft 365 tenant: list the accepted ones "
+                             "in HEALTHBOT_TEAMS_TENANT_IDS, or use MICROSOFT_APP_TYPE=SingleTenant with "
+                             "MICROSOFT_APP_TENANT_ID (the default)")
+        if self.microsoft_app_type != "MultiTenant" and not self.microsoft_app_tenant_id:
+            raise ValueError(f"MICROSOFT_APP_TYPE={self.microsoft_app_type} needs MICROSOFT_APP_TENANT_ID (the bot's home "
+                             "tenant, the only one it accepts)")
+        return self
+
+    @property
+    def teams_tenants(self) -> list[str]:
+        """The tenants whose conversations Teams activities may come from; [] = not checked (emulator
+        mode without HEALTHBOT_TEAMS_TENANT_IDS)."""
+        if not self.microsoft_app_id:
+            return list(self.teams_tenant_ids)
+        if self.microsoft_app_type == "MultiTenant":
+            return list(self.teams_tenant_ids)
+        return [self.microsoft_app_tenant_id]
 
     @field_validator("slack_app_token")
     @classmethod

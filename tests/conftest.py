@@ -35,6 +35,9 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in ("PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGSSLMODE", "PGPASSWORD"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # the default store lands in the test's dir
+    # The tests play Teams as a local tool does (Agents Playground: loopback, no credentials); the tests of
+    # the default (off) and of credentials unset or override it.
+    monkeypatch.setenv("HEALTHBOT_TEAMS_EMULATOR", "on")
     monkeypatch.chdir(tmp_path)
 
 

@@ -124,6 +124,7 @@ def running(tmp_path_factory: pytest.TempPathFactory, **options: Any) -> Iterato
             patch.delenv(name)
     tmp = tmp_path_factory.mktemp("fuzz")
     patch.setenv("XDG_STATE_HOME", str(tmp / "state"))
+    patch.setenv("HEALTHBOT_TEAMS_EMULATOR", "on")  # Teams activities from the fake connector on loopback
     patch.chdir(tmp)
     srv = Server(tmp, **options)
     srv.run(srv.start())

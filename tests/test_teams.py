@@ -337,7 +337,7 @@ async def test_with_credentials_tokens_are_validated(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(AuthenticationConstants, "TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL", openid.start())
     r, runner = await start_rig(monkeypatch, tmp_path, fake_serving, MICROSOFT_APP_ID="11111111-aaaa-bbbb-cccc-000000000001",
-                                MICROSOFT_APP_PASSWORD="not-a-real-secret")
+                                MICROSOFT_APP_PASSWORD="not-a-real-secret", MICROSOFT_APP_TENANT_ID=TENANT)
     try:
         reaction = r.activity("message_reaction_like.json", serviceUrl=r.connector.url + "/")
         assert (await r.post(reaction))[0] == 401  # no token
@@ -372,7 +372,7 @@ async def test_with_credentials_answers_carry_the_token_botbuilder_would_send(
     openid = FakeOpenId()
     monkeypatch.setattr(AuthenticationConstants, "TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL", openid.start())
     r, runner = await start_rig(monkeypatch, tmp_path, fake_serving, MICROSOFT_APP_ID="11111111-aaaa-bbbb-cccc-000000000001",
-                                MICROSOFT_APP_PASSWORD="not-a-real-secret")
+                                MICROSOFT_APP_PASSWORD="not-a-real-secret", MICROSOFT_APP_TENANT_ID=TENANT)
     try:
         asked = []
         for number in (1, 2):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-import ipaddress
 import logging
 import time
 from collections.abc import Coroutine
@@ -28,6 +27,7 @@ from botbuilder.integration.aiohttp import (
 from botbuilder.schema import Activity, ActivityTypes, ConversationReference
 from msrest.exceptions import ClientRequestError, DeserializationError, HttpOperationError
 
+from adapters.teams import emulator
 from adapters.teams import translate as t
 from adapters.teams.images import card_images
 from adapters.teams.outbound import Connector, ConnectorError, Where
@@ -61,19 +61,10 @@ class BotConfig:
     def __init__(self, settings: Settings) -> None:
         self.APP_ID = settings.microsoft_app_id
         self.APP_PASSWORD = settings.microsoft_app_password.get_secret_value() if settings.microsoft_app_password else ""
-        self.APP_TYPE = settings.microsoft_app_type
+        # Without an app id botbuilder authenticates nobody (emulator mode, or Teams off), which it
+        # allows only as "MultiTenant"; with one, the configured type (SingleTenant by default).
+        self.APP_TYPE = settings.microsoft_app_type if settings.microsoft_app_id else "MultiTenant"
         self.APP_TENANTID = settings.microsoft_app_tenant_id
-
-
-def is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 ANSWERS_REMEMBERED = 10_000
@@ -87,8 +78,9 @@ class TeamsAdapter:
         self.settings = settings
         self.handler = handler
         self.app_id = settings.microsoft_app_id
-        self.emulator = not settings.microsoft_app_id
-        self.allowed_tenants = set(settings.teams_tenant_ids)
+        self.emulator = not settings.microsoft_app_id and settings.teams_emulator
+        self.off = not settings.microsoft_app_id and not settings.teams_emulator
+        self.allowed_tenants = set(settings.teams_tenants)  # empty: not checked (emulator mode)
         self.adapter = CloudAdapter(PooledConnectors(ConfigurationBotFrameworkAuthentication(BotConfig(settings))))
         self.adapter.on_turn_error = self._on_turn_error
         self.connector = Connector(self.adapter.bot_framework_authentication, self.app_id)
@@ -106,8 +98,10 @@ class TeamsAdapter:
 
     async def health(self) -> Check:
         """With credentials: a token from Microsoft Entra for the Bot Connector proves them."""
+        if self.off:
+            return Check(True, "off: no Bot Framework credentials (MICROSOFT_APP_ID, MICROSOFT_APP_PASSWORD)")
         if self.emulator:
-            return Check(True, "no credentials: local emulator mode (loopback only)")
+            return Check(True, "no credentials: local emulator mode (HEALTHBOT_TEAMS_EMULATOR=on, loopback only)")
         from botframework.connector.auth import MicrosoftAppCredentials
 
         password = self.settings.microsoft_app_password.get_secret_value() if self.settings.microsoft_app_password else ""
@@ -126,6 +120,9 @@ class TeamsAdapter:
     def mount(self, app: web.Application) -> None:
         app.router.add_post("/api/messages", self.messages)
         app.on_cleanup.append(self._stop)
+        if self.emulator:
+            log.warning("Teams emulator mode is on (HEALTHBOT_TEAMS_EMULATOR=on): unauthenticated activities from "
+                        "loopback callers are accepted on /api/messages; never use it where other people can connect")
 
     async def _stop(self, _: web.Application) -> None:
         await self.drain(SHUTDOWN_GRACE_S)
@@ -141,22 +138,24 @@ class TeamsAdapter:
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
         """POST /api/messages: 400 with a reason for bodies the connector never sends, 401 for bad
-        JWTs (botbuilder), and in emulator mode (no credentials) loopback callers only."""
+        JWTs (botbuilder) and when Teams is off, and in emulator mode loopback callers only (emulator.py)."""
+        if self.off:
+            refusals.refused(ROUTE, "Teams is off", status=401)
+            return web.json_response({"error": "Teams is off: set MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD (or "
+                                               "HEALTHBOT_TEAMS_EMULATOR=on for a local tool)"}, status=401)
         try:
             body = checked_activity(await request.read())
+            if self.emulator:
+                why, service_url = emulator.refusal(request.remote, request.headers, str(body.get("serviceUrl") or ""))
+                if why:
+                    refusals.refused(ROUTE, why, status=401)
+                    return web.json_response({"error": f"unauthorized: {why}"}, status=401)
+                body["serviceUrl"] = service_url  # rebuilt from the checked parts: what every client then uses
             activity = Activity().deserialize(body)
         except (BadInput, DeserializationError) as exc:  # DeserializationError: what msrest still refuses
             reason = str(exc).splitlines()[0][:300]
             refusals.refused(ROUTE, reason)
             return web.json_response({"error": f"malformed body: {reason}"}, status=400)
-        if self.emulator:
-            service_host = urlparse(str(body.get("serviceUrl") or "")).hostname
-            if not is_loopback(request.remote) or not is_loopback(service_host):
-                log.warning("refused a Teams request from %s for serviceUrl host %s: emulator mode is loopback-only",
-                            request.remote, service_host)
-                return web.json_response({"error": "no Bot Framework credentials configured: only loopback callers and "
-                                                   "serviceUrls are accepted (set MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD)"},
-                                         status=401)
         try:
             authenticated = await self.adapter.bot_framework_authentication.authenticate_request(
                 activity, request.headers.get("Authorization", "")

@@ -64,8 +64,13 @@ async def run_doctor(settings: Settings, *, probe: bool = False) -> list[Line]:
         teams = app[TEAMS]
         if settings.microsoft_app_id:
             lines.append(_line("teams", await teams.health(), "check MICROSOFT_APP_ID / MICROSOFT_APP_PASSWORD / tenant"))  # type: ignore[attr-defined]
+            lines.append(Line(OK, "teams tenants", f"{settings.microsoft_app_type}: accepts conversations of "
+                                                   f"{', '.join(settings.teams_tenants)} only"))
+        elif settings.teams_emulator:
+            lines.append(Line(WARN, "teams", "emulator mode: unauthenticated loopback callers only",
+                              "set MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD, and HEALTHBOT_TEAMS_EMULATOR=off"))
         else:
-            lines.append(Line(WARN, "teams", "no credentials: local emulator mode only", "set MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD"))
+            lines.append(Line(WARN, "teams", "off (no Bot Framework credentials)", "set MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD"))
         lines += await _access(settings, app[HANDLER].access)
         lines += doctor_lines(settings, app)
         lines += await _alerts(settings, app[ALERTS])
