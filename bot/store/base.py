@@ -244,6 +244,11 @@ class Store(Protocol):
         not shared (SQLite) return 0 and leave limits to the process."""
         ...
 
+    async def take_slot(self, limits: Limits) -> float:
+        """Count a request that is not a question (a refused person's message) against `limits`, as
+        `add_question` does: 0 when within them, else the seconds to wait. Unshared stores return 0."""
+        ...
+
     async def has_session(self, key: ThreadKey) -> bool:
         """Whether healthbot already talks in this thread (un-mentioned follow-ups are answered)."""
         ...

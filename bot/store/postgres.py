@@ -173,6 +173,9 @@ class PostgresStore:
                            limits: Limits | None) -> float:
         return await self._turns.add_question(session_id, message, request_id=request_id, limits=limits)
 
+    async def take_slot(self, limits: Limits) -> float:
+        return await self._turns.take_slot(limits)
+
     async def has_session(self, key: ThreadKey) -> bool:
         pool = await self.pool()
         return await pool.fetchval("SELECT 1 FROM sessions WHERE thread_key = $1", key.as_text()) is not None

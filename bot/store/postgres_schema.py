@@ -82,4 +82,41 @@ MIGRATIONS: list[str] = [
     CREATE TABLE user_tokens (user_key TEXT PRIMARY KEY, email TEXT NOT NULL, sealed TEXT NOT NULL,
                               updated_at DOUBLE PRECISION NOT NULL);
     """,
+    # 9: exact request limits across replicas: one row per admitted request, counted under a lock per key
+    #    (rate_windows' minute buckets overshot when requests straddled two minutes; it is left for replicas
+    #    of the version before during a rolling upgrade, and emptied by retention)
+    """
+    CREATE TABLE rate_admissions (key TEXT NOT NULL, at DOUBLE PRECISION NOT NULL);
+    CREATE INDEX rate_admissions_by_key ON rate_admissions (key, at);
+    CREATE FUNCTION healthbot_admit(keys TEXT[], caps INTEGER[], window_s DOUBLE PRECISION)
+    RETURNS DOUBLE PRECISION LANGUAGE plpgsql VOLATILE AS $fn$
+    DECLARE
+        i INTEGER;
+        n INTEGER := coalesce(array_length(keys, 1), 0);
+        now_s DOUBLE PRECISION;
+        used INTEGER;
+        oldest DOUBLE PRECISION;
+        wait DOUBLE PRECISION := 0;
+    BEGIN
+        -- One key at a time, always in the order given (the user's, then the fleet's): no deadlock.
+        FOR i IN 1 .. n LOOP
+            PERFORM pg_advisory_xact_lock(hashtextextended('healthbot-rate:' || keys[i], 0));
+        END LOOP;
+        -- Read after the locks: each statement here sees what the previous holder committed.
+        now_s := extract(epoch FROM clock_timestamp());
+        FOR i IN 1 .. n LOOP
+            DELETE FROM rate_admissions WHERE key = keys[i] AND at <= now_s - window_s;
+            SELECT count(*), min(at) INTO used, oldest FROM rate_admissions WHERE key = keys[i];
+            IF used >= caps[i] THEN
+                wait := greatest(wait, oldest + window_s - now_s, 1);
+            END IF;
+        END LOOP;
+        IF wait > 0 THEN
+            RETURN wait;
+        END IF;
+        INSERT INTO rate_admissions (key, at) SELECT k, now_s FROM unnest(keys) AS k;
+        RETURN 0;
+    END
+    $fn$;
+    """,
 ]

@@ -5,10 +5,9 @@ event, touch the session, read the history), `add_question` (append the question
 against the fleet-wide limits) and `record_answer`. Each round trip to a nearby server is most of a
 message's cost (bench/handler.py), so each of these is one statement.
 
-Limits use a sliding-window counter per key and minute in `rate_windows`: the estimate is the
-previous minute's count weighted by how much of it still overlaps the last 60 s, plus this
-minute's. The increment is made first and checked after (row locks order concurrent replicas), and
-taken back when it is over the limit, so a refused question is not counted.
+Limits are exact across replicas: one row per admitted request in `rate_admissions`, counted in
+the SQL function `healthbot_admit` under an advisory lock per key (bot/store/postgres_schema.py), so at
+most N are admitted in any 60 s whichever replica takes them. A request over the limit is not counted.
 """
 
 from __future__ import annotations
@@ -54,16 +53,10 @@ SELECT (SELECT claimed FROM go) AS claimed, coalesce((SELECT session_id FROM tou
 ADD_QUESTION = f"""
 WITH question AS (
     INSERT INTO messages (session_id, role, content, request_id, created_at)
-    SELECT $1, $2, $3, $4, $5 WHERE $3::text IS NOT NULL),
-now AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS t),
-bumped AS (
-    INSERT INTO rate_windows (key, window_start, count)
-    SELECT key, floor(t / {WINDOW_S})::bigint, 1 FROM unnest($6::text[]) AS key, now
-    ON CONFLICT (key, window_start) DO UPDATE SET count = rate_windows.count + 1
-    RETURNING key, window_start, count)
-SELECT b.key, b.window_start, b.count, coalesce(p.count, 0) AS previous, (SELECT t FROM now) AS now
-FROM bumped b LEFT JOIN rate_windows p ON p.key = b.key AND p.window_start = b.window_start - 1
+    SELECT $1, $2, $3, $4, $5 WHERE $3::text IS NOT NULL)
+SELECT CASE WHEN cardinality($6::text[]) = 0 THEN 0 ELSE healthbot_admit($6, $7, {WINDOW_S}) END AS wait
 """
+TAKE_SLOT = f"SELECT healthbot_admit($1, $2, {WINDOW_S}) AS wait"
 
 
 class PostgresTurns:
@@ -89,30 +82,20 @@ class PostgresTurns:
 
     async def add_question(self, session_id: str, message: ChatMessage | None, *, request_id: str,
                            limits: Limits | None) -> float:
+        """Append the question and take its place in the limits: one statement, one round trip."""
         pool = await self.store.pool()
-        keys = [limits.user_key, OVERALL_KEY] if limits is not None else []
-        rows = await pool.fetch(ADD_QUESTION, session_id, message.role if message else None,
-                                message.content if message else None, request_id, time.time(), keys)
-        if limits is None:
-            return 0.0
-        caps = {limits.user_key: limits.per_user, OVERALL_KEY: limits.overall}
-        waits = [_wait(row, caps[row["key"]]) for row in rows]
-        if max(waits, default=0.0) <= 0:
-            return 0.0
-        await pool.execute("UPDATE rate_windows SET count = count - 1 WHERE (key, window_start) IN "
-                           "(SELECT * FROM unnest($1::text[], $2::bigint[]))",
-                           [row["key"] for row in rows], [row["window_start"] for row in rows])
-        return max(waits)
+        keys, caps = _keys(limits)
+        wait = await pool.fetchval(ADD_QUESTION, session_id, message.role if message else None,
+                                   message.content if message else None, request_id, time.time(), keys, caps)
+        return float(wait or 0.0)
+
+    async def take_slot(self, limits: Limits) -> float:
+        """Count one request that is not a question (a refusal) against the same limits."""
+        pool = await self.store.pool()
+        return float(await pool.fetchval(TAKE_SLOT, *_keys(limits)) or 0.0)
 
 
-def _wait(row: Any, cap: int) -> float:
-    """Seconds until the sliding-window estimate, this request included, is back within `cap`."""
-    into = row["now"] - row["window_start"] * WINDOW_S  # seconds into this minute
-    weight = 1.0 - into / WINDOW_S
-    used = row["previous"] * weight + row["count"]
-    if used <= cap:
-        return 0.0
-    if row["count"] > cap:  # this minute alone is over: wait for the next one to start
-        return max(1.0, WINDOW_S - into)
-    # The previous minute's share decays linearly: it is `previous / WINDOW_S` smaller every second.
-    return max(1.0, min(WINDOW_S - into, (used - cap) * WINDOW_S / max(row["previous"], 1)))
+def _keys(limits: Limits | None) -> tuple[list[str], list[int]]:
+    if limits is None:
+        return [], []
+    return [limits.user_key, OVERALL_KEY], [limits.per_user, limits.overall]

@@ -144,6 +144,9 @@ class SqliteStore:
             raise
         return Turn(session, await self.recent_messages(session.session_id, history_limit))
 
+    async def take_slot(self, limits: Limits) -> float:
+        return 0.0  # one process per SQLite file: its RateLimiter keeps the limits
+
     async def add_question(self, session_id: str, message: ChatMessage | None, *, request_id: str,
                            limits: Limits | None) -> float:
         if message is not None:
