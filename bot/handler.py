@@ -129,10 +129,13 @@ class ConversationHandler:
 
     async def refusal_for(self, msg: Incoming) -> Reply | None:
         """For adapters that act before a question reaches `handle` (a slash command's visible question,
-        an alert button): the refusal, logged like any other, or None when the asker may go on."""
+        an alert button): the refusal, logged like any other, or None when the asker may go on. A refused
+        person over the request limit gets a Reply with no content: show nothing (one log line was written)."""
         refusal = await self.access.admit(msg)
         if refusal is None:
             return None
+        if await self._over_limit(msg):
+            return Reply(content="", request_id=new_request_id(), error=ErrorKind.REFUSED, question=msg.text.strip())
         return await self._refuse(self._row(msg, new_request_id(), "", msg.text.strip()), time.perf_counter(), refusal)
 
     async def record_feedback(self, request_id: str, *, user_id: str, value: int, comment: str = "") -> bool:
@@ -160,7 +163,9 @@ class ConversationHandler:
             turn = ChatMessage("user", question)
             history = [*history, turn][-self.options.history_limit :]
         refusal = await self.access.admit(msg)
-        if refusal is not None:  # before anything is counted or kept, and nothing reaches the endpoint
+        if refusal is not None:  # before anything is kept, and nothing reaches the endpoint
+            if await self._over_limit(msg):
+                return None  # a flood of refusals posts nothing: one log line each
             return await self._refuse(self._row(msg, request_id, session.session_id, question), started, refusal)
         token = ""
         if self.identity is not None and msg.membership is not Membership.OPERATOR:  # alerts stay the bot's own
@@ -173,8 +178,7 @@ class ConversationHandler:
             if not token:  # nothing reaches the endpoint until they connect
                 row = self._row(msg, request_id, session.session_id, question)
                 return (await self._refuse(row, started, NOT_CONNECTED)).model_copy(update={"connect": True})
-        limits = Limits(f"user:{msg.platform.value}:{msg.user_id}", self.options.user_rate_per_min,
-                        self.options.global_rate_per_min) if self._limiter is None else None
+        limits = self._limits(msg) if self._limiter is None else None
         wait = await with_retries(lambda: self.store.add_question(session.session_id, turn, request_id=request_id,
                                                                    limits=limits))
 
@@ -229,6 +233,21 @@ class ConversationHandler:
             domains=answer.domains, request_id=request_id, session_id=session.session_id,
             question=question, cached=row.cached, charts=answer.charts,
         )
+
+    def _limits(self, msg: Incoming) -> Limits:
+        return Limits(f"user:{msg.platform.value}:{msg.user_id}", self.options.user_rate_per_min,
+                      self.options.global_rate_per_min)
+
+    async def _over_limit(self, msg: Incoming) -> bool:
+        """Count a refused person's message like a question (DESIGN.md "Who may ask"): past the limit
+        it is dropped with one log line, so a flood of refusals never turns into a flood of posts."""
+        if self._limiter is not None:
+            wait = self._limiter.acquire(msg.user_id)
+        else:
+            wait = await with_retries(lambda: self.store.take_slot(self._limits(msg)))
+        if wait > 0:
+            log.info("dropped a refused message from %s on %s: over the request limit", msg.asker, msg.platform.value)
+        return wait > 0
 
     def _row(self, msg: Incoming, request_id: str, session_id: str, question: str) -> RequestLogRow:
         return RequestLogRow(

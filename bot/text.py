@@ -82,3 +82,28 @@ def _without_open_table(text: str) -> str:
 def sentence(words: str) -> str:
     """A stage ("asking the cost agent…") as a line of its own: its first letter capitalised."""
     return words[:1].upper() + words[1:]
+
+
+_ZW = "\u200b"  # zero-width space: invisible, but no link, mention or markup pattern matches across it
+_LINK_STARTS = re.compile(r"(?i)(?<=[a-z0-9])(?=://)|(?<=\bwww)(?=\.)|(?<=\bmailto)(?=:)")
+_LOOKALIKES = str.maketrans({"<": "‹", ">": "›", "*": "∗", "~": "∼", "`": "ˋ", "|": "∣", "[": "［", "]": "］"})
+_LINE_STARTS = ("#", "-", "+", "=", "!")
+_EDGE_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")  # `_italic_`; snake_case stays
+
+
+def inert(text: str) -> str:
+    """Outside text (alert, job, run, endpoint and model names, messages from Databricks) as text that
+    no renderer turns into anything else: no live link, mention or markup in Slack mrkdwn, Slack's
+    markdown block or a Teams card (DESIGN.md "Who may see what"). Every renderer that puts such text
+    into markdown passes it through here; it reads the same, and only what would act is changed:
+    `<` `>` (Slack's `<!channel>`, `<@U…>`, `<url|label>`; Teams' `<at>`), markdown emphasis, code,
+    tables, link brackets and underscores at a word's edge become look-alikes; URL schemes, `www.` and `@` get an
+    invisible break (a bare host name is left as it is: Slack's mrkdwn that shows outside text is
+    `verbatim`, so Slack does not link it); control characters and line breaks become spaces (a name is one line)."""
+    text = "".join(" " if ch < " " or "\u007f" <= ch <= "\u009f" or ch in "\u2028\u2029" else ch for ch in text)
+    text = _EDGE_UNDERSCORE.sub("＿", text.translate(_LOOKALIKES))
+    text = _LINK_STARTS.sub(_ZW, text)
+    text = text.replace("@", "@" + _ZW)
+    if text.lstrip().startswith(_LINE_STARTS) or re.match(r"\s*\d+[.)]\s", text):
+        text = _ZW + text  # not a heading, list or quote at the start of a line
+    return text

@@ -17,6 +17,7 @@ import pytest
 from bot.alerts.pull import AlertPuller
 from bot.alerts.wiring import PULLER
 from bot.background import BackgroundLoop
+from bot.text import inert
 from tests.conftest import POSTGRES_DSN, postgres_schema
 from tests.fakes.connector import FakeConnector
 from tests.fakes.serving import Scripted, fixture
@@ -231,8 +232,9 @@ async def test_odd_objects_from_the_api_are_handled_like_webhooks(pull: PullRig)
     await pull.start()
     await pull.polls()
     await pull.polls(source="jobs")
-    assert sorted(r["text"] for r in pull.roots()) == ["🔴 &lt;!channel&gt; costs *exploded* &lt;https://evil.example|click&gt; is TRIGGERED",
-                                                       "🔴 &lt;!here&gt; etl is failed"]
+    assert sorted(r["text"] for r in pull.roots()) == [
+        f"🔴 {inert('<!channel> costs *exploded* <https://evil.example|click>')} is TRIGGERED",
+        f"🔴 {inert('<!here> etl')} is failed"]
     root = next(r for r in pull.roots() if "channel" in r["text"])
     assert root["parse"] == "none" and root["blocks"][0]["text"]["type"] == "plain_text"  # as webhook alerts
     for block in root["blocks"]:

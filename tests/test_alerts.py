@@ -356,7 +356,8 @@ async def test_alert_text_cannot_ping_or_forge(rig: AlertRig) -> None:
     await rig.send(generic("<!channel> @here *x* <https://evil.example|click>", text="<@U0USER1234> <!everyone>"))
     await rig.delivered()
     root = rig.roots()[0]
-    assert root["parse"] == "none" and "<!channel>" not in root["text"] and "&lt;!channel&gt;" in root["text"]
+    assert root["parse"] == "none" and "<" not in root["text"] and "‹!channel›" in root["text"]
+    assert "https://" not in root["text"] and "*x*" not in root["text"]  # no link, no bold (bot.text.inert)
     assert root["blocks"][0]["text"]["type"] == "plain_text"
     for block in root["blocks"]:
         for text in [block.get("text")] + block.get("fields", []) + block.get("elements", []):

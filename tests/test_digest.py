@@ -17,7 +17,7 @@ import pytest
 
 from bot.alerts.digest import build_digest, digest_alert
 from bot.alerts.digest_schedule import Schedule
-from bot.server import HANDLER, STORE
+from bot.server import HANDLER, SLACK, STORE
 from tests.fakes.serving import FakeServing
 from tests.test_alert_care import CareRig, care_rig
 from tests.test_alerts import PLATFORM, generic
@@ -129,28 +129,42 @@ async def test_digest_preview_runs_offline(tmp_path: Path) -> None:
     assert out.decode().startswith("🌙 Quiet week") and time.time()
 
 
-@pytest.mark.parametrize("rig", ["sqlite"], indirect=True)
-async def test_slash_digest_posts_it_in_the_channel_asked(rig: CareRig) -> None:
+async def slash_digest(rig: CareRig, channel: str, user: str = "U0USER1234") -> None:
     import urllib.parse
 
     import aiohttp
 
     from tests.fakes.slack import sign
 
-    await rig.start()
-    await rig.send(generic())
-    await rig.delivered()
     fields = {k: v[0] for k, v in urllib.parse.parse_qs(
         (ROOT / "tests" / "fixtures" / "slack" / "slash_command_healthbot.txt").read_text().strip()).items()}
-    fields.update(text="digest", channel_id="C0ELSEWHERE", response_url=f"{rig.slack.url}/hooks/1")
+    fields.update(text="digest", channel_id=channel, user_id=user, response_url=f"{rig.slack.url}/hooks/1")
     body = urllib.parse.urlencode(fields).encode()
     async with aiohttp.ClientSession() as http, http.post(
             f"{rig.url}/slack/events", data=body,
             headers={"Content-Type": "application/x-www-form-urlencoded", **sign(body)}) as resp:
         assert resp.status == 200
-    await rig.slack.wait_for(lambda: any(p["channel"] == "C0ELSEWHERE" and p.get("thread_ts")
+
+
+@pytest.mark.parametrize("rig", ["sqlite"], indirect=True)
+async def test_slash_digest_holds_only_the_channel_it_is_posted_in(rig: CareRig) -> None:
+    await rig.start()
+    await rig.send(generic())
+    await rig.delivered()
+    await slash_digest(rig, "C0ELSEWHERE")  # the alert's thread is in another channel: none of it shows here
+    await rig.slack.wait_for(lambda: any(p["channel"] == "C0ELSEWHERE" for p in rig.slack.called("chat.postMessage")))
+    assert rig.app is not None
+    await rig.app[SLACK].drain()
+    elsewhere = [p for p in rig.slack.called("chat.postMessage") if p["channel"] == "C0ELSEWHERE"]
+    assert len(elsewhere) == 1 and elsewhere[0]["text"].startswith("🌙 Quiet")
+    assert "Daily cost" not in json.dumps(elsewhere) and rig.serving.invocation_bodies() == []
+
+    await slash_digest(rig, PLATFORM)
+    await rig.slack.wait_for(lambda: any(p["channel"] == PLATFORM and p.get("thread_ts") and "Digest" in str(p["text"])
                                          for p in rig.slack.called("chat.postMessage")))
-    [root] = [p for p in rig.roots() if p["channel"] == "C0ELSEWHERE"]
+    [root] = [p for p in rig.roots() if p["channel"] == PLATFORM and "digest" in str(p["text"])]
     assert "1 alerts fired, 1 still open" in str(root["text"])
-    [detail] = [p for p in rig.replies() if p["channel"] == "C0ELSEWHERE"]
-    assert len(detail["blocks"]) == 1  # no Snooze here: the alert's thread is in another channel
+    [detail] = [p for p in rig.replies() if p["channel"] == PLATFORM and "Digest" in str(p["text"])]
+    assert any(b["type"] == "actions" for b in detail["blocks"])  # Snooze for this channel's open alert
+    [asked] = rig.serving.invocation_bodies()  # the overview, asked as the person who typed the command
+    assert asked["inputs"]["params"]["user_id"] == "spengler@ghostbusters.example.com"

@@ -29,6 +29,7 @@ def page(call: dict[str, Any]) -> str:
 
 async def seed(rig: SlackRig) -> None:
     store = rig.store
+    rig.slack.members["C0PLATFORM1"] = ["U0BOT12345", "U0USER5678", "U0USER1234"]  # two pages: the cursor is followed
     now = time.time()
     await store.log_request(RequestLogRow(request_id="r1", ts=now - 60, platform="slack", workspace="T0123ABCDE",
                                           channel="C0123ABCDEF", thread="1.1", session_id="s", user_id="u",

@@ -18,6 +18,7 @@ from bot.alerts.care import SNOOZE_LABELS
 from bot.alerts.delivery import ACKNOWLEDGE, INVESTIGATE, SNOOZE, DeliveryError, Note
 from bot.alerts.model import AlertView
 from bot.models import Incoming, Platform, Reply, ThreadKey
+from bot.text import inert
 
 if TYPE_CHECKING:
     from adapters.slack.app import SlackBot
@@ -84,7 +85,7 @@ def alert_blocks(view: AlertView) -> tuple[str, list[dict[str, Any]]]:
                      "value": value} for choice, label in SNOOZE_LABELS.items()]
     if buttons:
         blocks.append({"type": "actions", "block_id": "alert", "elements": buttons})
-    return escape(f"{mark} {alert.name} is {alert.state}"), blocks
+    return escape(f"{mark} {inert(alert.name)} is {alert.state}"), blocks
 
 
 def note_blocks(note: Note) -> tuple[str, list[dict[str, Any]]]:
@@ -154,9 +155,10 @@ class SlackAlertSink:
     async def remind(self, channel: str, ref: dict[str, Any], text: str, oncall: list[str]) -> None:
         names = " ".join(f"<!subteam^{who}>" if who.startswith("S") else f"<@{who}>"
                          for who in oncall if who[:1] in "UWS" and who.isalnum())
-        line = f"{names} {escape(text)}".strip()
+        line = f"{names} {escape(inert(text))}".strip()
         await self._call("chat_postMessage", channel=channel, thread_ts=ref["ts"], text=line,
-                         blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": line}}], unfurl_links=False)
+                         blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": line, "verbatim": True}}],
+                         unfurl_links=False)
 
     async def post_note(self, channel: str, ref: dict[str, Any] | None, note: Note) -> dict[str, Any]:
         text, blocks = note_blocks(note)

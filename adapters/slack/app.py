@@ -296,6 +296,8 @@ class SlackBot:
         reply = await self.handler.refusal_for(await self.identify(message))
         if reply is None:
             return False
+        if not reply.content:
+            return True  # over the request limit: nothing is shown (the handler logged it)
         if respond is not None:  # a slash command: its response_url, ephemeral
             await respond(text=reply.content, response_type="ephemeral", replace_original=False)
         else:

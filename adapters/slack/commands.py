@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 
 from adapters.slack import translate as t
 from adapters.slack.client import error_code
+from bot.alerts.digest import digest_for
+from bot.alerts.digest_schedule import Schedule
 from bot.models import Incoming, Platform, ThreadKey
 from bot.quick import QUICK_QUESTIONS
 
@@ -54,9 +57,8 @@ class SlackCommands:
         ))
 
     async def _digest(self, command: dict[str, Any], respond: Any) -> None:
-        """`/healthbot digest`: the digest of the week until now, posted in this channel (members only)."""
-        from bot.alerts.digest import digest_now
-
+        """`/healthbot digest`: the digest of the week until now, posted in this channel, holding only what
+        the asker may see (bot.alerts.digest.digest_for); a connect prompt instead in user mode."""
         channel = str(command.get("channel_id", ""))
         asker = Incoming(key=ThreadKey(platform=Platform.SLACK, workspace=str(command.get("team_id", "")),
                                        channel=channel), user_id=str(command.get("user_id", "")),
@@ -64,8 +66,15 @@ class SlackCommands:
         if await self.bot.refused(asker, respond):
             return
         settings = self.bot.settings
-        digest = await digest_now(self.bot.handler.store, self.bot.handler.engine, settings.digest, settings.digest_tz)
-        root, detail = digest.notes(f"slack:{channel}")
+        period = Schedule.parse(settings.digest or "mon 09:00", settings.digest_tz).until_now(time.time())
+        asker = await self.bot.identify(asker)
+        outcome = await digest_for(self.bot.handler, asker, period)
+        if outcome.instead is not None:
+            await self.bot.connect.prompt(asker, outcome.instead, channel=channel, thread_ts="", respond=respond)
+            return
+        if outcome.digest is None:
+            return
+        root, detail = outcome.digest.notes(f"slack:{channel}")
         sink = self.bot.alert_sink()
         ref = await sink.post_note(channel, None, root)
         if detail is not None:

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
+
+from slack_sdk.errors import SlackApiError
 
 from adapters.slack import translate as t
 from bot.alerts import care
@@ -19,6 +22,10 @@ from bot.deploy.rollout import Seen
 from bot.models import Incoming, Platform, ThreadKey
 from bot.ops.stats import Stats, collect
 from bot.store import Store
+from bot.store.base import AlertThread
+from bot.text import inert
+
+MaySee = Callable[[AlertThread], Awaitable[bool]]
 
 if TYPE_CHECKING:
     from adapters.slack.app import SlackBot
@@ -26,6 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REFRESH_EVERY_S = 60.0
+MEMBERS_TTL_S = 300.0
 OPEN_ALERTS_SHOWN = 10
 ALERT_LOOK_BACK_S = 7 * 24 * 3600.0
 
@@ -34,6 +42,7 @@ class SlackHome:
     def __init__(self, bot: SlackBot) -> None:
         self.bot = bot
         self._published: dict[str, float] = {}  # user → when their page was last published (this replica)
+        self._channel_members: dict[str, tuple[float, frozenset[str]]] = {}  # channel → (expiry, members)
 
     def register(self, app: Any) -> None:
         app.event("app_home_opened")(self._on_opened)
@@ -51,15 +60,54 @@ class SlackHome:
         self.bot.spawn(self._publish(user, body, event))
 
     async def _publish(self, user: str, body: dict[str, Any], event: dict[str, Any]) -> None:
-        visitor = Incoming(key=ThreadKey(platform=Platform.SLACK, workspace=t.team_of(body), channel=""),
-                           user_id=user, text="App Home", org=t.org_signals(body, event))
-        refusal = await self.bot.handler.access.admit(await self.bot.identify(visitor))
+        visitor = await self.bot.identify(Incoming(key=ThreadKey(platform=Platform.SLACK, workspace=t.team_of(body),
+                                                                 channel=""),
+                                                   user_id=user, text="App Home", org=t.org_signals(body, event)))
+        refusal = await self.bot.handler.access.admit(visitor)
         if refusal is not None:
             blocks = [_section(f":lock: {t.to_mrkdwn(refusal.message)}")]
         else:
             blocks = await home_blocks(self.bot.handler.store, endpoint=self.bot.settings.endpoint_name,
-                                       workspace_url=await self._workspace_url())
+                                       workspace_url=await self._workspace_url(),
+                                       may_see=lambda thread: self._may_see(visitor, thread),
+                                       workspace=visitor.key.workspace)
         await self.bot.client.views_publish(user_id=user, view={"type": "home", "blocks": blocks})
+
+    async def _may_see(self, visitor: Incoming, thread: AlertThread) -> bool:
+        """An open alert is listed for a member of its channel, in its workspace, who may see its domain
+        (the same domain rules as an answer): App Home shows nobody another channel's alerts."""
+        team = str(thread.thread_ref.get("team") or "")
+        if team and visitor.key.workspace and team != visitor.key.workspace:
+            return False
+        if visitor.user_id not in await self._members(thread.target.removeprefix("slack:")):
+            return False
+        domain = str(thread.alert.get("domain") or "")
+        return not domain or await self.bot.handler.access.withheld(visitor, [domain]) is None
+
+    async def _members(self, channel: str) -> frozenset[str]:
+        """Who is in a channel (conversations.members, all pages), cached for a few minutes; nobody
+        when Slack will not say (the alert is then not listed)."""
+        now = time.monotonic()
+        cached = self._channel_members.get(channel)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        members: set[str] = set()
+        cursor = ""
+        try:
+            while True:
+                page = await self.bot.client.conversations_members(channel=channel, limit=1000, cursor=cursor or None)
+                members.update(str(m) for m in page.get("members") or [])
+                cursor = str((page.get("response_metadata") or {}).get("next_cursor") or "")
+                if not cursor:
+                    break
+        except SlackApiError as exc:
+            log.info("App Home: conversations.members for %s failed (%s): its alerts are not listed", channel,
+                     exc.response.get("error"))
+            members = set()
+        if len(self._channel_members) > 1000:
+            self._channel_members.clear()
+        self._channel_members[channel] = (now + MEMBERS_TTL_S, frozenset(members))
+        return self._channel_members[channel][1]
 
     async def _workspace_url(self) -> str:
         if not self.bot.workspace_url:
@@ -67,7 +115,9 @@ class SlackHome:
         return self.bot.workspace_url
 
 
-async def home_blocks(store: Store, *, endpoint: str, workspace_url: str, now: float | None = None) -> list[dict[str, Any]]:
+async def home_blocks(store: Store, *, endpoint: str, workspace_url: str, may_see: MaySee, workspace: str,
+                      now: float | None = None) -> list[dict[str, Any]]:
+    """The page for one person: open alerts they may see (`may_see`), figures of their workspace."""
     now = time.time() if now is None else now
     _, quick = t.help_blocks()
     blocks: list[dict[str, Any]] = [
@@ -76,26 +126,27 @@ async def home_blocks(store: Store, *, endpoint: str, workspace_url: str, now: f
                  "in a direct message thread; mention `@healthbot` in any channel for the rest."),
         quick[-1],  # the five quick-question buttons
         {"type": "divider"}, _header("Open alerts"),
-        *await _open_alerts(store, workspace_url, now),
+        *await _open_alerts(store, workspace_url, now, may_see),
         {"type": "divider"}, _header("The Health Monitor endpoint"),
         *await _deployment(store, endpoint),
         {"type": "divider"}, _header("healthbot, last 24 hours"),
-        _figures(await collect(store, 24)),
+        _figures(await collect(store, 24, where=lambda row: row.platform == "slack" and row.workspace == workspace)),
         {"type": "context", "elements": [{"type": "mrkdwn", "text": f"Updated {_when(now)}"}]},
     ]
     return blocks
 
 
-async def _open_alerts(store: Store, workspace_url: str, now: float) -> list[dict[str, Any]]:
+async def _open_alerts(store: Store, workspace_url: str, now: float, may_see: MaySee) -> list[dict[str, Any]]:
     threads = [thread for thread in await store.alerts.threads_seen_since(now - ALERT_LOOK_BACK_S,
                                                                            states=care.OPEN_STATES)
-               if thread.target.startswith("slack:") and not thread.acknowledged_by and "ts" in thread.thread_ref]
+               if thread.target.startswith("slack:") and not thread.acknowledged_by and "ts" in thread.thread_ref
+               and await may_see(thread)]
     if not threads:
         return [_section("No open alert threads. :white_check_mark:")]
     lines = []
     for thread in sorted(threads, key=lambda th: th.state_since, reverse=True)[:OPEN_ALERTS_SHOWN]:
         channel, ts = thread.target.removeprefix("slack:"), str(thread.thread_ref["ts"])
-        name = t.to_mrkdwn(str(thread.alert.get("name") or thread.alert_key))[:150]
+        name = inert(str(thread.alert.get("name") or thread.alert_key)[:150])
         link = f"<{workspace_url.rstrip('/')}/archives/{channel}/p{ts.replace('.', '')}|{name}>" if workspace_url else name
         snoozed = " · snoozed" if care.snoozed(thread, now) else ""
         lines.append(f"• {link} in <#{channel}> · {thread.state.lower()} since {_when(thread.state_since)}{snoozed}")
@@ -111,13 +162,13 @@ async def _deployment(store: Store, endpoint: str) -> list[dict[str, Any]]:
     seen = Seen.loads(stored[0] if stored else None)
     if seen is None:
         rows = [row for row in await store.requests_since(time.time() - 24 * 3600) if row.served_version]
-        served = f"v{rows[-1].served_version} answered last" if rows else "no version seen yet"
+        served = f"v{inert(rows[-1].served_version)} answered last" if rows else "no version seen yet"
         return [_section(f"`{endpoint}`: {served} (the rollout watch is off: HEALTHBOT_DEPLOY_CHANNELS).")]
-    text = f"`{endpoint}` serves *{seen.served or seen.model or 'an unknown entity'}* (config {seen.config or '?'})"
+    text = f"`{endpoint}` serves *{inert(seen.served or seen.model or 'an unknown entity')}* (config {inert(seen.config or '?')})"
     if seen.pending:
         text += f"\n:arrows_counterclockwise: Rolling out config {seen.pending} ({seen.pending_split})"
         if seen.progress:
-            text += f": {t.to_mrkdwn(seen.progress)[:300]}"
+            text += f": {inert(seen.progress[:300])}"
     assert stored is not None
     return [_section(text), {"type": "context", "elements": [
         {"type": "mrkdwn", "text": f"Last change seen {_when(stored[1])} · state {seen.update or 'NOT_UPDATING'}"}]}]
@@ -138,7 +189,8 @@ def _header(text: str) -> dict[str, Any]:
 
 
 def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
+    """mrkdwn, `verbatim`: Slack links only what the page writes as a link, never a name that looks like one."""
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000], "verbatim": True}}
 
 
 def _when(ts: float) -> str:

@@ -32,6 +32,8 @@ METHOD_SCOPES: dict[str, list[str]] = {
     "assistant.threads.setSuggestedPrompts": ["assistant:write"],
     "assistant.threads.setTitle": ["assistant:write"],
     "assistant.threads.setStatus": ["assistant:write"],
+    # App Home lists an open alert to the members of its channel only (public, private, DM, group DM)
+    "conversations.members": ["channels:read", "groups:read", "im:read", "mpim:read"],
     "views.publish": [],  # App Home (no scope: the bot token may publish its own Home tab)
 }
 # Event subscription → the scope that grants it.

@@ -11,12 +11,15 @@ A request of a kind healthbot does not act on is answered 200 without reaching B
 from __future__ import annotations
 
 import json
+import logging
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, urlencode
 
 from pydantic import Field, ValidationError
 
 from bot.inbound import BadInput, HttpUrl, Shape, clean, clean_text, has_unsafe_escapes, load_json, reason
+
+log = logging.getLogger(__name__)
 
 LISTENED_EVENTS = frozenset({"app_mention", "message", "assistant_thread_started", "assistant_thread_context_changed",
                              "app_home_opened"})  # the manifest subscribes to these
@@ -183,11 +186,31 @@ def _checked_json(text: str) -> str | None:
         if isinstance(event, dict) and isinstance(event.get("type"), str) and event["type"] not in LISTENED_EVENTS:
             return None  # subscribed elsewhere, not handled here: 200, or Slack retries
         EventCallback.model_validate(body)
+        if not _assistant_can_take(body["event"]):
+            log.info("ignored a Slack %s event bolt's Assistant middleware cannot take (no channel and thread)",
+                     body["event"]["type"])
+            return None
     elif kind == "url_verification":
         UrlVerification.model_validate(body)
     else:
         return None  # app_rate_limited and the like: nothing to do
     return _json_text(body) if has_unsafe_escapes(text) else text
+
+
+def _assistant_can_take(event: dict[str, Any]) -> bool:
+    """bolt's Assistant middleware builds its utilities from `assistant_thread.channel_id` and
+    `.thread_ts` (assistant events) or `channel` and `thread_ts` (DM thread messages), and raises
+    ValueError — a 500 — for an event it matches that has neither (slack_bolt
+    context/assistant/async_assistant_utilities.py). Such events are no conversation: ignored."""
+    kind = event.get("type")
+    nested = event.get("assistant_thread")
+    thread: dict[str, Any] = nested if isinstance(nested, dict) else {}
+    if kind in ("assistant_thread_started", "assistant_thread_context_changed"):
+        return bool(thread.get("channel_id") and thread.get("thread_ts")) or bool(event.get("channel")
+                                                                                   and event.get("thread_ts"))
+    if kind == "message" and event.get("channel_type") == "im" and event.get("thread_ts") is not None:
+        return bool(event.get("channel"))
+    return True
 
 
 def _checked_form(text: str) -> str | None:

@@ -23,6 +23,7 @@ from bot.alerts.care import SNOOZE_LABELS
 from bot.alerts.delivery import ACKNOWLEDGE, INVESTIGATE, SNOOZE, DeliveryError, Note
 from bot.alerts.model import AlertView
 from bot.models import Incoming, Platform, Reply, ThreadKey
+from bot.text import inert
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +56,8 @@ def alert_card(view: AlertView, channel: str) -> dict[str, Any]:
         facts.append({"title": "Snoozed", "value": view.snoozed.removeprefix("Snoozed ")})
     if view.flapping:
         facts.append({"title": "Flapping", "value": "only this card is updated"})
-    # FactSet values render markdown: keep them to text healthbot wrote or escaped
-    for fact in facts:
-        fact["value"] = fact["value"].replace("[", "(").replace("]", ")").replace("*", "∗").replace("_", " ")
+    for fact in facts:  # FactSet values render markdown
+        fact["value"] = inert(fact["value"])
     body: list[dict[str, Any]] = [literal(f"{alert.mark} {alert.name}", size="Large", weight="Bolder"),
                                   {"type": "FactSet", "facts": facts}]
     for text in (alert.description, f"Details: {alert.detail}" if alert.detail else "", f"Query: {alert.query[:600]}" if alert.query else ""):
@@ -160,7 +160,7 @@ class TeamsAlertSink:
         entities = [{"type": "mention", "text": f"<at>{who}</at>", "mentioned": {"id": who, "name": who}}
                     for who in people]
         names = " ".join(f"<at>{who}</at>" for who in people)
-        message = {"type": "message", "text": f"{names} {text}".strip(), "entities": entities}
+        message = {"type": "message", "text": f"{names} {inert(text)}".strip(), "entities": entities}
         await self._run(self.teams.connector.send(Where.of(self._thread_reference(ref)), message))
 
     async def post_note(self, channel: str, ref: dict[str, Any] | None, note: Note) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from botbuilder.core import InvokeResponse, TurnContext
@@ -19,6 +20,8 @@ from adapters.teams.connect import WORDS as CONNECT_WORDS
 from adapters.teams.deploys import VERBS as DEPLOY_VERBS
 from adapters.teams.deploys import TeamsDeploys, deploy_word
 from bot.alerts.delivery import ACKNOWLEDGE, INVESTIGATE, SNOOZE
+from bot.alerts.digest import digest_for
+from bot.alerts.digest_schedule import Schedule
 from bot.models import Incoming, Platform, Reply
 from bot.quick import QUICK_QUESTIONS
 from bot.targets import ChannelTarget
@@ -82,19 +85,26 @@ class TeamsBot(TeamsActivityHandler):
         await self._ask(turn_context, t.to_incoming(activity, text))
 
     async def _digest(self, turn_context: TurnContext, message: Incoming) -> None:
-        """`digest`: the digest of the week until now, in this conversation (members only)."""
+        """`digest`: the digest of the week until now, in this conversation, holding only what the asker
+        may see (bot.alerts.digest.digest_for); a connect prompt instead in user mode."""
         from adapters.teams.alerts import note_card
-        from bot.alerts.digest import digest_now
 
         asker = await self.teams.identify(turn_context, message)
         refusal = await self.teams.handler.refusal_for(asker)
         if refusal is not None:
-            await self.teams.send(turn_context, refusal.content)
+            if refusal.content:  # empty: over the request limit, nothing shown
+                await self.teams.send(turn_context, refusal.content)
             return
         settings = self.teams.settings
-        digest = await digest_now(self.teams.handler.store, self.teams.handler.engine, settings.digest,
-                                  settings.digest_tz)
-        for note in digest.notes(f"teams:{t.channel_of(turn_context.activity)}"):
+        period = Schedule.parse(settings.digest or "mon 09:00", settings.digest_tz).until_now(time.time())
+        outcome = await digest_for(self.teams.handler, asker, period)
+        if outcome.instead is not None:
+            await self.teams.connect.prompt(TurnContext.get_conversation_reference(turn_context.activity), asker,
+                                            outcome.instead)
+            return
+        if outcome.digest is None:
+            return
+        for note in outcome.digest.notes(f"teams:{t.channel_of(turn_context.activity)}"):
             if note is not None:
                 await self.teams.send(turn_context, t.card_message(note_card(note), note.summary))
 
@@ -169,13 +179,18 @@ class TeamsBot(TeamsActivityHandler):
 
         dispatcher = self.teams.dispatcher
         assert dispatcher is not None
-        channel = str(data.get("channel") or t.channel_of(turn_context.activity))
+        # Where the click happened comes from Teams' envelope, never from the card's data: an action
+        # names an alert of this conversation or does nothing (DESIGN.md "Who may see what").
+        channel = t.conversation_of(turn_context.activity)
         target, key = ChannelTarget(Platform.TEAMS, channel), str(data.get("key", ""))
         who = turn_context.activity.from_property
         clicker = await self.teams.identify(turn_context, t.to_incoming(turn_context.activity, f"{verb} {key}"))
         refusal = await self._refusal(clicker)
         if refusal is not None:  # an external or a guest cannot acknowledge an alert or spend the endpoint on it
             return refusal
+        if await dispatcher.view_for(target, key) is None:
+            log.info("Teams %s on alert %r ignored: it has no thread in conversation %s", verb, key[:80], channel[:80])
+            return message_response("That alert is not known in this conversation.")
         name = (who.name or who.id) if who else "someone"
         if verb == ACKNOWLEDGE:
             await dispatcher.acknowledge(target, key, name)
@@ -191,7 +206,9 @@ class TeamsBot(TeamsActivityHandler):
     async def _refusal(self, clicker: Incoming) -> dict[str, Any] | None:
         """A barred clicker's refusal, shown to them alone; None to go on."""
         refusal = await self.teams.handler.refusal_for(clicker)
-        return None if refusal is None else message_response(refusal.content)
+        if refusal is None:
+            return None
+        return message_response(refusal.content or "Too many requests: try again in a minute.")
 
     async def _feedback_loop(self, turn_context: TurnContext) -> InvokeResponse:
         """Teams' own 👍 / 👎 (the feedback loop): `message/submitAction` with `actionName: feedback`,
@@ -230,9 +247,12 @@ class TeamsBot(TeamsActivityHandler):
         positive = data.get("value", 1) not in (-1, "-1")  # the card sends 1 or -1
         user = str(activity.from_property.aad_object_id or activity.from_property.id) if activity.from_property else ""
         store = self.teams.handler.store
+        row = await store.get_request(request_id)
+        if row is None or row.platform != Platform.TEAMS.value or row.channel != t.channel_of(activity):
+            log.info("Teams feedback on request %r ignored: not an answer of this conversation", request_id[:40])
+            return card_response(t.notice("That answer is no longer known here, so the feedback was not recorded."))
         if not await self.teams.handler.record_feedback(request_id, user_id=user, value=1 if positive else -1):
             return card_response(t.notice("That answer is no longer known, so the feedback was not recorded."))
-        row = await store.get_request(request_id)
         answer = t.answer_cards(Reply(content=row.answer if row else "", sources=row.sources if row else [],
                                       confidence=row.confidence if row else None, domains=row.domains if row else [],
                                       request_id=request_id))[-1]

@@ -87,7 +87,8 @@ class TeamsConnect:
         asker = await self.teams.identify(turn_context, message)
         refusal = await self.teams.handler.refusal_for(asker)
         if refusal is not None:
-            await self.teams.send(turn_context, refusal.content)
+            if refusal.content:  # empty: over the request limit, nothing shown
+                await self.teams.send(turn_context, refusal.content)
             return
         url = await identity.connect_url(asker, None)
         here = TurnContext.get_conversation_reference(turn_context.activity)

@@ -59,6 +59,12 @@ def channel_of(activity: Activity) -> str:
     return str(channel or data.get("teamsChannelId") or conversation_id.split(";")[0])
 
 
+def conversation_of(activity: Activity) -> str:
+    """The conversation from Teams' envelope alone (`conversation.id` without `;messageid=`): for a
+    channel, its channel id; what card actions are checked against, never the card's own data."""
+    return (activity.conversation.id if activity.conversation else "").split(";")[0]
+
+
 def thread_key(activity: Activity) -> ThreadKey:
     conversation_id = activity.conversation.id if activity.conversation else ""
     return ThreadKey(platform=Platform.TEAMS, workspace=tenant_of(activity), channel=channel_of(activity),

@@ -17,13 +17,17 @@ from datetime import datetime, timezone
 from typing import Any
 
 from agent.base import AgentRequest, ChatMessage, Engine
-from agent.errors import EngineError
+from agent.errors import EngineError, ErrorKind
 from bot.alerts import care
 from bot.alerts.delivery import SNOOZE, Note, NoteButton
 from bot.alerts.model import CLEAR_STATES, Alert, AlertSource
+from bot.handler import ConversationHandler, new_request_id
+from bot.models import Incoming, Reply
 from bot.ops.stats import compute
 from bot.quick import QUICK_QUESTIONS
 from bot.store.base import AlertThread, Store
+from bot.targets import ChannelTarget
+from bot.text import inert
 
 log = logging.getLogger(__name__)
 
@@ -101,25 +105,32 @@ def _alert_section(now_threads: list[AlertThread], before: list[AlertThread], pe
         lines += ["", "| noisiest | times | now |", "|---|---|---|"]
         for thread in noisy:
             alert = _alert(thread)
-            name = (alert.name if alert else thread.alert_key).replace("|", "/")[:80]
+            name = inert((alert.name if alert else thread.alert_key)[:80])
             lines.append(f"| {name} | {_events(thread)} | {thread.state} |")
             if thread.state in care.OPEN_STATES:
                 snoozable.append((thread.alert_key, name, thread.target))
     streaks = [(t, _alert(t)) for t in still_open if t.alert_key.startswith("job:") and t.count >= 2]
     if streaks:
         lines += ["", "**Job failure streaks**: " + "; ".join(
-            f"{alert.name if alert else t.alert_key} failed {t.count} times in a row" for t, alert in streaks)]
+            f"{inert(alert.name if alert else t.alert_key)} failed {t.count} times in a row" for t, alert in streaks)]
     return lines, snoozable, len(fired), len(still_open)
 
 
-async def build_digest(store: Store, engine: Engine | None, period: Period, *, with_overview: bool = True) -> Digest:
+async def build_digest(store: Store, engine: Engine | None, period: Period, *,
+                       target: ChannelTarget | None = None) -> Digest:
+    """The digest from the store (and the bot's own overview question when `engine` is given). With a
+    `target`, only that channel's alert threads, rollouts and questions count (DESIGN.md "Who may see
+    what"): a digest never shows one channel what happened in another."""
     length = period.end - period.start
     previous_start = period.start - length
-    threads = await store.alerts.threads_seen_since(previous_start)
+    threads = [t for t in await store.alerts.threads_seen_since(previous_start)
+               if target is None or t.target == str(target)]
     now_threads = [t for t in threads if t.last_seen >= period.start or t.state in care.OPEN_STATES]
     alert_lines, snoozable, fired, still_open = _alert_section(now_threads, threads, period, previous_start)
-    rows = [r for r in await store.requests_since(period.start) if r.ts < period.end]
-    votes = await store.feedback_since(period.start)
+    rows = [r for r in await store.requests_since(period.start) if r.ts < period.end and
+            (target is None or (r.platform == target.platform.value and r.channel == target.channel))]
+    asked = {r.request_id for r in rows}
+    votes = [(rid, vote) for rid, vote in await store.feedback_since(period.start) if rid in asked]
     stats = compute(rows, votes, hours=max(1, round(length / 3600)), since=period.start)
     domains: Counter[str] = Counter()
     for day in stats.domains_per_day.values():
@@ -138,22 +149,21 @@ async def build_digest(store: Store, engine: Engine | None, period: Period, *, w
         bot_lines.append("Top domains: " + ", ".join(f"{d} {n}" for d, n in domains.most_common(3)) + ".")
     if stats.by_version:  # compute() already split the rows per served version
         bot_lines.append("Per served version: " + "; ".join(
-            f"v{v}: {f.requests} answers, error rate {f.error_rate:.0%}" for v, f in stats.by_version.items()) + ".")
+            f"v{inert(v)}: {f.requests} answers, error rate {f.error_rate:.0%}" for v, f in stats.by_version.items()) + ".")
     if not fired and not still_open and not stats.requests:
         return Digest(summary=f"🌙 Quiet {period.label}: no alerts fired, none open, no questions asked.", detail="",
                       quiet=True)
     summary = (f"📊 healthbot digest, {period.label}: {fired} alerts fired, {still_open} still open, "
                f"{stats.requests} questions answered.")
-    detail = "\n".join(alert_lines + [""] + bot_lines)
-    if with_overview and engine is not None:
-        overview = await _overview(engine, period)
-        if overview:
-            detail += "\n\n**Platform health overview** (the Health Monitor's answer):\n\n" + overview
-    return Digest(summary=summary, detail=detail[:11_000], snoozable=snoozable,
-                  chart=_fired_per_day(threads, period))
+    digest = Digest(summary=summary, detail="\n".join(alert_lines + [""] + bot_lines)[:11_000], snoozable=snoozable,
+                    chart=_fired_per_day(threads, period))
+    if engine is not None:
+        digest = with_overview(digest, await digest_overview(engine, period))
+    return digest
 
 
-async def _overview(engine: Engine, period: Period) -> str:
+async def digest_overview(engine: Engine, period: Period) -> str:
+    """The scheduled digest's overview: asked by healthbot itself, for the channels it is configured for."""
     request = AgentRequest([ChatMessage("user", QUICK_QUESTIONS["health"])], user_id="healthbot-digest",
                            session_id=f"digest-{period.key}")
     try:
@@ -161,7 +171,7 @@ async def _overview(engine: Engine, period: Period) -> str:
     except (asyncio.TimeoutError, EngineError) as exc:
         log.warning("the digest's overview question was not answered: %s", getattr(exc, "kind", type(exc).__name__))
         return "_(the Health Monitor did not answer this time)_"
-    return answer.content[:4000]
+    return answer.content
 
 
 def digest_alert(period: Period, digest: Digest) -> Alert:
@@ -175,10 +185,39 @@ def digest_of(alert: Alert) -> Digest:
     return Digest(summary=alert.description, detail=alert.note, snoozable=list(alert.snoozable), quiet=not alert.note)
 
 
-async def digest_now(store: Store, engine: Engine | None, schedule_text: str | None, tz: str) -> Digest:
-    """The digest of the period that ends now (`/healthbot digest`, `healthbot digest`)."""
-    import time
+def with_overview(digest: Digest, overview: str) -> Digest:
+    """The digest with the Health Monitor's overview (or the line that stands in for it) appended."""
+    if digest.quiet or not overview:
+        return digest
+    detail = digest.detail + "\n\n**Platform health overview** (the Health Monitor's answer):\n\n" + overview[:4000]
+    return Digest(summary=digest.summary, detail=detail[:11_000], snoozable=digest.snoozable, chart=digest.chart)
 
-    from bot.alerts.digest_schedule import Schedule
 
-    return await build_digest(store, engine, Schedule.parse(schedule_text or "mon 09:00", tz).until_now(time.time()))
+@dataclass(frozen=True, slots=True)
+class OnDemand:
+    """`/healthbot digest` for one person: the digest to post, or the reply that stands instead (a
+    connect prompt in user mode); neither when the request was dropped (a redelivery, a flood)."""
+
+    digest: Digest | None = None
+    instead: Reply | None = None
+
+
+async def digest_for(handler: ConversationHandler, asker: Incoming, period: Period) -> OnDemand:
+    """The digest as `asker` may see it, posted where they asked: the channel's own threads and
+    figures, and the overview asked as them through the same path as any question (their access
+    rules, their token in user mode, their rate limit), so a withheld domain stays withheld here."""
+    target = ChannelTarget(asker.platform, asker.key.channel)
+    digest = await build_digest(handler.store, None, period, target=target)
+    if digest.quiet:
+        return OnDemand(digest)
+    key = asker.key.model_copy(update={"thread": f"digest:{new_request_id()}"})  # its own session, never a thread's
+    reply = await handler.handle(asker.model_copy(update={"key": key, "text": QUICK_QUESTIONS["health"], "event_id": ""}))
+    if reply is None:
+        return OnDemand()
+    if reply.connect:
+        return OnDemand(instead=reply)
+    if reply.error is ErrorKind.REFUSED:
+        return OnDemand(with_overview(digest, f"_{reply.content}_"))
+    if reply.error is not None:
+        return OnDemand(with_overview(digest, "_(the Health Monitor did not answer this time)_"))
+    return OnDemand(with_overview(digest, reply.content))

@@ -10,7 +10,8 @@ from bot.config import Settings
 
 
 async def main(settings: Settings, *, preview: bool) -> int:
-    from bot.alerts.digest import build_digest, digest_alert
+    from bot.alerts.digest import build_digest, digest_alert, digest_overview, with_overview
+    from bot.targets import parse_target
     from bot.alerts.digest_schedule import Schedule
 
     period = Schedule.parse(settings.digest or "mon 09:00", settings.digest_tz).until_now(time.time())
@@ -39,9 +40,11 @@ async def main(settings: Settings, *, preview: bool) -> int:
     runner = web.AppRunner(app)
     await runner.setup()  # the adapters' clients and the outbox worker, as `serve` starts them
     try:
-        digest = await build_digest(app[STORE], app[HANDLER].engine, period)
-        alert = digest_alert(period, digest)
-        await app[STORE].alerts.enqueue(alert.key, alert.model_dump(mode="json"), [(t, False) for t in targets])
+        overview = await digest_overview(app[HANDLER].engine, period)
+        for target in targets:  # each channel its own threads and figures
+            digest = with_overview(await build_digest(app[STORE], None, period, target=parse_target(target)), overview)
+            alert = digest_alert(period, digest)
+            await app[STORE].alerts.enqueue(alert.key, alert.model_dump(mode="json"), [(target, False)])
         await app[ALERTS].drain(60)
         status = await app[ALERTS].status()
         pending = (await app[STORE].alerts.counts())["pending"]

@@ -20,10 +20,11 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.alerts.digest import Period, build_digest, digest_alert
+from bot.alerts.digest import Period, build_digest, digest_alert, digest_overview, with_overview
 from bot.alerts.dispatch import AlertDispatcher
 from bot.background import LeasedPoller
 from bot.store.base import Change, LeaseLost, Store
+from bot.targets import parse_target
 
 log = logging.getLogger(__name__)
 
@@ -99,17 +100,25 @@ class DigestScheduler(LeasedPoller):
         now = self.clock()
         period = self.schedule.latest(now)
         key = f"digest:{period.key}"
-        if (await self.dispatcher.alerts.observed(key)).get(key) is not None:
+        observed = await self.dispatcher.alerts.observed(key)
+        if observed.get(key) is not None:
             return  # done (by this replica or another, before or after a restart)
+        due = [(target, investigate) for target, investigate in self.targets if f"{key}:{target}" not in observed]
+        if not due:
+            return
         if now - period.end > LATE_BY_AT_MOST_S:
             log.info("the %s digest was missed by more than 6 h: skipped", period.key)
             await self.dispatcher.alerts.remember([(key, "skipped", now)], fence=self.fence)
             return
-        digest = await build_digest(self.store, self.engine, period)
-        try:
-            if await self.dispatcher.observe([Change(key, None, "posted", now)], fence=self.fence,
-                                             alert=digest_alert(period, digest), targets=self.targets):
-                self.posted.append(period.key)
-                log.info("digest %s posted to %d channels", period.key, len(self.targets))
-        except LeaseLost:
-            self.fence = None
+        overview = await digest_overview(self.engine, period) if self.engine is not None else ""
+        for target, investigate in due:  # each channel its own threads and figures, each posted once
+            digest = with_overview(await build_digest(self.store, None, period, target=parse_target(target)), overview)
+            try:
+                if not await self.dispatcher.observe([Change(f"{key}:{target}", None, "posted", now)], fence=self.fence,
+                                                     alert=digest_alert(period, digest), targets=[(target, investigate)]):
+                    return
+            except LeaseLost:
+                self.fence = None
+                return
+        self.posted.append(period.key)
+        log.info("digest %s posted to %d channels", period.key, len(due))

@@ -28,6 +28,7 @@ from bot.deploy.workspace_calls import DeployCalls, DeployError
 from bot.models import Incoming
 from bot.store import RequestLogRow, Store
 from bot.store.deploys import CANCELED, CONFIRM_WITHIN_S, FAILED, INTERRUPTED, PENDING, SENDING, SENT, Rollback
+from bot.text import inert
 
 log = logging.getLogger(__name__)
 
@@ -98,21 +99,21 @@ class DeployActions:
                                       f"Roll back the app {self.calls.app} from {label(entity.version)} to "
                                       f"{label(target)} (its code deployed again)?")
             if entity is None or not entity.version:
-                return f"{self.calls.endpoint_name} serves {view.config.split()}, which has no model version to roll back."
+                return f"{self.calls.endpoint_name} serves {inert(view.config.split())}, which has no model version to roll back."
             target = (version or "").removeprefix("v").strip() or await self._previous(entity.model, entity.version)
             if not target:
-                return f"No earlier version of {entity.model} is known: say which, e.g. `rollback 6`."
+                return f"No earlier version of {inert(entity.model)} is known: say which, e.g. `rollback 6`."
             if not target.isdigit():
                 return f"“{target[:40]}” is not a model version number."
             if target == entity.version:
                 return f"{self.calls.endpoint_name} already serves v{target}."
             found = await self.calls.model_version(entity.model, target)
         except DeployError as exc:
-            return f"Cannot roll back: {exc}"
+            return f"Cannot roll back: {inert(str(exc))}"
         if found is None:
-            return f"Version {target} of {entity.model} does not exist."
+            return f"Version {target} of {inert(entity.model)} does not exist."
         if found.status != "READY":
-            return f"Version {target} of {entity.model} is {found.status or 'in no known state'}, not READY."
+            return f"Version {target} of {inert(entity.model)} is {found.status or 'in no known state'}, not READY."
         alias = f" and move @{self.alias} to v{target}" if self.alias else ""
         return self._proposal(msg, entity.version, target,
                               f"Roll back {self.calls.endpoint_name} from v{entity.version} to v{target}{alias}? "
@@ -150,7 +151,15 @@ class DeployActions:
                        public=True)
 
     async def confirm(self, rollback_id: str, msg: Incoming, say: Say) -> Outcome:
-        """Send the rollback; the first line for the thread. Progress follows through `say`."""
+        """Send the rollback; the first line for the thread. Progress follows through `say`. The clicker's
+        deployer membership is checked again here: it may have been taken away since they asked."""
+        record = await self.store.deploys.rollback(rollback_id)
+        if record is not None and record.asker == asker_key(msg):  # anyone else is told so by the claim below
+            refused = await self.gate.may_deploy(msg)
+            if refused is not None:
+                await self._audit(msg.platform.value, msg.user_id, "rollback confirm", refused.message,
+                                  f"refused:{refused.reason}")
+                return Outcome(refused.message, public=False)
         claimed = await self.store.deploys.claim_rollback(rollback_id, asker_key(msg), SENDING)
         if isinstance(claimed, str):
             return Outcome(claimed, public=False)
@@ -163,7 +172,7 @@ class DeployActions:
             view = await self.calls.endpoint()
             entity = view.config.primary
             if view.updating or entity is None or entity.version != record.from_version:
-                now = f"now serves {view.config.split()}" + (", update in progress" if view.updating else "")
+                now = f"now serves {inert(view.config.split())}" + (", update in progress" if view.updating else "")
                 return await self._end(record, FAILED, f"Rollback {what} not sent: the endpoint changed since it was "
                                                        f"asked ({now}). Ask again if it is still needed.")
             if self.calls.app:
@@ -173,7 +182,7 @@ class DeployActions:
             else:
                 await self.calls.update_config(view, entity, record.to_version)
         except DeployError as exc:
-            return await self._end(record, FAILED, f"Rollback {what} by {who} failed: {exc}. Nothing was changed.")
+            return await self._end(record, FAILED, f"Rollback {what} by {who} failed: {inert(str(exc))}. Nothing was changed.")
         if self.calls.app:
             line = f"🔁 {who} rolled back {what}: {label(record.to_version)}'s code is being deployed again."
             await self._end(record, SENT, line)
@@ -185,7 +194,7 @@ class DeployActions:
                 await self.calls.set_alias(entity.model, self.alias, record.to_version)
                 line += f" @{self.alias} now points to v{record.to_version}."
             except DeployError as exc:
-                line += f" But moving @{self.alias} failed: {exc} — the endpoint is rolled back, the alias is not."
+                line += f" But moving @{self.alias} failed: {inert(str(exc))} — the endpoint is rolled back, the alias is not."
         await self._end(record, SENT, line)
         self._follow(record, say)
         return line
@@ -231,7 +240,7 @@ class DeployActions:
                 await say(f"✅ {label(record.to_version)} is serving {record.endpoint} again (took {minutes} min).")
             else:
                 await say(f"🔴 The rollback to {label(record.to_version)} did not take ({view.config_update or 'unknown'}): "
-                          f"{record.endpoint} serves {view.config.split()}.")
+                          f"{record.endpoint} serves {inert(view.config.split())}.")
             return
 
     async def interrupted(self) -> list[tuple[Rollback, str]]:
@@ -240,9 +249,9 @@ class DeployActions:
         for record in await self.store.deploys.rollbacks_in(SENDING):
             try:
                 view = await self.calls.endpoint()
-                now = f"{record.endpoint} serves {view.config.split()}" + (" (an update is in progress)" if view.updating else "")
+                now = f"{record.endpoint} serves {inert(view.config.split())}" + (" (an update is in progress)" if view.updating else "")
             except DeployError as exc:
-                now = f"the endpoint could not be read ({exc})"
+                now = f"the endpoint could not be read ({inert(str(exc))})"
             line = (f"⚠️ The rollback {record.endpoint} {label(record.from_version)} → {label(record.to_version)} asked by "
                     f"{record.asker_name} was interrupted by a restart; healthbot does not know whether it reached "
                     f"Databricks and will not send it again. Now {now}.")

@@ -9,12 +9,13 @@ SERVING (with how long it took), UPDATE_FAILED (with the deployment state messag
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from agent.endpoint_config import ConfigSnapshot, EndpointView
 from bot.alerts.model import Alert, AlertSource
 from bot.ops.stats import VersionFigures
+from bot.text import inert
 
 ENDED = ("NOT_UPDATING", "UPDATE_FAILED", "UPDATE_CANCELED")
 # The Health Monitor's own rules, and what "clearly worse" than the version before means.
@@ -190,6 +191,8 @@ def _feedback(f: VersionFigures) -> str:
 
 
 def comparison_markdown(old: VersionFigures, new: VersionFigures, reasons: list[str]) -> str:
+    """The before / after reply; version names come from the endpoint, so they are shown inert."""
+    old, new = replace(old, version=inert(old.version)), replace(new, version=inert(new.version))
     if reasons:
         head = f"⚠️ v{new.version} is worse than v{old.version}: " + "; ".join(reasons) + "."
     else:

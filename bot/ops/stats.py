@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
@@ -201,6 +202,11 @@ def render_by_version(stats: Stats) -> str:
     return "\n".join(lines)
 
 
-async def collect(store: Store, hours: int) -> Stats:
+async def collect(store: Store, hours: int, *, where: Callable[[RequestLogRow], bool] | None = None) -> Stats:
+    """The figures of the last `hours`; with `where`, of the requests it keeps only (one workspace's,
+    one channel's: a surface shows nobody the figures of a place they are not in)."""
     since = time.time() - hours * 3600
-    return compute(await store.requests_since(since), await store.feedback_since(since), hours=hours, since=since)
+    rows = [row for row in await store.requests_since(since) if where is None or where(row)]
+    asked = {row.request_id for row in rows}
+    votes = [(rid, vote) for rid, vote in await store.feedback_since(since) if rid in asked]
+    return compute(rows, votes, hours=hours, since=since)

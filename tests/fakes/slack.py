@@ -78,6 +78,7 @@ class FakeSlack(FakeServer):
     failures: dict[str, deque[tuple[int, dict[str, Any], dict[str, str]]]] = field(default_factory=lambda: defaultdict(deque))
     emails: dict[str, str] = field(default_factory=lambda: {"U0USER1234": "spengler@ghostbusters.example.com"})
     users: dict[str, dict[str, Any]] = field(default_factory=dict)  # user id → users.info answer (guests…)
+    members: dict[str, list[str]] = field(default_factory=dict)  # channel → its members (conversations.members)
     auth: dict[str, Any] | None = None  # auth.test's answer (an Enterprise Grid install), else the fixture
     hooks: list[dict[str, Any]] = field(default_factory=list)
     socket_acks: list[dict[str, Any]] = field(default_factory=list)
@@ -187,6 +188,14 @@ class FakeSlack(FakeServer):
                       if p.get("channel") == params.get("channel") and not p.get("thread_ts") and "_failed" not in p
                       and float(p["_ts"]) > float(params.get("oldest") or 0)]
             return {"ok": True, "messages": posted[::-1][: int(params.get("limit") or 100)], "has_more": False}
+        if method == "conversations.members":  # webapi_conversations_members_ok.json, two per page
+            if str(params.get("channel")) not in self.members:
+                return {"ok": False, "error": "channel_not_found"}
+            people, start = self.members[str(params.get("channel"))], int(params.get("cursor") or 0)
+            page = fixture("webapi_conversations_members_ok.json")
+            page["members"] = people[start:start + 2]
+            page["response_metadata"]["next_cursor"] = str(start + 2) if start + 2 < len(people) else ""
+            return page
         if method == "conversations.open":
             return {"ok": True, "channel": {"id": "D0123ABCDEF"}}
         if method == "files.getUploadURLExternal":  # webapi_files_getUploadURLExternal_ok.json
