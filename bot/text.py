@@ -85,7 +85,7 @@ def sentence(words: str) -> str:
 
 
 _ZW = "\u200b"  # zero-width space: invisible, but no link, mention or markup pattern matches across it
-_LINK_STARTS = re.compile(r"(?i)(?<=[a-z0-9])(?=://)|(?<=\bwww)(?=\.)|(?<=\bmailto)(?=:)")
+_LINK_STARTS = re.compile(r"(?i)(?<=[a-z0-9])(?=://)|(?<=www)(?=\.)|(?<=mailto)(?=:)")
 _LOOKALIKES = str.maketrans({"<": "‹", ">": "›", "*": "∗", "~": "∼", "`": "ˋ", "|": "∣", "[": "［", "]": "］"})
 _LINE_STARTS = ("#", "-", "+", "=", "!")
 _EDGE_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")  # `_italic_`; snake_case stays

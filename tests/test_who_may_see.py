@@ -24,6 +24,7 @@ from tests.fakes.connector import fixture as teams_fixture
 from tests.fakes.serving import FakeServing, Scripted, answer_body
 from tests.fakes.workspace import scim_group, scim_user
 from tests.test_access import MEMBER, Rig, rig  # noqa: F401  (the fixture)
+from tests.test_identity_slack import IdentityRig, idrig  # noqa: F401  (the fixture)
 
 OVERVIEW = answer_body("Platform overview: costs up 79% on the finance warehouse.", domains=["Costs"])
 POLICY = "domains:\n  costs: [finops]\n"
@@ -169,3 +170,45 @@ async def test_a_guests_flood_gets_at_most_the_limit_of_refusals(rig: Rig) -> No
         await rig.mention(user="U0GUEST001", ts=f"17123456{i:02d}.000001")
     refusals = [p for p in rig.slack.posted() if "guest accounts are not included" in p.get("text", "")]
     assert len(refusals) == 5 and rig.workspace.invocation_bodies() == []
+
+
+async def test_digest_in_user_mode_asks_a_person_who_never_connected_to_connect(idrig: IdentityRig) -> None:
+    await idrig.app[STORE].log_request(RequestLogRow(
+        request_id="seed", ts=time.time() - 60, platform="slack", workspace="T0123ABCDE", channel=CHANNEL,
+        thread="1.1", session_id="s", user_id="u", question="q", answer="a", latency_ms=900.0))
+    assert await idrig.command("digest") == 200
+    await idrig.settle()
+    assert idrig.workspace.invoked_as == []  # not through the service principal's token either
+    assert idrig.slack.called("chat.postMessage") == []  # nothing posted in the channel
+    assert "Connect your Databricks account" in idrig.slack.hooks[-1]["text"]
+    assert idrig.slack.hooks[-1]["response_type"] == "ephemeral"
+
+
+async def test_an_assistant_event_bolt_cannot_take_is_ignored_without_a_traceback(
+        rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    await rig.start()
+    for broken in ({"channel": "D0123ABCDEF"}, {"channel": "D0123ABCDEF", "subtype": "assistant_app_thread"},
+                   {"assistant_thread": {"user_id": MEMBER}, "channel": "D0123ABCDEF"}):  # no thread to build on
+        body = json.loads((Path(__file__).parent / "fixtures" / "slack" / "event_assistant_thread_started.json").read_text())
+        body["event"].pop("assistant_thread")
+        body["event"].update(broken)
+        assert await rig.slack_post(json.dumps(body).encode()) == 200
+    await rig.settle()
+    assert not [r for r in caplog.records if r.exc_info or r.levelname == "ERROR"]
+    assert rig.slack.api == [] or all(c.method == "auth.test" for c in rig.slack.api)
+
+
+async def test_a_deployer_who_lost_the_role_cannot_confirm(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from tests.fakes.deployments import FakeDeployWorkspace
+    from tests.test_rollback import rollback_rig
+    from tests.test_rollback import start as start_rollback
+
+    monkeypatch.setattr("bot.access.directory.CACHE_TTL_S", 0.0)  # what SCIM says now, not ten minutes ago
+    async with rollback_rig(monkeypatch, tmp_path, FakeDeployWorkspace()) as rollback:
+        await start_rollback(rollback)
+        await rollback.command("rollback")
+        [request] = rollback.requests()
+        rollback.workspace.scim_groups[0]["members"] = []  # removed from platform-admins since
+        await rollback.click(request, "deploy_confirm")
+        assert rollback.workspace.config_puts == []
+        assert "Only members of platform-admins may roll back" in rollback.ephemerals()[-1]

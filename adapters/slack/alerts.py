@@ -31,6 +31,8 @@ def escape(text: str) -> str:
 
 
 def plain(text: str, limit: int = 2900) -> dict[str, Any]:
+    """A plain_text object: Slack shows it literally (no mrkdwn, links or mentions), so outside text goes
+    here as it is; outside text in mrkdwn or markdown goes through bot.text.inert instead."""
     return {"type": "plain_text", "text": (text if len(text) <= limit else text[: limit - 1] + "…") or " ", "emoji": False}
 
 

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 
 def literal(text: str, **style: Any) -> dict[str, Any]:
+    """A TextRun: Teams shows it literally (no markdown), so outside text goes here as it is; in
+    markdown (TextBlock, FactSet values, messages) it goes through bot.text.inert instead."""
     return {"type": "RichTextBlock", "inlines": [{"type": "TextRun", "text": text[:3000], **style}]}
 
 

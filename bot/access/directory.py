@@ -75,9 +75,10 @@ class _Cache(Generic[T]):
 
 
 class DatabricksDirectory:
-    def __init__(self, workspace: Workspace, *, ttl_s: float = CACHE_TTL_S,
+    def __init__(self, workspace: Workspace, *, ttl_s: float | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.workspace = workspace
+        ttl_s = CACHE_TTL_S if ttl_s is None else ttl_s
         self._users: _Cache[DatabricksUser | None] = _Cache(ttl_s, clock)
         self._groups: _Cache[frozenset[str] | None] = _Cache(ttl_s, clock)
 
