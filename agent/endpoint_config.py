@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.formats import INVOCATIONS_TASK
+
 
 def version_label(version: str) -> str:
     """`v7` for a model version; a Databricks App deployment by its tail (its head is a timestamp that
@@ -149,6 +151,7 @@ def read_endpoint(data: Any) -> EndpointView:
 # -- an agent served from a Databricks App (HEALTHBOT_ENDPOINT_NAME=apps/<name>) -------------------
 
 APP_PREFIX = "apps/"
+AGENT_RUNTIME_PREFIX = "agent-bricks-"  # Agent Runtime: `agentbricks deploy <name>` makes the app agent-bricks-<name>
 APP_UPDATE = {"IN_PROGRESS": "IN_PROGRESS", "FAILED": "UPDATE_FAILED", "CANCELLED": "UPDATE_CANCELED"}
 
 
@@ -170,7 +173,8 @@ def _deployment(app: str, data: Any) -> ServedEntity | None:
 def read_app(data: Any) -> EndpointView:
     """A Databricks App (`apps.get`) as an endpoint: its active deployment is what serves, a pending
     deployment is an update (IN_PROGRESS, FAILED → UPDATE_FAILED, CANCELLED → UPDATE_CANCELED). An agent
-    on the agent server answers the Responses API, so its task is `agent/v1/responses`."""
+    on MLflow's agent server answers the Responses API (task `agent/v1/responses`); one on Agent Runtime
+    (an app named agent-bricks-<name>, DurableAgentServer) answers the invocation API instead."""
     data = data if isinstance(data, Mapping) else {}
     name = _text(data.get("name"))
     running = _text(_mapping(data.get("app_status")).get("state")) == "RUNNING"
@@ -181,6 +185,7 @@ def read_app(data: Any) -> EndpointView:
         return ConfigSnapshot(version=entity.version if entity else "", entities=(entity,) if entity else (),
                               traffic=((entity.name, 100),) if entity else ())
 
+    task = INVOCATIONS_TASK if name.startswith(AGENT_RUNTIME_PREFIX) else "agent/v1/responses"
     return EndpointView(name=f"{APP_PREFIX}{name}", ready="READY" if running else "NOT_READY", config_update=update,
-                        task="agent/v1/responses", config=snapshot(active),
+                        task=task, config=snapshot(active),
                         pending=snapshot(pending) if pending is not None else None, raw=data)

@@ -5,6 +5,10 @@
 - `chat_agent`: MLflow ChatAgent (`messages` + `context`) → `messages` + `custom_outputs`.
 - `responses`: MLflow ResponsesAgent (`input` + `context`) → `output` items + `custom_outputs`.
 - `chat_completions`: OpenAI-style `messages` → `choices[0].message`.
+- `invocations`: Agent Runtime's invocation API (an Agent Bricks app, `agent-bricks-<name>`, on
+  DurableAgentServer: POST /api/invocations `{"id", "session_id", "input": {"messages", "actor"}}`) →
+  `{"output": [chat messages], "status"}` (databricks-agentbricks 0.7.0 templates; not a Databricks
+  serving task: healthbot picks it for Agent Runtime apps, or HEALTHBOT_ENDPOINT_FORMAT=invocations).
 
 Responses are recognised by shape, whatever was sent, so a mismatched format setting still reads.
 """
@@ -12,13 +16,15 @@ Responses are recognised by shape, whatever was sent, so a mismatched format set
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Mapping
 from typing import Any, Literal
 
 from agent.base import AgentRequest, Answer
 
-Format = Literal["inputs", "chat_agent", "responses", "chat_completions"]
-FORMATS: tuple[Format, ...] = ("inputs", "chat_agent", "responses", "chat_completions")
+Format = Literal["inputs", "chat_agent", "responses", "chat_completions", "invocations"]
+FORMATS: tuple[Format, ...] = ("inputs", "chat_agent", "responses", "chat_completions", "invocations")
+INVOCATIONS_TASK = "agent-runtime/invocations"  # healthbot's own label for Agent Runtime apps (endpoint_config)
 
 # Serving endpoint `task` values (GET /api/2.0/serving-endpoints/{name}) → request format.
 _TASK_FORMATS: dict[str, Format] = {
@@ -26,6 +32,7 @@ _TASK_FORMATS: dict[str, Format] = {
     "agent/v2/chat": "chat_agent",
     "agent/v1/chat": "chat_completions",
     "llm/v1/chat": "chat_completions",
+    INVOCATIONS_TASK: "invocations",
 }
 
 
@@ -49,6 +56,10 @@ def build_request(fmt: Format, request: AgentRequest) -> dict[str, Any]:
         return {"messages": messages, "context": context, "custom_inputs": custom}
     if fmt == "responses":
         return {"input": messages, "context": context, "custom_inputs": custom}
+    if fmt == "invocations":  # one run per request: its id, the thread's session, the asker as the actor
+        return {"id": str(uuid.UUID(request.request_id)) if _is_hex_uuid(request.request_id) else str(uuid.uuid4()),
+                "session_id": request.session_id,
+                "input": {"messages": messages, "actor": request.user_id, "custom_inputs": custom}}
     return {"messages": messages, "user": request.user_id}
 
 
@@ -59,11 +70,24 @@ def parse_response(data: Any) -> Answer:
         return _from_prediction(data["predictions"])
     if isinstance(data.get("choices"), list):
         return _from_chat_completion(data)
+    if isinstance(data.get("output"), Mapping):  # an invocation result wrapping the agent's own {"output": …}
+        return parse_response(data["output"])
     if isinstance(data.get("output"), list):
-        return _with_custom_outputs(_text_of_output_items(data["output"]), data.get("custom_outputs"))
+        items = data["output"]
+        if any(isinstance(item, Mapping) and "type" not in item and "role" in item for item in items):
+            return _with_custom_outputs(_text_of_chat_messages(items), data.get("custom_outputs"))  # invocations
+        return _with_custom_outputs(_text_of_output_items(items), data.get("custom_outputs"))
     if isinstance(data.get("messages"), list):
         return _with_custom_outputs(_text_of_chat_messages(data["messages"]), data.get("custom_outputs"))
     raise UnreadableResponse(f"no known answer field among {sorted(data)[:8]}")
+
+
+def _is_hex_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
 def _from_prediction(predictions: Any) -> Answer:

@@ -284,14 +284,15 @@ class ServingClient:
 
     async def _invocations(self) -> str:
         """Model Serving's invocations path; for an App, its URL's `/responses` (the agent server answers
-        the Responses API there, as databricks-openai's `apps/<name>` client calls it)."""
+        the Responses API there, as databricks-openai's `apps/<name>` client calls it), or for an Agent
+        Runtime app its invocation API, `/api/invocations`."""
         if not self.app:
             return f"/serving-endpoints/{self.endpoint_name}/invocations"
         if self._app_url is None:
             await self.endpoint_state()
         if self._app_url is None:
             raise EngineError(ErrorKind.UNAVAILABLE, f"the app {self.app} has no URL: is it deployed and running?")
-        return f"{self._app_url}/responses"
+        return f"{self._app_url}/api/invocations" if await self._format() == "invocations" else f"{self._app_url}/responses"
 
     async def _after_unavailable(self, exc: EngineError, tries: _Tries, *, retryable: bool = False) -> None:
         """No answer (connection refused or reset; a stream that broke before showing anything):

@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     )
     backend: Literal["auto", "serving", "demo"] = Field("auto", alias="HEALTHBOT_BACKEND")
     endpoint_name: str = Field("health_monitor_orchestrator", alias="HEALTHBOT_ENDPOINT_NAME", min_length=1)
-    endpoint_format: Literal["inputs", "chat_agent", "responses", "chat_completions", "auto"] = Field(
+    endpoint_format: Literal["inputs", "chat_agent", "responses", "chat_completions", "invocations", "auto"] = Field(
         "auto", alias="HEALTHBOT_ENDPOINT_FORMAT"
     )
     endpoint_timeout_s: float = Field(60.0, alias="HEALTHBOT_ENDPOINT_TIMEOUT", gt=0)
@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str | None = Field(None, alias="MLFLOW_TRACKING_URI")
     database_url_setting: str | None = Field(None, alias="HEALTHBOT_DATABASE_URL")
     lakebase_instance: str | None = Field(None, alias="HEALTHBOT_LAKEBASE_INSTANCE", min_length=1)
+    lakebase_endpoint: str | None = Field(None, alias="HEALTHBOT_LAKEBASE_ENDPOINT",
+                                          pattern=r"^projects/[^/\s]+/branches/[^/\s]+/endpoints/[^/\s]+$")
     pg_host: str | None = Field(None, alias="PGHOST")  # set by a Databricks App's database resource
     pg_port: str = Field("5432", alias="PGPORT")
     pg_database: str = Field("databricks_postgres", alias="PGDATABASE")
@@ -189,16 +191,19 @@ class Settings(BaseSettings):
     def _databricks_features_need_a_workspace(self) -> Settings:
         if self.alert_pull and not self.workspace_configured:
             raise ValueError("HEALTHBOT_ALERT_PULL needs a workspace: set DATABRICKS_HOST (a Databricks App sets it)")
-        if self.lakebase_instance:
+        if self.lakebase_instance and self.lakebase_endpoint:
+            raise ValueError("set one Lakebase: HEALTHBOT_LAKEBASE_INSTANCE (Provisioned) or HEALTHBOT_LAKEBASE_ENDPOINT "
+                             "(Autoscaling: projects/…/branches/…/endpoints/…), not both")
+        if self.lakebase_instance or self.lakebase_endpoint:
+            name = "HEALTHBOT_LAKEBASE_INSTANCE" if self.lakebase_instance else "HEALTHBOT_LAKEBASE_ENDPOINT"
             if not self.workspace_configured:
-                raise ValueError("HEALTHBOT_LAKEBASE_INSTANCE needs a workspace to mint database credentials: "
+                raise ValueError(f"{name} needs a workspace to mint database credentials: "
                                  "set DATABRICKS_HOST (a Databricks App sets it)")
             if not self.database_url.startswith(("postgresql://", "postgres://")):
-                raise ValueError("HEALTHBOT_LAKEBASE_INSTANCE needs a postgresql:// HEALTHBOT_DATABASE_URL or the PGHOST "
+                raise ValueError(f"{name} needs a postgresql:// HEALTHBOT_DATABASE_URL or the PGHOST "
                                  "and PGUSER variables of a Databricks App database resource")
             if urlsplit(self.database_url).password:
-                raise ValueError("HEALTHBOT_LAKEBASE_INSTANCE mints the database password: remove it from "
-                                 "HEALTHBOT_DATABASE_URL")
+                raise ValueError(f"{name} mints the database password: remove it from HEALTHBOT_DATABASE_URL")
         return self
 
     @model_validator(mode="after")
@@ -322,8 +327,10 @@ class Settings(BaseSettings):
         else a SQLite file in the user's state directory (never the working directory)."""
         if self.database_url_setting:
             return self.database_url_setting
-        if self.lakebase_instance and self.pg_host and self.pg_user:
+        if (self.lakebase_instance or self.lakebase_endpoint) and self.pg_host and self.pg_user:
             return f"postgresql://{quote(self.pg_user, safe='')}@{self.pg_host}:{self.pg_port}/{quote(self.pg_database)}"
+        if self.lakebase_endpoint:  # host and user from the endpoint itself, at first connection
+            return f"postgresql:///{quote(self.pg_database)}?port={self.pg_port}"
         return f"sqlite:///{state_dir() / 'healthbot.db'}"
 
     @property
@@ -331,7 +338,7 @@ class Settings(BaseSettings):
         """TLS for PostgreSQL: `sslmode` in the URL wins, then PGSSLMODE, and Lakebase requires TLS."""
         if "sslmode=" in urlsplit(self.database_url).query:
             return None  # asyncpg reads it from the URL
-        return self.pg_sslmode or ("require" if self.lakebase_instance else None)
+        return self.pg_sslmode or ("require" if self.lakebase_instance or self.lakebase_endpoint else None)
 
 
 def state_dir() -> Path:

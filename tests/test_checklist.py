@@ -62,6 +62,20 @@ async def test_a_healthy_deployment_passes_every_item(workspace: FakeDeployWorks
     assert "relevance 0.87 ≥ 0.8" in result["evaluation"][1]
 
 
+@pytest.mark.parametrize(("kind", "says"), [
+    ("unity_gateway", "Unity Gateway inference table main.health_monitor.orchestrator_payload, 100% of requests"),
+    ("ai_gateway_legacy", "AI Gateway (legacy) inference table on (main.health_monitor.orchestrator)"),
+    ("auto_capture_legacy", "legacy inference table on (main.health_monitor.orchestrator)")])
+async def test_each_kind_of_inference_table_passes_and_is_named(workspace: FakeDeployWorkspace, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch, kind: str, says: str) -> None:
+    workspace.endpoint.pop("ai_gateway")
+    fragment = fixture("serving_endpoint_inference_table_kinds.json")[kind]
+    for key, value in fragment.items():
+        workspace.endpoint[key] = {**workspace.endpoint.get(key, {}), **value}
+    result = await checklist(workspace, tmp_path, monkeypatch)
+    assert result["inference_tables"] == ("pass", says)
+
+
 async def test_an_update_in_progress_and_drift_fail(workspace: FakeDeployWorkspace, tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     workspace.begin_update(served_entity(8))

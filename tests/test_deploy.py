@@ -71,3 +71,23 @@ def test_app_yaml_settings_are_valid_with_what_apps_inject(monkeypatch) -> None:
     assert settings.alert_pull == ["sql_alerts", "jobs"] and settings.use_serving
     assert settings.database_url.startswith(f"postgresql://{injected['PGUSER']}@{injected['PGHOST']}:5432/")
     assert settings.database_sslmode == "require"
+
+
+def test_the_bundle_and_the_documented_autoscaling_resource_match_databricks_bundle_models() -> None:
+    """databricks-bundles (Databricks' own typed models of the bundle schema) refuses unknown fields and
+    wrong enums: the App, its resources and the alerts as declared, and README's Autoscaling resource."""
+    import re
+
+    from databricks.bundles.alerts import Alert
+    from databricks.bundles.apps import App
+
+    bundle = yaml.safe_load((ROOT / "databricks.yml").read_text())
+    App.from_dict(bundle["resources"]["apps"]["healthbot"])
+    for alert in bundle["resources"]["alerts"].values():
+        Alert.from_dict(alert)
+    readme = (ROOT / "README.md").read_text()
+    [snippet] = [block for block in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "postgres:" in block]
+    resources = yaml.safe_load(snippet)
+    app = {**bundle["resources"]["apps"]["healthbot"], "resources": resources}
+    App.from_dict(app)
+    assert resources[0]["postgres"]["permission"] == "CAN_CONNECT_AND_CREATE"

@@ -15,7 +15,7 @@ from agent.databricks_config import databricks_config
 from bot.config import ConfigError, load_settings
 from bot.server import create_app
 from bot.store import open_store_for
-from bot.store.lakebase import CredentialError, LakebaseCredentials
+from bot.store.lakebase import CredentialError, LakebaseCredentials, Provisioned
 from bot.store.postgres import PostgresStore
 from bot.workspace import Workspace
 from tests.conftest import POSTGRES_DSN, make_client
@@ -38,7 +38,8 @@ def credentials(fake: FakeWorkspace, instance: str = "healthbot-pg", clock: list
     """Credentials minted from the fake; `clock` (a one-element list) lets a test move time forward."""
     url, token = fake.url, fake.token
     now = clock if clock is not None else [time.time()]
-    return LakebaseCredentials(instance=instance, workspace=Workspace(lambda: databricks_config(host=url, token=token)),
+    return LakebaseCredentials(lakebase=Provisioned(instance),
+                               workspace=Workspace(lambda: databricks_config(host=url, token=token)),
                                clock=lambda: now[0] if clock is not None else time.time())
 
 

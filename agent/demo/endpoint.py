@@ -39,7 +39,7 @@ def _messages(items: Any) -> list[ChatMessage]:
 
 
 def read_request(body: Any) -> tuple[str, AgentRequest]:
-    """(format, request) from any of the four request bodies; ValueError names what is wrong."""
+    """(format, request) from any of the five request bodies; ValueError names what is wrong."""
     if not isinstance(body, dict):
         raise ValueError("the body must be a JSON object")
     context: dict[str, Any] = body["context"] if isinstance(body.get("context"), dict) else {}
@@ -48,6 +48,10 @@ def read_request(body: Any) -> tuple[str, AgentRequest]:
         params = inputs.get("params") or body.get("params") or {}
         return "inputs", AgentRequest(_messages(inputs.get("messages")), str(params.get("user_id", "")),
                                       str(params.get("session_id", "")))
+    if isinstance(body.get("input"), dict):  # Agent Runtime's invocation API
+        payload = body["input"]
+        return "invocations", AgentRequest(_messages(payload.get("messages")), str(payload.get("actor", "")),
+                                           str(body.get("session_id", "")))
     if "input" in body:
         return "responses", AgentRequest(_messages(body["input"]), str(context.get("user_id", "")),
                                          str(context.get("conversation_id", "")))
@@ -75,6 +79,9 @@ def write_response(fmt: str, answer: Answer) -> dict[str, Any]:
     if fmt == "chat_agent":
         return {"messages": [{"role": "assistant", "content": answer.content, "id": "demo-answer"}],
                 "finish_reason": "stop", "custom_outputs": extra}
+    if fmt == "invocations":
+        return {"output": [{"role": "assistant", "content": answer.content}], "status": "completed",
+                "custom_outputs": extra}
     if fmt == "responses":
         return {"output": [{"type": "message", "id": "msg_demo", "role": "assistant",
                             "content": [{"type": "output_text", "text": answer.content}]}],

@@ -1,6 +1,11 @@
 """Rollback of an agent served from a Databricks App (HEALTHBOT_ENDPOINT_NAME=apps/<name>): there is no
 model version to pin, so rolling back deploys an earlier successful deployment's code again
 (`apps.deploy`). The versions are deployment ids; the same two steps, one person, guard the action.
+
+The earlier code must still exist: a deployment's snapshot (`deployment_artifacts.source_code_path`),
+or its Git source pinned to the commit it resolved to. A deployment that has neither and was made from
+the folder the app still deploys from cannot be returned to — Agent Runtime (`agentbricks deploy`) syncs
+every release into the same workspace folder, so deploying that folder again would run today's code.
 """
 
 from __future__ import annotations
@@ -12,6 +17,27 @@ from agent.endpoint_config import version_label as label
 from bot.deploy.workspace_calls import DeployCalls
 
 SUCCEEDED = "SUCCEEDED"
+
+
+def code_of(deployment: dict[str, Any]) -> dict[str, Any]:
+    """What `apps.deploy` needs to run this deployment's code again: its snapshot, else its Git source at
+    the commit it resolved to, else the folder it was deployed from."""
+    snapshot = (deployment.get("deployment_artifacts") or {}).get("source_code_path")
+    if snapshot:
+        return {"source_code_path": snapshot}
+    git = deployment.get("git_source") or {}
+    commit = git.get("resolved_commit") or git.get("commit")
+    if git and commit:
+        return {"git_source": {**{k: v for k, v in git.items() if k not in ("branch", "tag", "resolved_commit")},
+                               "commit": commit}}
+    return {"source_code_path": deployment.get("source_code_path")}
+
+
+def _lost_code(found: dict[str, Any], active: dict[str, Any]) -> bool:
+    """The deployment's code is gone: no snapshot, no pinned commit, and its folder is the active one's."""
+    code = code_of(found)
+    return "source_code_path" in code and code["source_code_path"] == active.get("source_code_path") \
+        and not (found.get("deployment_artifacts") or {}).get("source_code_path")
 
 
 def _state(deployment: dict[str, Any]) -> str:
@@ -38,7 +64,15 @@ async def app_target(calls: DeployCalls, view: EndpointView, version: str | None
         if not earlier:
             return f"!The app {calls.app} has no earlier successful deployment to go back to."
         target = str(earlier[0]["deployment_id"])
-    return f"!The app {calls.app} already runs {label(target)}." if target == current else target
+    if target == current:
+        return f"!The app {calls.app} already runs {label(target)}."
+    found = next(d for d in deployments if str(d.get("deployment_id") or "") == target)
+    if _lost_code(found, view.raw.get("active_deployment") or {}):
+        return (f"!{label(target).capitalize()} of the app {calls.app} was deployed from {found.get('source_code_path')}, "
+                "the folder it deploys from today, and Databricks kept no snapshot of its code: deploying it again "
+                "would run the current code. Redeploy that release's code yourself (e.g. `agentbricks deploy` from "
+                "its commit).")
+    return target
 
 
 async def redeploy(calls: DeployCalls, target: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,15 +123,7 @@ class Checklist:
             return Item(SKIP, "an agent on a Databricks App has no inference table (its traces go to MLflow)")
         if view is None:
             return Item(SKIP, "the endpoint could not be read")
-        gateway = (view.raw.get("ai_gateway") or {}).get("inference_table_config") or {}
-        legacy = (view.raw.get("config") or {}).get("auto_capture_config") or {}
-        for name, table in (("AI Gateway inference table", gateway), ("legacy inference table", legacy)):
-            if isinstance(table, dict) and table.get("enabled"):
-                where = ".".join(str(table.get(k)) for k in ("catalog_name", "schema_name", "table_name_prefix")
-                                 if table.get(k))
-                return Item(PASS, f"{name} on ({where})")
-        return Item(FAIL, "no inference table: turn on AI Gateway inference tables for the endpoint, so the "
-                          "monitoring queries and alerts have data")
+        return inference_table_item(view.raw)
 
     async def _alerts(self) -> Item:
         alerts = await self.calls.sql_alerts()
@@ -240,3 +232,23 @@ def main(settings: Any, *, as_json: bool) -> int:
     items = asyncio.run(run_checklist(settings))
     print(to_json(items) if as_json else render(items))
     return exit_code(items)
+
+
+def inference_table_item(endpoint: Mapping[str, Any]) -> Item:
+    """Which inference table the endpoint logs to, newest kind first: Unity Gateway's
+    (`telemetry_config.inference_table_config`: a table name and a sampling fraction), AI Gateway
+    (legacy)'s (`ai_gateway.inference_table_config.enabled`), or the older `config.auto_capture_config`."""
+    unity = (endpoint.get("telemetry_config") or {}).get("inference_table_config") or {}
+    if isinstance(unity, dict) and unity.get("name") and (unity.get("sampling_fraction") is None
+                                                           or float(unity["sampling_fraction"]) > 0):
+        sampled = f", {float(unity['sampling_fraction']):.0%} of requests" if unity.get("sampling_fraction") is not None else ""
+        return Item(PASS, f"Unity Gateway inference table {unity['name']}{sampled}")
+    gateway = (endpoint.get("ai_gateway") or {}).get("inference_table_config") or {}
+    legacy = (endpoint.get("config") or {}).get("auto_capture_config") or {}
+    for name, table in (("AI Gateway (legacy) inference table", gateway), ("legacy inference table", legacy)):
+        if isinstance(table, dict) and table.get("enabled"):
+            where = ".".join(str(table.get(k)) for k in ("catalog_name", "schema_name", "table_name_prefix")
+                             if table.get(k))
+            return Item(PASS, f"{name} on ({where})")
+    return Item(FAIL, "no inference table: turn on Unity Gateway inference tables (telemetry) for the endpoint, so "
+                      "the monitoring queries and alerts have data")

@@ -130,15 +130,16 @@ class DeployCalls:
         return sorted(found, key=lambda d: str(d.get("create_time") or ""), reverse=True)
 
     async def redeploy(self, deployment: dict[str, Any]) -> None:
-        """Deploy an earlier deployment's code again: its snapshot (`deployment_artifacts.source_code_path`)
-        when the API reports one, else the folder it was deployed from, in the same mode."""
-        from databricks.sdk.service.apps import AppDeployment, AppDeploymentMode
+        """Deploy an earlier deployment's code again (bot.deploy.app_rollback.code_of decides from what),
+        with its own command and environment variables when it had them, in the same mode."""
+        from databricks.sdk.service.apps import AppDeployment
+
+        from bot.deploy.app_rollback import code_of
 
         name = self.app or ""
-        source = (deployment.get("deployment_artifacts") or {}).get("source_code_path") or deployment.get("source_code_path")
-        mode = AppDeploymentMode(deployment["mode"]) if deployment.get("mode") else None
+        body = {**code_of(deployment), **{k: deployment[k] for k in ("mode", "command", "env_vars") if deployment.get(k)}}
         try:
-            await self.workspace.call(lambda c: c.apps.deploy(name, AppDeployment(source_code_path=source, mode=mode)))
+            await self.workspace.call(lambda c: c.apps.deploy(name, AppDeployment.from_dict(body)))
         except Exception as exc:
             raise failed(f"redeploying the app {name}", exc,
                          permission=f"healthbot's principal needs CAN_MANAGE on the app {name}") from None

@@ -37,18 +37,23 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def open_store_for(settings: Settings) -> Store:
-    """The configured store; with HEALTHBOT_LAKEBASE_INSTANCE, its passwords are minted Lakebase tokens."""
-    password = None
-    if settings.lakebase_instance:
-        from bot.store.lakebase import LakebaseCredentials
-        from bot.workspace import Workspace, config_factory
+    """The configured store; with HEALTHBOT_LAKEBASE_INSTANCE or _ENDPOINT, its passwords are minted Lakebase
+    tokens (and, for an Autoscaling endpoint nothing else locates, its host and user come from the endpoint)."""
+    if not (settings.lakebase_instance or settings.lakebase_endpoint):
+        return open_store(settings.database_url, sslmode=settings.database_sslmode)
+    from bot.store.lakebase import Autoscaling, LakebaseCredentials, Provisioned
+    from bot.workspace import Workspace, config_factory
 
-        password = LakebaseCredentials(instance=settings.lakebase_instance, workspace=Workspace(config_factory(settings)))
-    return open_store(settings.database_url, password=password, sslmode=settings.database_sslmode)
+    lakebase = Autoscaling(settings.lakebase_endpoint) if settings.lakebase_endpoint else \
+        Provisioned(settings.lakebase_instance or "")
+    password = LakebaseCredentials(lakebase=lakebase, workspace=Workspace(config_factory(settings)))
+    located = bool(settings.database_url_setting or settings.pg_host)
+    return open_store(settings.database_url, password=password, sslmode=settings.database_sslmode,
+                      connect_to=None if located else password.connect_to)
 
 
 def open_store(database_url: str, *, password: Callable[[], Awaitable[str]] | None = None,
-               sslmode: str | None = None) -> Store:
+               sslmode: str | None = None, connect_to: Callable[[], Awaitable[dict[str, str]]] | None = None) -> Store:
     """Open the store named by `HEALTHBOT_DATABASE_URL`, creating or migrating its schema
     (PostgreSQL: on first use, since connecting is asynchronous). `password` is called for each new
     PostgreSQL connection (Lakebase tokens expire)."""
@@ -57,6 +62,6 @@ def open_store(database_url: str, *, password: Callable[[], Awaitable[str]] | No
     if database_url.startswith(("postgresql://", "postgres://")):
         from bot.store.postgres import PostgresStore
 
-        return PostgresStore(database_url, password=password, sslmode=sslmode)
+        return PostgresStore(database_url, password=password, sslmode=sslmode, connect_to=connect_to)
     raise ValueError(f"HEALTHBOT_DATABASE_URL: unsupported database {database_url.split(':', 1)[0]!r}; "
                      "use sqlite:///PATH or postgresql://…")

@@ -1,10 +1,15 @@
 """Lakebase passwords: short-lived OAuth tokens minted by the workspace, one fresh enough per connection.
 
-A Databricks App's database resource sets PGHOST / PGUSER / … but no password: the password is a
-token from `database.generate_database_credential` (POST /api/2.0/database/credentials) that
-expires after about an hour. asyncpg accepts a password callable and calls it for every new
-connection, so each connection gets a token with time left on it; connections already open are
-not affected by expiry (PostgreSQL checks the password only when connecting).
+Two kinds of Lakebase, one way to log in: a token that expires after about an hour, minted through
+databricks-sdk — `database.generate_database_credential(instance_names=…)` (POST
+/api/2.0/database/credentials) for a Provisioned instance (HEALTHBOT_LAKEBASE_INSTANCE), and
+`postgres.generate_database_credential(endpoint=…)` (POST /api/2.0/postgres/credentials) for an
+Autoscaling endpoint (HEALTHBOT_LAKEBASE_ENDPOINT=projects/…/branches/…/endpoints/…). asyncpg accepts
+a password callable and calls it for every new connection, so each connection gets a token with time
+left on it; connections already open are not affected by expiry (PostgreSQL checks the password only
+when connecting). Without a URL or the PG* variables of an App's database resource, an Autoscaling
+endpoint also says where to connect: its read-write host (`postgres.get_endpoint`) and, as user, the
+identity the token is minted for (`current_user.me`).
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from bot.workspace import Workspace, describe_error
 
@@ -28,9 +35,75 @@ class CredentialError(Exception):
     """Lakebase credentials cannot be minted: the message says which instance and why."""
 
 
+@dataclass(frozen=True, slots=True)
+class Minted:
+    token: str
+    expires_at: float | None  # None: the answer named no expiry
+
+
+@dataclass(frozen=True, slots=True)
+class Provisioned:
+    """A Lakebase Provisioned instance (HEALTHBOT_LAKEBASE_INSTANCE)."""
+
+    instance: str
+
+    @property
+    def label(self) -> str:
+        return f"instance {self.instance}"
+
+    @property
+    def quoted(self) -> str:
+        return f"instance {self.instance!r}"
+
+    @property
+    def setting(self) -> str:
+        return "HEALTHBOT_LAKEBASE_INSTANCE"
+
+    def mint(self, client: Any) -> Minted:
+        credential = client.database.generate_database_credential(instance_names=[self.instance],
+                                                                   request_id=str(uuid.uuid4()))
+        return Minted(credential.token or "", _rfc3339(credential.expiration_time))
+
+
+@dataclass(frozen=True, slots=True)
+class Autoscaling:
+    """A Lakebase Autoscaling endpoint (HEALTHBOT_LAKEBASE_ENDPOINT=projects/…/branches/…/endpoints/…)."""
+
+    endpoint: str
+
+    @property
+    def label(self) -> str:
+        return f"Autoscaling endpoint {self.endpoint}"
+
+    @property
+    def quoted(self) -> str:
+        return f"Autoscaling endpoint {self.endpoint!r}"
+
+    @property
+    def setting(self) -> str:
+        return "HEALTHBOT_LAKEBASE_ENDPOINT"
+
+    def mint(self, client: Any) -> Minted:
+        credential = client.postgres.generate_database_credential(endpoint=self.endpoint)
+        expires = credential.expire_time  # a protobuf Timestamp
+        return Minted(credential.token or "",
+                      expires.seconds + expires.nanos / 1e9 if expires is not None and expires.seconds else None)
+
+    def where(self, client: Any) -> tuple[str, str]:
+        """(host, user): the endpoint's read-write host and the identity tokens are minted for."""
+        endpoint = client.postgres.get_endpoint(name=self.endpoint)
+        hosts = endpoint.status.hosts if endpoint.status is not None else None
+        if hosts is None or not hosts.host:
+            raise ValueError("the endpoint reports no host yet")
+        return hosts.host, client.current_user.me().user_name or ""
+
+
+Lakebase = Provisioned | Autoscaling
+
+
 class LakebaseCredentials:
-    def __init__(self, *, instance: str, workspace: Workspace, clock: Callable[[], float] = time.time) -> None:
-        self.instance = instance
+    def __init__(self, *, lakebase: Lakebase, workspace: Workspace, clock: Callable[[], float] = time.time) -> None:
+        self.lakebase = lakebase
         self.workspace = workspace
         self.clock = clock
         self.token = ""
@@ -56,39 +129,51 @@ class LakebaseCredentials:
 
     async def _mint(self) -> None:
         try:
-            credential = await self.workspace.call(lambda client: client.database.generate_database_credential(
-                instance_names=[self.instance], request_id=str(uuid.uuid4())))
+            minted = await self.workspace.call(self.lakebase.mint)
         except Exception as exc:
             raise CredentialError(self._explain(exc)) from None
-        if not credential.token:
-            raise CredentialError(f"Lakebase instance {self.instance!r}: the workspace returned no token")
+        if not minted.token:
+            raise CredentialError(f"Lakebase {self.lakebase.label}: the workspace returned no token")
         now = self.clock()
-        self.token, self.issued_at, self.minted = credential.token, now, self.minted + 1
-        self.expires_at = _expiry(credential.expiration_time, now)
-        log.info("minted a Lakebase token for %s, valid %.0f s", self.instance, self.expires_at - now)
+        self.token, self.issued_at, self.minted = minted.token, now, self.minted + 1
+        self.expires_at = minted.expires_at or now + DEFAULT_LIFETIME_S
+        log.info("minted a Lakebase token for %s, valid %.0f s", self.lakebase.label, self.expires_at - now)
+
+    async def connect_to(self) -> dict[str, str]:
+        """asyncpg's host and user for an Autoscaling endpoint when nothing else names them."""
+        if not isinstance(self.lakebase, Autoscaling):
+            return {}
+        try:
+            host, user = await self.workspace.call(self.lakebase.where)
+        except Exception as exc:
+            raise CredentialError(f"cannot read where Lakebase {self.lakebase.label} is: {self._detail(exc)}") from None
+        return {"host": host, "user": user}
+
+    def _detail(self, exc: Exception) -> str:
+        return describe_error(exc) if not isinstance(exc, ValueError) else str(exc)
 
     def _explain(self, exc: Exception) -> str:
-        detail = describe_error(exc)
+        detail, what = self._detail(exc), self.lakebase.quoted
         if detail.startswith("404"):
-            return f"Lakebase instance {self.instance!r} does not exist in this workspace (HEALTHBOT_LAKEBASE_INSTANCE): {detail}"
+            return f"Lakebase {what} does not exist in this workspace ({self.lakebase.setting}): {detail}"
         if detail.startswith(("403", "401")):
-            return (f"the app's principal may not connect to Lakebase instance {self.instance!r}: give the App a database "
-                    f"resource for it (CAN_CONNECT_AND_CREATE) — {detail}")
-        return f"could not mint a Lakebase credential for {self.instance!r}: {detail}"
+            return (f"the app's principal may not connect to Lakebase {what}: give the App a database resource for "
+                    f"it (CAN_CONNECT_AND_CREATE) — {detail}")
+        return f"could not mint a Lakebase credential for {what}: {detail}"
 
     def describe(self) -> str:
         if not self.token:
-            return f"instance {self.instance}, no token minted yet"
+            return f"{self.lakebase.label}, no token minted yet"
         now = self.clock()
-        return (f"instance {self.instance}, token age {now - self.issued_at:.0f} s, expires in "
+        return (f"{self.lakebase.label}, token age {now - self.issued_at:.0f} s, expires in "
                 f"{self.expires_at - now:.0f} s ({self.minted} minted)")
 
 
-def _expiry(value: str | None, now: float) -> float:
-    """`expiration_time` is RFC 3339 (e.g. 2024-04-05T09:00:00Z); without one, assume an hour."""
+def _rfc3339(value: str | None) -> float | None:
+    """`expiration_time` is RFC 3339 (e.g. 2024-04-05T09:00:00Z); None when absent or unreadable."""
     if value:
         try:
             return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
         except ValueError:
             log.warning("unreadable Lakebase token expiry %r: assuming an hour", value[:40])
-    return now + DEFAULT_LIFETIME_S
+    return None

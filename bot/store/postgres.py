@@ -61,8 +61,10 @@ async def _keep_session(connection: Any) -> None:
 class PostgresStore:
     shared_limits = True  # replicas share one database: request limits hold across the fleet
     def __init__(self, dsn: str, *, schema: str | None = None, min_size: int = 1, max_size: int = 10,
-                 password: Callable[[], Awaitable[str]] | None = None, sslmode: str | None = None) -> None:
+                 password: Callable[[], Awaitable[str]] | None = None, sslmode: str | None = None,
+                 connect_to: Callable[[], Awaitable[dict[str, str]]] | None = None) -> None:
         self.dsn = dsn
+        self.connect_to = connect_to  # Lakebase Autoscaling: host and user read from the endpoint at first use
         self.schema = schema
         self.password = password  # Lakebase: asyncpg calls it for every new connection
         self.sslmode = sslmode
@@ -86,6 +88,8 @@ class PostgresStore:
                 extra: dict[str, Any] = {"password": self.password} if self.password is not None else {}
                 if self.sslmode:
                     extra["ssl"] = self.sslmode
+                if self.connect_to is not None:
+                    extra.update(await self.connect_to())
                 pool = await asyncpg.create_pool(self.dsn, min_size=self._sizes[0], max_size=self._sizes[1],
                                                  server_settings=settings, reset=_keep_session, **extra)
                 await self._migrate(pool)

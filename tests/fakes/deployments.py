@@ -41,6 +41,7 @@ class FakeDeployWorkspace(FakeWorkspace):
     mlflow_runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     app_deployments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # app → deployments
     app_deploys: list[dict[str, Any]] = field(default_factory=list)  # POST …/deployments bodies
+    invocations: list[dict[str, Any]] = field(default_factory=list)  # POST /api/invocations bodies (Agent Runtime)
     config_puts: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -54,6 +55,7 @@ class FakeDeployWorkspace(FakeWorkspace):
         app.router.add_get("/api/2.0/apps/{name}", self._app)
         app.router.add_get("/api/2.0/apps/{name}/deployments", self._app_deployments)
         app.router.add_post("/api/2.0/apps/{name}/deployments", self._deploy_app)
+        app.router.add_post("/api/invocations", self._invocation)  # an Agent Runtime app whose url is this fake
         app.router.add_get("/api/2.0/mlflow/runs/get", self._run)
         super().build(app)
 
@@ -155,6 +157,13 @@ class FakeDeployWorkspace(FakeWorkspace):
                       "status": {"state": "IN_PROGRESS", "message": "Deploying"}, "create_time": "2026-12-03T10:00:00Z"}
         self.apps[request.match_info["name"]]["pending_deployment"] = deployment
         return web.json_response(deployment)
+
+    async def _invocation(self, request: web.Request) -> web.Response:
+        """Agent Runtime's invocation API (agent_runtime_invocation_response.json), recorded in `invocations`."""
+        if (failure := self._scripted_error(request)) is not None:
+            return failure
+        self.invocations.append(await request.json())
+        return web.json_response(fixture("agent_runtime_invocation_response.json"))
 
     def finish_app_deploy(self, name: str) -> None:
         app = self.apps[name]

@@ -79,6 +79,9 @@ class FakeWorkspace(FakeServing):
     credential_ttl_s: float = 3600.0
     credentials_issued: list[str] = field(default_factory=list)
     instances: set[str] = field(default_factory=lambda: {"healthbot-pg"})
+    # Lakebase Autoscaling: endpoint name -> GET /api/2.0/postgres/{name} (postgres_endpoint_get_response.json)
+    pg_endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
+    me: str = "healthbot-sp@ghostbusters.example.com"  # SCIM Me: whom credentials are minted for
     scim_users: list[dict[str, Any]] = field(default_factory=list)
     scim_groups: list[dict[str, Any]] = field(default_factory=list)
     jobs: dict[int, dict[str, Any]] = field(default_factory=dict)  # job id -> jobs/get answer (retry settings)
@@ -89,6 +92,9 @@ class FakeWorkspace(FakeServing):
         app.router.add_get("/api/2.2/jobs/runs/list", self._list_runs)
         app.router.add_get("/api/2.2/jobs/get", self._get_job)
         app.router.add_post("/api/2.0/database/credentials", self._credentials)
+        app.router.add_post("/api/2.0/postgres/credentials", self._pg_credentials)
+        app.router.add_get("/api/2.0/postgres/{name:projects/.*}", self._pg_endpoint)
+        app.router.add_get("/api/2.0/preview/scim/v2/Me", self._scim_me)
         app.router.add_get("/api/2.0/preview/scim/v2/Users", self._scim_list)
         app.router.add_get("/api/2.0/preview/scim/v2/Groups", self._scim_list)
         app.router.add_get("/api/2.0/preview/scim/v2/Groups/{id}", self._scim_group)
@@ -155,6 +161,30 @@ class FakeWorkspace(FakeServing):
         self.credentials_issued.append(token)
         expires = datetime.fromtimestamp(time.time() + self.credential_ttl_s, timezone.utc)
         return web.json_response({"token": token, "expiration_time": expires.strftime("%Y-%m-%dT%H:%M:%S.%fZ")})
+
+    async def _pg_credentials(self, request: web.Request) -> web.Response:
+        """postgres_credentials_response.json: `token` and `expire_time` (not `expiration_time`)."""
+        if (failure := self._scripted_error(request)) is not None:
+            return failure
+        endpoint = (await request.json()).get("endpoint") or ""
+        if endpoint not in self.pg_endpoints:
+            return web.json_response({"error_code": "NOT_FOUND", "message": f"Endpoint '{endpoint}' not found"},
+                                     status=404)
+        token = f"lakebase-token-{len(self.credentials_issued) + 1}"
+        self.credentials_issued.append(token)
+        expires = datetime.fromtimestamp(time.time() + self.credential_ttl_s, timezone.utc)
+        return web.json_response({"token": token, "expire_time": expires.strftime("%Y-%m-%dT%H:%M:%S.%fZ")})
+
+    async def _pg_endpoint(self, request: web.Request) -> web.Response:
+        if (failure := self._scripted_error(request)) is not None:
+            return failure
+        endpoint = self.pg_endpoints.get(request.match_info["name"])
+        if endpoint is None:
+            return web.json_response({"error_code": "NOT_FOUND", "message": "Endpoint not found"}, status=404)
+        return web.json_response(endpoint)
+
+    async def _scim_me(self, request: web.Request) -> web.Response:
+        return web.json_response({**SCIM_USER, "userName": self.me, "emails": [{"value": self.me, "primary": True}]})
 
     async def _scim_list(self, request: web.Request) -> web.Response:
         """Users / Groups with the one filter healthbot sends (`userName eq "…"`, `displayName eq "…"`),
