@@ -104,3 +104,31 @@ async def test_an_earlier_deployment_whose_code_is_gone_is_refused_saying_why(ri
     await rig.command("rollback")
     assert rig.requests() == [] and rig.workspace.app_deploys == []
     assert "deploying it again would run the current code" in rig.ephemerals()[-1]
+
+
+async def test_a_new_agent_runtime_deployment_is_a_rollout_thread(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from tests.fakes.connector import FakeConnector
+    from tests.fakes.slack import FakeSlack
+    from tests.test_rollouts import RolloutRig
+
+    slack, connector, workspace = FakeSlack(), FakeConnector(), FakeDeployWorkspace()
+    for fake in (slack, connector, workspace):
+        await fake.start()
+    agent_runtime_app(workspace, deployment(8))
+    rollout = RolloutRig(slack, connector, workspace, tmp_path, monkeypatch)
+    rollout.workspace = workspace
+    try:
+        await rollout.start(HEALTHBOT_ENDPOINT_NAME=f"apps/{NAME}")
+        await rollout.looks()
+        workspace.apps[NAME]["pending_deployment"] = {**deployment(10), "status": {"state": "IN_PROGRESS",
+                                                                                     "message": "Deploying"}}
+        await rollout.looks()
+        [root] = rollout.roots()
+        assert f"apps/{NAME}: deployment 00000009 → deployment 00000010" in root["text"]
+        workspace.finish_app_deploy(NAME)
+        await rollout.looks()
+        assert "✅ deployment 00000010 is serving" in rollout.replies()[0]["text"]
+    finally:
+        await rollout.stop()
+        for fake in (slack, connector, workspace):
+            await fake.stop()
