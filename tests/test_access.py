@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import urllib.parse
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -61,6 +62,15 @@ class Rig:
         async with aiohttp.ClientSession() as http, http.post(
                 f"{self.url}/slack/events", data=body, headers={"Content-Type": content_type, **sign(body)}) as resp:
             return resp.status
+
+    async def command(self, text: str, user: str = MEMBER, channel: str = "C0123ABCDEF") -> None:
+        """A signed `/healthbot` (slash_command_healthbot.txt) with this text, by this person, in this channel."""
+        fields = {k: v[0] for k, v in urllib.parse.parse_qs(
+            (Path(__file__).parent / "fixtures" / "slack" / "slash_command_healthbot.txt").read_text().strip()).items()}
+        fields.update(text=text, user_id=user, channel_id=channel, response_url=f"{self.slack.url}/hooks/1",
+                      trigger_id=f"t{time.monotonic_ns()}")
+        assert await self.slack_post(urllib.parse.urlencode(fields).encode(), "application/x-www-form-urlencoded") == 200
+        await self.settle()
 
     async def mention(self, user: str = MEMBER, ts: str = "1712345678.123456", **event: Any) -> None:
         body = fixture("event_app_mention_channel.json")

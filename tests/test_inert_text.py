@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from adapters.slack.alerts import SlackAlertSink, alert_blocks, note_blocks
 from adapters.slack.home import home_blocks
 from adapters.teams.alerts import TeamsAlertSink, alert_card, note_card
-from bot.alerts.delivery import Note
 from bot.alerts.digest import Period, build_digest
 from bot.alerts.model import Alert, AlertSource, AlertView
 from bot.deploy.rollout import comparison_markdown

@@ -34,14 +34,6 @@ CHANNEL = "C0123ABCDEF"
 class RollbackRig(Rig):
     workspace: FakeDeployWorkspace
 
-    async def command(self, text: str, user: str = MEMBER) -> None:
-        fields = {k: v[0] for k, v in urllib.parse.parse_qs(
-            (Path(__file__).parent / "fixtures" / "slack" / "slash_command_healthbot.txt").read_text().strip()).items()}
-        fields.update(text=text, user_id=user, channel_id=CHANNEL, response_url=f"{self.slack.url}/hooks/1",
-                      trigger_id=f"t{time.monotonic_ns()}")
-        assert await self.slack_post(urllib.parse.urlencode(fields).encode(), "application/x-www-form-urlencoded") == 200
-        await self.settle()
-
     async def click(self, message: dict[str, Any], action_id: str, user: str = MEMBER) -> None:
         """Click the button `action_id` on a message healthbot posted (its blocks as sent)."""
         payload = slack_fixture("interactive_block_actions_thread.payload.json")

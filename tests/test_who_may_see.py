@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.parse
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -21,7 +19,7 @@ from bot.server import STORE
 from bot.store import RequestLogRow
 from bot.store.base import AlertThread
 from tests.fakes.connector import fixture as teams_fixture
-from tests.fakes.serving import FakeServing, Scripted, answer_body
+from tests.fakes.serving import Scripted, answer_body
 from tests.fakes.workspace import scim_group, scim_user
 from tests.test_access import MEMBER, Rig, rig  # noqa: F401  (the fixture)
 from tests.test_identity_slack import IdentityRig, idrig  # noqa: F401  (the fixture)
@@ -39,15 +37,6 @@ async def seed_question(rig: Rig, platform: str, channel: str, workspace: str) -
         thread="1.1", session_id="s", user_id="u", question="q", answer="a", latency_ms=900.0))
 
 
-async def slash(rig: Rig, text: str, user: str = MEMBER) -> None:
-    fields = {k: v[0] for k, v in urllib.parse.parse_qs(
-        (Path(__file__).parent / "fixtures" / "slack" / "slash_command_healthbot.txt").read_text().strip()).items()}
-    fields.update(text=text, user_id=user, channel_id=CHANNEL, response_url=f"{rig.slack.url}/hooks/1",
-                  trigger_id=f"t{time.monotonic_ns()}")
-    assert await rig.slack_post(urllib.parse.urlencode(fields).encode(), "application/x-www-form-urlencoded") == 200
-    await rig.settle()
-
-
 def people(rig: Rig) -> None:
     """spengler (the Slack MEMBER) and alex (the Teams member) are members outside finops; egon is in it."""
     rig.workspace.scim_users = [scim_user("spengler@ghostbusters.example.com", user_id="u-spengler"),
@@ -62,14 +51,14 @@ async def test_slack_digest_withholds_the_overview_from_a_member_a_domain_rule_k
     people(rig)
     await rig.start(policy=POLICY)
     await seed_question(rig, "slack", CHANNEL, "T0123ABCDE")
-    await slash(rig, "digest")
+    await rig.command("digest")
     posted = json.dumps(rig.slack.posted(), ensure_ascii=False)
     assert "healthbot digest" in posted and "costs up 79%" not in posted
     assert "touches costs data, which is limited to finops" in posted
     [asked] = rig.workspace.invocation_bodies()  # asked as the person, not as healthbot
     assert asked["inputs"]["params"]["user_id"] == "spengler@ghostbusters.example.com"
 
-    await slash(rig, "digest", user="U0EGON0001")  # a finops member sees it
+    await rig.command("digest", user="U0EGON0001")  # a finops member sees it
     assert "costs up 79%" in json.dumps(rig.slack.posted(), ensure_ascii=False)
 
 
@@ -94,7 +83,7 @@ async def test_a_digest_holds_only_what_happened_in_its_own_channel(rig: Rig) ->
         "private-alert", "slack:C0PRIVATE01", {"ts": "1712340000.000100", "team": "T0123ABCDE"}, "TRIGGERED",
         now - 600, now - 600, now - 60, 1, "", False, {"name": "Payroll export failed"}))
     await seed_question(rig, "slack", "C0PRIVATE01", "T0123ABCDE")
-    await slash(rig, "digest")
+    await rig.command("digest")
     posted = json.dumps(rig.slack.posted(), ensure_ascii=False)
     assert "Payroll export" not in posted and "Quiet" in posted  # nothing of the private channel shows here
     assert rig.workspace.invocation_bodies() == []

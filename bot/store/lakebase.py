@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from bot.workspace import Workspace, describe_error
 
@@ -45,22 +45,12 @@ class Minted:
 class Provisioned:
     """A Lakebase Provisioned instance (HEALTHBOT_LAKEBASE_INSTANCE)."""
 
-    instance: str
-
-    @property
-    def label(self) -> str:
-        return f"instance {self.instance}"
-
-    @property
-    def quoted(self) -> str:
-        return f"instance {self.instance!r}"
-
-    @property
-    def setting(self) -> str:
-        return "HEALTHBOT_LAKEBASE_INSTANCE"
+    name: str
+    kind: ClassVar[str] = "instance"
+    setting: ClassVar[str] = "HEALTHBOT_LAKEBASE_INSTANCE"
 
     def mint(self, client: Any) -> Minted:
-        credential = client.database.generate_database_credential(instance_names=[self.instance],
+        credential = client.database.generate_database_credential(instance_names=[self.name],
                                                                    request_id=str(uuid.uuid4()))
         return Minted(credential.token or "", _rfc3339(credential.expiration_time))
 
@@ -69,29 +59,19 @@ class Provisioned:
 class Autoscaling:
     """A Lakebase Autoscaling endpoint (HEALTHBOT_LAKEBASE_ENDPOINT=projects/…/branches/…/endpoints/…)."""
 
-    endpoint: str
-
-    @property
-    def label(self) -> str:
-        return f"Autoscaling endpoint {self.endpoint}"
-
-    @property
-    def quoted(self) -> str:
-        return f"Autoscaling endpoint {self.endpoint!r}"
-
-    @property
-    def setting(self) -> str:
-        return "HEALTHBOT_LAKEBASE_ENDPOINT"
+    name: str
+    kind: ClassVar[str] = "Autoscaling endpoint"
+    setting: ClassVar[str] = "HEALTHBOT_LAKEBASE_ENDPOINT"
 
     def mint(self, client: Any) -> Minted:
-        credential = client.postgres.generate_database_credential(endpoint=self.endpoint)
+        credential = client.postgres.generate_database_credential(endpoint=self.name)
         expires = credential.expire_time  # a protobuf Timestamp
         return Minted(credential.token or "",
                       expires.seconds + expires.nanos / 1e9 if expires is not None and expires.seconds else None)
 
     def where(self, client: Any) -> tuple[str, str]:
         """(host, user): the endpoint's read-write host and the identity tokens are minted for."""
-        endpoint = client.postgres.get_endpoint(name=self.endpoint)
+        endpoint = client.postgres.get_endpoint(name=self.name)
         hosts = endpoint.status.hosts if endpoint.status is not None else None
         if hosts is None or not hosts.host:
             raise ValueError("the endpoint reports no host yet")
@@ -104,6 +84,7 @@ Lakebase = Provisioned | Autoscaling
 class LakebaseCredentials:
     def __init__(self, *, lakebase: Lakebase, workspace: Workspace, clock: Callable[[], float] = time.time) -> None:
         self.lakebase = lakebase
+        self.label = f"{lakebase.kind} {lakebase.name}"  # "instance healthbot-pg", "Autoscaling endpoint projects/…"
         self.workspace = workspace
         self.clock = clock
         self.token = ""
@@ -133,11 +114,11 @@ class LakebaseCredentials:
         except Exception as exc:
             raise CredentialError(self._explain(exc)) from None
         if not minted.token:
-            raise CredentialError(f"Lakebase {self.lakebase.label}: the workspace returned no token")
+            raise CredentialError(f"Lakebase {self.label}: the workspace returned no token")
         now = self.clock()
         self.token, self.issued_at, self.minted = minted.token, now, self.minted + 1
         self.expires_at = minted.expires_at or now + DEFAULT_LIFETIME_S
-        log.info("minted a Lakebase token for %s, valid %.0f s", self.lakebase.label, self.expires_at - now)
+        log.info("minted a Lakebase token for %s, valid %.0f s", self.label, self.expires_at - now)
 
     async def connect_to(self) -> dict[str, str]:
         """asyncpg's host and user for an Autoscaling endpoint when nothing else names them."""
@@ -146,14 +127,14 @@ class LakebaseCredentials:
         try:
             host, user = await self.workspace.call(self.lakebase.where)
         except Exception as exc:
-            raise CredentialError(f"cannot read where Lakebase {self.lakebase.label} is: {self._detail(exc)}") from None
+            raise CredentialError(f"cannot read where Lakebase {self.label} is: {self._detail(exc)}") from None
         return {"host": host, "user": user}
 
     def _detail(self, exc: Exception) -> str:
         return describe_error(exc) if not isinstance(exc, ValueError) else str(exc)
 
     def _explain(self, exc: Exception) -> str:
-        detail, what = self._detail(exc), self.lakebase.quoted
+        detail, what = self._detail(exc), f"{self.lakebase.kind} {self.lakebase.name!r}"
         if detail.startswith("404"):
             return f"Lakebase {what} does not exist in this workspace ({self.lakebase.setting}): {detail}"
         if detail.startswith(("403", "401")):
@@ -163,9 +144,9 @@ class LakebaseCredentials:
 
     def describe(self) -> str:
         if not self.token:
-            return f"{self.lakebase.label}, no token minted yet"
+            return f"{self.label}, no token minted yet"
         now = self.clock()
-        return (f"{self.lakebase.label}, token age {now - self.issued_at:.0f} s, expires in "
+        return (f"{self.label}, token age {now - self.issued_at:.0f} s, expires in "
                 f"{self.expires_at - now:.0f} s ({self.minted} minted)")
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from agent.base import ChatMessage
 from bot.models import ThreadKey
