@@ -8,11 +8,9 @@ aiohttp session, because the SDK's own client is synchronous (requests) and woul
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -31,6 +29,7 @@ from agent.formats import (
 )
 from agent.endpoint_config import EndpointView, app_name, read_app, read_endpoint
 from agent.served_versions import ServedVersions
+from agent.workspace_http import WorkspaceHTTP
 from agent.streaming import Refused, StreamFailed, StreamReader, read_stream
 
 if TYPE_CHECKING:
@@ -39,7 +38,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FormatSetting = Format | Literal["auto"]
-PEOPLE_KEPT = 256
 STREAMABLE = frozenset({"chat_agent", "responses", "chat_completions"})
 
 
@@ -77,7 +75,6 @@ class ServingClient:
     ) -> None:
         self.endpoint_name = endpoint_name
         self.fmt = fmt
-        self.timeout_s = timeout_s
         self.cold_start_wait_s = cold_start_wait_s
         self.max_retries = max_retries
         self.backoff_base_s = backoff_base_s
@@ -85,84 +82,11 @@ class ServingClient:
         self.poll_interval_s = poll_interval_s
         self.streaming = streaming  # HEALTHBOT_STREAM=auto
         self.stream_idle_s = stream_idle_s
-        self._config_factory = config_factory
-        self._config: Config | None = None
-        self._config_lock = asyncio.Lock()
-        self._people: OrderedDict[str, Config] = OrderedDict()  # HEALTHBOT_IDENTITY=user: one SDK config per token
-        self._session: aiohttp.ClientSession | None = None
+        self.http = WorkspaceHTTP(config_factory, timeout_s)  # auth (the bot's, or a person's) and one pooled session
         self._resolved_format: Format | None = None if fmt == "auto" else fmt
         self.app = app_name(endpoint_name)  # `apps/<name>`: an agent served from a Databricks App
         self._app_url: str | None = None
         self.versions = ServedVersions(self.endpoint_state, default_entity=self.app or "")
-
-    # -- plumbing ---------------------------------------------------------------------------
-
-    async def _auth(self, token: str = "") -> tuple[str, dict[str, str]]:
-        """Host and fresh auth headers; the SDK refreshes OAuth tokens itself (off the loop). With a
-        person's `token`, the headers are theirs (`_person`)."""
-        if token:
-            return await self._person(token)
-        async with self._config_lock:
-            if self._config is None:
-                try:
-                    self._config = await asyncio.to_thread(self._config_factory)
-                except Exception as exc:  # the SDK raises ValueError with its own explanation
-                    raise EngineError(ErrorKind.AUTH, str(exc).splitlines()[0][:300]) from None
-        config = self._config
-        try:
-            headers = await asyncio.to_thread(config.authenticate)
-        except Exception as exc:
-            raise EngineError(ErrorKind.AUTH, str(exc).splitlines()[0][:300]) from None
-        return host_of(config), dict(headers)
-
-    async def _person(self, token: str) -> tuple[str, dict[str, str]]:
-        """A databricks-sdk config holding this person's access token (pinned to bearer auth), built once
-        per token and kept for the most recent PEOPLE_KEPT tokens; the host is the workspace's."""
-        config = self._people.get(token)
-        if config is None:
-            host, _ = await self._auth()
-            try:
-                config = await asyncio.to_thread(databricks_config, host=host, token=token, auth_type="pat")
-            except Exception as exc:
-                raise EngineError(ErrorKind.AUTH, str(exc).splitlines()[0][:300]) from None
-            self._people[token] = config
-            while len(self._people) > PEOPLE_KEPT:
-                self._people.popitem(last=False)
-        self._people.move_to_end(token)
-        return host_of(config), dict(config.authenticate())
-
-    async def warm_up(self) -> None:
-        """Build the SDK config (its import alone takes seconds) before the first question needs it."""
-        try:
-            await self._auth()
-        except EngineError as exc:
-            log.warning("Databricks configuration is not usable yet: %s", exc.detail)
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=32), headers={"User-Agent": "healthbot/0.1"}
-            )
-        return self._session
-
-    async def _call(self, method: str, path: str, body: Any = None, *, token: str = "") -> tuple[int, Any, dict[str, str]]:
-        """One HTTP attempt with the hard per-attempt timeout; returns status, parsed JSON, headers.
-        `path` is under the workspace host, or a whole URL (a Databricks App's)."""
-        host, headers = await self._auth(token)
-        timeout = aiohttp.ClientTimeout(total=self.timeout_s)
-        url = path if path.startswith(("https://", "http://")) else f"{host}{path}"
-        try:
-            async with self._http().request(method, url, json=body, headers=headers, timeout=timeout) as resp:
-                raw = await resp.read()
-                try:
-                    data = json.loads(raw) if raw else None
-                except ValueError:
-                    data = raw[:200].decode("utf-8", "replace")
-                return resp.status, data, dict(resp.headers)
-        except asyncio.TimeoutError:
-            raise EngineError(ErrorKind.TIMEOUT, f"no answer within {self.timeout_s:g} s") from None
-        except aiohttp.ClientError as exc:
-            raise EngineError(ErrorKind.UNAVAILABLE, f"{type(exc).__name__}: {exc}"[:300]) from None
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter on its upper half, so replicas do not retry in step."""
@@ -171,9 +95,18 @@ class ServingClient:
 
     # -- endpoint state ---------------------------------------------------------------------
 
+    @property
+    def timeout_s(self) -> float:
+        """The hard limit of one endpoint attempt (HEALTHBOT_ENDPOINT_TIMEOUT), kept by the HTTP side."""
+        return self.http.timeout_s
+
+    @timeout_s.setter
+    def timeout_s(self, value: float) -> None:
+        self.http.timeout_s = value
+
     async def endpoint_state(self) -> EndpointState:
         path = f"/api/2.0/apps/{self.app}" if self.app else f"/api/2.0/serving-endpoints/{self.endpoint_name}"
-        status, data, _ = await self._call("GET", path)
+        status, data, _ = await self.http.call("GET", path)
         if status != 200 or not isinstance(data, dict):
             raise EngineError(STATUS_KINDS.get(status, ErrorKind.UNAVAILABLE), error_detail(status, data))
         if self.app:
@@ -222,7 +155,7 @@ class ServingClient:
         tries = _Tries()
         while True:
             try:
-                status, data, headers = await self._call("POST", await self._invocations(), body, token=request.token)
+                status, data, headers = await self.http.call("POST", await self._invocations(), body, token=request.token)
             except EngineError as exc:
                 await self._after_unavailable(exc, tries)
                 continue
@@ -248,10 +181,10 @@ class ServingClient:
         while True:
             reader = StreamReader()
             url = await self._invocations()
-            host, headers = await self._auth(request.token)
+            host, headers = await self.http.auth(request.token)
             timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout_s)
             try:
-                async with self._http().post(url if self.app else f"{host}{url}", json=body, timeout=timeout,
+                async with self.http.session().post(url if self.app else f"{host}{url}", json=body, timeout=timeout,
                                              headers={**headers, "Accept": "text/event-stream"}) as resp:
                     served = resp.headers
                     async for chunk in read_stream(resp, reader, first_s=self.timeout_s, idle_s=self.stream_idle_s):
@@ -326,13 +259,11 @@ class ServingClient:
         except EngineError:
             return False
 
+    async def warm_up(self) -> None:
+        await self.http.warm_up()
+
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-
-
-def host_of(config: Config) -> str:
-    return (config.host or "").rstrip("/")
+        await self.http.close()
 
 
 @dataclass(slots=True)

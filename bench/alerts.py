@@ -45,7 +45,7 @@ def child(kind: str, port: int, slack_url: str, schema: str | None) -> None:
                            "HEALTHBOT_ALERT_PACE_SECONDS": "0"})
         from bench.handler import InstantEngine
         from bot.config import load_settings
-        from bot.server import create_app
+        from adapters.host.server import create_app
         from bot.store import SqliteStore
         from bot.store.postgres import PostgresStore
 

@@ -54,13 +54,13 @@ async def serving_auth(rounds: int) -> tuple[float, float]:
     await fake.start()
     client = ServingClient(endpoint_name="bench", config_factory=lambda: databricks_config(host=fake.url, token="bot"))
     try:
-        await client._auth()
-        await client._auth("person-token")
+        await client.http.auth()
+        await client.http.auth("person-token")
         figures = []
         for token in ("", "person-token"):
             started = time.perf_counter()
             for _ in range(rounds):
-                await client._auth(token)
+                await client.http.auth(token)
             figures.append((time.perf_counter() - started) / rounds)
         return figures[0], figures[1]
     finally:

@@ -59,7 +59,7 @@ def child(kind: str, port: int, slack_url: str, answer_delay: float) -> None:
     else:
         from bench.handler import InstantEngine
         from bot.config import load_settings
-        from bot.server import create_app
+        from adapters.host.server import create_app
         from bot.store import SqliteStore
 
         class SlowEngine(InstantEngine):

@@ -74,7 +74,7 @@ def child(kind: str, port: int, host: str, slack_url: str) -> None:
     if kind == "slack":
         os.environ.update({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": slack_url})
     from bot.config import load_settings
-    from bot.server import create_app
+    from adapters.host.server import create_app
 
     web.run_app(create_app(load_settings()), host="127.0.0.1", port=port, print=None, access_log=None)
 

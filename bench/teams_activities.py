@@ -64,7 +64,7 @@ def child(kind: str, port: int) -> None:
     else:
         from bench.handler import InstantEngine
         from bot.config import load_settings
-        from bot.server import create_app
+        from adapters.host.server import create_app
         from bot.store import SqliteStore
 
         app = create_app(load_settings(), store=SqliteStore(Path(tempfile.mkdtemp()) / "bench.db"), engine=InstantEngine())

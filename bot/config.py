@@ -21,6 +21,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot import settings_rules
+from bot.deploy.thresholds import load_thresholds
 from bot.targets import ChannelTarget, parse_targets
 
 CommaList = Annotated[list[str], NoDecode]
@@ -157,18 +159,15 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _digest_schedule_parses(self) -> Settings:
-        from bot.alerts.digest_schedule import Schedule
-
-        if self.digest:
-            Schedule.parse(self.digest, self.digest_tz)  # a bad schedule or zone fails at start
+    def _consistent(self) -> Settings:
+        """The rules across variables (bot/settings_rules.py), each naming what to set."""
+        for rule in settings_rules.RULES:
+            rule(self)
         return self
 
     @field_validator("eval_thresholds")
     @classmethod
     def _thresholds_parse(cls, value: str | None) -> str | None:
-        from bot.deploy.checklist import load_thresholds
-
         load_thresholds(value)  # a bad file fails at start
         return value
 
@@ -187,39 +186,6 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown source {', '.join(unknown)}; use a comma list of sql_alerts, jobs")
         return value
 
-    @model_validator(mode="after")
-    def _databricks_features_need_a_workspace(self) -> Settings:
-        if self.alert_pull and not self.workspace_configured:
-            raise ValueError("HEALTHBOT_ALERT_PULL needs a workspace: set DATABRICKS_HOST (a Databricks App sets it)")
-        if self.lakebase_instance and self.lakebase_endpoint:
-            raise ValueError("set one Lakebase: HEALTHBOT_LAKEBASE_INSTANCE (Provisioned) or HEALTHBOT_LAKEBASE_ENDPOINT "
-                             "(Autoscaling: projects/…/branches/…/endpoints/…), not both")
-        if self.lakebase_instance or self.lakebase_endpoint:
-            name = "HEALTHBOT_LAKEBASE_INSTANCE" if self.lakebase_instance else "HEALTHBOT_LAKEBASE_ENDPOINT"
-            if not self.workspace_configured:
-                raise ValueError(f"{name} needs a workspace to mint database credentials: "
-                                 "set DATABRICKS_HOST (a Databricks App sets it)")
-            if not self.database_url.startswith(("postgresql://", "postgres://")):
-                raise ValueError(f"{name} needs a postgresql:// HEALTHBOT_DATABASE_URL or the PGHOST "
-                                 "and PGUSER variables of a Databricks App database resource")
-            if urlsplit(self.database_url).password:
-                raise ValueError(f"{name} mints the database password: remove it from HEALTHBOT_DATABASE_URL")
-        return self
-
-    @model_validator(mode="after")
-    def _teams_tenants_are_bounded(self) -> Settings:
-        """A bot that accepts any Microsoft 365 tenant is open to anyone who sideloads its id: refused."""
-        if not self.microsoft_app_id:
-            return self
-        if self.microsoft_app_type == "MultiTenant" and not self.teams_tenant_ids:
-            raise ValueError("MICROSOFT_APP_TYPE=MultiTenant accepts every Microsoft 365 tenant: list the accepted ones "
-                             "in HEALTHBOT_TEAMS_TENANT_IDS, or use MICROSOFT_APP_TYPE=SingleTenant with "
-                             "MICROSOFT_APP_TENANT_ID (the default)")
-        if self.microsoft_app_type != "MultiTenant" and not self.microsoft_app_tenant_id:
-            raise ValueError(f"MICROSOFT_APP_TYPE={self.microsoft_app_type} needs MICROSOFT_APP_TENANT_ID (the bot's home "
-                             "tenant, the only one it accepts)")
-        return self
-
     @property
     def teams_tenants(self) -> list[str]:
         """The tenants whose conversations Teams activities may come from; [] = not checked (emulator
@@ -237,15 +203,6 @@ class Settings(BaseSettings):
             raise ValueError("a Slack app-level token starts with xapp-")
         return value
 
-    @model_validator(mode="after")
-    def _slack_transport(self) -> Settings:
-        if self.slack_bot_token is not None and self.slack_signing_secret is None and self.slack_app_token is None:
-            raise ValueError(
-                "SLACK_BOT_TOKEN is set but Slack cannot reach healthbot: set SLACK_SIGNING_SECRET (HTTP mode) "
-                "or SLACK_APP_TOKEN (Socket Mode)"
-            )
-        return self
-
     @field_validator("mlflow_tracking_uri")
     @classmethod
     def _mlflow_installed(cls, value: str | None) -> str | None:
@@ -254,38 +211,6 @@ class Settings(BaseSettings):
         if value and importlib.util.find_spec("mlflow") is None:
             raise ValueError("tracing needs mlflow: pip install 'healthbot[tracing]' (or unset MLFLOW_TRACKING_URI)")
         return value
-
-    @model_validator(mode="after")
-    def _routes_parse(self) -> Settings:
-        from bot.alerts.routes import load_router
-
-        load_router(self.alert_routes, parse_targets(self.alert_channels))  # a bad file fails at start
-        return self
-
-    @model_validator(mode="after")
-    def _policy_parses(self) -> Settings:
-        from bot.access.policy import load_policy
-
-        policy = load_policy(self.access_policy)  # a bad file fails at start, naming its line
-        if policy is not None and policy.needs_identity and not self.workspace_configured:
-            raise ValueError("HEALTHBOT_ACCESS_POLICY checks people in Databricks: set DATABRICKS_HOST (and "
-                             "credentials) so healthbot can read users and groups")
-        return self
-
-    @model_validator(mode="after")
-    def _user_identity_is_complete(self) -> Settings:
-        """`HEALTHBOT_IDENTITY=user` cannot start half-configured: every missing piece, named."""
-        if self.identity != "user":
-            return self
-        from bot.identity.vault import Sealer
-
-        missing = [name for name, value in (("DATABRICKS_HOST", self.databricks_host),
-                                            ("HEALTHBOT_OAUTH_CLIENT_ID", self.oauth_client_id),
-                                            ("HEALTHBOT_PUBLIC_URL", self.public_url)) if not value]
-        if missing:
-            raise ValueError(f"HEALTHBOT_IDENTITY=user needs {', '.join(missing)}")
-        Sealer.from_setting(self.token_keys)  # raises naming the problem
-        return self
 
     @property
     def token_keys(self) -> str:

@@ -8,21 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from agent.base import AgentRequest, Answer, ChatMessage, Engine, ProgressCallback
 from agent.errors import EngineError, ErrorKind
 from bot.access import AccessGate, Refusal
 from bot.cache import TTLCache
-from bot.config import Settings
 from bot.failures import describe_error
+from bot.handler_options import HandlerOptions, new_request_id
 from bot.identity.service import Identities, SignInUnavailable, user_key
 from bot.models import Incoming, Membership, Reply, ThreadKey
+from bot.ports import StreamSink
 from bot.quick import quick_question
 from bot.ratelimit import RateLimiter
 from bot.store import RequestLogRow, Store
@@ -36,51 +34,6 @@ RETRY_WORDS = frozenset({"retry", "try again"})
 NOT_CONNECTED = Refusal("not_connected", "healthbot asks the Health Monitor as you, with your own Databricks permissions. "
                                          "Connect your Databricks account once (the link is yours alone and works for "
                                          "10 minutes); your question is answered right after.")
-
-
-@dataclass(frozen=True, slots=True)
-class HandlerOptions:
-    history_limit: int = 20
-    max_concurrency: int = 10
-    user_rate_per_min: int = 30
-    global_rate_per_min: int = 1000
-    cache_ttl_s: float = 300.0
-    cache_size: int = 100
-    dm_idle_s: float = 30 * 60.0
-    endpoint_name: str = "health_monitor_orchestrator"
-    endpoint_timeout_s: float = 60.0
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> HandlerOptions:
-        return cls(
-            history_limit=settings.history_limit,
-            max_concurrency=settings.max_concurrency,
-            user_rate_per_min=settings.user_rate_per_min,
-            global_rate_per_min=settings.global_rate_per_min,
-            cache_ttl_s=settings.cache_ttl_s,
-            cache_size=settings.cache_size,
-            dm_idle_s=settings.dm_idle_minutes * 60.0,
-            endpoint_name=settings.endpoint_name,
-            endpoint_timeout_s=settings.endpoint_timeout_s,
-        )
-
-
-def new_request_id() -> str:
-    """A UUIDv7 (time-ordered) in hex: request-log inserts append to the index instead of
-    landing at random pages, and ids sort by time when someone greps logs for them."""
-    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
-    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
-    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
-    return uuid.UUID(int=value).hex
-
-
-class StreamSink(Protocol):
-    """Where an adapter shows a streamed answer as it comes (a growing Slack message, a Teams stream,
-    the terminal). Errors showing it are the adapter's to absorb: the answer is delivered at the end."""
-
-    async def stage(self, words: str) -> None: ...
-
-    async def text(self, delta: str) -> None: ...
 
 
 Observer = Callable[[RequestLogRow], None]
@@ -296,6 +249,11 @@ class ConversationHandler:
         await asyncio.to_thread(self.tracer.close)
         await self.engine.close()
         await self.store.close()
+
+    async def takes_part_in(self, key: ThreadKey) -> bool:
+        """Whether healthbot is part of this thread's conversation (it has a session there): the one rule
+        for a reply in a thread that does not mention healthbot — answered if so, ignored if not."""
+        return await self.store.has_session(key)
 
     async def new_session(self, key: ThreadKey) -> str:
         """Start over in this place (`/new`, `/healthbot new`, "new" in Teams personal chat)."""

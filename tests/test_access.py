@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 
 from bot.config import ConfigError, load_settings
-from bot.server import SLACK, TEAMS, create_app
+from adapters.host.server import SLACK, TEAMS, create_app
 from bot.ops.stats import collect
 from bot.store import SqliteStore
 from tests.conftest import make_client
@@ -332,7 +332,7 @@ async def test_a_policy_with_a_mistake_stops_start_up_naming_its_line(rig: Rig, 
 
 
 async def test_doctor_prints_the_policy_and_checks_its_groups(rig: Rig) -> None:
-    from bot.ops.doctor import FAIL, OK, run_doctor
+    from adapters.host.doctor import FAIL, OK, run_doctor
 
     rig.workspace.scim_groups = [scim_group("platform-admins")]
     await rig.start(policy="require_databricks_user: true\ndomains: {security: [platform-admins], costs: [finops]}\n")

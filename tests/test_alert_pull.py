@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from bot.alerts.pull import AlertPuller
-from bot.alerts.wiring import PULLER
+from adapters.host.alert_wiring import PULLER
 from bot.background import BackgroundLoop
 from bot.text import inert
 from tests.conftest import POSTGRES_DSN, postgres_schema
@@ -336,7 +336,7 @@ async def test_a_poll_killed_midway_resumes_without_loss_or_repeat(pull: PullRig
 
 async def test_doctor_names_a_missing_permission_and_the_lakebase_token(monkeypatch: pytest.MonkeyPatch,
                                                                         pg_schema: str) -> None:
-    from bot.ops.doctor import FAIL, OK, exit_code, run_doctor
+    from adapters.host.doctor import FAIL, OK, exit_code, run_doctor
     from bot.config import load_settings
 
     workspace = FakeWorkspace()

@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 
 from bot.config import ConfigError, load_settings
-from bot.server import ALERTS, SLACK, create_app
+from adapters.host.server import ALERTS, SLACK, create_app
 from bot.store import SqliteStore
 from bot.store.postgres import PostgresStore
 from tests.conftest import POSTGRES_DSN, make_client, postgres_schema

@@ -21,7 +21,7 @@ import pytest
 from aiohttp import web
 
 from bot.config import load_settings
-from bot.server import ALERTS, SLACK, TEAMS, create_app
+from adapters.host.server import ALERTS, SLACK, TEAMS, create_app
 from bot.store import SqliteStore
 from tests.conftest import make_client
 from tests.fakes.base import serve

@@ -119,7 +119,7 @@ async def test_healthbot_ask_writes_the_chart_to_a_file(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABRICKS_", "SLACK_", "HEALTHBOT_"))}
     env.update(HEALTHBOT_DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}", HEALTHBOT_DEMO_DATA_DIR=str(tmp_path / "demo"),
                HEALTHBOT_DEMO_PACE="0", PYTHONPATH=str(ROOT), TMPDIR=str(tmp_path))
-    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot.cli", "ask", "why did costs spike yesterday?",
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "adapters.host.cli", "ask", "why did costs spike yesterday?",
                                                    cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE,
                                                    stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(process.communicate(), 120)

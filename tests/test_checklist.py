@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 
 from bot.config import load_settings
-from bot.deploy.checklist import exit_code, load_thresholds, run_checklist
+from adapters.host.checklist_command import run_checklist
+from bot.deploy.checklist import exit_code
+from bot.deploy.thresholds import load_thresholds
 from tests.fakes.deployments import FakeDeployWorkspace, served_entity
 from tests.fakes.serving import Scripted, fixture
 from tests.fakes.workspace import alert_v2
@@ -131,14 +133,14 @@ def test_thresholds_file_errors_name_the_problem(tmp_path: Path) -> None:
 async def test_the_command_prints_json_and_exits_1_on_a_failure(workspace: FakeDeployWorkspace, tmp_path: Path) -> None:
     workspace.endpoint.pop("ai_gateway")
     env = {**os.environ, **environment(workspace, tmp_path), "PYTHONPATH": str(ROOT)}
-    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot.cli", "checklist", "--json", env=env,
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "adapters.host.cli", "checklist", "--json", env=env,
                                                    cwd=tmp_path, stdout=asyncio.subprocess.PIPE,
                                                    stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 1, err.decode()
     items = json.loads(out)["items"]
     assert items["inference_tables"]["status"] == "fail" and items["endpoint_ready"]["status"] == "pass"
-    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot.cli", "checklist", env=env, cwd=tmp_path,
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "adapters.host.cli", "checklist", env=env, cwd=tmp_path,
                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, _ = await asyncio.wait_for(process.communicate(), 60)
     assert out.decode().splitlines()[0].startswith("✓ endpoint_ready: health_monitor_orchestrator READY")

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from bot.alerts.digest import build_digest, digest_alert
-from bot.alerts.digest_schedule import Schedule
-from bot.server import HANDLER, SLACK, STORE
+from bot.alerts.schedule import Schedule
+from adapters.host.server import HANDLER, SLACK, STORE
 from tests.fakes.serving import FakeServing
 from tests.test_alert_care import CareRig, care_rig
 from tests.test_alerts import PLATFORM, generic
@@ -121,7 +121,7 @@ async def test_digest_preview_runs_offline(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABRICKS_", "SLACK_", "HEALTHBOT_"))}
     env.update(HEALTHBOT_DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}", HEALTHBOT_DEMO_DATA_DIR=str(tmp_path / "demo"),
                HEALTHBOT_DEMO_PACE="0", PYTHONPATH=str(ROOT))
-    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot.cli", "digest", "--preview", cwd=tmp_path,
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "adapters.host.cli", "digest", "--preview", cwd=tmp_path,
                                                    env=env, stdout=asyncio.subprocess.PIPE,
                                                    stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(process.communicate(), 120)

@@ -16,7 +16,7 @@ from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryInt
 from agent.errors import ErrorKind
 from bot.handler import ConversationHandler, HandlerOptions
 from bot.models import Incoming, Membership, Platform, ThreadKey
-from bot.server import ALERTS, SLACK
+from adapters.host.server import ALERTS, SLACK
 from bot.store.postgres import PostgresStore
 from tests.conftest import POSTGRES_DSN, make_client
 from tests.fakes.serving import FakeServing

@@ -142,7 +142,7 @@ def test_user_mode_does_not_start_half_configured(monkeypatch: pytest.MonkeyPatc
 
 
 async def test_doctor_checks_the_oauth_app(workspace: FakeIdentityWorkspace, monkeypatch: pytest.MonkeyPatch) -> None:
-    from bot.ops.doctor import run_doctor
+    from adapters.host.doctor import run_doctor
 
     for name, value in {**user_mode(workspace), "HEALTHBOT_OAUTH_SCOPES": "all-apis"}.items():
         monkeypatch.setenv(name, value)

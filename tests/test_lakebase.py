@@ -13,7 +13,7 @@ import pytest
 
 from agent.databricks_config import databricks_config
 from bot.config import ConfigError, load_settings
-from bot.server import create_app
+from adapters.host.server import create_app
 from bot.store import open_store_for
 from bot.store.lakebase import CredentialError, LakebaseCredentials, Provisioned
 from bot.store.postgres import PostgresStore

@@ -286,7 +286,7 @@ async def workspace_in_front(agent_servers: dict[str, str]) -> AsyncIterator[dic
 
 async def ask(env: dict[str, str], endpoint: str, question: str, tmp_path: Path) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.cli", "ask", question, cwd=tmp_path,
+        sys.executable, "-m", "adapters.host.cli", "ask", question, cwd=tmp_path,
         env={**os.environ, **env, "HEALTHBOT_ENDPOINT_NAME": endpoint, "HEALTHBOT_BACKEND": "serving",
              "HEALTHBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}", "PYTHONPATH": str(ROOT),
              "MLFLOW_TRACKING_URI": ""},
@@ -325,7 +325,7 @@ async def test_healthbot_ask_an_agent_on_a_databricks_app(agent_servers: dict[st
         env = {"DATABRICKS_HOST": workspace.url, "DATABRICKS_TOKEN": workspace.token}
         code, out, err = await ask(env, f"apps/{app['name']}", "why did costs spike?", tmp_path)
         stats = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot.cli", "stats", "--json", cwd=tmp_path, stdout=asyncio.subprocess.PIPE,
+            sys.executable, "-m", "adapters.host.cli", "stats", "--json", cwd=tmp_path, stdout=asyncio.subprocess.PIPE,
             env={**os.environ, **env, "HEALTHBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
                  "PYTHONPATH": str(ROOT)})
         figures = json.loads((await stats.communicate())[0])

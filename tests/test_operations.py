@@ -18,10 +18,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.config import load_settings
-from bot.ops.doctor import exit_code, run_doctor
+from adapters.host.doctor import exit_code, run_doctor
 from bot.ops.logs import JsonFormatter, RedactingFilter
 from bot.ops.selfmon import SelfMonitor
-from bot.server import ALERTS, HEALTH, SLACK
+from adapters.host.server import ALERTS, HEALTH, SLACK
 from bot.ops.stats import compute, percentile
 from bot.store import RequestLogRow, SqliteStore
 from tests.fakes.serving import FakeServing, Scripted

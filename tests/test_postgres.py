@@ -15,7 +15,7 @@ from agent.errors import ErrorKind
 from bot.config import load_settings
 from bot.handler import ConversationHandler
 from bot.models import Incoming, Membership, Platform, ThreadKey
-from bot.server import create_app
+from adapters.host.server import create_app
 from bot.store import RequestLogRow, open_store
 from bot.store.postgres import PostgresStore
 from tests.conftest import POSTGRES_DSN, make_client

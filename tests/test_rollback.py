@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bot.server import STORE
+from adapters.host.server import STORE
 from bot.store.deploys import SENDING, Rollback
 from tests.fakes.connector import FakeConnector
 from tests.fakes.deployments import FakeDeployWorkspace, served_entity

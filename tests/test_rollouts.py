@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from bot.deploy.watcher import DeployWatcher
-from bot.deploy.wiring import WATCHER
-from bot.server import STORE
+from adapters.host.deploy_wiring import WATCHER
+from adapters.host.server import STORE
 from bot.store import RequestLogRow
 from tests.conftest import postgres_schema
 from tests.fakes.connector import FakeConnector

@@ -11,7 +11,7 @@ import pytest
 
 from agent.base import AgentRequest, ChatMessage
 from bot.ops.stats import collect
-from bot.server import STORE
+from adapters.host.server import STORE
 from tests.conftest import make_client
 from tests.fakes.connector import FakeConnector
 from tests.fakes.deployments import FakeDeployWorkspace, routes, served_entity

@@ -8,7 +8,7 @@ import aiohttp
 
 from agent.demo import DemoEngine
 from bot.config import load_settings
-from bot.server import create_app
+from adapters.host.server import create_app
 from bot.store import SqliteStore
 from tests.conftest import make_client
 from tests.fakes.base import serve

@@ -163,7 +163,7 @@ async def test_unreachable_host_is_unavailable_after_retries() -> None:
     await fake.start()
     await fake.stop()  # the port is now closed
     client = make_client(fake, max_retries=1)
-    client._config = fixture_config(fake.url)
+    client.http._config = fixture_config(fake.url)
     with pytest.raises(EngineError) as caught:
         await client.answer(REQUEST)
     await client.close()

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from adapters.slack import translate as t
 from bot.config import load_settings
-from bot.server import SLACK, create_app
+from adapters.host.server import SLACK, create_app
 from bot.store import SqliteStore
 from tests.conftest import make_client
 from tests.fakes.base import serve

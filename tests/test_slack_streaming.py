@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from bot.config import load_settings
-from bot.server import create_app
+from adapters.host.server import create_app
 from bot.store import SqliteStore
 from bot.text import safe_prefix
 from tests.conftest import make_client

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from bot.config import load_settings
-from bot.server import TEAMS, create_app
+from adapters.host.server import TEAMS, create_app
 from bot.store import SqliteStore
 from tests.conftest import make_client
 from tests.fakes.base import serve
@@ -62,8 +62,8 @@ async def start_rig(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, serving: Fa
     await connector.start()
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr("adapters.teams.app.TYPING_EVERY_S", 0.2)
-    monkeypatch.setattr("adapters.teams.app.TYPING_AFTER_S", 0.2)
+    monkeypatch.setattr("adapters.teams.answering.TYPING_EVERY_S", 0.2)
+    monkeypatch.setattr("adapters.teams.answering.TYPING_AFTER_S", 0.2)
     app = create_app(load_settings(), store=SqliteStore(tmp_path / "bot.db"), engine=make_client(serving))
     runner, url = await serve(app)
     return TeamsRig(connector, serving, url, app), runner

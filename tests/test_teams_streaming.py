@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bot.config import load_settings
-from bot.server import create_app
+from adapters.host.server import create_app
 from bot.store import SqliteStore
 from tests.conftest import make_client
 from tests.fakes.base import serve
@@ -26,7 +26,7 @@ from tests.test_teams import TeamsRig
 async def rig(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake_serving: FakeServing) -> AsyncIterator[TeamsRig]:
     connector = FakeConnector()
     await connector.start()
-    monkeypatch.setattr("adapters.teams.app.TYPING_AFTER_S", 0.2)
+    monkeypatch.setattr("adapters.teams.answering.TYPING_AFTER_S", 0.2)
     fake_serving.default = Scripted(events=chat_agent_events(PIECES), gap_s=0.3)
     app = create_app(load_settings(), store=SqliteStore(tmp_path / "bot.db"),
                      engine=make_client(fake_serving, fmt="chat_agent"))

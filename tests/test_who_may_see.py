@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.server import STORE
+from adapters.host.server import STORE
 from bot.store import RequestLogRow
 from bot.store.base import AlertThread
 from tests.fakes.connector import fixture as teams_fixture

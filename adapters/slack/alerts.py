@@ -21,7 +21,7 @@ from bot.models import Incoming, Platform, Reply, ThreadKey
 from bot.text import inert
 
 if TYPE_CHECKING:
-    from adapters.slack.app import SlackBot
+    from adapters.slack.app import SlackChannel
 
 METADATA_EVENT = "healthbot_alert"  # Slack message metadata on alert roots: finds a root after a crash
 
@@ -49,12 +49,12 @@ def alert_blocks(view: AlertView) -> tuple[str, list[dict[str, Any]]]:
         fields.append(plain(f"Value: {alert.value or '?'} {alert.operator or 'vs'} {alert.threshold or '?'}"))
     if alert.domain:
         fields.append(plain(f"Domain: {alert.domain}"))
-    if alert.source.value == "deployment":
+    if alert.rollout:
         fields.append(plain(f"Since {view.first_seen:%Y-%m-%d %H:%M} UTC"))
     else:
         fields.append(plain(f"Seen {view.count}×, last {view.last_seen:%Y-%m-%d %H:%M} UTC"))
     if view.resolved_after_s is not None:
-        took = "Took" if alert.source.value == "deployment" else "Resolved after"
+        took = "Took" if alert.rollout else "Resolved after"
         fields.append(plain(f"{took} {max(1, round(view.resolved_after_s / 60))} min"))
     if view.acknowledged_by:
         fields.append(plain(f"Acknowledged by {view.acknowledged_by}"))
@@ -77,12 +77,12 @@ def alert_blocks(view: AlertView) -> tuple[str, list[dict[str, Any]]]:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": "  ·  ".join(links)}]})
     value = json.dumps({"key": alert.key})
     buttons = []
-    if alert.source.value not in ("healthbot", "deployment"):
+    if alert.investigable:
         buttons += [
             {"type": "button", "action_id": INVESTIGATE, "text": plain("Investigate"), "value": value, "style": "primary"},
             {"type": "button", "action_id": ACKNOWLEDGE, "text": plain("Acknowledge"), "value": value},
         ]
-    if alert.source.value != "deployment" and not alert.clear:
+    if alert.snoozable_now:
         buttons += [{"type": "button", "action_id": f"{SNOOZE}_{choice}", "text": plain(f"Snooze {label}"),
                      "value": value} for choice, label in SNOOZE_LABELS.items()]
     if buttons:
@@ -103,7 +103,7 @@ def note_blocks(note: Note) -> tuple[str, list[dict[str, Any]]]:
 class SlackAlertSink:
     platform = Platform.SLACK
 
-    def __init__(self, bot: SlackBot) -> None:
+    def __init__(self, bot: SlackChannel) -> None:
         self.bot = bot
         self._team: str | None = None
 

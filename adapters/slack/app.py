@@ -34,10 +34,9 @@ from adapters.slack.client import (
     configure_web_client,
     describe,
     error_code,
-    is_transient,
     post_messages,
-    upload_charts,
 )
+from adapters.slack.answering import SlackAnswering
 from adapters.slack.assistant import SlackAssistant
 from adapters.slack.buttons import SlackButtons
 from adapters.slack.commands import SlackCommands
@@ -45,15 +44,12 @@ from adapters.slack.connect import SlackConnect
 from adapters.slack.deploys import SlackDeploys
 from adapters.slack.home import SlackHome
 from adapters.slack.progress import Placeholder
-from adapters.slack.stream import SlackStream
 from adapters.slack.validate import checked_body
 from bot.background import SHUTDOWN_GRACE_S, TaskSet, logged
-from bot.config import Settings
-from bot.handler import ConversationHandler
+from bot.core import Core
 from bot.ops.health import Check
 from bot.inbound import BadInput, decode, refusals
 from bot.models import Incoming, Membership, Platform
-from bot.targets import ChannelTarget
 
 if TYPE_CHECKING:
     from adapters.slack.alerts import SlackAlertSink
@@ -62,28 +58,25 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_INTERNAL = ("Sorry, healthbot hit an internal error answering this. The operators have the details in the "
-             "logs; please try again in a moment.")
-INTERNAL_ERROR = (_INTERNAL, [{"type": "section", "text": {"type": "mrkdwn", "text": f":warning: {_INTERNAL}"}}])
-_RESTARTING = "healthbot restarted before it could answer this. Please ask again in a moment."
-RESTARTING = (_RESTARTING, [{"type": "section", "text": {"type": "mrkdwn", "text": f":hourglass: {_RESTARTING}"}}])
 SOCKET_PING_INTERVAL_S = 10.0  # slack_sdk's default; also its pause between connection attempts
 ROUTE = "POST /slack/events"
 
 
-class SlackBot:
-    def __init__(self, *, settings: Settings, handler: ConversationHandler) -> None:
+class SlackChannel:
+    platform = Platform.SLACK
+
+    def __init__(self, core: Core) -> None:
+        settings = core.settings
         assert settings.slack_bot_token is not None
+        self.core = core
         self.settings = settings
-        self.handler = handler
+        self.handler = core.handler
         self.allowed_teams = set(settings.slack_team_ids)
         token = settings.slack_bot_token.get_secret_value()
         self._secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
         self._verifier = SignatureVerifier(self._secret) if self._secret else None
         self._http: aiohttp.ClientSession | None = None
         self._tasks = TaskSet(what="Slack work in the background", expected=EXPECTED, describe=describe)
-        self.dispatcher: AlertDispatcher | None = None  # set when alerts are wired (bot.server)
-        self.deploys: DeployActions | None = None  # rollback and the checklist, with a workspace (bot.deploy.wiring)
         self._socket: AsyncSocketModeHandler | None = None
         self._socket_task: asyncio.Task[None] | None = None
         # Signatures are checked in `events` (401 before any parsing), so Bolt's own check is off.
@@ -98,9 +91,19 @@ class SlackBot:
         self.assistant = SlackAssistant(self)
         self.home = SlackHome(self)
         self.connect = SlackConnect(self)
+        self.answering = SlackAnswering(self)
         self._register()
 
     # -- wiring -----------------------------------------------------------------------------
+
+    @property
+    def dispatcher(self) -> AlertDispatcher | None:
+        """The core's outbox (None until the server wires alerts)."""
+        return self.core.outbox
+
+    @property
+    def deploys(self) -> DeployActions | None:
+        return self.core.deploys
 
     async def health(self) -> Check:
         """auth.test: the token is valid and the workspace reachable."""
@@ -116,7 +119,7 @@ class SlackBot:
         self.workspace_url = str(response.get("url") or "")
         return Check(True, f"Slack workspace {response.get('team')} as {response.get('user')}")
 
-    def alert_sink(self) -> SlackAlertSink:
+    def poster(self) -> SlackAlertSink:
         from adapters.slack.alerts import SlackAlertSink
 
         return SlackAlertSink(self)
@@ -224,54 +227,14 @@ class SlackBot:
         message = t.event_to_incoming(body, event, context.get("bot_user_id"))
         if message is None:
             return
-        if message.is_thread_followup and not message.is_dm and not await self.handler.store.has_session(message.key):
+        if message.is_thread_followup and not message.is_dm and not await self.handler.takes_part_in(message.key):
             return  # a thread healthbot is not part of
         await self.answer(message, channel=message.key.channel, thread_ts=message.key.thread)
 
     async def answer(self, message: Incoming, *, channel: str, thread_ts: str, replace_ts: str | None = None,
                      placeholder: Placeholder | None = None) -> None:
-        """Ask the handler and post the answer in the thread, with progress while it works (a placeholder
-        message, or in the agent view Slack's status line). An answer Slack will not take now (an outage
-        past slack_sdk's retries) goes to the durable outbox."""
-        message = await self.identify(message)
-        if placeholder is None:
-            placeholder = Placeholder(self.client, channel=channel, thread_ts=thread_ts or None, existing_ts=replace_ts)
-        placeholder.start()
-        stream = SlackStream(self.client, placeholder, channel=channel, thread_ts=thread_ts or None,
-                             recipient_user=message.user_id, recipient_team=message.org or message.key.workspace)
-        try:
-            reply = await self.handler.handle(message, on_progress=placeholder.show, sink=stream)
-        except asyncio.CancelledError:  # shutting down: say so rather than leave the question hanging
-            shown = stream.ts or await placeholder.finish()
-            await asyncio.wait_for(self.post(channel, thread_ts or None, [RESTARTING], replace_ts=shown), 2.0)
-            raise
-        except Exception:  # a bug: say so in the thread, never a stack trace
-            log.exception("answering in Slack channel %s failed", channel)
-            shown = stream.ts or await placeholder.finish()
-            await self.post(channel, thread_ts or None, [INTERNAL_ERROR], replace_ts=shown)
-            return
-        if reply is None:
-            await placeholder.finish()
-            return  # already answered (Slack retry, or app_mention + message for one post)
-        if reply.connect:  # HEALTHBOT_IDENTITY=user: the link goes to the asker alone, nothing in the thread
-            await placeholder.abandon()
-            await self.connect.prompt(message, reply, channel=channel, thread_ts=thread_ts)
-            return
-        ts: str | None = stream.ts
-        if reply.charts:  # uploaded after the answer, in the same thread: a chart never costs the message
-            self.spawn(upload_charts(self.client, channel, thread_ts or None, reply.charts, what=reply.request_id))
-        try:
-            if await stream.finish(reply):
-                return
-            ts = await placeholder.finish()
-            await self.post(channel, thread_ts or None, t.reply_messages(reply), replace_ts=ts)
-        except Exception as exc:
-            if not is_transient(exc) or self.dispatcher is None:
-                raise
-            log.warning("Slack would not take the answer to %s now (%s): queued for delivery", reply.request_id,
-                        describe(exc)[:100])
-            await self.dispatcher.enqueue_answer(ChannelTarget(Platform.SLACK, channel),
-                                                 {"thread_ts": thread_ts, "replace_ts": ts}, reply)
+        await self.answering.answer(message, channel=channel, thread_ts=thread_ts, replace_ts=replace_ts,
+                                    placeholder=placeholder)
 
     async def identify(self, message: Incoming) -> Incoming:
         """Who asked (users.info, cached): the email the endpoint is told, and how they belong to this

@@ -32,7 +32,7 @@ from bot.text import sentence
 from bot.store import Store
 
 if TYPE_CHECKING:
-    from adapters.slack.app import SlackBot
+    from adapters.slack.app import SlackChannel
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class _AgentViewOnly(AsyncAssistant):
 class SlackAssistant:
     """The listeners bolt's Assistant middleware calls for healthbot."""
 
-    def __init__(self, bot: SlackBot) -> None:
+    def __init__(self, bot: SlackChannel) -> None:
         self.bot = bot
         self.contexts = AssistantContexts(bot.handler.store)
         self.middleware = _AgentViewOnly(thread_context_store=self.contexts, logger=log)

@@ -19,11 +19,11 @@ from bot.quick import QUICK_QUESTIONS
 from bot.targets import ChannelTarget
 
 if TYPE_CHECKING:
-    from adapters.slack.app import SlackBot
+    from adapters.slack.app import SlackChannel
 
 
 class SlackButtons:
-    def __init__(self, bot: SlackBot) -> None:
+    def __init__(self, bot: SlackChannel) -> None:
         self.bot = bot
 
     def register(self, app: AsyncApp) -> None:

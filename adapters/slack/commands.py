@@ -10,18 +10,19 @@ from slack_sdk.errors import SlackApiError
 from adapters.slack import translate as t
 from adapters.slack.client import error_code
 from bot.alerts.digest import digest_for
-from bot.alerts.digest_schedule import Schedule
+from bot.alerts.schedule import Schedule
 from bot.models import Incoming, Platform, ThreadKey
+from bot.targets import ChannelTarget
 from bot.quick import QUICK_QUESTIONS
 
 if TYPE_CHECKING:
-    from adapters.slack.app import SlackBot
+    from adapters.slack.app import SlackChannel
 
 CANNOT_POST = {"not_in_channel", "channel_not_found", "is_archived", "restricted_action", "access_denied"}
 
 
 class SlackCommands:
-    def __init__(self, bot: SlackBot) -> None:
+    def __init__(self, bot: SlackChannel) -> None:
         self.bot = bot
 
     async def on_command(self, ack: Any, command: dict[str, Any], respond: Any) -> None:
@@ -74,8 +75,8 @@ class SlackCommands:
             return
         if outcome.digest is None:
             return
-        root, detail = outcome.digest.notes(f"slack:{channel}")
-        sink = self.bot.alert_sink()
+        root, detail = outcome.digest.notes(str(ChannelTarget(Platform.SLACK, channel)))
+        sink = self.bot.poster()
         ref = await sink.post_note(channel, None, root)
         if detail is not None:
             await sink.post_note(channel, ref, detail)

@@ -14,7 +14,7 @@ from bot.identity.service import waiting_question
 from bot.models import Incoming, Membership, Platform, Reply, ThreadKey
 
 if TYPE_CHECKING:
-    from adapters.slack.app import SlackBot
+    from adapters.slack.app import SlackChannel
 
 CONNECT = "connect_databricks"  # the link button's action id: Slack still sends the click, which is acked
 
@@ -29,7 +29,7 @@ def connect_blocks(why: str, url: str) -> tuple[str, list[dict[str, Any]]]:
 
 
 class SlackConnect:
-    def __init__(self, bot: SlackBot) -> None:
+    def __init__(self, bot: SlackChannel) -> None:
         self.bot = bot
 
     def register(self, app: AsyncApp) -> None:

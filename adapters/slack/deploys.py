@@ -18,9 +18,10 @@ from adapters.slack.buttons import button_channel, clicker_of
 from bot.alerts.delivery import CONFIRM_ACTION, DEPLOY_ACTIONS, ROLLBACK_ACTION, Note
 from bot.deploy.rollback import confirmation_note
 from bot.models import Incoming, Platform, ThreadKey
+from bot.targets import ChannelTarget
 
 if TYPE_CHECKING:
-    from adapters.slack.app import SlackBot
+    from adapters.slack.app import SlackChannel
     from bot.deploy.rollback import DeployActions
 
 NO_WORKSPACE = "Rollback and the deployment checklist need a Databricks workspace (DATABRICKS_HOST) and the serving backend."
@@ -35,14 +36,14 @@ def _value(action: dict[str, Any], key: str) -> str:
 
 
 class SlackDeploys:
-    def __init__(self, bot: SlackBot) -> None:
+    def __init__(self, bot: SlackChannel) -> None:
         self.bot = bot
         self._sink: SlackAlertSink | None = None
 
     @property
     def sink(self) -> SlackAlertSink:
         if self._sink is None:
-            self._sink = self.bot.alert_sink()
+            self._sink = self.bot.poster()
         return self._sink
 
     def register(self, app: AsyncApp) -> None:
@@ -81,7 +82,7 @@ class SlackDeploys:
         if isinstance(proposal, str):
             return proposal
         posted = await self.sink.post_note(channel, ref, confirmation_note(proposal))
-        await actions.hold(proposal, {"target": f"slack:{channel}", "ref": posted})
+        await actions.hold(proposal, {"target": str(ChannelTarget(Platform.SLACK, channel)), "ref": posted})
         return ""
 
     # -- buttons ----------------------------------------------------------------------------------

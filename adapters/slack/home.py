@@ -28,7 +28,7 @@ from bot.text import inert
 MaySee = Callable[[AlertThread], Awaitable[bool]]
 
 if TYPE_CHECKING:
-    from adapters.slack.app import SlackBot
+    from adapters.slack.app import SlackChannel
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ ALERT_LOOK_BACK_S = 7 * 24 * 3600.0
 
 
 class SlackHome:
-    def __init__(self, bot: SlackBot) -> None:
+    def __init__(self, bot: SlackChannel) -> None:
         self.bot = bot
         self._published: dict[str, float] = {}  # user → when their page was last published (this replica)
         self._channel_members: dict[str, tuple[float, frozenset[str]]] = {}  # channel → (expiry, members)

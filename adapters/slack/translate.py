@@ -50,7 +50,7 @@ def org_signals(body: dict[str, Any], event: dict[str, Any]) -> str:
     the installing one), and outside the Events API envelope (slash commands, buttons) the payload's
     `team` / `team_id` and the clicker's `user.team_id`. The installing organisation never comes from
     here: the envelope's `team_id` and `authorizations`, which name the installation, are not signals;
-    the adapter compares these with auth.test (SlackBot.identify)."""
+    the adapter compares these with auth.test (SlackChannel.identify)."""
     found = [event.get("user_team"), event.get("team"), event.get("source_team")]
     if body.get("type") != "event_callback":
         user: dict[str, Any] = body["user"] if isinstance(body.get("user"), dict) else {}

@@ -6,16 +6,21 @@ Microsoft 365 Agents SDK) speaks the same wire protocol, so a move touches this 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
-from bot.config import Settings
-from bot.handler import ConversationHandler
+from bot.core import Core
+
+if TYPE_CHECKING:
+    from adapters.teams.app import TeamsChannel
 
 
-def mount_teams(app: web.Application, *, settings: Settings, handler: ConversationHandler) -> object:
-    """Always mounted: with no credentials it is the loopback-only local emulator mode."""
-    from adapters.teams.app import TeamsAdapter
+def mount_teams(app: web.Application, core: Core) -> TeamsChannel:
+    """Always mounted: without credentials `/api/messages` answers 401, or (HEALTHBOT_TEAMS_EMULATOR=on)
+    takes loopback tools."""
+    from adapters.teams.app import TeamsChannel
 
-    teams = TeamsAdapter(settings=settings, handler=handler)
-    teams.mount(app)
-    return teams
+    channel = TeamsChannel(core)
+    channel.mount(app)
+    return channel

@@ -28,7 +28,7 @@ from bot.text import inert
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from adapters.teams.app import TeamsAdapter
+    from adapters.teams.app import TeamsChannel
 
 
 
@@ -45,12 +45,12 @@ def alert_card(view: AlertView, channel: str) -> dict[str, Any]:
         facts.append({"title": "Value", "value": f"{alert.value or '?'} {alert.operator or 'vs'} {alert.threshold or '?'}"})
     if alert.domain:
         facts.append({"title": "Domain", "value": alert.domain})
-    if alert.source.value == "deployment":
+    if alert.rollout:
         facts.append({"title": "Since", "value": f"{view.first_seen:%Y-%m-%d %H:%M} UTC"})
     else:
         facts.append({"title": "Seen", "value": f"{view.count}×, last {view.last_seen:%Y-%m-%d %H:%M} UTC"})
     if view.resolved_after_s is not None:
-        took = "Took" if alert.source.value == "deployment" else "Resolved after"
+        took = "Took" if alert.rollout else "Resolved after"
         facts.append({"title": took, "value": f"{max(1, round(view.resolved_after_s / 60))} min"})
     if view.acknowledged_by:
         facts.append({"title": "Acknowledged by", "value": view.acknowledged_by})
@@ -67,10 +67,10 @@ def alert_card(view: AlertView, channel: str) -> dict[str, Any]:
             body.append(literal(text))
     actions: list[dict[str, Any]] = [{"type": "Action.OpenUrl", "title": label, "url": url}
                                      for label, url in alert.links.items() if url.startswith("https://")]
-    if alert.source.value not in ("healthbot", "deployment"):
+    if alert.investigable:
         data = {"key": alert.key, "channel": channel}
         actions += [t.execute("Investigate", INVESTIGATE, data), t.execute("Acknowledge", ACKNOWLEDGE, data)]
-    if alert.source.value != "deployment" and not alert.clear:
+    if alert.snoozable_now:
         actions += [t.execute(f"Snooze {label}", SNOOZE, {"key": alert.key, "channel": channel, "for": choice})
                     for choice, label in SNOOZE_LABELS.items()]
     return t.card(body, actions)
@@ -84,7 +84,7 @@ def note_card(note: Note) -> dict[str, Any]:
 class TeamsAlertSink:
     platform = Platform.TEAMS
 
-    def __init__(self, teams: TeamsAdapter) -> None:
+    def __init__(self, teams: TeamsChannel) -> None:
         self.teams = teams
 
     async def _reference(self, channel: str) -> dict[str, Any]:

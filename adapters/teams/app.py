@@ -29,18 +29,16 @@ from msrest.exceptions import ClientRequestError, DeserializationError, HttpOper
 
 from adapters.teams import emulator
 from adapters.teams import translate as t
-from adapters.teams.images import card_images
+from adapters.teams.answering import TeamsAnswering
 from adapters.teams.outbound import Connector, ConnectorError, Where
 from adapters.teams.perf import PooledConnectors, speed_up_msrest
-from adapters.teams.stream import TeamsStream
 from adapters.teams.validate import checked_activity
 from bot.background import SHUTDOWN_GRACE_S, TaskSet
 from bot.config import Settings
-from bot.handler import ConversationHandler
+from bot.core import Core
 from bot.ops.health import Check
 from bot.inbound import BadInput, refusals
 from bot.models import Incoming, Membership, Platform, Reply
-from bot.targets import ChannelTarget
 
 if TYPE_CHECKING:
     from adapters.teams.alerts import TeamsAlertSink
@@ -49,8 +47,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TYPING_AFTER_S = 1.0  # a fast answer needs no typing indicator (one connector call saved)
-TYPING_EVERY_S = 3.0  # Teams shows a typing indicator for about three seconds
 SEND_ATTEMPTS = 6
 ROUTE = "POST /api/messages"
 
@@ -67,16 +63,19 @@ class BotConfig:
         self.APP_TENANTID = settings.microsoft_app_tenant_id
 
 
-ANSWERS_REMEMBERED = 10_000
 # What a Bot Connector that is down, unreachable or refusing raises, through our sender or botbuilder's.
 UNREACHABLE = (ConnectorError, aiohttp.ClientError, HttpOperationError, ClientRequestError, OSError, TimeoutError)
 
 
-class TeamsAdapter:
-    def __init__(self, *, settings: Settings, handler: ConversationHandler) -> None:
+class TeamsChannel:
+    platform = Platform.TEAMS
+
+    def __init__(self, core: Core) -> None:
         speed_up_msrest()
+        settings = core.settings
+        self.core = core
         self.settings = settings
-        self.handler = handler
+        self.handler = core.handler
         self.app_id = settings.microsoft_app_id
         self.emulator = not settings.microsoft_app_id and settings.teams_emulator
         self.off = not settings.microsoft_app_id and not settings.teams_emulator
@@ -88,13 +87,21 @@ class TeamsAdapter:
         self.answers: OrderedDict[str, str] = OrderedDict()  # answer activity id → request id (remember_answer)
         self._remembered: dict[str, tuple[str | None, ...]] = {}
         self._tasks = TaskSet(what="Teams work in the background", expected=UNREACHABLE)
-        self.dispatcher: AlertDispatcher | None = None  # set when alerts are wired (bot.server)
-        self.deploys: DeployActions | None = None  # rollback and the checklist, with a workspace (bot.deploy.wiring)
         from adapters.teams.bot import TeamsBot
         from adapters.teams.connect import TeamsConnect
 
         self.bot = TeamsBot(self)
         self.connect = TeamsConnect(self)
+        self.answering = TeamsAnswering(self)
+
+    @property
+    def dispatcher(self) -> AlertDispatcher | None:
+        """The core's outbox (None until the server wires alerts)."""
+        return self.core.outbox
+
+    @property
+    def deploys(self) -> DeployActions | None:
+        return self.core.deploys
 
     async def health(self) -> Check:
         """With credentials: a token from Microsoft Entra for the Bot Connector proves them."""
@@ -112,7 +119,7 @@ class TeamsAdapter:
             return Check(False, f"Teams credentials did not obtain a token: {type(exc).__name__}")
         return Check(bool(token), "Teams credentials obtain a token" if token else "Teams credentials obtained no token")
 
-    def alert_sink(self) -> TeamsAlertSink:
+    def poster(self) -> TeamsAlertSink:
         from adapters.teams.alerts import TeamsAlertSink
 
         return TeamsAlertSink(self)
@@ -246,99 +253,10 @@ class TeamsAdapter:
         return await self.connector.send(where, {"type": "message", "text": activity}
                                          if isinstance(activity, str) else activity)
 
-    async def send_reply(self, where: Where, reply: Reply, images: list[tuple[str, bytes]] | None = None) -> None:
-        """The answer's cards; the chart rides on the last one, which is sent again without it when the
-        connector refuses it (too large: 413, or a 400) — a chart never costs the message."""
-        if images is None:
-            images = await card_images(reply.charts, what=reply.request_id)
-        cards = t.reply_messages(reply, images, in_channel=where.in_channel)
-        for index, card in enumerate(cards):
-            try:
-                sent = await self.send(where, card)
-            except ConnectorError as exc:
-                if not images or index != len(cards) - 1 or exc.status not in (400, 413):
-                    raise
-                log.warning("the Bot Connector refused the answer %s with its chart (%d): sent without it",
-                            reply.request_id, exc.status)
-                sent = await self.send(where, t.reply_messages(reply, in_channel=where.in_channel)[index])
-            self.remember_answer(reply.request_id, [sent] if sent else [])
-
-    # -- answering ---------------------------------------------------------------------------
+    # -- answering (adapters/teams/answering.py) ---------------------------------------------
 
     def ask(self, reference: ConversationReference, message: Incoming) -> None:
-        """Answer in the background, so the HTTP turn that brought the question returns at once."""
-        self.spawn(self._answer(reference, message))
+        self.answering.ask(reference, message)
 
-    async def _answer(self, reference: ConversationReference, message: Incoming) -> None:
-        where = Where.of(reference)  # replies to the question's message
-        personal = bool(reference.conversation and reference.conversation.conversation_type == "personal")
-        stream = TeamsStream(self.connector, where, personal=personal)
-        typing = asyncio.create_task(self._keep_typing(where, stream))
-        woke = False
-
-        async def progress(stage: str) -> None:
-            nonlocal woke
-            if stage == "waking_up" and not woke:
-                woke = True
-                await self.send(where, "Waking up the Health Monitor (the endpoint scaled to zero); this can take a "
-                                       "few minutes…")
-
-        try:
-            reply = await self.handler.handle(message, on_progress=progress, sink=stream)
-        except asyncio.CancelledError:  # shutting down: say so rather than leave the question hanging
-            typing.cancel()
-            await asyncio.wait_for(self.send(where, "healthbot restarted before it could answer this. "
-                                                    "Please ask again in a moment."), 2.0)
-            raise
-        except Exception:  # a bug or a store outage: say so in the conversation, never a stack trace
-            typing.cancel()
-            log.exception("answering in Teams conversation %s failed", message.key.thread)
-            await self.send(where, "Sorry, healthbot hit an internal error answering this. Please try again.")
-            return
-        typing.cancel()
-        if reply is None:
-            return
-        if reply.connect:  # HEALTHBOT_IDENTITY=user: the link goes to the asker alone
-            await self.connect.prompt(reference, message, reply)
-            return
-        images = await card_images(reply.charts, what=reply.request_id)
-        if await stream.finish(reply, self._send_cards, images):
-            self.remember_answer(reply.request_id, stream.answer_ids)
-        else:
-            await self._send_or_queue(where, reference, message, reply, images)
-
-    async def _send_cards(self, where: Where, cards: list[dict[str, Any]]) -> list[str]:
-        return [sent for sent in [await self.send(where, card) for card in cards] if sent]
-
-    def remember_answer(self, request_id: str, activity_ids: list[str]) -> None:
-        """Which answer an activity is: Teams' feedback loop (`message/submitAction`) names only the
-        activity. Kept in memory for the last 10,000 answer messages; after a restart, feedback on an
-        older answer is acknowledged and not recorded."""
-        for activity_id in activity_ids:
-            self.answers[activity_id] = request_id
-            self.answers.move_to_end(activity_id)
-        while len(self.answers) > ANSWERS_REMEMBERED:
-            self.answers.popitem(last=False)
-
-    async def _send_or_queue(self, where: Where, reference: ConversationReference, message: Incoming,
-                             reply: Reply, images: list[tuple[str, bytes]]) -> None:
-        """Send the answer; one the connector will not take now (after `send`'s retries) goes to the
-        durable outbox, retried from there and resumed after a restart."""
-        try:
-            await self.send_reply(where, reply, images)
-        except (ConnectorError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            if self.dispatcher is None or (isinstance(exc, ConnectorError) and exc.permanent):
-                raise
-            log.warning("the Bot Connector would not take the answer to %s now (%s): queued for delivery",
-                        reply.request_id, exc.status if isinstance(exc, ConnectorError) else type(exc).__name__)
-            await self.dispatcher.enqueue_answer(ChannelTarget(Platform.TEAMS, message.key.channel),
-                                                 {"reference": reference.serialize()}, reply)
-
-    async def _keep_typing(self, where: Where, stream: TeamsStream) -> None:
-        await asyncio.sleep(TYPING_AFTER_S)
-        while not stream.started:  # a stream or placeholder shows progress itself
-            try:
-                await self.connector.send(where, {"type": "typing"})
-            except Exception:  # typing is cosmetic; never let it break the answer
-                return
-            await asyncio.sleep(TYPING_EVERY_S)
+    async def send_reply(self, where: Where, reply: Reply, images: list[tuple[str, bytes]] | None = None) -> None:
+        await self.answering.send_reply(where, reply, images)

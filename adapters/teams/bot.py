@@ -21,13 +21,13 @@ from adapters.teams.deploys import VERBS as DEPLOY_VERBS
 from adapters.teams.deploys import TeamsDeploys, deploy_word
 from bot.alerts.delivery import ACKNOWLEDGE, INVESTIGATE, SNOOZE
 from bot.alerts.digest import digest_for
-from bot.alerts.digest_schedule import Schedule
+from bot.alerts.schedule import Schedule
 from bot.models import Incoming, Platform, Reply
 from bot.quick import QUICK_QUESTIONS
 from bot.targets import ChannelTarget
 
 if TYPE_CHECKING:
-    from adapters.teams.app import TeamsAdapter
+    from adapters.teams.app import TeamsChannel
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def message_response(text: str) -> dict[str, Any]:
 
 
 class TeamsBot(TeamsActivityHandler):
-    def __init__(self, teams: TeamsAdapter) -> None:
+    def __init__(self, teams: TeamsChannel) -> None:
         self.teams = teams
         self.deploys = TeamsDeploys(teams)
 
@@ -62,7 +62,7 @@ class TeamsBot(TeamsActivityHandler):
         await self.teams.remember(activity)
         text = t.clean_text(activity)
         if t.is_channel(activity) and not t.mentions_bot(activity):
-            if not await self.teams.handler.store.has_session(t.thread_key(activity)):
+            if not await self.teams.handler.takes_part_in(t.thread_key(activity)):
                 return  # a reply in a thread healthbot is not part of
         word = text.lower().strip(" .!")
         if word in t.HELP_WORDS:
@@ -104,7 +104,7 @@ class TeamsBot(TeamsActivityHandler):
             return
         if outcome.digest is None:
             return
-        for note in outcome.digest.notes(f"teams:{t.channel_of(turn_context.activity)}"):
+        for note in outcome.digest.notes(str(ChannelTarget(Platform.TEAMS, t.channel_of(turn_context.activity)))):
             if note is not None:
                 await self.teams.send(turn_context, t.card_message(note_card(note), note.summary))
 

@@ -17,7 +17,7 @@ from bot.identity.service import waiting_question
 from bot.models import Incoming, Platform, Reply
 
 if TYPE_CHECKING:
-    from adapters.teams.app import TeamsAdapter
+    from adapters.teams.app import TeamsChannel
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def connect_card(why: str, url: str) -> dict[str, Any]:
 
 
 class TeamsConnect:
-    def __init__(self, teams: TeamsAdapter) -> None:
+    def __init__(self, teams: TeamsChannel) -> None:
         self.teams = teams
         identity = teams.handler.identity
         if identity is not None:

@@ -16,10 +16,11 @@ from adapters.teams.alerts import note_card
 from adapters.teams.outbound import Where
 from bot.alerts.delivery import CONFIRM_ACTION, DEPLOY_ACTIONS, ROLLBACK_ACTION, Note
 from bot.deploy.rollback import confirmation_note
-from bot.models import Incoming
+from bot.models import Incoming, Platform
+from bot.targets import ChannelTarget
 
 if TYPE_CHECKING:
-    from adapters.teams.app import TeamsAdapter
+    from adapters.teams.app import TeamsChannel
 
 VERBS = frozenset(DEPLOY_ACTIONS)
 NO_WORKSPACE = "Rollback and the deployment checklist need a Databricks workspace (DATABRICKS_HOST) and the serving backend."
@@ -48,7 +49,7 @@ def _place(turn_context: TurnContext) -> dict[str, Any]:
 
 
 class TeamsDeploys:
-    def __init__(self, teams: TeamsAdapter) -> None:
+    def __init__(self, teams: TeamsChannel) -> None:
         self.teams = teams
 
     async def said(self, turn_context: TurnContext, message: Incoming, word: str, argument: str) -> None:
@@ -74,7 +75,7 @@ class TeamsDeploys:
             return proposal
         note = confirmation_note(proposal)
         await self.teams.send(turn_context, t.card_message(note_card(note), note.summary))
-        await actions.hold(proposal, {"target": f"teams:{t.channel_of(turn_context.activity)}",
+        await actions.hold(proposal, {"target": str(ChannelTarget(Platform.TEAMS, t.channel_of(turn_context.activity))),
                                       "ref": _place(turn_context)})
         return ""
 

@@ -18,6 +18,7 @@ from botbuilder.schema import Activity
 from bot.models import ErrorKind, Incoming, Membership, Platform, Reply, ThreadKey
 from bot.text import split_markdown
 from bot.quick import QUICK_QUESTIONS
+from adapters.teams.markdown import markdown_body
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 CARD_VERSION = "1.5"
@@ -123,68 +124,6 @@ def to_incoming(activity: Activity, text: str) -> Incoming:
         is_thread_followup=is_channel(activity) and not mentioned,
         event_id=f"teams:{activity.conversation.id if activity.conversation else ''}:{activity.id}",
     )
-
-
-# -- markdown → Adaptive Card body ------------------------------------------------------------
-
-_TABLE_RULE = re.compile(r"^\|?\s*:?-{3,}")
-
-
-def _cells(line: str) -> list[str]:
-    return [cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
-
-
-def _table(lines: list[str]) -> dict[str, Any]:
-    header, rows = _cells(lines[0]), [_cells(line) for line in lines[2:]]
-    width = len(header)
-
-    def row(cells: list[str], bold: bool = False) -> dict[str, Any]:
-        padded = (cells + [""] * width)[:width]
-        return {"type": "TableRow", "cells": [
-            {"type": "TableCell", "items": [{"type": "TextBlock", "text": cell, "wrap": True,
-                                             **({"weight": "Bolder"} if bold else {})}]} for cell in padded]}
-
-    return {"type": "Table", "columns": [{"width": 1} for _ in range(width)], "firstRowAsHeader": True,
-            "showGridLines": True, "rows": [row(header, bold=True)] + [row(r) for r in rows]}
-
-
-def markdown_body(markdown: str) -> list[dict[str, Any]]:
-    """Paragraphs → TextBlocks (Teams' markdown subset), pipe tables → Table, fences → monospace."""
-    body: list[dict[str, Any]] = []
-    lines = markdown.splitlines()
-    text: list[str] = []
-
-    def flush() -> None:
-        joined = "\n".join(text).strip()
-        if joined:
-            joined = re.sub(r"^#{1,6}\s+(.+)$", r"**\1**", joined, flags=re.M)  # no headings in TextBlock
-            body.append({"type": "TextBlock", "text": joined, "wrap": True})
-        text.clear()
-
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if line.strip().startswith("```"):
-            flush()
-            end = i + 1
-            while end < len(lines) and not lines[end].strip().startswith("```"):
-                end += 1
-            body.append({"type": "TextBlock", "text": "\n".join(lines[i + 1:end]), "wrap": True,
-                         "fontType": "Monospace"})
-            i = end + 1
-            continue
-        if line.strip().startswith("|") and i + 1 < len(lines) and _TABLE_RULE.match(lines[i + 1].strip()):
-            flush()
-            end = i + 2
-            while end < len(lines) and lines[end].strip().startswith("|"):
-                end += 1
-            body.append(_table(lines[i:end]))
-            i = end
-            continue
-        text.append(line)
-        i += 1
-    flush()
-    return body
 
 
 # -- cards ------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from agent.errors import EngineError, ErrorKind
 from bot.alerts import care
 from bot.alerts.delivery import SNOOZE, Note, NoteButton
 from bot.alerts.model import CLEAR_STATES, Alert, AlertSource
+from bot.alerts.schedule import Period
 from bot.handler import ConversationHandler, new_request_id
 from bot.models import Incoming, Reply
 from bot.ops.stats import compute
@@ -33,14 +34,6 @@ log = logging.getLogger(__name__)
 
 OVERVIEW_TIMEOUT_S = 60.0
 NOISIEST = 5
-
-
-@dataclass(frozen=True, slots=True)
-class Period:
-    key: str  # "2026-W49" / "2026-12-03": the period's identity, posted once
-    start: float
-    end: float
-    label: str  # "week of 23–30 Nov 2026"
 
 
 @dataclass(slots=True)

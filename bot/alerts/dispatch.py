@@ -23,7 +23,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bot.alerts.delivery import AlertSink, DeliveryError
+from bot.alerts.delivery import DeliveryError
+from bot.ports import ThreadPoster
 from bot.alerts.model import Alert, AlertSource, AlertView
 from bot.alerts.routes import Router
 from bot.alerts.threads import AlertThreads
@@ -43,7 +44,7 @@ ANSWER = "answer"  # outbox rows that carry an answer instead of an alert
 
 class AlertDispatcher(BackgroundLoop):
     def __init__(self, *, alerts: AlertStore, handler: ConversationHandler, router: Router,
-                 sinks: dict[Platform, AlertSink], enrich: Enricher | None = None, pace_s: float = 1.0,
+                 sinks: dict[Platform, ThreadPoster], enrich: Enricher | None = None, pace_s: float = 1.0,
                  storm_threshold: int = 10, max_attempts: int = 15, backoff_base_s: float = 2.0,
                  backoff_max_s: float = 300.0) -> None:
         self.alerts = alerts
@@ -205,7 +206,7 @@ class AlertDispatcher(BackgroundLoop):
             except Exception as exc:  # the store is away: the hold runs out, as a crashed poster's would
                 log.warning("alert pacing: could not keep %s's slot: %s", target, type(exc).__name__)
 
-    async def _post(self, delivery: Delivery, sink: AlertSink, target: ChannelTarget, answer: bool) -> None:
+    async def _post(self, delivery: Delivery, sink: ThreadPoster, target: ChannelTarget, answer: bool) -> None:
         if not await self.alerts.renew(delivery):
             return  # taken over while this worker waited: the new holder delivers it
         try:

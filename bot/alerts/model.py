@@ -59,6 +59,20 @@ class Alert(BaseModel):
     def clear(self) -> bool:
         return self.state in CLEAR_STATES
 
+    @property
+    def rollout(self) -> bool:
+        """A served agent's config update (a rollout thread), not an alert about the platform."""
+        return self.source is AlertSource.DEPLOYMENT
+
+    @property
+    def investigable(self) -> bool:
+        """Investigate / Acknowledge make sense: an alert about the platform, not healthbot's own or a rollout."""
+        return self.source not in (AlertSource.HEALTHBOT, AlertSource.DEPLOYMENT)
+
+    @property
+    def snoozable_now(self) -> bool:
+        return not self.rollout and not self.clear
+
     def context_text(self) -> str:
         """The alert as plain words for the endpoint: a thread's session starts with it."""
         lines = [f"Alert context: {self.source.value} alert \"{self.name}\" is {self.state} (severity {self.severity}"

@@ -14,7 +14,8 @@ import time
 from datetime import datetime, timezone
 
 from agent.base import ChatMessage
-from bot.alerts.delivery import ROLLBACK_ACTION, AlertSink, Note, NoteButton
+from bot.alerts.delivery import ROLLBACK_ACTION, Note, NoteButton
+from bot.ports import ThreadPoster
 from bot.alerts.model import Alert, AlertSource, AlertView
 from bot.handler import ConversationHandler
 from bot.models import Incoming, Membership, Platform
@@ -44,7 +45,7 @@ def view_of(thread: AlertThread) -> AlertView:
 
 def transition_text(alert: Alert, previous: str, seconds: float) -> str:
     minutes = max(1, round(seconds / 60))
-    if alert.source == AlertSource.DEPLOYMENT:
+    if alert.rollout:
         from bot.deploy.rollout import transition_line
 
         return transition_line(alert, minutes)
@@ -64,14 +65,14 @@ def note_of(alert: Alert) -> Note:
 
 
 class AlertThreads:
-    def __init__(self, *, alerts: AlertStore, handler: ConversationHandler, sinks: dict[Platform, AlertSink],
+    def __init__(self, *, alerts: AlertStore, handler: ConversationHandler, sinks: dict[Platform, ThreadPoster],
                  storm_threshold: int = 10) -> None:
         self.alerts = alerts
         self.handler = handler
         self.sinks = sinks
         self.storm_threshold = storm_threshold
 
-    async def apply(self, sink: AlertSink, target: ChannelTarget, alert: Alert, investigate: bool) -> None:
+    async def apply(self, sink: ThreadPoster, target: ChannelTarget, alert: Alert, investigate: bool) -> None:
         now = time.time()
         thread = await self.alerts.thread(alert.key, str(target))
         if alert.source == AlertSource.DIGEST:
@@ -97,7 +98,7 @@ class AlertThreads:
                                   f"⏰ Reminder {alert.reminder}/{care.MAX_REMINDERS}: {alert.name} is still {thread.state} "
                                   f"after {minutes} min and nobody has acknowledged it.", alert.oncall)
 
-    async def _change(self, sink: AlertSink, target: ChannelTarget, thread: AlertThread, alert: Alert,
+    async def _change(self, sink: ThreadPoster, target: ChannelTarget, thread: AlertThread, alert: Alert,
                       now: float) -> None:
         thread.last_seen = now
         thread.care["events"] = int(thread.care.get("events", 1)) + 1  # every notification: the digest's noisiest
@@ -124,7 +125,7 @@ class AlertThreads:
             await sink.update_root(target.channel, thread.thread_ref, view_of(thread))
         await self.alerts.save_thread(thread)
 
-    async def _chart(self, sink: AlertSink, target: ChannelTarget, thread: AlertThread, alert: Alert) -> None:
+    async def _chart(self, sink: ThreadPoster, target: ChannelTarget, thread: AlertThread, alert: Alert) -> None:
         """The alert's own chart in its thread: never a reason for the delivery to fail or repeat."""
         chart = alert.chart or values_chart(thread, alert)
         if not chart:
@@ -134,7 +135,7 @@ class AlertThreads:
         except Exception as exc:
             log.warning("the chart of %s was not posted to %s: %s", alert.key, target, type(exc).__name__)
 
-    async def _post_digest(self, sink: AlertSink, target: ChannelTarget, alert: Alert, now: float) -> None:
+    async def _post_digest(self, sink: ThreadPoster, target: ChannelTarget, alert: Alert, now: float) -> None:
         from bot.alerts.digest import digest_of
 
         root, detail = digest_of(alert).notes(str(target))
@@ -147,7 +148,7 @@ class AlertThreads:
             await sink.post_note(target.channel, thread.thread_ref, detail)
             await self._chart(sink, target, thread, alert)
 
-    async def _open(self, sink: AlertSink, target: ChannelTarget, alert: Alert, investigate: bool, now: float) -> None:
+    async def _open(self, sink: ThreadPoster, target: ChannelTarget, alert: Alert, investigate: bool, now: float) -> None:
         if await self.alerts.new_roots_since(str(target), now - STORM_WINDOW_S) >= self.storm_threshold:
             await self._into_digest(sink, target, alert, now)
             return
@@ -157,7 +158,7 @@ class AlertThreads:
         await self.alerts.save_thread(thread)  # the intent, before the side effect
         await self._post_root(sink, target, thread, investigate, reconcile=False)
 
-    async def _post_root(self, sink: AlertSink, target: ChannelTarget, thread: AlertThread, investigate: bool, *,
+    async def _post_root(self, sink: ThreadPoster, target: ChannelTarget, thread: AlertThread, investigate: bool, *,
                          reconcile: bool) -> None:
         found = await sink.find_root(target.channel, thread.alert_key, float(thread.thread_ref[POSTING])) if reconcile else None
         thread.thread_ref = found or await sink.post_root(target.channel, view_of(thread))
@@ -171,7 +172,7 @@ class AlertThreads:
         if investigate:
             await self.investigate(sink, target, thread, user_id="healthbot-alerts", membership=Membership.OPERATOR)
 
-    async def _into_digest(self, sink: AlertSink, target: ChannelTarget, alert: Alert, now: float) -> None:
+    async def _into_digest(self, sink: ThreadPoster, target: ChannelTarget, alert: Alert, now: float) -> None:
         """A storm: one digest thread per channel and minute instead of a root per alert."""
         digest = await self.alerts.thread(DIGEST_KEY, str(target))
         line = f"{alert.name}: {alert.state}"
@@ -194,7 +195,7 @@ class AlertThreads:
 
     # -- buttons ----------------------------------------------------------------------------
 
-    async def _known(self, target: ChannelTarget, alert_key: str) -> tuple[AlertThread, AlertSink] | None:
+    async def _known(self, target: ChannelTarget, alert_key: str) -> tuple[AlertThread, ThreadPoster] | None:
         thread = await self.alerts.thread(alert_key, str(target))
         sink = self.sinks.get(target.platform)
         if thread is None or sink is None or POSTING in thread.thread_ref:
@@ -232,7 +233,7 @@ class AlertThreads:
             await self.alerts.save_thread(thread)
             await sink.update_root(target.channel, thread.thread_ref, view_of(thread))
 
-    async def investigate(self, sink: AlertSink, target: ChannelTarget, thread: AlertThread, *, user_id: str,
+    async def investigate(self, sink: ThreadPoster, target: ChannelTarget, thread: AlertThread, *, user_id: str,
                           membership: Membership = Membership.UNVERIFIED, email: str = "") -> None:
         """Ask the endpoint about the alert in its thread: for a route (healthbot itself, OPERATOR) or
         for the person who clicked Investigate (checked like any asker: the adapter looks them up

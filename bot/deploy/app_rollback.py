@@ -14,23 +14,9 @@ from typing import Any
 
 from agent.endpoint_config import EndpointView
 from agent.endpoint_config import version_label as label
-from bot.deploy.workspace_calls import DeployCalls
+from bot.deploy.workspace_calls import DeployCalls, code_of
 
 SUCCEEDED = "SUCCEEDED"
-
-
-def code_of(deployment: dict[str, Any]) -> dict[str, Any]:
-    """What `apps.deploy` needs to run this deployment's code again: its snapshot, else its Git source at
-    the commit it resolved to, else the folder it was deployed from."""
-    snapshot = (deployment.get("deployment_artifacts") or {}).get("source_code_path")
-    if snapshot:
-        return {"source_code_path": snapshot}
-    git = deployment.get("git_source") or {}
-    commit = git.get("resolved_commit") or git.get("commit")
-    if git and commit:
-        return {"git_source": {**{k: v for k, v in git.items() if k not in ("branch", "tag", "resolved_commit")},
-                               "commit": commit}}
-    return {"source_code_path": deployment.get("source_code_path")}
 
 
 def _lost_code(found: dict[str, Any], active: dict[str, Any]) -> bool:

@@ -12,10 +12,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from agent.base import AgentRequest, ChatMessage, Engine
 from agent.endpoint_config import EndpointView
@@ -38,24 +35,6 @@ class Item:
 
     def line(self, key: str) -> str:
         return f"{MARKS[self.status]} {key}: {self.detail}"
-
-
-def load_thresholds(path: str | None) -> dict[str, float]:
-    """HEALTHBOT_EVAL_THRESHOLDS: a YAML file `{metric_name: minimum}`; ValueError names what is wrong."""
-    if not path:
-        return {}
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"HEALTHBOT_EVAL_THRESHOLDS {path}: {str(exc).splitlines()[0]}") from None
-    if not isinstance(data, dict) or not data:
-        raise ValueError(f"HEALTHBOT_EVAL_THRESHOLDS {path}: expected a mapping of metric name to minimum")
-    thresholds = {}
-    for name, minimum in data.items():
-        if isinstance(minimum, bool) or not isinstance(minimum, (int, float)):
-            raise ValueError(f"HEALTHBOT_EVAL_THRESHOLDS {path}: the minimum of {name!r} is not a number")
-        thresholds[str(name)] = float(minimum)
-    return thresholds
 
 
 class Checklist:
@@ -208,30 +187,6 @@ def to_json(items: dict[str, Item]) -> str:
 
 def exit_code(items: dict[str, Item]) -> int:
     return 1 if any(item.status == FAIL for item in items.values()) else 0
-
-
-async def run_checklist(settings: Any) -> dict[str, Item]:
-    """As `healthbot checklist` runs it: the configured workspace and engine, healthbot's own checks."""
-    from bot.server import HEALTH, create_app
-    from bot.workspace import Workspace, config_factory
-
-    if not settings.workspace_configured:
-        return {key: Item(SKIP, "no workspace configured (set DATABRICKS_HOST)") for key in ITEMS}
-    app = create_app(settings)
-    health = app[HEALTH]
-    calls = DeployCalls(Workspace(config_factory(settings)), settings.endpoint_name)
-    try:
-        return await Checklist(calls=calls, engine=health.engine, thresholds=load_thresholds(settings.eval_thresholds),
-                               app_name=settings.app_name, health=health.run).run()
-    finally:
-        await health.engine.close()
-        await health.store.close()
-
-
-def main(settings: Any, *, as_json: bool) -> int:
-    items = asyncio.run(run_checklist(settings))
-    print(to_json(items) if as_json else render(items))
-    return exit_code(items)
 
 
 def inference_table_item(endpoint: Mapping[str, Any]) -> Item:

@@ -130,11 +130,9 @@ class DeployCalls:
         return sorted(found, key=lambda d: str(d.get("create_time") or ""), reverse=True)
 
     async def redeploy(self, deployment: dict[str, Any]) -> None:
-        """Deploy an earlier deployment's code again (bot.deploy.app_rollback.code_of decides from what),
+        """Deploy an earlier deployment's code again (code_of decides from what),
         with its own command and environment variables when it had them, in the same mode."""
         from databricks.sdk.service.apps import AppDeployment
-
-        from bot.deploy.app_rollback import code_of
 
         name = self.app or ""
         body = {**code_of(deployment), **{k: deployment[k] for k in ("mode", "command", "env_vars") if deployment.get(k)}}
@@ -165,3 +163,17 @@ def rollback_entity(entity: ServedEntity, version: str) -> dict[str, Any]:
     spec = {k: v for k, v in entity.raw.items() if k not in OUTPUT_ONLY}
     spec["entity_version"] = version
     return spec
+
+
+def code_of(deployment: dict[str, Any]) -> dict[str, Any]:
+    """What `apps.deploy` needs to run this deployment's code again: its snapshot, else its Git source at
+    the commit it resolved to, else the folder it was deployed from."""
+    snapshot = (deployment.get("deployment_artifacts") or {}).get("source_code_path")
+    if snapshot:
+        return {"source_code_path": snapshot}
+    git = deployment.get("git_source") or {}
+    commit = git.get("resolved_commit") or git.get("commit")
+    if git and commit:
+        return {"git_source": {**{k: v for k, v in git.items() if k not in ("branch", "tag", "resolved_commit")},
+                               "commit": commit}}
+    return {"source_code_path": deployment.get("source_code_path")}

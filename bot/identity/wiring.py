@@ -1,23 +1,16 @@
-"""HEALTHBOT_IDENTITY=user on `healthbot serve`: the Identities service, its callback route, its
-`/health` line (how many people are connected, never who or which token) and `healthbot doctor`'s
-checks of the OAuth app's configuration."""
+"""HEALTHBOT_IDENTITY=user: the Identities service the core is built with, and `healthbot doctor`'s
+checks of the OAuth app's configuration (the route and /health line: adapters/host/identity_wiring.py)."""
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from bot.config import Settings
-from bot.identity.callback import mount_identity
 from bot.identity.oauth import WorkspaceOAuth
 from bot.identity.service import Identities
 from bot.identity.vault import Sealer
-from bot.ops.health import Check, HealthChecks
+from bot.ops.report import FAIL, OK, WARN, Line
 from bot.store import Store
-
-if TYPE_CHECKING:
-    from bot.ops.doctor import Line
 
 
 def identities_for(settings: Settings, store: Store) -> Identities | None:
@@ -31,25 +24,8 @@ def identities_for(settings: Settings, store: Store) -> Identities | None:
     return Identities(store=store.identities, oauth=oauth, sealer=sealer)
 
 
-def mount_identities(app: web.Application, identities: Identities | None, health: HealthChecks) -> None:
-    if identities is None:
-        return
-    mount_identity(app, identities)
-
-    async def connected() -> Check:
-        try:
-            count = await identities.connected()
-        except Exception as exc:  # the store line says why
-            return Check(False, f"cannot count connected people: {type(exc).__name__}")
-        return Check(True, f"{count} {'person' if count == 1 else 'people'} connected (HEALTHBOT_IDENTITY=user)")
-
-    health.add("identity", connected)
-
-
 def doctor_lines(settings: Settings, app: web.Application) -> list[Line]:
     """The OAuth app integration as healthbot will use it: client, redirect URL served here, key, scopes."""
-    from bot.ops.doctor import FAIL, OK, WARN, Line
-
     if settings.identity != "user":
         return [Line(OK, "identity", "questions are asked as healthbot's service principal (HEALTHBOT_IDENTITY)")]
     routes = {(route.method, route.resource.canonical) for route in app.router.routes() if route.resource is not None}

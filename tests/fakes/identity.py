@@ -78,7 +78,6 @@ class FakeIdentityWorkspace(FakeWorkspace):
         app.router.add_get("/oidc/v1/authorize", self._authorize)
         app.router.add_post("/oidc/v1/token", self._token)
         app.router.add_post("/oidc/v1/revoke", self._revoke)
-        app.router.add_get("/api/2.0/preview/scim/v2/Me", self._me)
 
     def person(self, request: web.Request) -> str | None:
         bearer = request.headers.get("Authorization", "").removeprefix("Bearer ")
@@ -156,7 +155,7 @@ class FakeIdentityWorkspace(FakeWorkspace):
             self.revoked.append(token)
         return web.Response(status=200)
 
-    async def _me(self, request: web.Request) -> web.Response:
+    async def _scim_me(self, request: web.Request) -> web.Response:  # whose token it is (FakeWorkspace routes it)
         email = self.person(request)
         if email is None:
             return web.json_response({"error_code": "UNAUTHENTICATED", "message": "bad token"}, status=401)

@@ -1,36 +1,31 @@
-"""Put the alert path on the server: the webhook route, the outbox worker, the platform sinks."""
+"""Put the alert path on the server: the webhook route, the outbox worker over the channels' posters,
+and the pollers that feed it (pulled alerts, reminders, the scheduled digest), started and stopped with it."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
 
-from bot.alerts.delivery import AlertCapable, AlertSink
+from bot.ports import Channel, ThreadPoster
 from bot.alerts.dispatch import AlertDispatcher
 from bot.alerts.routes import load_router
 from bot.alerts.webhook import AlertWebhook
-from bot.config import Settings
-from bot.handler import ConversationHandler
+from bot.core import Core
 from bot.ops.health import Check
 from bot.models import Platform
 from bot.ops.selfmon import SelfMonitor, Thresholds
-from bot.store import Store
 
 PULLER = web.AppKey("alert_puller", object)
 REMINDERS = web.AppKey("alert_reminders", object)
 DIGEST = web.AppKey("digest", object)
 
 
-def mount_alerts(app: web.Application, *, settings: Settings, handler: ConversationHandler, store: Store,
-                 adapters: list[Any]) -> AlertDispatcher:
-    sinks: dict[Platform, AlertSink] = {}
-    for adapter in adapters:
-        capable: AlertCapable = adapter
-        sink = capable.alert_sink()
-        sinks[sink.platform] = sink
+def mount_alerts(app: web.Application, core: Core, channels: list[Channel]) -> AlertDispatcher:
+    """The core's outbox over the channels' posters, and what feeds it; started and stopped with the app."""
+    settings, handler, store = core.settings, core.handler, core.store
+    sinks: dict[Platform, ThreadPoster] = {channel.platform: channel.poster() for channel in channels}
     enrich, workspace = None, None
     if settings.workspace_configured:
         from bot.alerts.enrich import JobRunEnricher
@@ -42,8 +37,7 @@ def mount_alerts(app: web.Application, *, settings: Settings, handler: Conversat
         alerts=store.alerts, handler=handler, router=load_router(settings.alert_routes, settings.alert_targets),
         sinks=sinks, enrich=enrich, pace_s=settings.alert_pace_s, storm_threshold=settings.alert_storm_threshold,
     )
-    for adapter in adapters:
-        adapter.dispatcher = dispatcher
+    core.outbox = dispatcher
     webhook = AlertWebhook(dispatcher=dispatcher, token=settings.alert_token.get_secret_value() if settings.alert_token else None,
                            max_body_bytes=settings.alert_max_body_bytes, workspace_host=settings.databricks_host)
     app.router.add_post("/alerts/databricks", webhook.handle)

@@ -1,7 +1,6 @@
-"""The aiohttp application behind `healthbot serve`: one factory, explicit dependencies.
-
-Adapters mount their own routes on the app this returns; nothing here is a module-level singleton.
-"""
+"""The aiohttp application behind `healthbot serve`: the core (bot.core.build_core), the channels around
+it (Slack, Teams: each mounts its own routes), the alert and deployment wiring, /health and /metrics.
+Nothing here is a module-level singleton."""
 
 from __future__ import annotations
 
@@ -11,24 +10,24 @@ import logging
 
 from aiohttp import web
 
+from adapters.host.alert_wiring import PULLER, alert_check, mount_alerts
+from adapters.host.deploy_wiring import mount_deploys
+from adapters.host.identity_wiring import mount_identities
 from adapters.slack import mount_slack
 from adapters.teams import mount_teams
 from agent.base import Engine
-from bot.access import gate_for
 from bot.alerts.dispatch import AlertDispatcher
-from bot.alerts.wiring import PULLER, alert_check, mount_alerts
-from bot.deploy.wiring import mount_deploys
 from bot.config import Settings
-from bot.engines import build_engine
-from bot.handler import ConversationHandler, HandlerOptions
-from bot.identity.wiring import identities_for, mount_identities
-from bot.ops.health import HealthChecks, cached
-from bot.ops.housekeeping import Retention
+from bot.core import Core, build_core
+from bot.handler import ConversationHandler
 from bot.inbound import client_gone, quiet_http_errors
+from bot.models import Platform
+from bot.ops.health import REMOTE_TTL_S, HealthChecks, cached
+from bot.ops.housekeeping import Retention
 from bot.ops.logs import log_request
 from bot.ops.metrics import Metrics
-from bot.store import Store, open_store_for
-from bot.ops.tracing import Tracer
+from bot.ports import Channel
+from bot.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +35,9 @@ SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
 HANDLER = web.AppKey("handler", ConversationHandler)
 HEALTH = web.AppKey("health", HealthChecks)
-SLACK = web.AppKey("slack", object)
-TEAMS = web.AppKey("teams", object)
+CORE = web.AppKey("core", Core)
+SLACK = web.AppKey("slack", object)  # the SlackChannel, or None when Slack is off
+TEAMS = web.AppKey("teams", object)  # the TeamsChannel
 WARM_UP = web.AppKey("warm_up", asyncio.Task)
 ALERTS = web.AppKey("alerts", AlertDispatcher)
 
@@ -45,35 +45,31 @@ MAX_BODY_BYTES = 1024 * 1024
 
 
 def create_app(settings: Settings, *, store: Store | None = None, engine: Engine | None = None) -> web.Application:
-    store = store if store is not None else open_store_for(settings)
-    engine = engine if engine is not None else build_engine(settings)
-    handler = ConversationHandler(store=store, engine=engine, options=HandlerOptions.from_settings(settings),
-                                  tracer=Tracer(settings.mlflow_tracking_uri), access=gate_for(settings),
-                                  identity=identities_for(settings, store))
+    core = build_core(settings, store=store, engine=engine)
+    handler, store, engine = core.handler, core.store, core.engine
 
     quiet_http_errors()
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[client_gone])
+    app[CORE] = core
     app[SETTINGS] = settings
     app[STORE] = store
     app[HANDLER] = handler
-    app[HEALTH] = HealthChecks(store=store, engine=engine)
+    app[HEALTH] = core.health
     app.router.add_get("/health", health)
-    mount_identities(app, handler.identity, app[HEALTH])
-    app[SLACK] = mount_slack(app, settings=settings, handler=handler)
-    app[TEAMS] = mount_teams(app, settings=settings, handler=handler)
-    app[ALERTS] = mount_alerts(app, settings=settings, handler=handler, store=store,
-                               adapters=[a for a in (app[SLACK], app[TEAMS]) if a is not None])
-    mount_deploys(app, settings=settings, handler=handler, store=store, dispatcher=app[ALERTS], health=app[HEALTH],
-                  adapters=[a for a in (app[SLACK], app[TEAMS]) if a is not None])
+    mount_identities(app, core.identities, core.health)
+    slack, teams = mount_slack(app, core), mount_teams(app, core)
+    app[SLACK], app[TEAMS] = slack, teams
+    channels: list[Channel] = [teams] if slack is None else [slack, teams]
+    app[ALERTS] = mount_alerts(app, core, channels)
+    mount_deploys(app, core)
     metrics = Metrics()
     handler.observers += [metrics.observe, log_request]
     metrics.watch_alerts(app[ALERTS])
     metrics.watch_tracer(handler.tracer)
     app.router.add_get("/metrics", metrics.handle)
     checks = app[HEALTH]
-    if app[SLACK] is not None:
-        checks.add("slack", cached(app[SLACK].health))  # type: ignore[attr-defined]
-    checks.add("teams", cached(app[TEAMS].health, ttl_s=300))  # type: ignore[attr-defined]  # off / emulator: said, ok
+    for channel in channels:  # Teams off or in emulator mode says so, and is ok
+        checks.add(channel.platform.value, cached(channel.health, ttl_s=300 if channel.platform is Platform.TEAMS else REMOTE_TTL_S))
     checks.add("alerts", alert_check(app[ALERTS]))
     if PULLER in app:
         checks.add("alert_pull", app[PULLER].check)  # type: ignore[attr-defined]

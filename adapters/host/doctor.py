@@ -8,7 +8,6 @@ credentials, alert token, routes and their channels.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from typing import Any
 
 from agent.base import AgentRequest, ChatMessage
@@ -17,25 +16,12 @@ from bot.config import Settings
 from bot.ops.health import Check
 from bot.ops.housekeeping import describe_stats
 from bot.models import Platform
-
-OK, FAIL, WARN = "✓", "✗", "!"
-
-
-@dataclass
-class Line:
-    mark: str
-    name: str
-    detail: str
-    fix: str = ""
-
-    def __str__(self) -> str:
-        return f"{self.mark} {self.name}: {self.detail}" + (f" — {self.fix}" if self.fix and self.mark != OK else "")
-
+from bot.ops.report import FAIL, OK, WARN, Line
 
 async def run_doctor(settings: Settings, *, probe: bool = False) -> list[Line]:
-    from bot.alerts.wiring import PULLER
+    from adapters.host.alert_wiring import PULLER
     from bot.identity.wiring import doctor_lines
-    from bot.server import ALERTS, HANDLER, HEALTH, SLACK, TEAMS, create_app
+    from adapters.host.server import ALERTS, HANDLER, HEALTH, SLACK, TEAMS, create_app
 
     lines = [Line(OK, "config", "all values valid" + (" (.env read)" if _dotenv() else ""))]
     app = create_app(settings)
@@ -149,7 +135,7 @@ def _line(name: str, check: Check, fix: str) -> Line:
 async def _databricks(settings: Settings, engine: Any, probe: bool) -> list[Line]:
     lines = []
     try:
-        host, _ = await engine._auth()
+        host, _ = await engine.http.auth()
         lines.append(Line(OK, "databricks auth", f"credentials for {host}"))
     except EngineError as exc:
         return [Line(FAIL, "databricks auth", exc.detail or exc.kind.value,

@@ -110,15 +110,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "stats":
             return asyncio.run(_stats(settings, args.hours, args.json, args.by_version))
         if args.command == "digest":
-            from bot.alerts.digest_cli import main as digest_main
+            from adapters.host.digest_command import main as digest_main
 
             return asyncio.run(digest_main(settings, preview=args.preview))
         if args.command == "checklist":
-            from bot.deploy.checklist import main as checklist_main
+            from adapters.host.checklist_command import main as checklist_main
 
             return checklist_main(settings, as_json=args.json)
         if args.command == "doctor":
-            from bot.ops.doctor import main as doctor_main
+            from adapters.host.doctor import main as doctor_main
 
             return doctor_main(settings, probe=args.probe)
         if args.command == "demo-endpoint":
@@ -132,15 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _console_handler(settings: Settings) -> ConversationHandler:
-    from bot.engines import build_engine
-    from bot.handler import ConversationHandler, HandlerOptions
-    from bot.store import open_store_for
-    from bot.ops.tracing import Tracer
+    """The terminal's handler: the same core as `serve` (access gate, identity rules, tracing)."""
+    from bot.core import build_core
 
-    return ConversationHandler(
-        store=open_store_for(settings), engine=build_engine(settings),
-        options=HandlerOptions.from_settings(settings), tracer=Tracer(settings.mlflow_tracking_uri),
-    )
+    return build_core(settings).handler
 
 
 async def _ask(settings: Settings, question: str) -> int:
@@ -188,7 +183,7 @@ async def _stats(settings: Settings, hours: int, as_json: bool, per_version: boo
 def _serve(settings: Settings, host: str, port: int) -> int:
     from aiohttp import web
 
-    from bot.server import create_app
+    from adapters.host.server import create_app
 
     app = create_app(settings)
     log.info("healthbot serving on http://%s:%d (%s backend)", host, port, "serving" if settings.use_serving else "demo")

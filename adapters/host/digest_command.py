@@ -12,7 +12,7 @@ from bot.config import Settings
 async def main(settings: Settings, *, preview: bool) -> int:
     from bot.alerts.digest import build_digest, digest_alert, digest_overview, with_overview
     from bot.targets import parse_target
-    from bot.alerts.digest_schedule import Schedule
+    from bot.alerts.schedule import Schedule
 
     period = Schedule.parse(settings.digest or "mon 09:00", settings.digest_tz).until_now(time.time())
     if preview:
@@ -34,7 +34,7 @@ async def main(settings: Settings, *, preview: bool) -> int:
         return 2
     from aiohttp import web
 
-    from bot.server import ALERTS, HANDLER, STORE, create_app
+    from adapters.host.server import ALERTS, HANDLER, STORE, create_app
 
     app = create_app(settings)
     runner = web.AppRunner(app)

@@ -6,19 +6,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any
 
 from aiohttp import web
 
 from bot.alerts.dispatch import AlertDispatcher
-from bot.config import Settings
-from bot.deploy.checklist import Checklist, load_thresholds
+from bot.core import Core
+from bot.deploy.checklist import Checklist
+from bot.deploy.thresholds import load_thresholds
 from bot.deploy.rollback import DeployActions
 from bot.deploy.watcher import DeployWatcher
 from bot.deploy.workspace_calls import DeployCalls
-from bot.handler import ConversationHandler
-from bot.ops.health import HealthChecks
-from bot.store import Store
 from bot.targets import parse_target
 
 log = logging.getLogger(__name__)
@@ -27,8 +24,9 @@ WATCHER = web.AppKey("deploy_watcher", DeployWatcher)
 ACTIONS = web.AppKey("deploy_actions", DeployActions)
 
 
-def mount_deploys(app: web.Application, *, settings: Settings, handler: ConversationHandler, store: Store,
-                  dispatcher: AlertDispatcher, health: HealthChecks, adapters: list[Any]) -> None:
+def mount_deploys(app: web.Application, core: Core) -> None:
+    settings, handler, store, health, dispatcher = core.settings, core.handler, core.store, core.health, core.outbox
+    assert dispatcher is not None  # alerts are mounted first: rollout threads go through the outbox
     if not settings.use_serving:
         return  # the demo engine has no versions to watch or roll back
     from bot.workspace import Workspace, config_factory
@@ -38,8 +36,7 @@ def mount_deploys(app: web.Application, *, settings: Settings, handler: Conversa
                           app_name=settings.app_name, health=health.run)
     actions = app[ACTIONS] = DeployActions(calls=calls, store=store, gate=handler.access, alias=settings.rollback_alias,
                                            checklist=checklist)
-    for adapter in adapters:
-        adapter.deploys = actions
+    core.deploys = actions
     watcher = None
     if settings.deploy_targets:
         watcher = app[WATCHER] = DeployWatcher(calls=calls, dispatcher=dispatcher, store=store,
