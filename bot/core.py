@@ -41,12 +41,16 @@ class Core:
     deploys: DeployActions | None = None  # rollback and the checklist, with a workspace
 
 
-def build_core(settings: Settings, *, store: Store | None = None, engine: Engine | None = None) -> Core:
+def build_core(settings: Settings, *, store: Store | None = None, engine: Engine | None = None,
+               one_shot: bool = False) -> Core:
+    """`one_shot`: a command that answers once and exits (`healthbot ask`): its trace is exported in
+    this process before it exits, not by a background exporter it would have to wait for."""
     store = store if store is not None else open_store_for(settings)
     engine = engine if engine is not None else build_engine(settings)
     identities = identities_for(settings, store)
     handler = ConversationHandler(store=store, engine=engine, options=HandlerOptions.from_settings(settings),
-                                  tracer=Tracer(settings.mlflow_tracking_uri), access=gate_for(settings),
+                                  tracer=Tracer(settings.mlflow_tracking_uri, in_process=one_shot),
+                                  access=gate_for(settings),
                                   identity=identities)
     return Core(settings=settings, store=store, engine=engine, handler=handler,
                 health=HealthChecks(store=store, engine=engine), identities=identities)

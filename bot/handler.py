@@ -67,17 +67,25 @@ class ConversationHandler:
                          request_id=new_request_id(), question=msg.text.strip())
 
     async def _traced(self, msg: Incoming, on_progress: ProgressCallback | None, sink: StreamSink | None) -> Reply | None:
+        """One MLflow trace per message (DESIGN.md "Traces"): the root span holds the question and the
+        answer or error text; a failed answer is an ERROR trace (a refusal is OK, tagged `refused`)."""
         if not self.tracer.enabled:
             return await self._handle(msg, on_progress, sink)
-        with self.tracer.span(f"{msg.platform.value}.message", "CHAIN", channel=msg.key.channel):
-            with self.tracer.span("handler", "CHAIN") as span:
-                assert span is not None  # tracing is on here
-                span.set_inputs({"question": msg.text})
+        with self.tracer.span(f"{msg.platform.value}.message", "CHAIN", channel=msg.key.channel) as root:
+            assert root is not None  # tracing is on here
+            root.set_inputs({"question": msg.text})
+            with self.tracer.span("handler", "CHAIN"):
                 reply = await self._handle(msg, on_progress, sink)
-                if reply is not None:
-                    span.set_outputs({"answer": reply.content, "error": reply.error})
-                    self.tracer.tag(platform=msg.platform.value, session_id=reply.session_id, request_id=reply.request_id,
-                                    domains=",".join(reply.domains), error=reply.error)
+            if reply is not None:
+                root.set_outputs({"answer": reply.content} if reply.error is None else
+                                 {"answer": reply.content, "error": reply.error.value})
+                self.tracer.metadata({"mlflow.trace.user": msg.asker, "mlflow.trace.session": reply.session_id})
+                self.tracer.tag(platform=msg.platform.value, session_id=reply.session_id, request_id=reply.request_id,
+                                domains=",".join(reply.domains) or None, served_version=reply.served_version or None,
+                                stream="on" if sink is not None else "off", error=reply.error)
+                if reply.error is not None and reply.error is not ErrorKind.REFUSED:
+                    root.status = "ERROR"
+                    root.set_attributes({"error_kind": reply.error.value, "request_id": reply.request_id})
             return reply
 
     async def refusal_for(self, msg: Incoming) -> Reply | None:
@@ -91,12 +99,14 @@ class ConversationHandler:
             return Reply(content="", request_id=new_request_id(), error=ErrorKind.REFUSED, question=msg.text.strip())
         return await self._refuse(self._row(msg, new_request_id(), "", msg.text.strip()), time.perf_counter(), refusal)
 
-    async def record_feedback(self, request_id: str, *, user_id: str, value: int, comment: str = "") -> bool:
+    async def record_feedback(self, request_id: str, *, user_id: str, value: int, comment: str = "",
+                              voter: str = "") -> bool:
         """A 👍 / 👎 from any adapter (with the person's words, where the platform asks for them): in the
-        request log, and on the answer's trace."""
+        request log (one per platform user), and on the answer's trace as that person's one assessment,
+        named as the request log names askers (`voter`: their email when visible, else `user_id`)."""
         if not await self.store.record_feedback(request_id, user_id=user_id, value=value, comment=comment[:2000]):
             return False
-        self.tracer.log_feedback(request_id, value=value, user_id=user_id, comment=comment[:2000])
+        self.tracer.log_feedback(request_id, value=value, user_id=voter or user_id, comment=comment[:2000])
         return True
 
     async def _handle(self, msg: Incoming, on_progress: ProgressCallback | None, sink: StreamSink | None) -> Reply | None:
@@ -184,7 +194,7 @@ class ConversationHandler:
         return Reply(
             content=answer.content, sources=answer.sources, confidence=answer.confidence,
             domains=answer.domains, request_id=request_id, session_id=session.session_id,
-            question=question, cached=row.cached, charts=answer.charts,
+            question=question, cached=row.cached, charts=answer.charts, served_version=answer.served_version or "",
         )
 
     def _limits(self, msg: Incoming) -> Limits:
@@ -213,6 +223,7 @@ class ConversationHandler:
         """A refusal is answered in one line and kept in the request log with its reason (the audit
         trail); a withheld answer leaves the line, not the answer, in the conversation's history."""
         log.info("refused %s on %s: %s", row.user_id, row.platform, refusal.reason)
+        self.tracer.tag(refused=refusal.reason)
         row.error, row.answer = f"refused:{refusal.reason}", refusal.message
         row.latency_ms = (time.perf_counter() - started) * 1000
         if session_id:
@@ -231,17 +242,26 @@ class ConversationHandler:
         if sink is None or stream is None:
             return await self.engine.answer(request, on_progress=on_progress), None
         first_text: float | None = None
-        async for chunk in stream(request, on_progress=on_progress):
-            if chunk.answer is not None:
-                return chunk.answer, first_text
-            if chunk.stage:
-                await sink.stage(chunk.stage)
-            elif chunk.text and shown is not None:
-                if first_text is None:
-                    first_text = time.perf_counter()
-                    if span is not None:
-                        span.add_event("first_token")
-                await shown.text(chunk.text)
+        stage = None  # each streamed stage is a child span of the endpoint's, until the next event
+        try:
+            async for chunk in stream(request, on_progress=on_progress):
+                if stage is not None and (chunk.stage or chunk.text or chunk.answer is not None):
+                    stage.end()
+                    stage = None
+                if chunk.answer is not None:
+                    return chunk.answer, first_text
+                if chunk.stage:
+                    stage = self.tracer.child(chunk.stage, "TOOL")
+                    await sink.stage(chunk.stage)
+                elif chunk.text and shown is not None:
+                    if first_text is None:
+                        first_text = time.perf_counter()
+                        if span is not None:
+                            span.add_event("first_token")
+                    await shown.text(chunk.text)
+        finally:
+            if stage is not None:
+                stage.end()
         raise EngineError(ErrorKind.BAD_RESPONSE, "the stream ended without an answer")
 
     async def close(self) -> None:
@@ -286,5 +306,5 @@ class ConversationHandler:
         self._observe(row)
         return Reply(
             content=content, request_id=row.request_id, session_id=row.session_id, error=kind,
-            question=row.question,
+            question=row.question, served_version=row.served_version or "",
         )

@@ -97,6 +97,7 @@ class Reply(BaseModel):
     cached: bool = False
     charts: list[dict[str, Any]] = Field(default_factory=list)  # drawn by the adapter (bot/charts.py)
     connect: bool = False  # HEALTHBOT_IDENTITY=user: the asker must connect first; sent to them alone, with a link
+    served_version: str = ""  # which version of the agent answered (or failed), when known
 
     @property
     def retryable(self) -> bool:

@@ -47,7 +47,8 @@ async def test_every_message_is_a_trace_with_spans_and_tags(traced: Conversation
     spans = {span.name: span for span in trace.data.spans}
     assert set(spans) == {"teams.message", "handler", "endpoint"}
     assert spans["endpoint"].attributes["status"] == "ok" and spans["endpoint"].attributes["latency_ms"] > 0
-    assert spans["handler"].outputs["answer"] == "Costs rose 42%."
+    assert spans["teams.message"].outputs["answer"] == "Costs rose 42%." and trace.info.state == "OK"
+    assert spans["teams.message"].inputs == {"question": "why did costs spike?"}
 
 
 async def test_an_error_reply_request_id_finds_its_trace(traced: ConversationHandler, fake_serving: FakeServing) -> None:

@@ -131,17 +131,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
 
 
-def _console_handler(settings: Settings) -> ConversationHandler:
+def _console_handler(settings: Settings, *, one_shot: bool = False) -> ConversationHandler:
     """The terminal's handler: the same core as `serve` (access gate, identity rules, tracing)."""
     from bot.core import build_core
 
-    return build_core(settings).handler
+    return build_core(settings, one_shot=one_shot).handler
 
 
 async def _ask(settings: Settings, question: str) -> int:
     from adapters.console import ConsoleChat, render
 
-    handler = _console_handler(settings)
+    handler = _console_handler(settings, one_shot=True)
     try:
         chat = ConsoleChat(handler, live=True)
         reply = await chat.ask(question)

@@ -46,6 +46,7 @@ from adapters.slack.home import SlackHome
 from adapters.slack.progress import Placeholder
 from adapters.slack.validate import checked_body
 from bot.background import SHUTDOWN_GRACE_S, TaskSet, logged
+from adapters.channel_base import CoreChannel
 from bot.core import Core
 from bot.ops.health import Check
 from bot.inbound import BadInput, decode, refusals
@@ -53,8 +54,6 @@ from bot.models import Incoming, Membership, Platform
 
 if TYPE_CHECKING:
     from adapters.slack.alerts import SlackAlertSink
-    from bot.alerts.dispatch import AlertDispatcher
-    from bot.deploy.rollback import DeployActions
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +61,13 @@ SOCKET_PING_INTERVAL_S = 10.0  # slack_sdk's default; also its pause between con
 ROUTE = "POST /slack/events"
 
 
-class SlackChannel:
+class SlackChannel(CoreChannel):
     platform = Platform.SLACK
 
     def __init__(self, core: Core) -> None:
         settings = core.settings
         assert settings.slack_bot_token is not None
-        self.core = core
-        self.settings = settings
-        self.handler = core.handler
+        super().__init__(core)
         self.allowed_teams = set(settings.slack_team_ids)
         token = settings.slack_bot_token.get_secret_value()
         self._secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
@@ -95,15 +92,6 @@ class SlackChannel:
         self._register()
 
     # -- wiring -----------------------------------------------------------------------------
-
-    @property
-    def dispatcher(self) -> AlertDispatcher | None:
-        """The core's outbox (None until the server wires alerts)."""
-        return self.core.outbox
-
-    @property
-    def deploys(self) -> DeployActions | None:
-        return self.core.deploys
 
     async def health(self) -> Check:
         """auth.test: the token is valid and the workspace reachable."""

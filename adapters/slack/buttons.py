@@ -49,9 +49,11 @@ class SlackButtons:
             return  # a value healthbot never sent
         else:
             positive, request_id = action.get("action_id") == t.FEEDBACK_UP, str(action.get("value", ""))
-        if await self.bot.refused(clicker_of(body, f"feedback {request_id}")):
+        clicker = await self.bot.identify(clicker_of(body, f"feedback {request_id}"))
+        if await self.bot.refused(clicker):
             return  # an external or a guest does not grade the answers members get
-        recorded = await self.bot.handler.record_feedback(request_id, user_id=user, value=1 if positive else -1)
+        recorded = await self.bot.handler.record_feedback(request_id, user_id=user, value=1 if positive else -1,
+                                                          voter=clicker.asker)
         if native is not None:
             return
         message = body.get("message") or {}

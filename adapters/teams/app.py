@@ -35,6 +35,7 @@ from adapters.teams.perf import PooledConnectors, speed_up_msrest
 from adapters.teams.validate import checked_activity
 from bot.background import SHUTDOWN_GRACE_S, TaskSet
 from bot.config import Settings
+from adapters.channel_base import CoreChannel
 from bot.core import Core
 from bot.ops.health import Check
 from bot.inbound import BadInput, refusals
@@ -42,8 +43,6 @@ from bot.models import Incoming, Membership, Platform, Reply
 
 if TYPE_CHECKING:
     from adapters.teams.alerts import TeamsAlertSink
-    from bot.alerts.dispatch import AlertDispatcher
-    from bot.deploy.rollback import DeployActions
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +66,13 @@ class BotConfig:
 UNREACHABLE = (ConnectorError, aiohttp.ClientError, HttpOperationError, ClientRequestError, OSError, TimeoutError)
 
 
-class TeamsChannel:
+class TeamsChannel(CoreChannel):
     platform = Platform.TEAMS
 
     def __init__(self, core: Core) -> None:
         speed_up_msrest()
         settings = core.settings
-        self.core = core
-        self.settings = settings
-        self.handler = core.handler
+        super().__init__(core)
         self.app_id = settings.microsoft_app_id
         self.emulator = not settings.microsoft_app_id and settings.teams_emulator
         self.off = not settings.microsoft_app_id and not settings.teams_emulator
@@ -93,15 +90,6 @@ class TeamsChannel:
         self.bot = TeamsBot(self)
         self.connect = TeamsConnect(self)
         self.answering = TeamsAnswering(self)
-
-    @property
-    def dispatcher(self) -> AlertDispatcher | None:
-        """The core's outbox (None until the server wires alerts)."""
-        return self.core.outbox
-
-    @property
-    def deploys(self) -> DeployActions | None:
-        return self.core.deploys
 
     async def health(self) -> Check:
         """With credentials: a token from Microsoft Entra for the Bot Connector proves them."""

@@ -232,7 +232,7 @@ class TeamsBot(TeamsActivityHandler):
         request_id = self.teams.answers.get(str(activity.reply_to_id or ""), "")
         user = str(activity.from_property.aad_object_id or activity.from_property.id) if activity.from_property else ""
         if not request_id or not await self.teams.handler.record_feedback(
-                request_id, user_id=user, value=1 if reaction == "like" else -1, comment=text):
+                request_id, user_id=user, value=1 if reaction == "like" else -1, comment=text, voter=clicker.asker):
             log.info("feedback on an answer healthbot no longer knows (activity %s)", activity.reply_to_id)
         return InvokeResponse(status=200, body={})
 
@@ -251,7 +251,8 @@ class TeamsBot(TeamsActivityHandler):
         if row is None or row.platform != Platform.TEAMS.value or row.channel != t.channel_of(activity):
             log.info("Teams feedback on request %r ignored: not an answer of this conversation", request_id[:40])
             return card_response(t.notice("That answer is no longer known here, so the feedback was not recorded."))
-        if not await self.teams.handler.record_feedback(request_id, user_id=user, value=1 if positive else -1):
+        if not await self.teams.handler.record_feedback(request_id, user_id=user, value=1 if positive else -1,
+                                                        voter=clicker.asker):
             return card_response(t.notice("That answer is no longer known, so the feedback was not recorded."))
         answer = t.answer_cards(Reply(content=row.answer if row else "", sources=row.sources if row else [],
                                       confidence=row.confidence if row else None, domains=row.domains if row else [],

@@ -61,19 +61,28 @@ class SpanRecord:
     def add_event(self, name: str) -> None:
         self.events.append((name, time.time_ns()))
 
+    def end(self) -> None:
+        """For a span ended by hand (`Tracer.child`): a streamed stage ends when the next begins."""
+        if not self.end_ns:
+            self.end_ns = time.time_ns()
+
 
 @dataclass
 class _Trace:
     spans: list[SpanRecord] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)  # mlflow.trace.user, mlflow.trace.session
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickled for the exporter as plain data: the child need not import this module."""
-        return dict, ({"tags": self.tags, "spans": [
+        return dict, (self.as_dict(),)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"tags": self.tags, "metadata": self.metadata, "spans": [
             {"name": s.name, "type": s.type, "parent": s.parent, "start_ns": s.start_ns, "end_ns": s.end_ns,
              "attributes": s.attributes, "inputs": s.inputs, "outputs": s.outputs, "status": s.status,
              "events": s.events}
-            for s in self.spans]},)
+            for s in self.spans]}
 
 
 _OFF: contextlib.nullcontext[None] = contextlib.nullcontext()
@@ -109,7 +118,11 @@ _current: contextvars.ContextVar[tuple[_Trace, int] | None] = contextvars.Contex
 
 
 class Tracer:
-    def __init__(self, tracking_uri: str | None = None, *, queue_size: int = QUEUE_SIZE, start: bool = True) -> None:
+    def __init__(self, tracking_uri: str | None = None, *, queue_size: int = QUEUE_SIZE, start: bool = True,
+                 in_process: bool = False) -> None:
+        """`in_process`: for one-shot commands (`healthbot ask`): no exporter process; what was recorded
+        is exported here, in full, on `close` — a process about to exit cannot wait for a child that
+        needs seconds just to import mlflow, and a trace must never be left half written."""
         self.enabled = bool(tracking_uri)
         self.tracking_uri = str(tracking_uri or "")
         self.experiment = os.environ.get("MLFLOW_EXPERIMENT_NAME") or (
@@ -129,6 +142,7 @@ class Tracer:
         self._stopping = threading.Event()
         self._sender: threading.Thread | None = None
         self._sent = 0
+        self._in_process = in_process
 
     # -- in the request ------------------------------------------------------------------------
 
@@ -143,9 +157,27 @@ class Tracer:
         if current is not None:
             current[0].tags.update({k: str(v) for k, v in tags.items() if v is not None})
 
+    def metadata(self, values: dict[str, str]) -> None:
+        """Trace metadata (MLflow's standard keys: `mlflow.trace.user`, `mlflow.trace.session`)."""
+        current = _current.get()
+        if current is not None:
+            current[0].metadata.update({k: v for k, v in values.items() if v})
+
+    def child(self, name: str, span_type: str = "UNKNOWN", **attributes: Any) -> SpanRecord | None:
+        """A span under the current one that its caller ends (`record.end()`), for work that is not a
+        block of code: a stage the endpoint streams lasts from its event to the next one."""
+        current = _current.get()
+        if current is None:
+            return None
+        trace, parent = current
+        record = SpanRecord(name, span_type, parent, time.time_ns(), attributes)
+        trace.spans.append(record)
+        return record
+
     def log_feedback(self, request_id: str, *, value: int, user_id: str, comment: str = "") -> None:
-        """The user's vote as an MLflow assessment on the answer's trace (found by its request id); their
-        words, where the platform asks for them (Teams' feedback loop), as its rationale."""
+        """The user's vote as an MLflow assessment on the answer's trace (found by its request id), one
+        per person and trace (a changed vote overrides the earlier); their words, where the platform asks
+        for them (Teams' feedback loop), as its rationale."""
         if self.enabled:
             self._submit(("feedback", request_id, value, user_id, comment))
 
@@ -153,7 +185,7 @@ class Tracer:
         """Hand a finished trace (or a vote) over: a list append. The sender thread ships them to the
         exporter in batches, a few times a second, so the event loop never waits on a pipe and
         threads do not trade the GIL per message."""
-        if self._process is None and self._autostart:
+        if self._process is None and self._autostart and not self._in_process:
             self.start()
         if len(self._pending) >= self._queue_size:
             self.dropped += 1
@@ -219,6 +251,8 @@ class Tracer:
         """Block until every trace queued so far is exported (tests, benches, shutdown); False on timeout."""
         if not self.enabled:
             return True
+        if self._in_process:
+            return self._export_here()
         self.start()
         token = f"{os.getpid()}-{time.monotonic_ns()}"
         deadline = time.monotonic() + timeout
@@ -235,8 +269,27 @@ class Tracer:
         log.warning("trace export did not finish within %.0f s", timeout)
         return False
 
+    def _export_here(self) -> bool:
+        """One-shot commands: export what was recorded in this process, whole, before it exits."""
+        from bot.ops.trace_export import connect, export_one
+
+        items, self._pending = self._pending, []
+        if not items:
+            return True
+        mlflow = connect(self.tracking_uri, self.experiment)
+        results = [export_one(mlflow, ("trace", item[1].as_dict()) if item[0] == "trace" else item) for item in items]
+        self._exported.value += results.count(True)
+        self._failed.value += results.count(False)
+        if False in results:
+            ids = ", ".join(str(item[1].tags.get("request_id", "?")) for item, done in zip(items, results) if done is False)
+            log.warning("trace export to %s failed for request %s (see the line above)", self.tracking_uri, ids)
+        return False not in results
+
     def close(self, timeout: float = 5.0) -> None:
-        """Export what is queued (at most `timeout`), then stop the exporter."""
+        """Export what is queued (at most `timeout`), then stop the exporter; in-process, export it all."""
+        if self._in_process and self.enabled:
+            self._export_here()
+            return
         if self._process is None:
             return
         self.flush(timeout)
