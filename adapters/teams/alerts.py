@@ -65,15 +65,25 @@ def alert_card(view: AlertView, channel: str) -> dict[str, Any]:
     for text in (alert.description, f"Details: {alert.detail}" if alert.detail else "", f"Query: {alert.query[:600]}" if alert.query else ""):
         if text:
             body.append(literal(text))
-    actions: list[dict[str, Any]] = [{"type": "Action.OpenUrl", "title": label, "url": url}
-                                     for label, url in alert.links.items() if url.startswith("https://")]
+    actions: list[dict[str, Any]] = []
     if alert.investigable:
-        data = {"key": alert.key, "channel": channel}
+        data = {"key": alert.key}
         actions += [t.execute("Investigate", INVESTIGATE, data), t.execute("Acknowledge", ACKNOWLEDGE, data)]
     if alert.snoozable_now:
-        actions += [t.execute(f"Snooze {label}", SNOOZE, {"key": alert.key, "channel": channel, "for": choice})
-                    for choice, label in SNOOZE_LABELS.items()]
-    return t.card(body, actions)
+        actions.append(snooze_choice(alert.key))
+    links = [{"type": "Action.OpenUrl", "title": label, "url": url}
+             for label, url in alert.links.items() if url.startswith("https://")]
+    return t.card(body, links[:t.MAX_ACTIONS - len(actions)] + actions)  # at most five: Teams shows five
+
+
+def snooze_choice(key: str) -> dict[str, Any]:
+    """Snooze as one action: a card that shows the durations to pick (Input.ChoiceSet `for`, sent with the
+    Action.Execute's data), instead of a button per duration."""
+    choices = [{"title": label, "value": choice} for choice, label in SNOOZE_LABELS.items()]
+    return {"type": "Action.ShowCard", "title": "Snooze…", "card": {
+        "type": "AdaptiveCard", "body": [{"type": "Input.ChoiceSet", "id": "for", "style": "compact", "value": "1h",
+                                          "label": "Snooze for", "choices": choices}],
+        "actions": [t.execute("Snooze", SNOOZE, {"key": key})]}}
 
 
 def note_card(note: Note) -> dict[str, Any]:

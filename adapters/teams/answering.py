@@ -38,7 +38,7 @@ class TeamsAnswering:
         connector refuses it (too large: 413, or a 400) — a chart never costs the message."""
         if images is None:
             images = await card_images(reply.charts, what=reply.request_id)
-        cards = t.reply_messages(reply, images, in_channel=where.in_channel)
+        cards = t.reply_messages(reply, images, buttons=where.in_channel)  # a new message: Teams' loop outside channels
         for index, card in enumerate(cards):
             try:
                 sent = await self.channel.send(where, card)
@@ -47,7 +47,7 @@ class TeamsAnswering:
                     raise
                 log.warning("the Bot Connector refused the answer %s with its chart (%d): sent without it",
                             reply.request_id, exc.status)
-                sent = await self.channel.send(where, t.reply_messages(reply, in_channel=where.in_channel)[index])
+                sent = await self.channel.send(where, t.reply_messages(reply, buttons=where.in_channel)[index])
             self.remember_answer(reply.request_id, [sent] if sent else [])
 
     def ask(self, reference: ConversationReference, message: Incoming) -> None:

@@ -22,7 +22,7 @@ from adapters.teams.deploys import TeamsDeploys, deploy_word
 from bot.alerts.delivery import ACKNOWLEDGE, INVESTIGATE, SNOOZE
 from bot.alerts.digest import digest_for
 from bot.alerts.schedule import Schedule
-from bot.models import Incoming, Platform, Reply
+from bot.models import ErrorKind, Incoming, Platform, Reply
 from bot.quick import QUICK_QUESTIONS
 from bot.targets import ChannelTarget
 
@@ -154,9 +154,11 @@ class TeamsBot(TeamsActivityHandler):
         activity = turn_context.activity
         if verb == t.VERB_FEEDBACK:
             return await self._feedback(turn_context, data)
-        if verb == t.VERB_RETRY:
+        if verb == t.VERB_RETRY:  # the card keeps its words and request id, and says so
             await self._ask(turn_context, t.to_incoming(activity, "retry"))
-            return card_response(t.notice("Retrying…"))
+            failed = Reply(content=str(data.get("message") or "That answer failed."), error=ErrorKind.UNAVAILABLE,
+                           request_id=str(data.get("request_id") or ""))
+            return card_response(t.error_card(failed, retrying=True))
         if verb in (INVESTIGATE, ACKNOWLEDGE, SNOOZE) and self.teams.dispatcher is not None:
             return await self._alert_action(turn_context, str(verb), data)
         if verb in DEPLOY_VERBS:
@@ -169,7 +171,7 @@ class TeamsBot(TeamsActivityHandler):
         if verb == t.VERB_QUICK and isinstance(data.get("name"), str) and data["name"] in QUICK_QUESTIONS:
             question = QUICK_QUESTIONS[data["name"]]
             await self._ask(turn_context, t.to_incoming(activity, question))
-            return card_response(t.notice(f"Asking: {question}"))
+            return message_response(f"Asking: {question}")  # the welcome keeps its buttons
         return AdaptiveCardInvokeResponse(status_code=400, type="application/vnd.microsoft.error",
                                           value={"code": "NotSupported", "message": f"unknown action {verb!r}"})
 

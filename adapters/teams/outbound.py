@@ -132,14 +132,24 @@ class Connector:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         url = service_url.rstrip("/") + "/" + path
+        reconnected = False
         for attempt in range(SEND_ATTEMPTS):
             headers = {"Content-Type": "application/json"}
             if token := await self._authorization(service_url):
                 headers["Authorization"] = token
-            async with self._session.request(method, url, json=body, headers=headers) as response:
-                if response.status < 300:
-                    return await response.json(content_type=None) if response.content_length != 0 else None
-                detail, retry_after = await response.text(), retry_after_s(dict(response.headers))
+            try:
+                async with self._session.request(method, url, json=body, headers=headers) as response:
+                    if response.status < 300:
+                        return await response.json(content_type=None) if response.content_length != 0 else None
+                    detail, retry_after = await response.text(), retry_after_s(dict(response.headers))
+            except aiohttp.ServerDisconnectedError:
+                # The pooled keep-alive connection was closed by the connector before any response: the
+                # request was not taken, so it is sent again once, on a fresh connection.
+                if reconnected:
+                    raise
+                reconnected = True
+                log.info("the Bot Connector closed a pooled connection before answering: sending again once")
+                continue
             if response.status == 401 and attempt == 0 and token:
                 self._tokens.pop(service_url, None)  # revoked or rotated: fetch a new one, once
                 continue

@@ -62,9 +62,10 @@ class TeamsStream:
         if len(safe) <= len(self.shown) or not self.pacer.due():
             return
         if self.mode == "stream":
-            await self._stream("streaming", safe)
-        else:
-            await self._placeholder({"type": "message", "text": safe[:CHANNEL_TEXT_LIMIT], "textFormat": "markdown"})
+            await self._stream("streaming", t.plain_text(safe))
+        else:  # plain text wraps in the chat column (a markdown table would not): only the syntax goes
+            await self._placeholder({"type": "message", "text": t.plain_text(safe)[:CHANNEL_TEXT_LIMIT],
+                                     "textFormat": "plain"})
         self.shown = safe
 
     async def _stream(self, kind: str, text: str) -> None:
@@ -76,11 +77,14 @@ class TeamsStream:
             self.sent += 1
             sent = await self.connector.send(self._to_conversation(), {"type": "typing", "text": text,
                                                                        "entities": [info]})
-        except (ConnectorError, aiohttp.ClientError) as exc:
-            log.info("Teams streaming refused (%s): a placeholder message instead",
-                     exc.status if isinstance(exc, ConnectorError) else type(exc).__name__)
+        except ConnectorError as exc:  # Teams said no (the user stopped it, streaming not allowed here)
+            log.info("Teams streaming refused (%s): a placeholder message instead", exc.status)
             self.mode, self.stream_id = "placeholder", None
             await self._placeholder({"type": "message", "text": text})
+            return
+        except aiohttp.ClientError as exc:  # the network, not Teams: this update is skipped, streaming goes on
+            log.info("a Teams streaming update was not delivered (%s); the next one carries the text so far",
+                     type(exc).__name__)
             return
         self.stream_id = self.stream_id or sent
 
@@ -102,7 +106,7 @@ class TeamsStream:
         """Deliver the final answer in place of the stream or placeholder: True when done, False when
         nothing was shown and the caller sends the answer as always. `send_cards(where, cards)`."""
         await self.pacer.stop()
-        cards = t.reply_messages(reply, images, in_channel=self.where.in_channel)
+        cards = t.reply_messages(reply, images, buttons=self.where.in_channel)
         if self.mode == "stream" and self.stream_id:
             final = {**cards[0], "entities": [*cards[0].get("entities", []),
                                               {"type": "streaminfo", "streamId": self.stream_id, "streamType": "final"}]}
@@ -114,7 +118,8 @@ class TeamsStream:
                 return False
             self.answer_ids = [self.stream_id, *(await send_cards(self.where, cards[1:]))]
             return True
-        if self.placeholder_id is not None:
+        if self.placeholder_id is not None:  # an updated message: Teams shows no feedback loop on it, the card does
+            cards = t.reply_messages(reply, images, buttons=True)
             self.sent += 1
             await self.connector.update(self.where, self.placeholder_id, cards[0])
             self.answer_ids = [self.placeholder_id, *(await send_cards(self.where, cards[1:]))]

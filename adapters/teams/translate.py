@@ -27,6 +27,8 @@ CHUNK = 18_000  # Teams rejects activities over ~28 KB; a card's JSON adds overh
 VERB_FEEDBACK = "feedback"
 VERB_RETRY = "retry"
 VERB_QUICK = "quick"
+MAX_SUGGESTED = 3  # Teams shows at most three suggested actions; the rest of the quick questions stay on the card
+MAX_ACTIONS = 5  # Microsoft's renderer shows five actions on a card by default
 NEW_WORDS = frozenset({"new", "/new", "reset", "start over"})
 HELP_WORDS = frozenset({"", "help", "/help", "?"})
 
@@ -177,12 +179,32 @@ def answer_cards(reply: Reply, images: list[tuple[str, bytes]] | None = None, *,
     return cards
 
 
-def error_card(reply: Reply) -> dict[str, Any]:
+def error_card(reply: Reply, *, retrying: bool = False) -> dict[str, Any]:
+    """The error, its request id and Retry; the button carries the words so that, clicked, the card
+    keeps them and says "retrying…" (Teams replaces a clicked card with the invoke's answer)."""
     icon = "🔒" if reply.error is ErrorKind.REFUSED else "⚠️"
     body = [{"type": "TextBlock", "text": f"{icon} {reply.content}", "wrap": True, "color": "Attention"},
             {"type": "TextBlock", "text": f"request id {reply.request_id}", "isSubtle": True, "size": "Small"}]
-    actions = [execute("Retry", VERB_RETRY, {"request_id": reply.request_id})] if reply.retryable else None
-    return card(body, actions)
+    if retrying:
+        body.append({"type": "TextBlock", "text": "Retrying…", "isSubtle": True, "wrap": True})
+    retry = execute("Retry", VERB_RETRY, {"request_id": reply.request_id, "message": reply.content[:1000]})
+    return card(body, [retry] if reply.retryable and not retrying else None)
+
+
+_MENTIONED = re.compile(r"[\w.]+")
+
+
+def cited(content: str, sources: list[str]) -> str:
+    """The answer with `[n]` after the first mention of the n-th source (Teams shows citation n where
+    the text carries its marker); sources the text does not name stay in the citation list, unmarked."""
+    for number, source in reversed(list(enumerate(sources[:20], start=1))):
+        name = source.strip()
+        if not name or name.startswith("SQL:") or not _MENTIONED.fullmatch(name):
+            continue
+        found = re.search(rf"(?<![\w.]){re.escape(name)}(?![\w.])`?", content)
+        if found:
+            content = content[:found.end()] + f" [{number}]" + content[found.end():]
+    return content
 
 
 def ai_message(reply: Reply) -> dict[str, Any]:
@@ -200,11 +222,14 @@ def ai_message(reply: Reply) -> dict[str, Any]:
 
 
 def reply_messages(reply: Reply, images: list[tuple[str, bytes]] | None = None, *,
-                   in_channel: bool = False) -> list[dict[str, Any]]:
+                   buttons: bool = False) -> list[dict[str, Any]]:
     """The answer (or error) as the message activities to send, one card each. Answers carry the AI
-    label and citations, and turn on Teams' own feedback loop (`channelData.feedbackLoopEnabled`),
-    which replaces the card's buttons outside team channels."""
-    cards = [error_card(reply)] if reply.error is not None else answer_cards(reply, images, buttons=in_channel)
+    label and citations (their `[n]` markers in the text) and turn on Teams' own feedback loop
+    (`channelData.feedbackLoopEnabled`). Teams shows that loop on a new message outside team channels
+    only, so the card keeps its own 👍 / 👎 (`buttons`) in channels and whenever it updates a message."""
+    if reply.error is None:
+        reply = reply.model_copy(update={"content": cited(reply.content, reply.sources)})
+    cards = [error_card(reply)] if reply.error is not None else answer_cards(reply, images, buttons=buttons)
     messages = [card_message(card, plain_summary(reply.content)) for card in cards]
     if reply.error is None:
         for message in messages:
@@ -213,10 +238,28 @@ def reply_messages(reply: Reply, images: list[tuple[str, bytes]] | None = None, 
     return messages
 
 
+def plain_text(markdown: str) -> str:
+    """The answer's characters without markdown's syntax: emphasis and code marks, heading marks, link
+    brackets (`[t](u)` → `t`), a table's rule row, its pipes (cells joined by " · ", a row a line). An
+    underscore inside a name stays (nightly_customer_etl)."""
+    lines = []
+    for line in markdown.split("\n"):
+        if _TABLE_RULE_LINE.match(line):
+            continue
+        if line.strip().startswith("|"):
+            line = " · ".join(cell.strip() for cell in line.strip().strip("|").split("|"))
+        lines.append(line)
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", "\n".join(lines))
+    text = re.sub(r"^#{1,6}\s+", "", text, flags=re.M)
+    return re.sub(r"\*\*|__|[*`]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])", "", text)
+
+
+_TABLE_RULE_LINE = re.compile(r"^\s*\|?\s*:?-{3,}")
+
+
 def plain_summary(markdown: str, limit: int = 250) -> str:
-    """The notification / accessibility text for a card: markdown marks removed, kept short."""
-    text = re.sub(r"[*_`#|]", "", markdown)
-    text = " ".join(text.split())
+    """The notification / accessibility text for a card: the answer's characters, kept short."""
+    text = " ".join(plain_text(markdown).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -232,7 +275,8 @@ def help_card(welcome: bool = False) -> dict[str, Any]:
 def quick_suggestions() -> dict[str, Any]:
     """The quick questions as suggested actions (chips above the compose box in personal chat): a tap
     sends the question as the person's own message (imBack)."""
-    return {"actions": [{"type": "imBack", "title": question, "value": question} for question in QUICK_QUESTIONS.values()]}
+    return {"actions": [{"type": "imBack", "title": question, "value": question}
+                        for question in list(QUICK_QUESTIONS.values())[:MAX_SUGGESTED]]}
 
 
 def thanked(card_content: dict[str, Any] | None, positive: bool) -> dict[str, Any]:

@@ -117,4 +117,19 @@ def checked_activity(raw: bytes) -> dict[str, Any]:
         InboundActivity.model_validate(body)
     except ValidationError as exc:
         raise BadInput(reason(exc)) from None
+    return with_tenant(body)
+
+
+def with_tenant(body: dict[str, Any]) -> dict[str, Any]:
+    """Teams sends the tenant as `conversation.tenantId` (and `channelData.tenant.id`), but
+    botbuilder-schema's ConversationAccount reads it from a key spelled `tenantID`: without this the
+    stored conversation reference has no tenant, and a 1:1 chat or channel post created from it is
+    refused ("Could not parse tenant id", botbuilder-dotnet #2309)."""
+    conversation = body.get("conversation")
+    data = body.get("channelData")
+    tenant = data.get("tenant") if isinstance(data, dict) else None
+    if isinstance(conversation, dict) and not conversation.get("tenantID"):
+        found = conversation.get("tenantId") or (tenant.get("id") if isinstance(tenant, dict) else None)
+        if isinstance(found, str) and found:
+            conversation["tenantID"] = found
     return body

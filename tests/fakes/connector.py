@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import time
@@ -45,6 +46,8 @@ class FakeConnector(FakeServer):
     stream_failures: deque[tuple[int, str]] = field(default_factory=deque)  # (status, fixture) for streaming sends
     personal_refused: bool = False  # creating a 1:1 chat is refused (the app is not installed for the person)
     max_message_bytes: int | None = None  # larger message activities are refused 413, as the connector does
+    drop_connections: int = 0  # this many next requests: the connection is closed without an answer (idle close)
+    dropped: int = 0
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def build(self, app: web.Application) -> None:
@@ -70,6 +73,12 @@ class FakeConnector(FakeServer):
         """Reply to an activity (`…/activities/{id}`) or send to the conversation (`…/activities`).
         Streaming (a `streaminfo` entity): 201 with the stream id first, then 202 (streaming_*.json)."""
         body = await request.read()
+        if self.drop_connections > 0:  # the keep-alive connection closes under the request: nothing is taken
+            self.drop_connections -= 1
+            self.dropped += 1
+            assert request.transport is not None
+            request.transport.close()
+            raise asyncio.CancelledError
         activity = json.loads(body)
         failed = self._fail(activity)
         if failed is not None:

@@ -17,7 +17,6 @@ import itertools
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any
 
 import aiohttp
 from aiohttp import web
