@@ -1,0 +1,76 @@
+"""Every kind of card healthbot sends to Teams, parsed by Microsoft's own `adaptivecards` package (npm,
+the library Teams' renderers build on): no element, action or value it does not understand. CI installs
+the package (.ci/run); elsewhere the test runs when `HEALTHBOT_ADAPTIVECARDS_NODE_PATH` (or the same cache
+folder) has it, and is skipped otherwise."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.teams import translate as t
+from adapters.teams.alerts import alert_card, note_card
+from adapters.teams.connect import connect_card
+from bot.alerts.delivery import CONFIRM_ACTION, SNOOZE, Note, NoteButton
+from bot.alerts.model import Alert, AlertSource, AlertView
+from bot.models import ErrorKind, Reply
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "healthbot-node" / "node_modules"
+NODE_PATH = Path(os.environ.get("HEALTHBOT_ADAPTIVECARDS_NODE_PATH") or DEFAULT)
+
+TABLE = "**Costs rose 42%** yesterday.\n\n| Job | Cost |\n|---|---|\n| nightly_customer_etl | $607 |\n\n```sql\nSELECT 1\n```"
+
+
+def every_card() -> dict[str, dict[str, Any]]:
+    now = datetime.now(timezone.utc)
+    answer = Reply(content=TABLE, sources=["system.billing.usage", "SQL: SELECT 1"], confidence=0.9,
+                   domains=["costs"], request_id="r1")
+    long = answer.model_copy(update={"content": "word " * 5000})
+    alert = Alert(source=AlertSource.SQL_ALERT, key="sql:1", name="High Error Rate", state="TRIGGERED", value="0.2",
+                  operator=">", threshold="0.1", description="Error rate over 10 %", query="SELECT 1",
+                  links={"Open alert": "https://dbc.example.com/sql/alerts/1"})
+    rollout = alert.model_copy(update={"source": AlertSource.DEPLOYMENT, "state": "SERVING"})
+    failed = Reply(content="The Health Monitor endpoint is unavailable right now.", error=ErrorKind.UNAVAILABLE,
+                   request_id="r2")
+    cards = {
+        "welcome": t.help_card(welcome=True),
+        "answer with buttons": t.reply_messages(answer, [("Daily cost", b"\x89PNG")], buttons=True)[0],
+        "answer, Teams' own feedback": t.reply_messages(answer)[0],
+        "long answer, last part": t.reply_messages(long)[-1],
+        "error": t.reply_messages(failed)[0],
+        "error, retrying": t.error_card(failed, retrying=True),
+        "alert": alert_card(AlertView(alert=alert, first_seen=now, last_seen=now, acknowledged_by="ana"), "19:c"),
+        "rollout": alert_card(AlertView(alert=rollout, first_seen=now, last_seen=now, resolved_after_s=120), "19:c"),
+        "digest with snooze": note_card(Note(TABLE, (NoteButton("Snooze High Error Rate 1 day", f"{SNOOZE}_1d",
+                                                                {"key": "sql:1"}),))),
+        "rollback request": note_card(Note("🔁 Roll back v8 → v7?", (NoteButton("Confirm", CONFIRM_ACTION, {"id": "x"},
+                                                                          primary=True),))),
+        "thanked": t.thanked(t.answer_cards(answer)[-1], True),
+        "notice": t.notice("That answer is no longer known."),
+        "connect": connect_card("Connect your Databricks account once.", "https://dbc.example.com/oidc/v1/authorize"),
+    }
+    return {name: card.get("attachments", [{}])[0].get("content", card) if "attachments" in card else card
+            for name, card in cards.items()}
+
+
+def test_microsofts_adaptivecards_package_understands_every_card() -> None:
+    if shutil.which("node") is None or not (NODE_PATH / "adaptivecards").is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"adaptivecards is not installed in {NODE_PATH} (.ci/run installs it)")
+        pytest.skip("node or the adaptivecards package is not installed (see .ci/run)")
+    cards = every_card()
+    done = subprocess.run(["node", str(ROOT / "tests" / "node" / "check_cards.js")], input=json.dumps(cards),
+                          capture_output=True, text=True, env={**os.environ, "NODE_PATH": str(NODE_PATH)}, timeout=60)
+    assert done.returncode == 0, done.stderr
+    report = {entry["name"]: entry["events"] for entry in json.loads(done.stdout)}
+    assert set(report) == set(cards)
+    assert {name: events for name, events in report.items() if events} == {}
+    assert all(len(card.get("actions") or []) <= t.MAX_ACTIONS for card in cards.values())
