@@ -106,8 +106,8 @@ class TeamsStream:
         """Deliver the final answer in place of the stream or placeholder: True when done, False when
         nothing was shown and the caller sends the answer as always. `send_cards(where, cards)`."""
         await self.pacer.stop()
-        cards = t.reply_messages(reply, images, buttons=self.where.in_channel)
         if self.mode == "stream" and self.stream_id:
+            cards = t.reply_messages(reply, images, buttons=self.where.in_channel)
             final = {**cards[0], "entities": [*cards[0].get("entities", []),
                                               {"type": "streaminfo", "streamId": self.stream_id, "streamType": "final"}]}
             self.sent += 1
