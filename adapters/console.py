@@ -7,6 +7,7 @@ It goes through the same ConversationHandler as Slack and Teams, so it doubles a
 from __future__ import annotations
 
 import asyncio
+import threading
 import getpass
 import socket
 import sys
@@ -29,12 +30,14 @@ HELP = "\n".join(
 )
 
 
-def render(reply: Reply, *, streamed: bool = False) -> str:
+def render(reply: Reply, *, streamed: bool = False, one_shot: bool = False) -> str:
     """Terminal form of a Reply: the markdown as is (unless it was already printed as it streamed),
-    then sources and confidence."""
+    then sources and confidence. `one_shot` (`healthbot ask`): there is no conversation to type
+    'retry' into, so an error says to run the command again."""
     lines = [] if streamed and reply.error is None else [reply.content.rstrip()]
     if reply.error is not None:
-        lines.append(f"(request id {reply.request_id}; type 'retry' to ask again)" if reply.retryable
+        again = "run the command again" if one_shot else "type 'retry' to ask again"
+        lines.append(f"(request id {reply.request_id}; {again})" if reply.retryable
                      else f"(request id {reply.request_id})")
         return "\n".join(lines)
     if reply.sources:
@@ -50,13 +53,20 @@ def render(reply: Reply, *, streamed: bool = False) -> str:
 
 
 async def read_stdin(prompt: str) -> str | None:
-    def read() -> str | None:
-        try:
-            return input(prompt)
-        except EOFError:
-            return None
+    """A line from the terminal (None at end of input), read in a daemon thread: Ctrl-C quits at once
+    instead of waiting for Enter (asyncio's executor would wait for its blocked `input()` at exit)."""
+    loop = asyncio.get_running_loop()
+    line: asyncio.Future[str | None] = loop.create_future()
 
-    return await asyncio.to_thread(read)
+    def read() -> None:
+        try:
+            text: str | None = input(prompt)
+        except (EOFError, OSError):
+            text = None
+        loop.call_soon_threadsafe(lambda: None if line.done() else line.set_result(text))
+
+    threading.Thread(target=read, name="healthbot-stdin", daemon=True).start()
+    return await line
 
 
 class LiveText:

@@ -135,3 +135,45 @@ def test_serve_answers_health(demo_env: dict[str, str], tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    """`healthbot ask … | head -1`: the reader goes away after one line; no BrokenPipe traceback."""
+    env = {**os.environ, "TMPDIR": str(tmp_path), "HEALTHBOT_DEMO_PACE": "0"}
+    pipeline = f"'{HEALTHBOT}' ask 'why did costs spike yesterday?' | head -1; echo \"ask=${{PIPESTATUS[0]}}\""
+    done = subprocess.run(["bash", "-c", pipeline], capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
+    assert done.stdout.splitlines()[-1] == "ask=0" and "Costs rose" in done.stdout
+
+
+def test_a_busy_port_is_one_line(tmp_path: Path) -> None:
+    port = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        done = run("serve", "--host", "127.0.0.1", "--port", str(port), cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and "serving on" not in done.stderr
+
+
+def test_ask_against_an_unreachable_endpoint_fails_within_the_timeout_for_a_one_shot(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there
+    started = time.monotonic()
+    done = run("ask", "costs", cwd=tmp_path, env={"DATABRICKS_HOST": f"http://127.0.0.1:{port}", "DATABRICKS_TOKEN": "x",
+                                                   "HEALTHBOT_ENDPOINT_TIMEOUT": "4"})
+    assert time.monotonic() - started < 15 and done.returncode == 1
+    assert "no answer within 4 s" in done.stderr and "type 'retry'" not in done.stdout + done.stderr
+
+
+def test_the_manifest_header_fits_how_it_was_made() -> None:
+    given = run("slack-manifest", "--url", "https://healthbot.example.com")
+    assert "replace the placeholder host" not in given.stdout and "--url https://healthbot.example.com" in given.stdout
+    assert "replace the placeholder host" in run("slack-manifest").stdout
+
+
+def test_digest_preview_carries_the_overview_and_writes_its_chart(tmp_path: Path) -> None:
+    done = run("digest", "--preview", cwd=tmp_path, env={"HEALTHBOT_DEMO_PACE": "0"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("🌙 Quiet") and "Platform health overview" in done.stdout  # quiet: alerts only
+    [chart] = [line.removeprefix("chart: ") for line in done.stdout.splitlines() if line.startswith("chart: ")]
+    assert Path(chart).read_bytes().startswith(b"\x89PNG")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import os
 import sys
@@ -75,6 +76,14 @@ def _setup_logging(verbose: bool, default: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # `healthbot ask … | head -1`: the reader has gone; end quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush does not fail again
+        return 0
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "slack-manifest":
         from adapters.slack.manifest import PLACEHOLDER_URL, render_manifest
@@ -144,10 +153,21 @@ async def _ask(settings: Settings, question: str) -> int:
     handler = _console_handler(settings, one_shot=True)
     try:
         chat = ConsoleChat(handler, live=True)
-        reply = await chat.ask(question)
+        try:  # one bound for the whole command: retries and a cold start included
+            reply = await asyncio.wait_for(chat.ask(question), settings.endpoint_timeout_s)
+        except asyncio.TimeoutError:
+            print(f"healthbot: no answer within {settings.endpoint_timeout_s:g} s (HEALTHBOT_ENDPOINT_TIMEOUT): the "
+                  f"endpoint {settings.endpoint_name} is unreachable or still waking up; `healthbot doctor` says "
+                  "which", file=sys.stderr)
+            await handler.close()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            # databricks-sdk may still be waiting in a worker thread (its host-metadata lookup takes 20 s to
+            # give up), and the interpreter would wait for that thread at exit: a one-shot ends now.
+            os._exit(1)
     finally:
         await handler.close()
-    print(("\n" if chat.streamed else "") + render(reply, streamed=chat.streamed))
+    print(("\n" if chat.streamed else "") + render(reply, streamed=chat.streamed, one_shot=True))
     if reply.charts:
         from adapters.console import write_charts
 
@@ -186,10 +206,22 @@ def _serve(settings: Settings, host: str, port: int) -> int:
     from adapters.host.server import create_app
 
     app = create_app(settings)
-    log.info("healthbot serving on http://%s:%d (%s backend)", host, port, "serving" if settings.use_serving else "demo")
+    where = f"http://{host}:{port}" + (" (all interfaces)" if host in ("0.0.0.0", "::", "") else "")
+    backend = "serving" if settings.use_serving else "demo"
+
+    def listening(_: str) -> None:  # aiohttp calls it once the socket is bound, not before
+        log.info("healthbot serving on %s (%s backend)", where, backend)
+
     # SIGTERM: stop accepting, give in-flight requests 2 s, then the app's own shutdown (answers get
     # SHUTDOWN_GRACE_S, leases are handed back): gone within 10 s.
-    web.run_app(app, host=host, port=port, print=None, access_log=None, shutdown_timeout=2.0)
+    try:
+        web.run_app(app, host=host, port=port, print=listening, access_log=None, shutdown_timeout=2.0)
+    except OSError as exc:
+        if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise
+        print(f"healthbot: cannot listen on {host}:{port}: {exc.strerror} (another healthbot running? choose "
+              "another with --port)", file=sys.stderr)
+        return 2
     return 0
 
 

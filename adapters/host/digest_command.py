@@ -26,6 +26,11 @@ async def main(settings: Settings, *, preview: bool) -> int:
             await engine.close()
             await store.close()
         print(digest.summary + ("\n\n" + digest.detail if digest.detail else ""))
+        if digest.chart:  # drawn to a file, as `healthbot ask` does with an answer's chart
+            from adapters.console import write_charts
+
+            for path in await write_charts([digest.chart], what=f"digest {period.key}"):
+                print(f"chart: {path}")
         return 0
     targets = [str(target) for target in settings.digest_targets]
     if not targets:

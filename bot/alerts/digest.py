@@ -3,7 +3,8 @@ healthbot's own figures, and the endpoint's answer to "Platform health overview"
 the engine, as markdown (Slack's markdown block; a Teams card renders the same).
 
 A root line states the week at a glance; the detail goes in its thread, with Snooze on the noisiest
-alerts that are still open in that channel. Nothing to report → one "quiet week" line.
+alerts that are still open in that channel. No alerts and no questions → a "quiet week" root line; the
+Health Monitor's platform overview is in the thread either way ("quiet" is about healthbot's own view).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class Digest:
 
     def notes(self, target: str) -> tuple[Note, Note | None]:
         """The root and the detail for one channel: Snooze buttons only for its own alerts."""
-        if self.quiet:
+        if not self.detail:
             return Note(self.summary, summary=self.summary), None
         buttons = tuple(NoteButton(f"Snooze {name[:40]} 1 day", f"{SNOOZE}_1d", {"key": key})
                         for key, name, where in self.snoozable if where == target)[:NOISIEST]
@@ -144,12 +145,13 @@ async def build_digest(store: Store, engine: Engine | None, period: Period, *,
         bot_lines.append("Per served version: " + "; ".join(
             f"v{inert(v)}: {f.requests} answers, error rate {f.error_rate:.0%}" for v, f in stats.by_version.items()) + ".")
     if not fired and not still_open and not stats.requests:
-        return Digest(summary=f"🌙 Quiet {period.label}: no alerts fired, none open, no questions asked.", detail="",
-                      quiet=True)
-    summary = (f"📊 healthbot digest, {period.label}: {fired} alerts fired, {still_open} still open, "
-               f"{stats.requests} questions answered.")
-    digest = Digest(summary=summary, detail="\n".join(alert_lines + [""] + bot_lines)[:11_000], snoozable=snoozable,
-                    chart=_fired_per_day(threads, period))
+        digest = Digest(summary=f"🌙 Quiet {period.label}: no alerts fired, none open, no questions asked.",
+                        detail="", quiet=True, chart=_fired_per_day(threads, period))
+    else:
+        summary = (f"📊 healthbot digest, {period.label}: {fired} alerts fired, {still_open} still open, "
+                   f"{stats.requests} questions answered.")
+        digest = Digest(summary=summary, detail="\n".join(alert_lines + [""] + bot_lines)[:11_000],
+                        snoozable=snoozable, chart=_fired_per_day(threads, period))
     if engine is not None:
         digest = with_overview(digest, await digest_overview(engine, period))
     return digest
@@ -180,10 +182,12 @@ def digest_of(alert: Alert) -> Digest:
 
 def with_overview(digest: Digest, overview: str) -> Digest:
     """The digest with the Health Monitor's overview (or the line that stands in for it) appended."""
-    if digest.quiet or not overview:
+    if not overview:
         return digest
-    detail = digest.detail + "\n\n**Platform health overview** (the Health Monitor's answer):\n\n" + overview[:4000]
-    return Digest(summary=digest.summary, detail=detail[:11_000], snoozable=digest.snoozable, chart=digest.chart)
+    section = "**Platform health overview** (the Health Monitor's answer):\n\n" + overview[:4000]
+    detail = f"{digest.detail}\n\n{section}" if digest.detail else section
+    return Digest(summary=digest.summary, detail=detail[:11_000], snoozable=digest.snoozable, quiet=digest.quiet,
+                  chart=digest.chart)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,8 +205,6 @@ async def digest_for(handler: ConversationHandler, asker: Incoming, period: Peri
     rules, their token in user mode, their rate limit), so a withheld domain stays withheld here."""
     target = ChannelTarget(asker.platform, asker.key.channel)
     digest = await build_digest(handler.store, None, period, target=target)
-    if digest.quiet:
-        return OnDemand(digest)
     key = asker.key.model_copy(update={"thread": f"digest:{new_request_id()}"})  # its own session, never a thread's
     reply = await handler.handle(asker.model_copy(update={"key": key, "text": QUICK_QUESTIONS["health"], "event_id": ""}))
     if reply is None:
