@@ -43,13 +43,13 @@ async def run_doctor(settings: Settings, *, probe: bool = False) -> list[Line]:
             lines.append(Line(OK, "answer engine", "embedded demo engine (no workspace configured)"))
         slack = app[SLACK]
         if slack is not None:
-            lines.append(_line("slack", await slack.health(), "check SLACK_BOT_TOKEN / reinstall the app"))  # type: ignore[attr-defined]
+            lines.append(_line("slack", await slack.health(), "check SLACK_BOT_TOKEN / reinstall the app"))
             lines.append(await _slack_scopes(slack))
         else:
             lines.append(Line(WARN, "slack", "not configured", "set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN)"))
         teams = app[TEAMS]
         if settings.microsoft_app_id:
-            lines.append(_line("teams", await teams.health(), "check MICROSOFT_APP_ID / MICROSOFT_APP_PASSWORD / tenant"))  # type: ignore[attr-defined]
+            lines.append(_line("teams", await teams.health(), "check MICROSOFT_APP_ID / MICROSOFT_APP_PASSWORD / tenant"))
             lines.append(Line(OK, "teams tenants", f"{settings.microsoft_app_type}: accepts conversations of "
                                                    f"{', '.join(settings.teams_tenants)} only"))
         elif settings.teams_emulator:

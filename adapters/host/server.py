@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -29,6 +30,10 @@ from bot.ops.metrics import Metrics
 from bot.ports import Channel
 from bot.store import Store
 
+if TYPE_CHECKING:  # the channels' SDKs load only when they are mounted (mount_slack, mount_teams)
+    from adapters.slack.app import SlackChannel
+    from adapters.teams.app import TeamsChannel
+
 log = logging.getLogger(__name__)
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -36,8 +41,8 @@ STORE = web.AppKey("store", Store)
 HANDLER = web.AppKey("handler", ConversationHandler)
 HEALTH = web.AppKey("health", HealthChecks)
 CORE = web.AppKey("core", Core)
-SLACK = web.AppKey("slack", object)  # the SlackChannel, or None when Slack is off
-TEAMS = web.AppKey("teams", object)  # the TeamsChannel
+SLACK: web.AppKey[SlackChannel | None] = web.AppKey("slack")  # None when Slack is off
+TEAMS: web.AppKey[TeamsChannel] = web.AppKey("teams")
 WARM_UP = web.AppKey("warm_up", asyncio.Task)
 ALERTS = web.AppKey("alerts", AlertDispatcher)
 
