@@ -79,7 +79,7 @@ def test_slack_alert_root_and_its_notification_text() -> None:
 
 
 def test_teams_alert_card() -> None:
-    card = alert_card(view(), "19:c@thread.tacv2")
+    card = alert_card(view())
     assert_inert(card["body"], shown=False)  # the name is in TextRuns; FactSet values (markdown) inert
     assert "Re-verify" in json.dumps([f["value"] for b in card["body"] if b["type"] == "FactSet" for f in b["facts"]])
 

@@ -104,7 +104,7 @@ async def test_suggested_actions_and_card_actions_stay_within_what_teams_shows(r
                   links={"Open alert": "https://dbc.example.com/sql/alerts/1", "Query": "https://dbc.example.com/q/1",
                          "Dashboard": "https://dbc.example.com/d/1"})
     view = AlertView(alert=alert, first_seen=alert.time, last_seen=alert.time)
-    assert all_actions(alert_card(view, "19:c@thread.tacv2")) == MAX_ACTIONS
+    assert all_actions(alert_card(view)) == MAX_ACTIONS
 
 
 async def test_clicked_cards_keep_what_they_said(rig: TeamsRig) -> None:

@@ -38,7 +38,7 @@ def literal(text: str, **style: Any) -> dict[str, Any]:
     return {"type": "RichTextBlock", "inlines": [{"type": "TextRun", "text": text[:3000], **style}]}
 
 
-def alert_card(view: AlertView, channel: str) -> dict[str, Any]:
+def alert_card(view: AlertView) -> dict[str, Any]:
     alert = view.alert
     facts = [{"title": "State", "value": alert.state}, {"title": "Severity", "value": alert.severity}]
     if alert.value or alert.threshold:
@@ -118,7 +118,7 @@ class TeamsAlertSink:
     async def post_root(self, channel: str, view: AlertView) -> dict[str, Any]:
         """A new post in the channel (Bot Connector `POST /v3/conversations` with the channel in
         channelData), from the reference stored when the app was installed in the team."""
-        return await self._new_post(channel, t.card_message(alert_card(view, channel),
+        return await self._new_post(channel, t.card_message(alert_card(view),
                                                             f"{view.alert.name} is {view.alert.state}"))
 
     async def _new_post(self, channel: str, activity: dict[str, Any]) -> dict[str, Any]:
@@ -147,7 +147,7 @@ class TeamsAlertSink:
         )
 
     async def update_root(self, channel: str, ref: dict[str, Any], view: AlertView) -> None:
-        card = t.card_message(alert_card(view, channel), f"{view.alert.name} is {view.alert.state}")
+        card = t.card_message(alert_card(view), f"{view.alert.name} is {view.alert.state}")
         await self._run(self.teams.connector.update(Where.of(self._thread_reference(ref)), ref["activity_id"], card))
 
     async def reply(self, channel: str, ref: dict[str, Any], text: str) -> None:

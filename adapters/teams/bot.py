@@ -203,7 +203,7 @@ class TeamsBot(TeamsActivityHandler):
             self.teams.spawn(dispatcher.investigate_key(target, key, clicker.user_id, clicker.membership,
                                                         clicker.user_email))
         view = await dispatcher.view_for(target, key)
-        return card_response(alert_card(view, channel) if view else t.notice("That alert is no longer known."))
+        return card_response(alert_card(view) if view else t.notice("That alert is no longer known."))
 
     async def _refusal(self, clicker: Incoming) -> dict[str, Any] | None:
         """A barred clicker's refusal, shown to them alone; None to go on."""
