@@ -75,7 +75,7 @@ def test_app_yaml_settings_are_valid_with_what_apps_inject(monkeypatch) -> None:
 
 def test_the_bundle_and_the_documented_autoscaling_resource_match_databricks_bundle_models() -> None:
     """databricks-bundles (Databricks' own typed models of the bundle schema) refuses unknown fields and
-    wrong enums: the App, its resources and the alerts as declared, and README's Autoscaling resource."""
+    wrong enums: the App, its resources and the alerts as declared, and docs/databricks.md's Autoscaling resource."""
     import re
 
     from databricks.bundles.alerts import Alert
@@ -85,7 +85,7 @@ def test_the_bundle_and_the_documented_autoscaling_resource_match_databricks_bun
     App.from_dict(bundle["resources"]["apps"]["healthbot"])
     for alert in bundle["resources"]["alerts"].values():
         Alert.from_dict(alert)
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "databricks.md").read_text()
     [snippet] = [block for block in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "postgres:" in block]
     resources = yaml.safe_load(snippet)
     app = {**bundle["resources"]["apps"]["healthbot"], "resources": resources}

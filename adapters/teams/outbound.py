@@ -70,7 +70,7 @@ class Where:
     @property
     def in_channel(self) -> bool:
         """A team channel's thread, where healthbot's cards keep their own 👍 / 👎 (Teams documents its
-        feedback loop for chats with a bot; README, "Native surfaces")."""
+        feedback loop for chats with a bot; docs/native-surfaces.md)."""
         return self.conversation.get("conversationType") == "channel"
 
     def stamp(self, activity: dict[str, Any]) -> dict[str, Any]:
