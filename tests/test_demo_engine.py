@@ -195,3 +195,28 @@ def test_the_obvious_follow_ups_get_their_own_answers(tmp_path: Path) -> None:
     assert texts[2].startswith("**Failed job runs, the last 14 days**") and len(list(answers.values())[2].charts) == 1
     assert texts[4].startswith("**Daily cost, the last 14 days**") and list(answers.values())[4].charts[0]["type"] == "line"
     assert texts[5].startswith("**Last 7 days: $")
+
+
+@pytest.mark.parametrize("small_talk", ["thanks", "Thank you so much!", "ok", "cheers"])
+def test_small_talk_after_a_report_is_a_line_not_the_report_again(engine: DemoEngine, small_talk: str) -> None:
+    answer = ask(engine, "why did costs spike yesterday?", small_talk)
+    assert "$" not in answer.content and "|" not in answer.content and len(answer.content) < 120
+    assert answer.sources == [] and answer.domains == []
+
+
+def test_a_greeting_says_what_to_ask(engine: DemoEngine) -> None:
+    answer = ask(engine, "hi")
+    assert "Which jobs failed today?" in answer.content and answer.sources == []
+
+
+def test_show_me_the_sql_gives_the_previous_answers_sql(engine: DemoEngine) -> None:
+    shown = ask(engine, "which jobs failed today?", "and yesterday?")
+    answer = ask(engine, "which jobs failed today?", "and yesterday?", "show me the SQL")
+    queries = [s.removeprefix("SQL: ") for s in shown.sources if s.startswith("SQL: ")]
+    assert queries and answer.sources == shown.sources
+    assert [" ".join(q.split()) for q in re.findall(r"```sql\n(.*?)\n```", answer.content, re.S)] == queries
+
+
+def test_show_me_the_sql_with_nothing_before_says_so(engine: DemoEngine) -> None:
+    answer = ask(engine, "show me the SQL")
+    assert "no earlier answer" in answer.content and (answer.confidence or 0) < 0.5

@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator, Callable
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-from agent.base import AgentRequest, Answer, Chunk, ProgressCallback
+from agent.base import AgentRequest, Answer, ChatMessage, Chunk, ProgressCallback
 from agent.demo import reports_followups, reports_ops, reports_usage
 from agent.demo.dataset import ensure_dataset
-from agent.demo.report_kit import ReportFn, Scope
+from agent.demo.report_kit import Report, ReportFn, Scope
 from agent.demo.router import Route, route
 
 DEFAULT_DAY = {"costs": 1, "jobs": 0}  # days back when a question names none
@@ -48,6 +48,11 @@ OUT_OF_SCOPE = (
     "- Why did costs spike yesterday?\n- Which jobs failed today?\n- Show me slow queries\n"
     "- Any security concerns?\n- Platform health overview"
 )
+
+GREETING = ("Hi! Ask me about your platform's costs, jobs, query performance, security or data quality, "
+            "e.g. *Which jobs failed today?*")
+THANKS = "You're welcome. Ask a follow-up here any time."
+NO_SQL = "There is no earlier answer in this conversation to show the SQL of. Ask a question first, e.g. *Why did costs spike yesterday?*"
 
 
 def utc_today() -> date:
@@ -81,19 +86,43 @@ class DemoEngine:
         """Synchronous core of `answer`, shared with the demo endpoint."""
         started = time.perf_counter()
         today = today or self._clock()
-        chosen: Route = route(request.messages, today)
+        answer = self._reply(request.messages, today)
+        answer.endpoint_latency_ms = (time.perf_counter() - started) * 1000
+        return answer
+
+    def _reply(self, messages: list[ChatMessage], today: date) -> Answer:
+        chosen: Route = route(messages, today)
+        if chosen.intent == "small_talk":
+            greeting = re.match(r"\W*(hi|hello|hey|good)\b", messages[-1].content, re.I)
+            return Answer(GREETING if greeting else THANKS)
+        if chosen.intent == "show_sql":
+            return self._previous_sql(messages, today)
         if chosen.intent is None:
-            return Answer(OUT_OF_SCOPE, confidence=0.2, endpoint_latency_ms=(time.perf_counter() - started) * 1000)
-        day = chosen.day
-        if day is None:
-            day = date.fromordinal(today.toordinal() - DEFAULT_DAY.get(chosen.intent, 0))
+            return Answer(OUT_OF_SCOPE, confidence=0.2)
+        report = self._report(chosen, today)
+        return Answer(content=report.content, sources=report.sources, confidence=report.confidence,
+                      domains=report.domains, charts=report.charts)
+
+    def _report(self, chosen: Route, today: date) -> Report:
+        assert chosen.intent is not None
+        day = chosen.day or date.fromordinal(today.toordinal() - DEFAULT_DAY.get(chosen.intent, 0))
         make = (VIEW_REPORTS.get((chosen.intent, chosen.view)) or REPORTS.get((chosen.intent, chosen.detail))
                 or REPORTS[(chosen.intent, False)])
-        report = make(self.database(today), Scope(today=today, day=day))
-        return Answer(
-            content=report.content, sources=report.sources, confidence=report.confidence,
-            domains=report.domains, endpoint_latency_ms=(time.perf_counter() - started) * 1000, charts=report.charts,
-        )
+        return make(self.database(today), Scope(today=today, day=day))
+
+    def _previous_sql(self, messages: list[ChatMessage], today: date) -> Answer:
+        """The SQL behind the conversation's latest report: its route is recomputed from the turns before
+        (the engine is deterministic, so this is the very report that was shown)."""
+        earlier = list(messages)
+        while any(m.role == "user" for m in earlier[:-1]):
+            earlier = earlier[: max(i for i, m in enumerate(earlier[:-1]) if m.role == "user") + 1]
+            chosen = route(earlier, today)
+            if chosen.intent not in (None, "small_talk", "show_sql"):
+                report = self._report(chosen, today)
+                blocks = "\n\n".join(f"```sql\n{query.strip()}\n```" for query in report.sql)
+                return Answer(f"The SQL behind that answer, over {', '.join(report.tables)}:\n\n{blocks}",
+                              sources=report.sources, confidence=report.confidence, domains=report.domains)
+        return Answer(NO_SQL, confidence=0.2)
 
     async def answer(self, request: AgentRequest, *, on_progress: ProgressCallback | None = None) -> Answer:
         return self.respond(request)

@@ -37,11 +37,17 @@ VIEWS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("week", re.compile(r"\b(last|this|past) week\b|\b7 days\b", re.I)),
 )
 _WORD = re.compile(r"[a-z0-9]+")
+# Not questions about the platform: a reply of a line, never a report (a bare "thanks" used to be read
+# as a short follow-up and re-posted the whole previous report).
+SMALL_TALK = re.compile(
+    r"^\W*(thanks?( you)?|thx|ty|cheers|great|perfect|nice|cool|ok(ay)?|got it|hi|hello|hey|"
+    r"good (morning|afternoon|evening))( (healthbot|so much|a lot|very much|there))?\W*$", re.I)
+SHOW_SQL = re.compile(r"\bsql\b", re.I)  # "show me the SQL", "what SQL is that from?"
 
 
 @dataclass(frozen=True)
 class Route:
-    intent: str | None  # None: out of scope
+    intent: str | None  # None: out of scope; "small_talk"; "show_sql": the previous answer's SQL
     detail: bool = False
     day: date | None = None
     view: str = ""  # "trend", "most", "week": a follow-up view of the topic (agent/demo/reports_followups.py)
@@ -86,7 +92,11 @@ def route(messages: list[ChatMessage], today: date) -> Route:
     if not user_turns:
         return Route(None)
     question = messages[user_turns[-1]].content
+    if SMALL_TALK.match(question):
+        return Route("small_talk")
     earlier = previous_intent(messages[: user_turns[-1]])
+    if SHOW_SQL.search(question) and len(_WORD.findall(question)) <= 8 and classify(question) is None:
+        return Route("show_sql")
     view = next((name for name, pattern in VIEWS if pattern.search(question)), "")
     if view:
         topic = classify(question) or earlier
