@@ -38,8 +38,10 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("chat", help="interactive terminal chat (/new starts a new session)")
 
     serve = commands.add_parser("serve", help="run the HTTP server (Slack, Teams, alert webhooks)")
-    serve.add_argument("--host", default=os.environ.get("HEALTHBOT_HOST", "0.0.0.0"))
-    serve.add_argument("--port", type=int, default=int(os.environ.get("DATABRICKS_APP_PORT") or os.environ.get("PORT") or DEFAULT_PORT))
+    serve.add_argument("--host", default=os.environ.get("HEALTHBOT_HOST", "0.0.0.0"),
+                       help="interface to listen on (default: $HEALTHBOT_HOST or 0.0.0.0, every interface)")
+    serve.add_argument("--port", type=int, default=int(os.environ.get("DATABRICKS_APP_PORT") or os.environ.get("PORT") or DEFAULT_PORT),
+                       help=f"port (default: $DATABRICKS_APP_PORT, $PORT or {DEFAULT_PORT})")
 
     demo = commands.add_parser("demo-endpoint", help="serve the demo engine with the Model Serving HTTP API")
     demo.add_argument("--host", default="127.0.0.1")
@@ -63,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     manifest.add_argument("--socket-mode", action="store_true", help="no request URLs: connect with SLACK_APP_TOKEN")
     package = commands.add_parser("teams-package", help="write the sideloadable Teams app package")
     package.add_argument("--app-id", required=True, help="the bot's Microsoft App ID (MICROSOFT_APP_ID)")
-    package.add_argument("--out", default="healthbot-teams.zip")
+    package.add_argument("--out", default="healthbot-teams.zip", help="where the zip is written (default: %(default)s)")
     package.add_argument("--url", default=None, help="public base URL of healthbot (added to validDomains)")
     package.add_argument("--developer-url", default="https://www.databricks.com")
     return parser
