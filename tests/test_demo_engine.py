@@ -220,3 +220,40 @@ def test_show_me_the_sql_gives_the_previous_answers_sql(engine: DemoEngine) -> N
 def test_show_me_the_sql_with_nothing_before_says_so(engine: DemoEngine) -> None:
     answer = ask(engine, "show me the SQL")
     assert "no earlier answer" in answer.content and (answer.confidence or 0) < 0.5
+
+
+@pytest.mark.parametrize("question", [
+    "what's our biggest cost driver this month?", "how much have we spent month to date?", "MTD spend?",
+])
+def test_month_to_date_cost_is_summed_over_the_month(engine: DemoEngine, db: sqlite3.Connection, question: str) -> None:
+    answer = ask(engine, question)
+    days = {d: c for d, c in cost_per_day(db).items() if TODAY.replace(day=1).isoformat() <= d <= TODAY.isoformat()}
+    assert money(answer.content)[0] == round(sum(days.values()))
+    assert "month to date" in answer.content and "March 1–18" in answer.content and "costs" in answer.domains
+
+
+@pytest.mark.parametrize("question", [
+    "who changed permissions on the finance catalog?", "is the nightly ETL slower than last week?",
+    "what did we spend last quarter?", "which jobs failed this month?", "which job ran longest yesterday?",
+])
+def test_questions_beyond_the_data_get_no_other_report(engine: DemoEngine, question: str) -> None:
+    answer = ask(engine, question)
+    assert (answer.confidence or 0) < 0.5 and answer.sources == [] and "|" not in answer.content
+    assert "Which jobs failed today?" in answer.content
+
+
+def test_the_security_story_is_told_in_the_order_it_happened(engine: DemoEngine) -> None:
+    story = ask(engine, "any security concerns?").content.split("In order: ")[1]
+    times = re.findall(r"at (\d\d-\d\d \d\d:\d\d) UTC", story)
+    assert len(times) == 3 and times == sorted(times)
+
+
+def test_the_overview_names_the_figure_it_compares_with(engine: DemoEngine, db: sqlite3.Connection) -> None:
+    costs_row = next(line for line in ask(engine, "platform health overview").content.splitlines() if "| Costs |" in line)
+    day_cost, baseline = money(costs_row)
+    per_day = cost_per_day(db)
+    weekdays = [(YESTERDAY - timedelta(days=7 * w)).isoformat() for w in range(1, 5)]
+    usual = sum(per_day[d] for d in weekdays) / 4
+    assert (day_cost, baseline) == (round(per_day[YESTERDAY.isoformat()]), round(usual))
+    change = (per_day[YESTERDAY.isoformat()] - usual) / usual * 100
+    assert f"{change:+.0f}% vs" in costs_row and YESTERDAY.strftime("%A") in costs_row

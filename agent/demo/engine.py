@@ -15,7 +15,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 from agent.base import AgentRequest, Answer, ChatMessage, Chunk, ProgressCallback
-from agent.demo import reports_followups, reports_ops, reports_usage
+from agent.demo import reports_followups, reports_ops, reports_periods, reports_usage
 from agent.demo.dataset import ensure_dataset
 from agent.demo.report_kit import Report, ReportFn, Scope
 from agent.demo.router import Route, route
@@ -35,6 +35,7 @@ REPORTS: dict[tuple[str, bool], ReportFn] = {
 }
 
 VIEW_REPORTS: dict[tuple[str, str], ReportFn] = {
+    ("costs", "month"): reports_periods.cost_month,
     ("costs", "trend"): reports_followups.cost_trend,
     ("costs", "week"): reports_followups.cost_week,
     ("jobs", "trend"): reports_followups.job_trend,

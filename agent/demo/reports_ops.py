@@ -10,6 +10,7 @@ from agent.demo.reports_usage import (
     DAILY_COST_SQL,
     FAILED_JOBS_SQL,
     RUN_TOTALS_SQL,
+    WEEKS,
     daily_costs,
 )
 
@@ -98,6 +99,17 @@ ORDER BY event_time
 """
 
 
+def in_order(logins: list[sqlite3.Row], actions: list[sqlite3.Row]) -> str:
+    """The findings as the story the audit log tells, in the order it happened (the admin grant can
+    come before the brute force: "a brute-forced login, then admin rights" would be a made-up story)."""
+    steps = [(r["first_seen"], f"{r['failures']} failed logins for `{r['user_email']}` from `{r['source_ip']}`")
+             for r in logins]
+    steps += [(r["event_time"], f"**{r['action_name']}** by `{r['user_email']}`") for r in actions]
+    told = ", then ".join(f"{what} at {when[5:16]} UTC" for when, what in sorted(steps))
+    return (f"In order: {told}. Together these look like a compromised account: review it, revoke its tokens "
+            "and check every change it made or received.")
+
+
 def security(db: sqlite3.Connection, scope: Scope) -> Report:
     params = {"since": scope.since_24h, "now": scope.now.strftime(FMT)}
     logins = db.execute(FAILED_LOGINS_SQL, params).fetchall()
@@ -114,8 +126,7 @@ def security(db: sqlite3.Connection, scope: Scope) -> Report:
             detail = f" ({r['request_params']})" if r["request_params"] else ""
             lines.append(f"- ⚠️ `{r['user_email']}` did **{r['action_name']}**{detail} from `{r['source_ip']}` at "
                          f"{r['event_time'][5:16]} UTC.")
-        lines += ["", "Together these look like a compromised account: a brute-forced login, then a long-lived token "
-                  "and admin rights. Review the account and revoke its tokens."] if logins and actions else []
+        lines += ["", in_order(logins, actions)] if logins and actions else []
         content = "\n".join(lines)
     return Report(content, ["system.access.audit"], [FAILED_LOGINS_SQL, SENSITIVE_ACTIONS_SQL], 0.87, ["security"])
 
@@ -172,7 +183,9 @@ def overview(db: sqlite3.Connection, scope: Scope) -> Report:
         return "🔴" if bad else ("⚠️" if warn else "✅")
 
     rows = [
-        ["Costs", mark(change >= 30, change >= 15), f"yesterday {usd(day_cost)}, {change:+.0f}% vs 7-day avg"],
+        ["Costs", mark(change >= 30, change >= 15),
+         f"yesterday {usd(day_cost)}, {change:+.0f}% vs {usd(baseline)} on an average {yesterday.day.strftime('%A')} "
+         f"of the last {WEEKS} weeks"],
         ["Jobs", mark(bool(failed)), f"{len(failed)} job(s) failed today, {totals['failed']} of {totals['runs']} runs"],
         ["Performance", mark(p95 > 60_000, p95 > 10_000), f"query p95 {duration(p95)} over {len(durations)} queries (24 h)"],
         ["Security", mark(bool(logins), bool(actions)), f"{len(logins)} brute-force pattern(s), {len(actions)} sensitive change(s)"],

@@ -22,7 +22,7 @@ INTENT_STEMS: dict[str, tuple[str, ...]] = {
     "health": ("health", "overview", "status", "summar", "everything", "overall"),
 }
 INTENTS = tuple(INTENT_STEMS)  # also the tie-break order
-FOLLOW_UP_VIEWS = frozenset({("costs", "trend"), ("costs", "week"), ("jobs", "trend"), ("jobs", "most"), ("jobs", "week")})
+FOLLOW_UP_VIEWS = frozenset({("costs", "month"), ("costs", "trend"), ("costs", "week"), ("jobs", "trend"), ("jobs", "most"), ("jobs", "week")})
 
 FOLLOW_UPS: dict[str, re.Pattern[str]] = {
     "costs": re.compile(r"\b(which|what|who)\b.*\b(job|one|driver|workspace|sku|cluster|it)\b|\bwhy\b|\bmore\b|\bdetail", re.I),
@@ -32,6 +32,7 @@ FOLLOW_UPS: dict[str, re.Pattern[str]] = {
 _DAYS_AGO = re.compile(r"\b(\d{1,2}) days? ago\b", re.I)
 # The obvious next questions, whatever the topic: (view, pattern), first match wins.
 VIEWS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("month", re.compile(r"\b(this|the) month\b|\bmonth[- ]to[- ]date\b|\bmtd\b|\bso far this month\b", re.I)),
     ("trend", re.compile(r"\btrend|\bover time\b|\bday by day\b|\bhistory\b|\bchart\b|\bgraph\b", re.I)),
     ("most", re.compile(r"\b(which|what)\b.*\b(most|worst|often)\b|\bmost\b.*\bfail", re.I)),
     ("week", re.compile(r"\b(last|this|past) week\b|\b7 days\b", re.I)),
@@ -42,6 +43,15 @@ _WORD = re.compile(r"[a-z0-9]+")
 SMALL_TALK = re.compile(
     r"^\W*(thanks?( you)?|thx|ty|cheers|great|perfect|nice|cool|ok(ay)?|got it|hi|hello|hey|"
     r"good (morning|afternoon|evening))( (healthbot|so much|a lot|very much|there))?\W*$", re.I)
+# Questions the demo's reports cannot answer although their words match one: answering them with the
+# nearest report (yesterday's spike for "last quarter", security findings for "the finance catalog",
+# slow queries for "is the nightly ETL slower?") would be a bluff at high confidence. They get the list of
+# what it can answer instead.
+BEYOND_THE_DATA = re.compile(
+    r"\b(last|previous|past) (month|quarter|year)\b|\bquarter|\bytd\b|\byear[- ]to[- ]date\b|\bannual"
+    r"|\b(catalog|schema|metastore|volume|notebook|dashboard|lineage)s?\b"
+    r"|\b(job|etl|pipeline|run)s?\b.*\b(slower|slowest|faster|longer|longest|shorter)\b|\b(slower|slowest|faster|longer|longest|shorter)\b.*\b(job|etl|pipeline)s?\b",
+    re.I)
 SHOW_SQL = re.compile(r"\bsql\b", re.I)  # "show me the SQL", "what SQL is that from?"
 
 
@@ -50,7 +60,7 @@ class Route:
     intent: str | None  # None: out of scope; "small_talk"; "show_sql": the previous answer's SQL
     detail: bool = False
     day: date | None = None
-    view: str = ""  # "trend", "most", "week": a follow-up view of the topic (agent/demo/reports_followups.py)
+    view: str = ""  # "month", "trend", "most", "week": a follow-up view of the topic (agent/demo/reports_followups.py)
 
 
 def scores(text: str) -> dict[str, int]:
@@ -97,11 +107,15 @@ def route(messages: list[ChatMessage], today: date) -> Route:
     earlier = previous_intent(messages[: user_turns[-1]])
     if SHOW_SQL.search(question) and len(_WORD.findall(question)) <= 8 and classify(question) is None:
         return Route("show_sql")
+    if BEYOND_THE_DATA.search(question):
+        return Route(None)
     view = next((name for name, pattern in VIEWS if pattern.search(question)), "")
     if view:
         topic = classify(question) or earlier
         if topic is not None and (topic, view) in FOLLOW_UP_VIEWS:
             return Route(topic, view=view)
+        if view == "month":  # only costs have a month-to-date report
+            return Route(None)
     day = named_day(question, today)
     found = scores(question)
     short = len(_WORD.findall(question.lower())) <= 7
