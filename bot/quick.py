@@ -13,6 +13,10 @@ QUICK_QUESTIONS: dict[str, str] = {
     "health": "Platform health overview",
 }
 
+# Slack shows at most 4 suggested prompts (assistant.threads.setSuggestedPrompts, the manifest's agent_view and
+# assistant_view): the four that open a conversation best; slow queries stay a command (`/healthbot queries`).
+SUGGESTED_PROMPTS: tuple[str, ...] = tuple(QUICK_QUESTIONS[name] for name in ("health", "costs", "jobs", "security"))
+
 
 def normalize(text: str) -> str:
     return " ".join(text.lower().replace("?", " ").replace("!", " ").replace(".", " ").split())

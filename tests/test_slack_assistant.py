@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.quick import QUICK_QUESTIONS
+from bot.quick import SUGGESTED_PROMPTS
 from tests.fakes.serving import Scripted
 from tests.fakes.slack import fixture, steps_shown
 from tests.test_slack import SlackRig
@@ -44,7 +44,7 @@ async def test_a_new_assistant_thread_greets_and_suggests_the_quick_questions(ri
     assert (greeting["channel"], greeting["thread_ts"]) == (DM, THREAD) and "healthbot" in greeting["text"]
     [prompts] = rig.slack.called("assistant.threads.setSuggestedPrompts")
     assert (prompts["channel_id"], prompts["thread_ts"]) == (DM, THREAD)
-    assert [p["message"] for p in prompts["prompts"]] == list(QUICK_QUESTIONS.values())
+    assert [p["message"] for p in prompts["prompts"]] == list(SUGGESTED_PROMPTS) and len(SUGGESTED_PROMPTS) == 4
     assert rig.serving.invocation_bodies() == []  # nobody asked anything yet
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from adapters.slack import home
 from bot.deploy.rollout import Seen
+from bot.quick import SUGGESTED_PROMPTS
 from bot.store import RequestLogRow
 from bot.store.base import AlertThread, Change
 from tests.fakes.slack import fixture
@@ -94,3 +95,25 @@ async def test_a_quick_question_from_home_is_answered_in_a_dm_thread(rig: SlackR
     root, answer = [m for m in rig.slack.posted()]
     assert root["channel"] == answer["channel"] == "D0123ABCDEF" and "Why did costs spike yesterday?" in root["text"]
     assert answer["thread_ts"] == root["_ts"]
+
+
+async def test_opening_the_messages_tab_sets_four_suggested_prompts_without_a_thread(rig: SlackRig) -> None:
+    """The agent messaging experience: `app_home_opened` with `tab: messages` replaces
+    `assistant_thread_started`; the prompts are set for the DM itself (no thread_ts), at most once a minute."""
+    body = fixture("event_app_home_opened_messages.json")
+    for _ in range(2):
+        assert await rig.event(body) == 200
+    await rig.slack.wait_for(lambda: rig.slack.called("assistant.threads.setSuggestedPrompts"))
+    await rig.settle()
+    [prompts] = rig.slack.called("assistant.threads.setSuggestedPrompts")
+    assert prompts["channel_id"] == body["event"]["channel"] and not prompts.get("thread_ts")
+    assert [p["message"] for p in prompts["prompts"]] == list(SUGGESTED_PROMPTS) and len(prompts["prompts"]) <= 4
+    assert rig.slack.called("views.publish") == [] and rig.slack.called("chat.postMessage") == []
+
+
+async def test_app_context_changed_is_accepted_and_answers_nothing(rig: SlackRig) -> None:
+    body = fixture("event_app_context_changed.json")
+    body.update(team_id="T0123ABCDE", api_app_id="A0123ABCDE")
+    assert await rig.event(body) == 200
+    await rig.settle()
+    assert {call.method for call in rig.slack.api} <= {"auth.test"}

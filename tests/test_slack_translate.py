@@ -15,13 +15,14 @@ from slack_sdk.models.blocks import ContextActionsBlock
 
 from adapters.slack import translate as t
 from adapters.slack.manifest import (
+    AGENT_EVENTS,
+    ASSISTANT_EVENTS,
     EVENT_SCOPES,
     METHOD_SCOPES,
     build_manifest,
     render_manifest,
 )
 from bot.models import Reply
-from bot.quick import QUICK_QUESTIONS
 from bot.text import split_markdown
 
 FIXTURES = Path(__file__).parent / "fixtures" / "slack"
@@ -149,13 +150,30 @@ def test_manifest_scopes_cover_exactly_what_the_code_uses() -> None:
     listened = set()
     for path in (ROOT / "adapters" / "slack").rglob("*.py"):
         listened |= set(re.findall(r'app\.event\("([a-z_.]+)"\)', path.read_text()))
-    manifest = build_manifest()
-    assert "app_mention" in manifest["settings"]["event_subscriptions"]["bot_events"]
-    assert listened <= {e.split(".")[0] for e in EVENT_SCOPES}
-    assert set(manifest["oauth_config"]["scopes"]["bot"]) == (
-        {s for scopes in METHOD_SCOPES.values() for s in scopes} | set(EVENT_SCOPES.values()) - {None} | {"commands"})
-    assert "assistant:write" in manifest["oauth_config"]["scopes"]["bot"]
-    assert [p["message"] for p in manifest["features"]["assistant_view"]["suggested_prompts"]] == list(QUICK_QUESTIONS.values())
+    for assistant_view, view_events in ((False, AGENT_EVENTS), (True, ASSISTANT_EVENTS)):
+        manifest = build_manifest(assistant_view=assistant_view)
+        events = {**EVENT_SCOPES, **view_events}
+        assert set(manifest["settings"]["event_subscriptions"]["bot_events"]) == set(events)
+        assert listened <= {e.split(".")[0] for e in events}
+        assert set(manifest["oauth_config"]["scopes"]["bot"]) == (
+            {s for scopes in METHOD_SCOPES.values() for s in scopes} | set(events.values()) - {None} | {"commands"})
+        assert "assistant:write" in manifest["oauth_config"]["scopes"]["bot"]
+
+
+def test_new_apps_get_the_agent_messaging_experience_and_older_ones_can_keep_the_split_pane() -> None:
+    """Slack (2026-06-30): new apps can only use `agent_view`; at most 4 suggested prompts."""
+    agent = build_manifest()
+    assert "assistant_view" not in agent["features"]
+    view = agent["features"]["agent_view"]
+    assert 0 < len(view["agent_description"]) <= 300 and len(view["suggested_prompts"]) == 4
+    assert {"app_home_opened", "app_context_changed", "message.im"} <= set(agent["settings"]["event_subscriptions"]["bot_events"])
+    assert "assistant_thread_started" not in agent["settings"]["event_subscriptions"]["bot_events"]
+    older = build_manifest(assistant_view=True)
+    assert "agent_view" not in older["features"] and len(older["features"]["assistant_view"]["suggested_prompts"]) == 4
+    assert "assistant_thread_started" in older["settings"]["event_subscriptions"]["bot_events"]
+    out = subprocess.run([str(Path(sys.executable).parent / "healthbot"), "slack-manifest", "--assistant-view"],
+                         capture_output=True, text=True, check=True).stdout
+    assert yaml.safe_load(out) == older and "--assistant-view" in out
 
 
 def test_slack_manifest_command_fills_the_url() -> None:

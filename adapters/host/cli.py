@@ -63,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     manifest = commands.add_parser("slack-manifest", help="print the Slack app manifest for your host")
     manifest.add_argument("--url", default=None, help="public base URL of healthbot, e.g. https://healthbot.example.com")
     manifest.add_argument("--socket-mode", action="store_true", help="no request URLs: connect with SLACK_APP_TOKEN")
+    manifest.add_argument("--assistant-view", action="store_true",
+                          help="the older assistant split pane instead of the agent messaging experience "
+                               "(only for an app created before Slack's change)")
     package = commands.add_parser("teams-package", help="write the sideloadable Teams app package")
     package.add_argument("--app-id", required=True, help="the bot's Microsoft App ID (MICROSOFT_APP_ID)")
     package.add_argument("--out", default="healthbot-teams.zip", help="where the zip is written (default: %(default)s)")
@@ -90,7 +93,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
     if args.command == "slack-manifest":
         from adapters.slack.manifest import PLACEHOLDER_URL, render_manifest
 
-        print(render_manifest(args.url or PLACEHOLDER_URL, socket_mode=args.socket_mode), end="")
+        print(render_manifest(args.url or PLACEHOLDER_URL, socket_mode=args.socket_mode,
+                              assistant_view=args.assistant_view), end="")
         return 0
     if args.command == "teams-package":
         from adapters.teams.package import build_package

@@ -27,7 +27,7 @@ from adapters.slack.client import EXPECTED, describe, error_code
 from adapters.slack import progress
 from adapters.slack.progress import Placeholder
 from bot.background import logged
-from bot.quick import QUICK_QUESTIONS
+from bot.quick import SUGGESTED_PROMPTS
 from bot.text import sentence
 from bot.store import Store
 
@@ -109,7 +109,7 @@ class SlackAssistant:
         await self.contexts.save(channel_id=str(thread.get("channel_id", "")), thread_ts=str(thread.get("thread_ts", "")),
                                  context={"channel_id": "", **context})
         await say(GREETING)
-        await set_suggested_prompts(prompts=list(QUICK_QUESTIONS.values()), title=PROMPTS_TITLE)
+        await set_suggested_prompts(prompts=list(SUGGESTED_PROMPTS), title=PROMPTS_TITLE)
 
     async def _on_context_changed(self, payload: dict[str, Any]) -> None:
         thread = payload.get("assistant_thread") or {}

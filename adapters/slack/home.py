@@ -1,4 +1,5 @@
-"""healthbot's App Home: a page per person, published with views.publish when they open the Home tab.
+"""healthbot's App Home: a page per person, published with views.publish when they open the Home tab;
+and, when they open the Messages tab (the agent messaging experience's start), the suggested prompts.
 
 What a platform engineer wants at a glance: the quick questions (answered in a DM thread), the open
 alert threads with links, what the Health Monitor endpoint serves and its last rollout, and
@@ -17,6 +18,10 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.errors import SlackApiError
 
 from adapters.slack import translate as t
+from adapters.slack.assistant import PROMPTS_TITLE
+from adapters.slack.client import EXPECTED, describe
+from bot.background import logged
+from bot.quick import SUGGESTED_PROMPTS
 from bot.alerts import care
 from bot.deploy.rollout import Seen
 from bot.models import Incoming, Platform, ThreadKey
@@ -41,23 +46,32 @@ ALERT_LOOK_BACK_S = 7 * 24 * 3600.0
 class SlackHome:
     def __init__(self, bot: SlackChannel) -> None:
         self.bot = bot
-        self._published: dict[str, float] = {}  # user → when their page was last published (this replica)
+        self._published: dict[str, float] = {}  # tab|user → when it was last served (this replica)
         self._channel_members: dict[str, tuple[float, frozenset[str]]] = {}  # channel → (expiry, members)
 
     def register(self, app: Any) -> None:
         app.event("app_home_opened")(self._on_opened)
 
-    async def _on_opened(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+    async def _on_opened(self, body: dict[str, Any], event: dict[str, Any], set_suggested_prompts: Any = None) -> None:
         user = str(event.get("user") or "")
-        if event.get("tab") != "home" or not user:
-            return  # the Messages tab, or a payload without a person
-        now = time.monotonic()
-        if now - self._published.get(user, -REFRESH_EVERY_S) < REFRESH_EVERY_S:
+        tab = event.get("tab")
+        if tab not in ("home", "messages") or not user or not self._due(f"{tab}|{user}"):
             return
-        self._published[user] = now
+        if tab == "home":
+            self.bot.spawn(self._publish(user, body, event))
+        elif set_suggested_prompts is not None:  # bolt ≥ 1.30 hands it over for the DM, with no thread
+            self.bot.spawn(logged(set_suggested_prompts(prompts=list(SUGGESTED_PROMPTS), title=PROMPTS_TITLE),
+                                  what="Slack suggested prompts", expected=EXPECTED, describe=describe))
+
+    def _due(self, visit: str) -> bool:
+        """Slack sends `app_home_opened` on every visit: the page or the prompts at most once a minute."""
+        now = time.monotonic()
+        if now - self._published.get(visit, -REFRESH_EVERY_S) < REFRESH_EVERY_S:
+            return False
+        self._published[visit] = now
         if len(self._published) > 10_000:  # forget visits older than the window, not people
-            self._published = {u: at for u, at in self._published.items() if now - at < REFRESH_EVERY_S}
-        self.bot.spawn(self._publish(user, body, event))
+            self._published = {v: at for v, at in self._published.items() if now - at < REFRESH_EVERY_S}
+        return True
 
     async def _publish(self, user: str, body: dict[str, Any], event: dict[str, Any]) -> None:
         visitor = await self.bot.identify(Incoming(key=ThreadKey(platform=Platform.SLACK, workspace=t.team_of(body),

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from bot.quick import QUICK_QUESTIONS
+from bot.quick import SUGGESTED_PROMPTS
 
 PLACEHOLDER_URL = "https://YOUR-HEALTHBOT-HOST"
 
@@ -42,20 +42,37 @@ EVENT_SCOPES: dict[str, str | None] = {
     "message.channels": "channels:history",  # un-mentioned follow-ups in public channel threads
     "message.groups": "groups:history",  # … and in private channels
     "message.im": "im:history",  # direct messages
-    "assistant_thread_started": "assistant:write",  # the agent view: a new thread in the split pane
-    "assistant_thread_context_changed": "assistant:write",  # … and the channel the person is looking at
-    "app_home_opened": None,  # App Home (needs no scope)
+    "app_home_opened": None,  # App Home, and (tab "messages") the agent messaging experience's DM opening
 }
+# Slack's agent messaging experience (features.agent_view, what new apps get since 2026-06-30) and the older
+# assistant split pane (features.assistant_view): each has its own events (docs.slack.dev, "Migrating to the
+# Agent messaging experience"); healthbot handles both sets, so existing installs keep working.
+AGENT_EVENTS: dict[str, str | None] = {
+    "app_context_changed": None,  # the channel the person is looking at (docs list no scope for it)
+}
+ASSISTANT_EVENTS: dict[str, str | None] = {
+    "assistant_thread_started": "assistant:write",  # a new thread in the split pane
+    "assistant_thread_context_changed": "assistant:write",  # … and the channel the person is looking at
+}
+AGENT_DESCRIPTION = ("Ask the Databricks Health Monitor about costs, jobs, queries, security and data quality, "
+                     "with the channel you are looking at in mind.")
 COMMAND_SCOPES = ["commands"]
 
 
-def bot_scopes() -> list[str]:
+def event_scopes(*, assistant_view: bool = False) -> dict[str, str | None]:
+    return {**EVENT_SCOPES, **(ASSISTANT_EVENTS if assistant_view else AGENT_EVENTS)}
+
+
+def bot_scopes(*, assistant_view: bool = False) -> list[str]:
     scopes = {scope for needed in METHOD_SCOPES.values() for scope in needed}
-    scopes |= {scope for scope in EVENT_SCOPES.values() if scope} | set(COMMAND_SCOPES)
+    scopes |= {scope for scope in event_scopes(assistant_view=assistant_view).values() if scope} | set(COMMAND_SCOPES)
     return sorted(scopes)
 
 
-def build_manifest(base_url: str = PLACEHOLDER_URL, *, socket_mode: bool = False) -> dict[str, Any]:
+def build_manifest(base_url: str = PLACEHOLDER_URL, *, socket_mode: bool = False,
+                   assistant_view: bool = False) -> dict[str, Any]:
+    """The manifest of a new app: the agent messaging experience, unless `assistant_view` (an app created
+    before Slack's change that keeps the split pane)."""
     events_url = base_url.rstrip("/") + "/slack/events"
     command: dict[str, Any] = {
         "command": "/healthbot",
@@ -63,7 +80,10 @@ def build_manifest(base_url: str = PLACEHOLDER_URL, *, socket_mode: bool = False
         "usage_hint": "[costs | jobs | queries | security | health | new | digest | rollback [VERSION] | checklist | connect | disconnect | help | your question]",
         "should_escape": False,
     }
-    events: dict[str, Any] = {"bot_events": sorted(EVENT_SCOPES)}
+    events: dict[str, Any] = {"bot_events": sorted(event_scopes(assistant_view=assistant_view))}
+    prompts = [{"title": question, "message": question} for question in SUGGESTED_PROMPTS]
+    agent = ({"assistant_view": {"assistant_description": AGENT_DESCRIPTION, "suggested_prompts": prompts}}
+             if assistant_view else {"agent_view": {"agent_description": AGENT_DESCRIPTION, "suggested_prompts": prompts}})
     interactivity: dict[str, Any] = {"is_enabled": True}
     if not socket_mode:
         command["url"] = events_url
@@ -78,15 +98,11 @@ def build_manifest(base_url: str = PLACEHOLDER_URL, *, socket_mode: bool = False
         },
         "features": {
             "app_home": {"home_tab_enabled": True, "messages_tab_enabled": True, "messages_tab_read_only_enabled": False},
-            "assistant_view": {
-                "assistant_description": "Ask the Databricks Health Monitor about costs, jobs, queries, security and "
-                                         "data quality, with the channel you are looking at in mind.",
-                "suggested_prompts": [{"title": question, "message": question} for question in QUICK_QUESTIONS.values()],
-            },
+            **agent,
             "bot_user": {"display_name": "healthbot", "always_online": True},
             "slash_commands": [command],
         },
-        "oauth_config": {"scopes": {"bot": bot_scopes()}},
+        "oauth_config": {"scopes": {"bot": bot_scopes(assistant_view=assistant_view)}},
         "settings": {
             "event_subscriptions": events,
             "interactivity": interactivity,
@@ -97,10 +113,13 @@ def build_manifest(base_url: str = PLACEHOLDER_URL, *, socket_mode: bool = False
     }
 
 
-def render_manifest(base_url: str = PLACEHOLDER_URL, *, socket_mode: bool = False) -> str:
+def render_manifest(base_url: str = PLACEHOLDER_URL, *, socket_mode: bool = False, assistant_view: bool = False) -> str:
     made = ("# Generated by `healthbot slack-manifest --url https://HOST` (replace the placeholder host).\n"
             if base_url == PLACEHOLDER_URL and not socket_mode else
             "# Generated by `healthbot slack-manifest --socket-mode`: no request URLs (Slack connects through SLACK_APP_TOKEN).\n"
             if socket_mode else f"# Generated by `healthbot slack-manifest --url {base_url}`.\n")
     header = "# Slack app manifest for healthbot: paste into api.slack.com/apps → Create New App → From a manifest.\n" + made
-    return header + yaml.safe_dump(build_manifest(base_url, socket_mode=socket_mode), sort_keys=False, allow_unicode=True)
+    if assistant_view:
+        header += "# --assistant-view: the older split pane, for an app created before Slack's agent messaging experience.\n"
+    return header + yaml.safe_dump(build_manifest(base_url, socket_mode=socket_mode, assistant_view=assistant_view),
+                                   sort_keys=False, allow_unicode=True)

@@ -22,7 +22,7 @@ from bot.inbound import BadInput, HttpUrl, Shape, clean, clean_text, has_unsafe_
 log = logging.getLogger(__name__)
 
 LISTENED_EVENTS = frozenset({"app_mention", "message", "assistant_thread_started", "assistant_thread_context_changed",
-                             "app_home_opened"})  # the manifest subscribes to these
+                             "app_home_opened", "app_context_changed"})  # the manifest subscribes to these
 Id = Annotated[str, Field(max_length=255)]  # user, channel, team ids and timestamps: short on the wire
 
 
