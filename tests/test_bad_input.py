@@ -235,7 +235,8 @@ SLACK_EVENTS = [load("slack", name) for name in (
     "event_message_changed.json", "event_message_thread_reply_no_mention.json", "event_message_subtype_bot_message.json",
     "event_app_mention_slack_connect_external_user.json", "url_verification.json",
     "event_assistant_thread_started.json", "event_assistant_thread_context_changed.json",
-    "event_message_assistant_thread.json", "event_app_home_opened.json")]
+    "event_message_assistant_thread.json", "event_app_home_opened.json", "event_app_home_opened_messages.json",
+    "event_app_context_changed.json", "event_message_im_agent_view.json")]
 SLACK_EVENTS += as_guest(SLACK_EVENTS, ("event", "user"), SLACK_GUEST)
 SLACK_ACTIONS = [load("slack", "interactive_block_actions_thread.payload.json"),
                  load("slack", "interactive_block_actions_home.payload.json"),

@@ -178,6 +178,30 @@ async def test_direct_messages_share_a_session_until_new(rig: SlackRig) -> None:
     assert all(p.get("thread_ts") is None for p in rig.slack.called("chat.postMessage"))  # top-level DM replies
 
 
+async def test_in_the_agent_messaging_experience_each_dm_message_is_its_own_thread(rig: SlackRig) -> None:
+    """A DM message carrying `app_context` (Slack's agent messaging experience) starts a thread and a
+    session; a reply in that thread continues it; the channel in view reaches the endpoint."""
+    dm = fixture("event_message_im_agent_view.json")
+    first_ts = dm["event"]["ts"]
+    await rig.event(dm)
+    await rig.slack.wait_for(lambda: len(answer_posts(rig.slack)) == 1)
+    second = json.loads(json.dumps(dm))
+    second["event"].update(ts="1712346300.000001", text="Which jobs failed today?")
+    second["event_id"] = "EvAgentDm2"
+    await rig.event(second)
+    await rig.slack.wait_for(lambda: len(answer_posts(rig.slack)) == 2)
+    follow_up = json.loads(json.dumps(dm))
+    follow_up["event"].update(ts="1712346310.000001", thread_ts=first_ts, text="and which job was it?")
+    follow_up["event_id"] = "EvAgentDm3"
+    await rig.event(follow_up)
+    await rig.slack.wait_for(lambda: len(answer_posts(rig.slack)) == 3)
+    await rig.settle()
+    one, two, three = rig.sessions_at_endpoint()
+    assert one == three != two
+    assert [p["thread_ts"] for p in answer_posts(rig.slack)] == [first_ts, "1712346300.000001", first_ts]
+    assert all(body["inputs"]["params"]["viewing_channel"] == "C0PLATFORM1" for body in rig.serving.invocation_bodies())
+
+
 def slash(text: str, channel: str = "C0123ABCDEF", response_url: str = "") -> dict[str, str]:
     fields = {k: v[0] for k, v in urllib.parse.parse_qs((FIXTURES / "slash_command_healthbot.txt").read_text().strip()).items()}
     fields.update(text=text, channel_id=channel)

@@ -82,8 +82,13 @@ def event_to_incoming(body: dict[str, Any], event: dict[str, Any], bot_user_id: 
     in_thread = bool(thread_ts) and thread_ts != ts
     if not (is_dm or is_mention or in_thread):
         return None  # a top-level channel message that does not mention us
-    thread = str(thread_ts or ("" if is_dm else ts))
+    # Slack's agent messaging experience folds the asker's view (`app_context`) into every DM message of an
+    # app subscribed to app_context_changed, and there each DM message is a thread root with its own session;
+    # a plain DM (no agent experience) stays one conversation until `/healthbot new`.
+    agent_experience = is_dm and isinstance(event.get("app_context"), dict)
+    thread = str(thread_ts or ("" if is_dm and not agent_experience else ts))
     team = str(event.get("team") or team_of(body))
+    viewing = viewed_channel(event.get("app_context")) if is_dm else ""
     return Incoming(
         key=ThreadKey(platform=Platform.SLACK, workspace=team, channel=channel, thread=thread),
         message_id=ts,
@@ -94,7 +99,21 @@ def event_to_incoming(body: dict[str, Any], event: dict[str, Any], bot_user_id: 
         is_thread_followup=in_thread and not is_mention,
         event_id=f"slack:{team}:{channel}:{ts}",
         org=org_signals(body, event),
+        viewing_channel=viewing if viewing != channel else "",
     )
+
+
+def viewed_channel(app_context: Any) -> str:
+    """The channel a person is looking at, from Slack's agent context (`app_context` on a DM message):
+    the first channel, or the channel of the first message, in Slack's order of relevance."""
+    entities = app_context.get("entities") if isinstance(app_context, dict) else None
+    for entity in entities if isinstance(entities, list) else []:
+        value = entity.get("value") if isinstance(entity, dict) else None
+        if entity.get("type") == "slack#/types/channel_id" and isinstance(value, str):
+            return value
+        if entity.get("type") == "slack#/types/message_context" and isinstance(value, dict):
+            return str(value.get("channel_id") or "")
+    return ""
 
 
 # -- rendering --------------------------------------------------------------------------------

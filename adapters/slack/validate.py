@@ -65,6 +65,19 @@ class Nested(Shape):
     context: AssistantContext | None = None
 
 
+class ContextEntity(Shape):
+    """An entity of Slack's agent context: `{type: "slack#/types/channel_id", value: "C…"}`, or a
+    message_context whose value is `{message_ts, channel_id}` (other kinds: canvas, list)."""
+
+    type: str
+    value: Any = None
+    team_id: Id | None = None
+
+
+class AgentContext(Shape):
+    entities: list[ContextEntity] | None = None
+
+
 class Event(Shape):
     type: str
     subtype: str | None = None
@@ -90,6 +103,7 @@ class Event(Shape):
     inputs: dict[str, Any] | None = None
     blocks: list[Any] | None = None
     tab: str | None = None  # app_home_opened: "home" or "messages"
+    app_context: AgentContext | None = None  # the agent messaging experience: what the asker is looking at
 
 
 class EventCallback(Shape):
