@@ -240,6 +240,15 @@ async def test_markdown_tables_become_adaptive_card_tables(rig: TeamsRig) -> Non
     assert table["rows"][1]["cells"][1]["items"][0]["text"] == "$607"
 
 
+def test_table_columns_are_as_wide_as_their_longest_word() -> None:
+    """Equal widths broke long names mid-word in Teams ("PREMI/UM_AL/L_PUR…")."""
+    from adapters.teams.markdown import markdown_body
+
+    [table] = markdown_body("| Driver | SKU | Cost |\n|---|---|---|\n| etl | PREMIUM_SERVERLESS_SQL_COMPUTE | $607 |")
+    driver, sku, cost = (column["width"] for column in table["columns"])
+    assert sku == len("PREMIUM_SERVERLESS_SQL_COMPUTE") and sku > 3 * cost and driver == len("Driver")
+
+
 async def test_an_internal_failure_says_so_in_the_chat(rig: TeamsRig, monkeypatch: pytest.MonkeyPatch) -> None:
     async def broken(*args: Any, **kwargs: Any) -> bool:
         raise RuntimeError("database is locked")

@@ -24,8 +24,19 @@ def _table(lines: list[str]) -> dict[str, Any]:
             {"type": "TableCell", "items": [{"type": "TextBlock", "text": cell, "wrap": True,
                                              **({"weight": "Bolder"} if bold else {})}]} for cell in padded]}
 
-    return {"type": "Table", "columns": [{"width": 1} for _ in range(width)], "firstRowAsHeader": True,
+    columns = [{"width": _weight([header[i] if i < len(header) else ""] + [r[i] for r in rows if i < len(r)])}
+               for i in range(width)]
+    return {"type": "Table", "columns": columns, "firstRowAsHeader": True,
             "showGridLines": True, "rows": [row(header, bold=True)] + [row(r) for r in rows]}
+
+
+def _weight(cells: list[str]) -> int:
+    """A column's share of the card's width (Adaptive Cards' relative `width`): its longest word, so a
+    SKU like PREMIUM_SERVERLESS_SQL_COMPUTE is not broken mid-word ("PREMI/UM_AL/L_PUR…") while "$607"
+    takes little room; longer prose wraps between words from 24 characters on."""
+    longest_word = max((len(word) for cell in cells for word in re.sub(r"[*`_]{2,}|`", "", cell).split()), default=0)
+    longest_cell = max((len(cell) for cell in cells), default=0)
+    return max(3, longest_word, min(longest_cell, 24))
 
 
 def markdown_body(markdown: str) -> list[dict[str, Any]]:
