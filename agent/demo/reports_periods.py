@@ -9,16 +9,12 @@ from __future__ import annotations
 import sqlite3
 
 from agent.demo.report_kit import Report, Scope, table, usd
+from agent.demo.reports_usage import DRIVER_SOURCES
 
-MONTH_DRIVERS_SQL = """
+MONTH_DRIVERS_SQL = f"""
 SELECT COALESCE(j.name, w.name, 'cluster ' || u.cluster_id) AS driver, ws.workspace_name AS workspace,
        u.sku_name AS sku, SUM(u.usage_quantity * p.price_usd_per_dbu) AS cost_usd
-FROM billing_usage u
-JOIN list_prices p ON p.sku_name = u.sku_name
-JOIN workspaces ws ON ws.workspace_id = u.workspace_id
-LEFT JOIN jobs j ON j.job_id = u.job_id
-LEFT JOIN warehouses w ON w.warehouse_id = u.warehouse_id
-WHERE u.usage_date BETWEEN :start AND :day
+{DRIVER_SOURCES}
 GROUP BY driver, workspace, sku
 ORDER BY cost_usd DESC
 """

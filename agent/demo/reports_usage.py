@@ -16,18 +16,22 @@ WHERE u.usage_date BETWEEN :start AND :day
 GROUP BY u.usage_date ORDER BY u.usage_date
 """
 
-COST_DRIVERS_SQL = """
+# Spend by driver (the job, else the warehouse, else the cluster) over a range of days: shared by the
+# day's-spike and month-to-date reports, so both name a driver the same way.
+DRIVER_SOURCES = """FROM billing_usage u
+JOIN list_prices p ON p.sku_name = u.sku_name
+JOIN workspaces ws ON ws.workspace_id = u.workspace_id
+LEFT JOIN jobs j ON j.job_id = u.job_id
+LEFT JOIN warehouses w ON w.warehouse_id = u.warehouse_id
+WHERE u.usage_date BETWEEN :start AND :day"""
+
+COST_DRIVERS_SQL = f"""
 SELECT COALESCE(j.name, w.name, 'cluster ' || u.cluster_id) AS driver, ws.workspace_name AS workspace,
        u.sku_name AS sku, u.job_id AS job_id,
        SUM(CASE WHEN u.usage_date = :day THEN u.usage_quantity * p.price_usd_per_dbu ELSE 0 END) AS day_cost,
        SUM(CASE WHEN u.usage_date < :day AND strftime('%w', u.usage_date) = strftime('%w', :day)
                 THEN u.usage_quantity * p.price_usd_per_dbu ELSE 0 END) / :weeks AS avg_cost
-FROM billing_usage u
-JOIN list_prices p ON p.sku_name = u.sku_name
-JOIN workspaces ws ON ws.workspace_id = u.workspace_id
-LEFT JOIN jobs j ON j.job_id = u.job_id
-LEFT JOIN warehouses w ON w.warehouse_id = u.warehouse_id
-WHERE u.usage_date BETWEEN :start AND :day
+{DRIVER_SOURCES}
 GROUP BY driver, workspace, sku, u.job_id
 ORDER BY day_cost - avg_cost DESC
 LIMIT 3
