@@ -156,23 +156,27 @@ async def test_mention_in_a_thread_delivered_twice_and_retried_is_answered_once(
     assert rig.slack.called("chat.postMessage")[0]["thread_ts"] == ROOT_TS
 
 
+def another(body: dict[str, Any], event_id: str, **event: str) -> dict[str, Any]:
+    """A copy of an event body: another message of the same person in the same DM."""
+    copy = json.loads(json.dumps(body))
+    copy["event"].update(event)
+    copy["event_id"] = event_id
+    return copy
+
+
+async def dm_answered(rig: SlackRig, body: dict[str, Any], answers: int) -> None:
+    await rig.event(body)
+    await rig.slack.wait_for(lambda: len(answer_posts(rig.slack)) == answers)
+
+
 async def test_direct_messages_share_a_session_until_new(rig: SlackRig) -> None:
     dm = fixture("event_message_im.json")
-    await rig.event(dm)
-    await rig.slack.wait_for(lambda: len(answer_posts(rig.slack)) == 1)
-    again = json.loads(json.dumps(dm))
-    again["event"].update(ts="1712346300.000001", text="and yesterday?")
-    again["event_id"] = "EvDm2"
-    await rig.event(again)
-    await rig.slack.wait_for(lambda: len(answer_posts(rig.slack)) == 2)
+    await dm_answered(rig, dm, 1)
+    await dm_answered(rig, another(dm, "EvDm2", ts="1712346300.000001", text="and yesterday?"), 2)
     status, _ = await rig.form(slash("new", channel="D0123ABCDEF"))
     assert status == 200
     await rig.settle()
-    third = json.loads(json.dumps(dm))
-    third["event"].update(ts="1712346400.000001", text="hello")
-    third["event_id"] = "EvDm3"
-    await rig.event(third)
-    await rig.slack.wait_for(lambda: len(answer_posts(rig.slack)) == 3)
+    await dm_answered(rig, another(dm, "EvDm3", ts="1712346400.000001", text="hello"), 3)
     one, two, three = rig.sessions_at_endpoint()
     assert one == two != three
     assert all(p.get("thread_ts") is None for p in rig.slack.called("chat.postMessage"))  # top-level DM replies
@@ -183,18 +187,10 @@ async def test_in_the_agent_messaging_experience_each_dm_message_is_its_own_thre
     session; a reply in that thread continues it; the channel in view reaches the endpoint."""
     dm = fixture("event_message_im_agent_view.json")
     first_ts = dm["event"]["ts"]
-    await rig.event(dm)
-    await rig.slack.wait_for(lambda: len(answer_posts(rig.slack)) == 1)
-    second = json.loads(json.dumps(dm))
-    second["event"].update(ts="1712346300.000001", text="Which jobs failed today?")
-    second["event_id"] = "EvAgentDm2"
-    await rig.event(second)
-    await rig.slack.wait_for(lambda: len(answer_posts(rig.slack)) == 2)
-    follow_up = json.loads(json.dumps(dm))
-    follow_up["event"].update(ts="1712346310.000001", thread_ts=first_ts, text="and which job was it?")
-    follow_up["event_id"] = "EvAgentDm3"
-    await rig.event(follow_up)
-    await rig.slack.wait_for(lambda: len(answer_posts(rig.slack)) == 3)
+    await dm_answered(rig, dm, 1)
+    await dm_answered(rig, another(dm, "EvAgentDm2", ts="1712346300.000001", text="Which jobs failed today?"), 2)
+    await dm_answered(rig, another(dm, "EvAgentDm3", ts="1712346310.000001", thread_ts=first_ts,
+                                   text="and which job was it?"), 3)
     await rig.settle()
     one, two, three = rig.sessions_at_endpoint()
     assert one == three != two
