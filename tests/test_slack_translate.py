@@ -182,3 +182,11 @@ def test_slack_manifest_command_fills_the_url() -> None:
     manifest = yaml.safe_load(out)
     assert manifest["settings"]["event_subscriptions"]["request_url"] == "https://bot.example.com/slack/events"
     assert "YOUR-HEALTHBOT-HOST" not in out
+
+
+def test_the_channel_in_view_is_read_from_any_agent_context() -> None:
+    channel = {"type": "slack#/types/channel_id", "value": "C1"}
+    message = {"type": "slack#/types/message_context", "value": {"message_ts": "1.2", "channel_id": "C2"}}
+    assert t.viewed_channel({"entities": [channel, message]}) == "C1"
+    assert t.viewed_channel({"entities": ["odd", {"type": "slack#/types/canvas_id", "value": "F1"}, message]}) == "C2"
+    assert t.viewed_channel({}) == t.viewed_channel(None) == t.viewed_channel({"entities": "x"}) == ""

@@ -108,7 +108,9 @@ def viewed_channel(app_context: Any) -> str:
     the first channel, or the channel of the first message, in Slack's order of relevance."""
     entities = app_context.get("entities") if isinstance(app_context, dict) else None
     for entity in entities if isinstance(entities, list) else []:
-        value = entity.get("value") if isinstance(entity, dict) else None
+        if not isinstance(entity, dict):
+            continue
+        value = entity.get("value")
         if entity.get("type") == "slack#/types/channel_id" and isinstance(value, str):
             return value
         if entity.get("type") == "slack#/types/message_context" and isinstance(value, dict):
