@@ -196,6 +196,9 @@ async def test_in_the_agent_messaging_experience_each_dm_message_is_its_own_thre
     assert one == three != two
     assert [p["thread_ts"] for p in answer_posts(rig.slack)] == [first_ts, "1712346300.000001", first_ts]
     assert all(body["inputs"]["params"]["viewing_channel"] == "C0PLATFORM1" for body in rig.serving.invocation_bodies())
+    statuses = rig.slack.called("assistant.threads.setStatus")  # Slack's status line, not a placeholder message
+    assert {s["thread_ts"] for s in statuses} == {first_ts, "1712346300.000001"}
+    assert not [p for p in rig.slack.called("chat.postMessage") if "Analyzing" in p.get("text", "")]
 
 
 def slash(text: str, channel: str = "C0123ABCDEF", response_url: str = "") -> dict[str, str]:

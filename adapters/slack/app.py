@@ -37,7 +37,7 @@ from adapters.slack.client import (
     post_messages,
 )
 from adapters.slack.answering import SlackAnswering
-from adapters.slack.assistant import SlackAssistant
+from adapters.slack.assistant import SlackAssistant, StatusPlaceholder
 from adapters.slack.buttons import SlackButtons
 from adapters.slack.commands import SlackCommands
 from adapters.slack.connect import SlackConnect
@@ -207,17 +207,25 @@ class SlackChannel(CoreChannel):
     async def _ignore(self) -> None:
         return None
 
-    async def _on_message(self, body: dict[str, Any], event: dict[str, Any], context: Any) -> None:
+    async def _on_message(self, body: dict[str, Any], event: dict[str, Any], context: Any,
+                          set_status: Any = None) -> None:
         # Bolt would log a listener's exception with its traceback: handled here, in one line
-        await logged(self._message(body, event, context), what="Slack message", expected=EXPECTED, describe=describe)
+        await logged(self._message(body, event, context, set_status), what="Slack message", expected=EXPECTED,
+                     describe=describe)
 
-    async def _message(self, body: dict[str, Any], event: dict[str, Any], context: Any) -> None:
+    async def _message(self, body: dict[str, Any], event: dict[str, Any], context: Any, set_status: Any) -> None:
         message = t.event_to_incoming(body, event, context.get("bot_user_id"))
         if message is None:
             return
         if message.is_thread_followup and not message.is_dm and not await self.handler.takes_part_in(message.key):
             return  # a thread healthbot is not part of
-        await self.answer(message, channel=message.key.channel, thread_ts=message.key.thread)
+        placeholder = None
+        if message.is_dm and "app_context" in event and set_status is not None:
+            # the agent messaging experience: Slack's status line while answering, as in the assistant view
+            # (bolt ≥ 1.30 hands `set_status` to any DM message's listener, for its thread)
+            placeholder = StatusPlaceholder(self.client, set_status, channel=message.key.channel,
+                                            thread_ts=message.key.thread)
+        await self.answer(message, channel=message.key.channel, thread_ts=message.key.thread, placeholder=placeholder)
 
     async def answer(self, message: Incoming, *, channel: str, thread_ts: str, replace_ts: str | None = None,
                      placeholder: Placeholder | None = None) -> None:
