@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.alerts.digest import build_digest, digest_alert
+from bot.alerts.digest import build_digest, digest_alert, digest_overview, with_overview
 from bot.alerts.schedule import Schedule
 from adapters.host.server import HANDLER, SLACK, STORE
 from tests.fakes.serving import FakeServing
@@ -67,7 +67,7 @@ async def test_the_digest_reports_the_period_with_snooze_on_open_alerts(rig: Car
     assert rig.app is not None
     store, engine = rig.app[STORE], rig.app[HANDLER].engine
     period = Schedule.parse("daily 09:00").until_now(time.time())  # as `healthbot digest` and /healthbot digest
-    alert = digest_alert(period, await build_digest(store, engine, period))
+    alert = digest_alert(period, with_overview(await build_digest(store, period), await digest_overview(engine, period)))
     await store.alerts.enqueue(alert.key, alert.model_dump(mode="json"), [(f"slack:{PLATFORM}", False)])
     await rig.delivered()
     [root] = digests(rig)

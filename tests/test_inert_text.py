@@ -93,7 +93,7 @@ async def test_the_digest_on_both_platforms(tmp_path: Any) -> None:
                                                                   "state": "TRIGGERED"}))
     from bot.targets import parse_target
 
-    digest = await build_digest(store, None, Period("p", now - 3600, now, "the hour"), target=parse_target("slack:C1"))
+    digest = await build_digest(store, Period("p", now - 3600, now, "the hour"), target=parse_target("slack:C1"))
     await store.close()
     root, detail = digest.notes("slack:C1")
     assert detail is not None and "failed 3 times in a row" in detail.markdown

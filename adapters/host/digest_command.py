@@ -10,8 +10,7 @@ from bot.config import Settings
 
 
 async def main(settings: Settings, *, preview: bool) -> int:
-    from bot.alerts.digest import build_digest, digest_alert, digest_overview, with_overview
-    from bot.targets import parse_target
+    from bot.alerts.digest import build_digest, channel_digest, digest_alert, digest_overview, with_overview
     from bot.alerts.schedule import Schedule
 
     period = Schedule.parse(settings.digest or "mon 09:00", settings.digest_tz).until_now(time.time())
@@ -21,7 +20,7 @@ async def main(settings: Settings, *, preview: bool) -> int:
 
         store, engine = open_store_for(settings), build_engine(settings)
         try:
-            digest = await build_digest(store, engine, period)
+            digest = with_overview(await build_digest(store, period), await digest_overview(engine, period))
         finally:
             await engine.close()
             await store.close()
@@ -47,7 +46,7 @@ async def main(settings: Settings, *, preview: bool) -> int:
     try:
         overview = await digest_overview(app[HANDLER].engine, period)
         for target in targets:  # each channel its own threads and figures
-            digest = with_overview(await build_digest(app[STORE], None, period, target=parse_target(target)), overview)
+            digest = await channel_digest(app[STORE], period, target, overview)
             alert = digest_alert(period, digest)
             await app[STORE].alerts.enqueue(alert.key, alert.model_dump(mode="json"), [(target, False)])
         await app[ALERTS].drain(60)

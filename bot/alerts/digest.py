@@ -28,7 +28,7 @@ from bot.models import Incoming, Reply
 from bot.ops.stats import compute
 from bot.quick import QUICK_QUESTIONS
 from bot.store.base import AlertThread, Store
-from bot.targets import ChannelTarget
+from bot.targets import ChannelTarget, parse_target
 from bot.text import inert
 
 log = logging.getLogger(__name__)
@@ -110,11 +110,10 @@ def _alert_section(now_threads: list[AlertThread], before: list[AlertThread], pe
     return lines, snoozable, len(fired), len(still_open)
 
 
-async def build_digest(store: Store, engine: Engine | None, period: Period, *,
-                       target: ChannelTarget | None = None) -> Digest:
-    """The digest from the store (and the bot's own overview question when `engine` is given). With a
-    `target`, only that channel's alert threads, rollouts and questions count (DESIGN.md "Who may see
-    what"): a digest never shows one channel what happened in another."""
+async def build_digest(store: Store, period: Period, *, target: ChannelTarget | None = None) -> Digest:
+    """The digest from the store, without the overview (`with_overview` adds it). With a `target`, only
+    that channel's alert threads, rollouts and questions count (DESIGN.md "Who may see what"): a digest
+    never shows one channel what happened in another."""
     length = period.end - period.start
     previous_start = period.start - length
     threads = [t for t in await store.alerts.threads_seen_since(previous_start)
@@ -152,9 +151,13 @@ async def build_digest(store: Store, engine: Engine | None, period: Period, *,
                    f"{stats.requests} questions answered.")
         digest = Digest(summary=summary, detail="\n".join(alert_lines + [""] + bot_lines)[:11_000],
                         snoozable=snoozable, chart=_fired_per_day(threads, period))
-    if engine is not None:
-        digest = with_overview(digest, await digest_overview(engine, period))
     return digest
+
+
+async def channel_digest(store: Store, period: Period, target: str, overview: str) -> Digest:
+    """What the scheduled and the posted digest send one channel: its own threads and figures, and the
+    overview healthbot asked once for all of them."""
+    return with_overview(await build_digest(store, period, target=parse_target(target)), overview)
 
 
 async def digest_overview(engine: Engine, period: Period) -> str:
@@ -204,7 +207,7 @@ async def digest_for(handler: ConversationHandler, asker: Incoming, period: Peri
     figures, and the overview asked as them through the same path as any question (their access
     rules, their token in user mode, their rate limit), so a withheld domain stays withheld here."""
     target = ChannelTarget(asker.platform, asker.key.channel)
-    digest = await build_digest(handler.store, None, period, target=target)
+    digest = await build_digest(handler.store, period, target=target)
     key = asker.key.model_copy(update={"thread": f"digest:{new_request_id()}"})  # its own session, never a thread's
     reply = await handler.handle(asker.model_copy(update={"key": key, "text": QUICK_QUESTIONS["health"], "event_id": ""}))
     if reply is None:

@@ -17,12 +17,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from bot.alerts.digest import build_digest, digest_alert, digest_overview, with_overview
+from bot.alerts.digest import channel_digest, digest_alert, digest_overview
 from bot.alerts.schedule import Schedule
 from bot.alerts.dispatch import AlertDispatcher
 from bot.background import LeasedPoller
 from bot.store.base import Change, LeaseLost, Store
-from bot.targets import parse_target
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +61,7 @@ class DigestScheduler(LeasedPoller):
             return
         overview = await digest_overview(self.engine, period) if self.engine is not None else ""
         for target, investigate in due:  # each channel its own threads and figures, each posted once
-            digest = with_overview(await build_digest(self.store, None, period, target=parse_target(target)), overview)
+            digest = await channel_digest(self.store, period, target, overview)
             try:
                 if not await self.dispatcher.observe([Change(f"{key}:{target}", None, "posted", now)], fence=self.fence,
                                                      alert=digest_alert(period, digest), targets=[(target, investigate)]):
