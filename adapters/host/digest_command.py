@@ -11,9 +11,9 @@ from bot.config import Settings
 
 async def main(settings: Settings, *, preview: bool) -> int:
     from bot.alerts.digest import build_digest, channel_digest, digest_alert, digest_overview, with_overview
-    from bot.alerts.schedule import Schedule
+    from bot.alerts.schedule import on_demand_period
 
-    period = Schedule.parse(settings.digest or "mon 09:00", settings.digest_tz).until_now(time.time())
+    period = on_demand_period(settings.digest, settings.digest_tz, time.time())
     if preview:
         from bot.engines import build_engine
         from bot.store import open_store_for

@@ -10,7 +10,7 @@ from slack_sdk.errors import SlackApiError
 from adapters.slack import translate as t
 from adapters.slack.client import error_code
 from bot.alerts.digest import digest_for
-from bot.alerts.schedule import Schedule
+from bot.alerts.schedule import on_demand_period
 from bot.models import Incoming, Platform, ThreadKey
 from bot.targets import ChannelTarget
 from bot.quick import QUICK_QUESTIONS
@@ -67,7 +67,7 @@ class SlackCommands:
         if await self.bot.refused(asker, respond):
             return
         settings = self.bot.settings
-        period = Schedule.parse(settings.digest or "mon 09:00", settings.digest_tz).until_now(time.time())
+        period = on_demand_period(settings.digest, settings.digest_tz, time.time())
         asker = await self.bot.identify(asker)
         outcome = await digest_for(self.bot.handler, asker, period)
         if outcome.instead is not None:

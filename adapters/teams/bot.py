@@ -21,7 +21,7 @@ from adapters.teams.deploys import VERBS as DEPLOY_VERBS
 from adapters.teams.deploys import TeamsDeploys, deploy_word
 from bot.alerts.delivery import ACKNOWLEDGE, INVESTIGATE, SNOOZE
 from bot.alerts.digest import digest_for
-from bot.alerts.schedule import Schedule
+from bot.alerts.schedule import on_demand_period
 from bot.models import ErrorKind, Incoming, Platform, Reply
 from bot.quick import QUICK_QUESTIONS
 from bot.targets import ChannelTarget
@@ -96,7 +96,7 @@ class TeamsBot(TeamsActivityHandler):
                 await self.teams.send(turn_context, refusal.content)
             return
         settings = self.teams.settings
-        period = Schedule.parse(settings.digest or "mon 09:00", settings.digest_tz).until_now(time.time())
+        period = on_demand_period(settings.digest, settings.digest_tz, time.time())
         outcome = await digest_for(self.teams.handler, asker, period)
         if outcome.instead is not None:
             await self.teams.connect.prompt(TurnContext.get_conversation_reference(turn_context.activity), asker,

@@ -64,3 +64,9 @@ class Schedule:
         start = due - timedelta(days=7)
         year, week, _ = due.isocalendar()
         return Period(f"{year}-W{week:02d}", start.timestamp(), due.timestamp(), f"week {start:%d %b} – {due:%d %b %Y}")
+
+
+def on_demand_period(digest: str | None, tz: str, now: float) -> Period:
+    """The period `healthbot digest` and `/healthbot digest` report: the configured schedule's length
+    (a week, or a day when `daily`; a week when no digest is scheduled) ending now."""
+    return Schedule.parse(digest or "mon 09:00", tz).until_now(now)
