@@ -256,8 +256,8 @@ class TeamsBot(TeamsActivityHandler):
         if not await self.teams.handler.record_feedback(request_id, user_id=user, value=1 if positive else -1,
                                                         voter=clicker.asker):
             return card_response(t.notice("That answer is no longer known, so the feedback was not recorded."))
-        answer = t.answer_cards(Reply(content=row.answer if row else "", sources=row.sources if row else [],
-                                      confidence=row.confidence if row else None, domains=row.domains if row else [],
+        answer = t.answer_cards(Reply(content=row.answer, sources=row.sources,
+                                      confidence=row.confidence, domains=row.domains,
                                       request_id=request_id))[-1]
         return card_response(t.thanked(answer, positive))
 
