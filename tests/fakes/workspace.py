@@ -157,10 +157,7 @@ class FakeWorkspace(FakeServing):
         if not names or any(name not in self.instances for name in names):
             return web.json_response({"error_code": "RESOURCE_DOES_NOT_EXIST",
                                       "message": f"Database instance '{names[0] if names else ''}' not found"}, status=404)
-        token = f"lakebase-token-{len(self.credentials_issued) + 1}"
-        self.credentials_issued.append(token)
-        expires = datetime.fromtimestamp(time.time() + self.credential_ttl_s, timezone.utc)
-        return web.json_response({"token": token, "expiration_time": expires.strftime("%Y-%m-%dT%H:%M:%S.%fZ")})
+        return self._credential("expiration_time")
 
     async def _pg_credentials(self, request: web.Request) -> web.Response:
         """postgres_credentials_response.json: `token` and `expire_time` (not `expiration_time`)."""
@@ -170,10 +167,14 @@ class FakeWorkspace(FakeServing):
         if endpoint not in self.pg_endpoints:
             return web.json_response({"error_code": "NOT_FOUND", "message": f"Endpoint '{endpoint}' not found"},
                                      status=404)
+        return self._credential("expire_time")
+
+    def _credential(self, expiry_field: str) -> web.Response:
+        """A fresh token, as both credential APIs mint it; they name its expiry differently."""
         token = f"lakebase-token-{len(self.credentials_issued) + 1}"
         self.credentials_issued.append(token)
         expires = datetime.fromtimestamp(time.time() + self.credential_ttl_s, timezone.utc)
-        return web.json_response({"token": token, "expire_time": expires.strftime("%Y-%m-%dT%H:%M:%S.%fZ")})
+        return web.json_response({"token": token, expiry_field: expires.strftime("%Y-%m-%dT%H:%M:%S.%fZ")})
 
     async def _pg_endpoint(self, request: web.Request) -> web.Response:
         if (failure := self._scripted_error(request)) is not None:
