@@ -57,7 +57,7 @@ def build_request(fmt: Format, request: AgentRequest) -> dict[str, Any]:
     if fmt == "responses":
         return {"input": messages, "context": context, "custom_inputs": custom}
     if fmt == "invocations":  # one run per request: its id, the thread's session, the asker as the actor
-        return {"id": str(uuid.UUID(request.request_id)) if _is_hex_uuid(request.request_id) else str(uuid.uuid4()),
+        return {"id": _run_id(request.request_id),
                 "session_id": request.session_id,
                 "input": {"messages": messages, "actor": request.user_id, "custom_inputs": custom}}
     return {"messages": messages, "user": request.user_id}
@@ -82,12 +82,12 @@ def parse_response(data: Any) -> Answer:
     raise UnreadableResponse(f"no known answer field among {sorted(data)[:8]}")
 
 
-def _is_hex_uuid(text: str) -> bool:
+def _run_id(request_id: str) -> str:
+    """The invocation's id: the request id as a UUID (healthbot's are UUIDv7 hex), or a fresh one."""
     try:
-        uuid.UUID(text)
+        return str(uuid.UUID(request_id))
     except (ValueError, TypeError):
-        return False
-    return True
+        return str(uuid.uuid4())
 
 
 def _from_prediction(predictions: Any) -> Answer:
