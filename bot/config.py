@@ -187,14 +187,17 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def uses_lakebase(self) -> bool:
+        """Lakebase (Provisioned or Autoscaling): the database password is a minted token."""
+        return bool(self.lakebase_instance or self.lakebase_endpoint)
+
+    @property
     def teams_tenants(self) -> list[str]:
         """The tenants whose conversations Teams activities may come from; [] = not checked (emulator
         mode without HEALTHBOT_TEAMS_TENANT_IDS)."""
-        if not self.microsoft_app_id:
-            return list(self.teams_tenant_ids)
-        if self.microsoft_app_type == "MultiTenant":
-            return list(self.teams_tenant_ids)
-        return [self.microsoft_app_tenant_id]
+        if self.microsoft_app_id and self.microsoft_app_type != "MultiTenant":
+            return [self.microsoft_app_tenant_id]
+        return list(self.teams_tenant_ids)
 
     @field_validator("slack_app_token")
     @classmethod
@@ -252,7 +255,7 @@ class Settings(BaseSettings):
         else a SQLite file in the user's state directory (never the working directory)."""
         if self.database_url_setting:
             return self.database_url_setting
-        if (self.lakebase_instance or self.lakebase_endpoint) and self.pg_host and self.pg_user:
+        if self.uses_lakebase and self.pg_host and self.pg_user:
             return f"postgresql://{quote(self.pg_user, safe='')}@{self.pg_host}:{self.pg_port}/{quote(self.pg_database)}"
         if self.lakebase_endpoint:  # host and user from the endpoint itself, at first connection
             return f"postgresql:///{quote(self.pg_database)}?port={self.pg_port}"
@@ -263,7 +266,7 @@ class Settings(BaseSettings):
         """TLS for PostgreSQL: `sslmode` in the URL wins, then PGSSLMODE, and Lakebase requires TLS."""
         if "sslmode=" in urlsplit(self.database_url).query:
             return None  # asyncpg reads it from the URL
-        return self.pg_sslmode or ("require" if self.lakebase_instance or self.lakebase_endpoint else None)
+        return self.pg_sslmode or ("require" if self.uses_lakebase else None)
 
 
 def state_dir() -> Path:

@@ -28,7 +28,7 @@ def databricks_features(s: Settings) -> None:
     if s.lakebase_instance and s.lakebase_endpoint:
         raise ValueError("set one Lakebase: HEALTHBOT_LAKEBASE_INSTANCE (Provisioned) or HEALTHBOT_LAKEBASE_ENDPOINT "
                          "(Autoscaling: projects/…/branches/…/endpoints/…), not both")
-    if s.lakebase_instance or s.lakebase_endpoint:
+    if s.uses_lakebase:
         name = "HEALTHBOT_LAKEBASE_INSTANCE" if s.lakebase_instance else "HEALTHBOT_LAKEBASE_ENDPOINT"
         if not s.workspace_configured:
             raise ValueError(f"{name} needs a workspace to mint database credentials: "

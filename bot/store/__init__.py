@@ -39,7 +39,7 @@ def is_transient(exc: BaseException) -> bool:
 def open_store_for(settings: Settings) -> Store:
     """The configured store; with HEALTHBOT_LAKEBASE_INSTANCE or _ENDPOINT, its passwords are minted Lakebase
     tokens (and, for an Autoscaling endpoint nothing else locates, its host and user come from the endpoint)."""
-    if not (settings.lakebase_instance or settings.lakebase_endpoint):
+    if not settings.uses_lakebase:
         return open_store(settings.database_url, sslmode=settings.database_sslmode)
     from bot.store.lakebase import Autoscaling, LakebaseCredentials, Provisioned
     from bot.workspace import Workspace, config_factory
