@@ -61,7 +61,7 @@ def demo_endpoint(demo_env: dict[str, str], tmp_path: Path) -> Iterator[int]:
 def test_ask_answers_offline_with_sources_and_confidence(demo_env: dict[str, str], tmp_path: Path) -> None:
     result = run("ask", "Which jobs failed today?", env=demo_env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "job(s) failed today" in result.stdout and "daily_revenue_rollup" in result.stdout
+    assert "job(s) failed in the last 24 h" in result.stdout and "daily_revenue_rollup" in result.stdout
     assert "Sources:" in result.stdout and "system.lakeflow.job_run_timeline" in result.stdout
     assert "confidence 93%" in result.stdout
     # the embedded default store lives in the state directory ($XDG_STATE_HOME), not where healthbot ran
@@ -110,7 +110,7 @@ def test_chat_keeps_context_and_new_starts_over(demo_env: dict[str, str], tmp_pa
     assert "you> Why did costs spike yesterday?" in out
     first, second = out.split("Started a new conversation.")
     assert "It was **nightly_customer_etl**" in first
-    assert "It was **" not in second and "job(s) failed today" in second  # no costs context any more
+    assert "It was **" not in second and "job(s) failed in the last 24 h" in second  # no costs context any more
     assert "Unknown command /bogus" in second
 
 

@@ -13,18 +13,18 @@ from agent.base import AgentRequest, ChatMessage
 from agent.demo import DemoEngine
 from agent.demo.dataset import ensure_dataset
 
-TODAY = date(2026, 3, 18)  # a Wednesday; any date works, the incidents are planted relative to it
-YESTERDAY = TODAY - timedelta(days=1)
+NOW = datetime(2026, 3, 18, 18)  # a Wednesday evening; any hour works, the incidents are planted relative to it
+TODAY, YESTERDAY = NOW.date(), NOW.date() - timedelta(days=1)
 
 
 @pytest.fixture
 def engine(demo_data_dir: Path) -> DemoEngine:
-    return DemoEngine(data_dir=demo_data_dir, clock=lambda: TODAY)
+    return DemoEngine(data_dir=demo_data_dir, clock=lambda: NOW)
 
 
 @pytest.fixture
 def db(demo_data_dir: Path) -> sqlite3.Connection:
-    return sqlite3.connect(ensure_dataset(TODAY, demo_data_dir))
+    return sqlite3.connect(ensure_dataset(NOW, demo_data_dir))
 
 
 def ask(engine: DemoEngine, *turns: str):  # type: ignore[no-untyped-def]
@@ -75,12 +75,13 @@ def test_which_job_was_it_keeps_the_costs_context(engine: DemoEngine, db: sqlite
 
 
 def test_failed_jobs_today(engine: DemoEngine, db: sqlite3.Connection) -> None:
+    window = ((NOW - timedelta(hours=24)).isoformat(" "), NOW.isoformat(" "))  # "today" is the last 24 hours
     failed = sorted({name for (name,) in db.execute(
         "SELECT j.name FROM job_run_timeline r JOIN jobs j ON j.job_id = r.job_id "
-        "WHERE substr(r.period_start_time, 1, 10) = ? AND r.result_state <> 'SUCCEEDED'", (TODAY.isoformat(),))})
-    runs = db.execute("SELECT count(*) FROM job_run_timeline WHERE period_start_time LIKE ? || '%'", (TODAY.isoformat(),)).fetchone()[0]
+        "WHERE r.period_end_time > ? AND r.period_end_time <= ? AND r.result_state <> 'SUCCEEDED'", window)})
+    runs = db.execute("SELECT count(*) FROM job_run_timeline WHERE period_end_time > ? AND period_end_time <= ?", window).fetchone()[0]
     answer = ask(engine, "Which jobs failed today?")
-    assert f"**{len(failed)} job(s) failed today**" in answer.content and f"of {runs} runs" in answer.content
+    assert f"**{len(failed)} job(s) failed in the last 24 h**" in answer.content and f"of {runs} runs" in answer.content
     assert all(name in answer.content for name in failed)
     detail = ask(engine, "Which jobs failed today?", "why did they fail?")
     assert "TABLE_OR_VIEW_NOT_FOUND" in detail.content and "SPOT_INSTANCE_TERMINATION" in detail.content
@@ -89,7 +90,7 @@ def test_failed_jobs_today(engine: DemoEngine, db: sqlite3.Connection) -> None:
 
 
 def test_slow_queries(engine: DemoEngine, db: sqlite3.Connection) -> None:
-    now = datetime.combine(TODAY, datetime.min.time()) + timedelta(hours=18)
+    now = NOW
     since = (now - timedelta(hours=24)).strftime("%Y-%m-%d %H:%M:%S")
     durations = sorted(d for (d,) in db.execute(
         "SELECT total_duration_ms FROM query_history WHERE start_time >= ? AND start_time < ? AND execution_status = 'FINISHED'",
@@ -114,7 +115,7 @@ def test_security(engine: DemoEngine, db: sqlite3.Connection) -> None:
 
 
 def test_overview_and_stale_tables(engine: DemoEngine, db: sqlite3.Connection) -> None:
-    now = datetime.combine(TODAY, datetime.min.time()) + timedelta(hours=18)
+    now = NOW
     stale = [name for name, last, expected, checks in db.execute(
         "SELECT table_name, last_altered, expected_freshness_hours, failed_checks FROM table_freshness")
         if (now - datetime.fromisoformat(last)).total_seconds() / 3600 > expected or checks > 0]
@@ -149,10 +150,10 @@ def test_out_of_scope_is_helpful_and_unsure(engine: DemoEngine) -> None:
 
 
 def test_deterministic_across_builds(tmp_path: Path, demo_data_dir: Path) -> None:
-    first = sqlite3.connect(ensure_dataset(TODAY, demo_data_dir))
-    second = sqlite3.connect(ensure_dataset(TODAY, tmp_path))
+    first = sqlite3.connect(ensure_dataset(NOW, demo_data_dir))
+    second = sqlite3.connect(ensure_dataset(NOW, tmp_path))
     assert list(first.iterdump()) == list(second.iterdump())
-    other_day = sqlite3.connect(ensure_dataset(TODAY + timedelta(days=1), tmp_path))
+    other_day = sqlite3.connect(ensure_dataset(NOW + timedelta(days=1), tmp_path))
     assert other_day.execute("SELECT max(usage_date) FROM billing_usage").fetchone()[0] == (TODAY + timedelta(days=1)).isoformat()
 
 
@@ -167,7 +168,7 @@ def test_the_cost_answer_reads_right_on_any_day(tmp_path: Path, today: date) -> 
     """Tried on a Saturday, the driver was "about 281% of the increase": a weekend day against a 7-day
     average of mostly weekdays. Now a day is compared with the same weekday, and a share is never
     over 100 % (a driver bigger than the whole rise is said in words)."""
-    engine = DemoEngine(data_dir=tmp_path, clock=lambda: today)
+    engine = DemoEngine(data_dir=tmp_path, clock=lambda: datetime.combine(today, datetime.min.time()) + timedelta(hours=9))
     answer = engine.respond(AgentRequest([ChatMessage("user", "Why did costs spike yesterday?")], "u", "s"))
     weekday = (today - timedelta(days=1)).strftime("%A")
     assert f"on an average {weekday} of the last 4 weeks" in answer.content
@@ -257,3 +258,35 @@ def test_the_overview_names_the_figure_it_compares_with(engine: DemoEngine, db: 
     assert (day_cost, baseline) == (round(per_day[YESTERDAY.isoformat()]), round(usual))
     change = (per_day[YESTERDAY.isoformat()] - usual) / usual * 100
     assert f"{change:+.0f}% vs" in costs_row and YESTERDAY.strftime("%A") in costs_row
+
+
+STAMP = re.compile(r"\b(?:(\d{4})-)?(\d{2})-(\d{2})[ T](\d{2}):(\d{2})\b")
+
+
+@pytest.mark.parametrize("hour", [0, 1, 5, 12, 23])
+def test_nothing_shown_is_later_than_now_and_the_story_holds_at_any_hour(tmp_path: Path, hour: int) -> None:
+    """At 00:10 UTC the demo showed failed runs at 02:31-04:06 and queries at 08:04-14:44: its "now" was
+    18:00. Now the data ends at the start of the current hour, and the incidents are planted before it."""
+    moment = datetime(2026, 12, 7, hour, 10)
+    engine = DemoEngine(data_dir=tmp_path, clock=lambda: moment)
+    db = sqlite3.connect(ensure_dataset(moment, tmp_path))
+    latest = [db.execute(f"SELECT max({column}) FROM {table}").fetchone()[0] for table, column in (
+        ("job_run_timeline", "period_end_time"), ("query_history", "start_time"), ("access_audit", "event_time"),
+        ("table_freshness", "last_altered"), ("billing_usage", "usage_date"))]
+    assert all(value <= moment.isoformat(" ") for value in latest), latest
+    conversations = [("Which jobs failed today?", "why did they fail?"), ("Show me slow queries", "what is that query?"),
+                     ("Any security concerns?",), ("Platform health overview",), ("are any tables stale?",),
+                     ("Why did costs spike yesterday?", "which job was it?"), ("how much have we spent today?",)]
+    for turns in conversations:
+        for shown in STAMP.finditer(ask(engine, *turns).content):
+            year, month, day, hh, mm = shown.groups()
+            when = datetime(int(year or moment.year), int(month), int(day), int(hh), int(mm))
+            assert when <= moment, (turns, shown.group(0))
+    assert "**3 job(s) failed in the last 24 h**" in ask(engine, "Which jobs failed today?").content
+    assert "3 job(s) have not recovered" in ask(engine, "Which jobs failed today?").content
+    assert ask(engine, "Any security concerns?").content.startswith("**3 security finding(s) in the last 24 h.**")
+    assert ask(engine, "Show me slow queries").content.startswith("**4 of ")
+    story = ask(engine, "Any security concerns?").content
+    assert story.index("addPrincipalToGroup** by") < story.index("failed logins for") < story.index("generateDbToken** by")
+    today = ask(engine, "how much have we spent today?").content
+    assert f"until {hour:02d}:00 UTC" in today and "rose" not in today and "fell" not in today

@@ -1,13 +1,17 @@
-"""A synthetic Databricks platform: 30 days of system-table-shaped data, from a fixed seed.
+"""A synthetic Databricks platform: 30 days of system-table-shaped data up to now, from a fixed seed.
 
 Tables mirror the columns the Health Monitor reads from `system.billing.usage` + `list_prices`,
 `system.lakeflow.jobs` + `job_run_timeline`, `system.query.history`, `system.access.audit` and a
-table-freshness view. Incidents are planted relative to the build date so the five quick questions
-always have something real to find: yesterday's cost spike (one job moved to all-purpose compute),
-jobs failing today, slow dashboard queries, a brute-force login and a new admin, stale tables.
+table-freshness view. The data ends at the start of the current UTC hour ("now" of the dataset): no
+run, query, login or cost lies later, so at 00:10 UTC today is nearly empty, as it would be. Incidents
+are planted relative to now so the five quick questions always have something real to find at any
+hour: yesterday's cost spike (one job moved to all-purpose compute), three jobs whose latest run
+failed, slow dashboard queries, an admin grant followed by a brute-forced login, stale tables.
 
-The file is rebuilt once per day (its name carries the date), written to a temporary name and
-renamed, so concurrent first uses never see half a database.
+Every (day, job), (day, warehouse) and day of audit events draws from its own seeded generator, so the
+same cell holds the same numbers whatever the hour the file is built in; only what lies after now
+differs. The file is rebuilt once per hour (its name carries the hour), written to a temporary name
+and renamed, so concurrent first uses never see half a database.
 """
 
 from __future__ import annotations
@@ -16,15 +20,31 @@ import os
 import random
 import sqlite3
 import tempfile
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from agent.demo.platform import (
+    BRUTE_FORCE_BEFORE_NOW,
+    BRUTE_FORCE_USER,
+    GRANT_BEFORE_NOW,
+    INTERACTIVE,
+    JOBS,
+    LATEST_RUN_FAILURES,
+    PRICES,
+    SLOW_DASHBOARD_SQL,
+    SLOW_QUERY_HOURS_AGO,
+    SUSPICIOUS_IP,
+    USERS,
+    WAREHOUSES,
+    WORKSPACES,
+    JobSpec,
+)
+
 SEED = 20240611
-AS_OF_HOUR = 18  # "now" inside the dataset: today at 18:00 UTC
 DAYS = 30
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: data ends at the hour it is built in (1 ended at 18:00 UTC of its day)
+WORKDAY_HOURS = (7, 19)  # ad hoc queries start within these UTC hours
 
 SCHEMA = """
 CREATE TABLE workspaces (workspace_id TEXT PRIMARY KEY, workspace_name TEXT NOT NULL);
@@ -58,68 +78,27 @@ CREATE TABLE table_freshness (
 );
 """
 
-WORKSPACES = [("1234567890123456", "prod-analytics"), ("2345678901234567", "prod-ml"), ("3456789012345678", "dev-sandbox")]
-PRICES = {
-    "PREMIUM_JOBS_COMPUTE": 0.15,
-    "PREMIUM_JOBS_SERVERLESS_COMPUTE": 0.35,
-    "PREMIUM_ALL_PURPOSE_COMPUTE": 0.55,
-    "PREMIUM_SERVERLESS_SQL_COMPUTE": 0.70,
-}
 
 
-@dataclass(frozen=True)
-class JobSpec:
-    job_id: str
-    workspace: int  # index into WORKSPACES
-    name: str
-    owner: str
-    sku: str
-    dbus_per_run: float
-    hour: int
-    output_table: str | None = None
+def _ts(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
-JOBS = [
-    JobSpec("101", 0, "nightly_customer_etl", "data-eng@example.com", "PREMIUM_JOBS_COMPUTE", 120, 1, "main.sales.customers_silver"),
-    JobSpec("102", 0, "daily_revenue_rollup", "finance-data@example.com", "PREMIUM_JOBS_COMPUTE", 45, 3, "main.finance.revenue_daily"),
-    JobSpec("103", 0, "bronze_events_ingest", "data-eng@example.com", "PREMIUM_JOBS_SERVERLESS_COMPUTE", 60, 0, "main.raw.events_bronze"),
-    JobSpec("104", 0, "marketing_attribution", "marketing-analytics@example.com", "PREMIUM_JOBS_COMPUTE", 70, 4, "main.marketing.attribution"),
-    JobSpec("105", 0, "orders_silver_merge", "data-eng@example.com", "PREMIUM_JOBS_COMPUTE", 55, 2, "main.sales.orders_silver"),
-    JobSpec("106", 0, "inventory_snapshot", "supply-chain@example.com", "PREMIUM_JOBS_COMPUTE", 25, 5, "main.supply.inventory_daily"),
-    JobSpec("201", 1, "ml_feature_refresh", "ml-platform@example.com", "PREMIUM_JOBS_COMPUTE", 90, 2, "main.ml.customer_features"),
-    JobSpec("202", 1, "churn_model_training", "ml-platform@example.com", "PREMIUM_JOBS_COMPUTE", 150, 4, None),
-    JobSpec("203", 1, "batch_scoring", "ml-platform@example.com", "PREMIUM_JOBS_SERVERLESS_COMPUTE", 40, 6, "main.ml.churn_scores"),
-    JobSpec("204", 1, "model_monitoring", "ml-platform@example.com", "PREMIUM_JOBS_SERVERLESS_COMPUTE", 15, 7, None),
-    JobSpec("301", 2, "sandbox_cleanup", "platform@example.com", "PREMIUM_JOBS_COMPUTE", 5, 0, None),
-    JobSpec("302", 2, "dev_integration_tests", "platform@example.com", "PREMIUM_JOBS_COMPUTE", 20, 5, None),
-]
-WAREHOUSES = [("wh-bi-serving", 0, "bi-serving", 820), ("wh-adhoc", 0, "adhoc-analysts", 380), ("wh-ml", 1, "ml-exploration", 240)]
-INTERACTIVE = [("0611-ds-shared", 1, 260), ("0611-dev-shared", 2, 120)]
-USERS = [
-    "ana.lima@example.com", "ben.okafor@example.com", "chen.wei@example.com", "dana.smith@example.com",
-    "eli.cohen@example.com", "fatima.khan@example.com", "gus.berg@example.com", "hana.sato@example.com",
-]
-TODAY_FAILURES = {
-    "102": [("FAILED", "RUN_EXECUTION_ERROR", "AnalysisException: [TABLE_OR_VIEW_NOT_FOUND] main.finance.fx_rates_daily"),
-            ("FAILED", "RUN_EXECUTION_ERROR", "AnalysisException: [TABLE_OR_VIEW_NOT_FOUND] main.finance.fx_rates_daily")],
-    "201": [("TIMED_OUT", "RUN_EXECUTION_ERROR", "Run exceeded its 2 h timeout while writing main.ml.customer_features")],
-    "103": [("FAILED", "CLUSTER_ERROR", "Cluster terminated: Spot instances were preempted (SPOT_INSTANCE_TERMINATION)")],
-}
-SLOW_DASHBOARD_SQL = (
-    "SELECT c.region, date_trunc('hour', e.event_ts) AS hour, count(*) AS events, sum(o.amount) AS revenue "
-    "FROM main.raw.events_bronze e JOIN main.sales.orders_silver o ON e.session_id = o.session_id "
-    "JOIN main.sales.customers_silver c ON o.customer_id = c.customer_id GROUP BY ALL"
-)
-SUSPICIOUS_IP = "203.0.113.45"
-BRUTE_FORCE_USER = "contractor.jane@example.com"
+def _at(day: date, hour: int, minute: int = 0, second: int = 0) -> datetime:
+    return datetime.combine(day, time()) + timedelta(hours=hour, minutes=minute, seconds=second)
 
 
-def _ts(day: date, hour: int, minute: int = 0, second: int = 0) -> str:
-    return datetime.combine(day, time(hour % 24, minute % 60, second % 60)).strftime("%Y-%m-%d %H:%M:%S")
+def _rng(*cell: object) -> random.Random:
+    """The generator of one cell of the data (a day and a job, say): the same numbers at any build hour."""
+    return random.Random("-".join(str(part) for part in (SEED, *cell)))
 
 
-def as_of(today: date) -> datetime:
-    return datetime.combine(today, time(AS_OF_HOUR, 0))
+def data_hour(moment: datetime | None = None) -> datetime:
+    """The dataset's now for a moment (default: the current time): the start of its UTC hour, naive."""
+    moment = moment or datetime.now(timezone.utc)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment.replace(minute=0, second=0, microsecond=0)
 
 
 def default_data_dir() -> Path:
@@ -127,15 +106,15 @@ def default_data_dir() -> Path:
     return Path(base) / "healthbot"
 
 
-def dataset_path(today: date, data_dir: str | Path | None = None) -> Path:
+def dataset_path(now: datetime, data_dir: str | Path | None = None) -> Path:
     directory = Path(data_dir) if data_dir else default_data_dir()
-    return directory / f"demo-v{SCHEMA_VERSION}-{SEED}-{today.isoformat()}.sqlite"
+    return directory / f"demo-v{SCHEMA_VERSION}-{SEED}-{data_hour(now):%Y-%m-%dT%H}.sqlite"
 
 
-def ensure_dataset(today: date | None = None, data_dir: str | Path | None = None) -> Path:
-    """The dataset file for `today`, built on first use."""
-    today = today or datetime.now(timezone.utc).date()
-    path = dataset_path(today, data_dir)
+def ensure_dataset(now: datetime | None = None, data_dir: str | Path | None = None) -> Path:
+    """The dataset file that ends at `now`'s hour, built on first use; older hours' files are removed."""
+    now = data_hour(now)
+    path = dataset_path(now, data_dir)
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -144,18 +123,20 @@ def ensure_dataset(today: date | None = None, data_dir: str | Path | None = None
     try:
         db = sqlite3.connect(tmp)
         try:
-            build(db, today)
+            build(db, now)
         finally:
             db.close()
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    for old in path.parent.glob("demo-v*.sqlite"):  # an open reader keeps its file until it closes it
+        if old != path and old.stat().st_mtime < path.stat().st_mtime - 3600:
+            old.unlink(missing_ok=True)
     return path
 
 
-def build(db: sqlite3.Connection, today: date) -> None:
-    rng = random.Random(SEED)
+def build(db: sqlite3.Connection, now: datetime) -> None:
     db.executescript(SCHEMA)
     db.executemany("INSERT INTO workspaces VALUES (?, ?)", WORKSPACES)
     db.executemany("INSERT INTO list_prices VALUES (?, ?)", PRICES.items())
@@ -164,49 +145,73 @@ def build(db: sqlite3.Connection, today: date) -> None:
         [(j.job_id, WORKSPACES[j.workspace][0], j.name, j.owner, j.output_table) for j in JOBS],
     )
     db.executemany("INSERT INTO warehouses VALUES (?, ?, ?)", [(w, WORKSPACES[i][0], n) for w, i, n, _ in WAREHOUSES])
+    today = now.date()
     days = [today - timedelta(days=offset) for offset in range(DAYS - 1, -1, -1)]
-    _jobs_and_usage(db, rng, days, today)
-    _queries(db, rng, days, today)
-    _audit(db, rng, days, today)
-    _freshness(db, today)
+    _jobs_and_usage(db, days, now)
+    _queries(db, days, now)
+    _audit(db, days, now)
+    _freshness(db, now)
     db.commit()
 
 
-def _jobs_and_usage(db: sqlite3.Connection, rng: random.Random, days: list[date], today: date) -> None:
-    yesterday = today - timedelta(days=1)
+Outcome = tuple[str, str, str | None]
+
+
+def _runs(day: date, job: JobSpec, outcomes: list[Outcome]) -> list[tuple[datetime, datetime, Outcome]]:
+    """The job's runs on a day, one attempt an hour: (start, end, outcome). Same draws for any outcomes."""
+    rng = _rng("runs", day, job.job_id)
+    start_minute, minutes = rng.randrange(0, 50), [rng.randrange(8, 55) for _ in range(4)]
+    runs = []
+    for attempt, outcome in enumerate(outcomes):
+        start = _at(day, job.hour + attempt, start_minute)
+        runs.append((start, start + timedelta(minutes=120 if outcome[0] == "TIMED_OUT" else minutes[attempt]), outcome))
+    return runs
+
+
+def _outcomes(day: date, job: JobSpec, now: datetime) -> list[Outcome]:
+    """How the job's runs of a day end; none if it has not run that day (yet)."""
+    today = now.date()
+    planted = LATEST_RUN_FAILURES.get(job.job_id)
+    if planted is not None:
+        # The latest run that has ended by now fails: today's, or yesterday's if today's is not over yet.
+        # Today's run comes after it only once that failure is over: until then it has not started.
+        latest = today if _runs(today, job, planted)[-1][1] <= now else today - timedelta(days=1)
+        if day >= latest:
+            return list(planted) if day == latest else []
+    if day == today - timedelta(days=1) and job.name == "nightly_customer_etl":
+        return [("SUCCEEDED", "SUCCESS", None)] * 3  # the planted spike: on all-purpose compute, run three times
+    failed = _rng("fails", day, job.job_id).random() < 0.03 and day < today - timedelta(days=1)  # the last two days: the story only
+    return [("FAILED", "DRIVER_ERROR", "Driver is temporarily unavailable"), ("SUCCEEDED", "SUCCESS", None)] if failed \
+        else [("SUCCEEDED", "SUCCESS", None)]
+
+
+def _jobs_and_usage(db: sqlite3.Connection, days: list[date], now: datetime) -> None:
+    today, yesterday = now.date(), now.date() - timedelta(days=1)
+    elapsed = (now - _at(today, 0)) / timedelta(days=1)  # of today, for spend that accrues all day
     runs: list[tuple[Any, ...]] = []
     usage: list[tuple[Any, ...]] = []
-    run_id = 900_000
     for day in days:
         for job in JOBS:
+            day_runs = _runs(day, job, _outcomes(day, job, now))
+            if not day_runs or day_runs[-1][1] > now:
+                continue  # not over yet: neither its runs nor its spend are in the system tables
             ws = WORKSPACES[job.workspace][0]
-            outcomes: list[tuple[str, str, str | None]] | None = (
-                list(TODAY_FAILURES[job.job_id]) if day == today and job.job_id in TODAY_FAILURES else None
-            )
-            if outcomes is None:
-                failed = rng.random() < 0.03 and day != today  # today's failures are the planted ones
-                outcomes = [("FAILED", "DRIVER_ERROR", "Driver is temporarily unavailable")] if failed else []
-                outcomes.append(("SUCCEEDED", "SUCCESS", None))
-            sku, dbus = job.sku, job.dbus_per_run * rng.uniform(0.85, 1.15)
+            for start, end, (state, code, message) in day_runs:
+                runs.append((900_000 + len(runs) + 1, ws, job.job_id, _ts(start), _ts(end), state, code, message))
+            sku, dbus = job.sku, job.dbus_per_run * _rng("dbus", day, job.job_id).uniform(0.85, 1.15)
             if day == yesterday and job.name == "nightly_customer_etl":
-                # The planted spike: the job was pointed at an all-purpose cluster and ran 3x.
                 sku, dbus = "PREMIUM_ALL_PURPOSE_COMPUTE", job.dbus_per_run * 9.2
-                outcomes = [("SUCCEEDED", "SUCCESS", None)] * 3
-            start_minute = rng.randrange(0, 50)
-            for attempt, (state, code, message) in enumerate(outcomes):
-                run_id += 1
-                start = _ts(day, job.hour + attempt, start_minute)
-                minutes = rng.randrange(8, 55) if state != "TIMED_OUT" else 120
-                end = _ts(day, job.hour + attempt + minutes // 60, start_minute + minutes % 60)
-                runs.append((run_id, ws, job.job_id, start, end, state, code, message))
             usage.append((ws, sku, day.isoformat(), round(dbus, 2), job.job_id, None, None))
+        share = elapsed if day == today else 1.0
         for warehouse_id, ws_index, _name, dbus in WAREHOUSES:
             weekend = day.weekday() >= 5
-            quantity = dbus * rng.uniform(0.9, 1.1) * (0.45 if weekend else 1.0)
-            usage.append((WORKSPACES[ws_index][0], "PREMIUM_SERVERLESS_SQL_COMPUTE", day.isoformat(), round(quantity, 2), None, warehouse_id, None))
+            quantity = dbus * _rng("warehouse", day, warehouse_id).uniform(0.9, 1.1) * (0.45 if weekend else 1.0) * share
+            if quantity > 0:
+                usage.append((WORKSPACES[ws_index][0], "PREMIUM_SERVERLESS_SQL_COMPUTE", day.isoformat(), round(quantity, 2), None, warehouse_id, None))
         for cluster_id, ws_index, dbus in INTERACTIVE:
-            quantity = dbus * rng.uniform(0.8, 1.2)
-            usage.append((WORKSPACES[ws_index][0], "PREMIUM_ALL_PURPOSE_COMPUTE", day.isoformat(), round(quantity, 2), None, None, cluster_id))
+            quantity = dbus * _rng("cluster", day, cluster_id).uniform(0.8, 1.2) * share
+            if quantity > 0:
+                usage.append((WORKSPACES[ws_index][0], "PREMIUM_ALL_PURPOSE_COMPUTE", day.isoformat(), round(quantity, 2), None, None, cluster_id))
     db.executemany("INSERT INTO job_run_timeline VALUES (?, ?, ?, ?, ?, ?, ?, ?)", runs)
     db.executemany(
         "INSERT INTO billing_usage (workspace_id, sku_name, usage_date, usage_quantity, job_id, warehouse_id, cluster_id) "
@@ -215,24 +220,28 @@ def _jobs_and_usage(db: sqlite3.Connection, rng: random.Random, days: list[date]
     )
 
 
-def _queries(db: sqlite3.Connection, rng: random.Random, days: list[date], today: date) -> None:
+def _queries(db: sqlite3.Connection, days: list[date], now: datetime) -> None:
     tables = ["main.sales.orders_silver", "main.finance.revenue_daily", "main.marketing.attribution", "main.ml.churn_scores"]
     rows = []
     for day in days:
         for warehouse_id, ws_index, _name, _dbus in WAREHOUSES:
+            rng = _rng("queries", day, warehouse_id)
             for _ in range(60 if day.weekday() < 5 else 20):
                 duration = int(rng.lognormvariate(7.2, 1.1))  # median ~1.3 s, a long tail
                 status = "FAILED" if rng.random() < 0.02 else "FINISHED"
                 text = f"SELECT * FROM {rng.choice(tables)} WHERE event_date >= current_date() - INTERVAL {rng.randrange(1, 30)} DAYS"
-                rows.append((WORKSPACES[ws_index][0], warehouse_id, rng.choice(USERS), text,
-                             _ts(day, rng.randrange(7, AS_OF_HOUR), rng.randrange(60), rng.randrange(60)),
-                             duration, status, duration * rng.randrange(20_000, 200_000)))
-    for day in (today - timedelta(days=1), today):
-        for hour in (8, 9, 11, 14):
-            # The planted slow queries: a dashboard's three-way join over bronze events.
-            duration = int(rng.uniform(420_000, 760_000))
-            rows.append((WORKSPACES[0][0], "wh-bi-serving", "exec-dashboard-sp@example.com", SLOW_DASHBOARD_SQL,
-                         _ts(day, hour, rng.randrange(60)), duration, "FINISHED", 2_400_000_000_000 + duration * 1000))
+                start = _at(day, rng.randrange(*WORKDAY_HOURS), rng.randrange(60), rng.randrange(60))
+                row = (WORKSPACES[ws_index][0], warehouse_id, rng.choice(USERS), text, _ts(start), duration, status,
+                       duration * rng.randrange(20_000, 200_000))
+                if start + timedelta(milliseconds=duration) <= now:
+                    rows.append(row)
+    rng = _rng("slow-dashboard", now.date())
+    for hours_ago in SLOW_QUERY_HOURS_AGO:
+        # The planted slow queries: a dashboard's three-way join over bronze events.
+        duration = int(rng.uniform(420_000, 760_000))
+        start = now - timedelta(hours=hours_ago, minutes=rng.randrange(20, 45))
+        rows.append((WORKSPACES[0][0], "wh-bi-serving", "exec-dashboard-sp@example.com", SLOW_DASHBOARD_SQL,
+                     _ts(start), duration, "FINISHED", 2_400_000_000_000 + duration * 1000))
     db.executemany(
         "INSERT INTO query_history (workspace_id, warehouse_id, executed_by, statement_text, start_time, "
         "total_duration_ms, execution_status, read_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -240,41 +249,44 @@ def _queries(db: sqlite3.Connection, rng: random.Random, days: list[date], today
     )
 
 
-def _audit(db: sqlite3.Connection, rng: random.Random, days: list[date], today: date) -> None:
+def _audit(db: sqlite3.Connection, days: list[date], now: datetime) -> None:
     rows = []
     normal = [("accounts", "login", 200), ("clusters", "start", 200), ("notebook", "runCommand", 200),
               ("unityCatalog", "getTable", 200), ("accounts", "login", 401), ("unityCatalog", "getTable", 403)]
     for day in days:
+        rng = _rng("audit", day)
         for _ in range(120):
             service, action, status = rng.choices(normal, weights=[30, 10, 40, 30, 2, 2])[0]
-            rows.append((_ts(day, rng.randrange(24), rng.randrange(60)), WORKSPACES[rng.randrange(3)][0],
-                         rng.choice(USERS), service, action, f"10.20.{rng.randrange(1, 9)}.{rng.randrange(2, 250)}", status, ""))
-    for attempt in range(37):  # brute force from one outside address, ending in a success
-        rows.append((_ts(today, 2, 10 + attempt // 2, attempt * 7), WORKSPACES[0][0], BRUTE_FORCE_USER,
-                     "accounts", "login", SUSPICIOUS_IP, 401, ""))
-    rows.append((_ts(today, 2, 31), WORKSPACES[0][0], BRUTE_FORCE_USER, "accounts", "login", SUSPICIOUS_IP, 200, ""))
-    rows.append((_ts(today, 2, 40), WORKSPACES[0][0], BRUTE_FORCE_USER, "accounts", "generateDbToken", SUSPICIOUS_IP, 200,
-                 "lifetime_seconds=7776000"))
-    rows.append((_ts(today - timedelta(days=1), 23, 5), WORKSPACES[0][0], "gus.berg@example.com", "accounts",
+            moment = _at(day, rng.randrange(24), rng.randrange(60))
+            row = (_ts(moment), WORKSPACES[rng.randrange(3)][0], rng.choice(USERS), service, action,
+                   f"10.20.{rng.randrange(1, 9)}.{rng.randrange(2, 250)}", status, "")
+            if moment <= now:
+                rows.append(row)
+    rows.append((_ts(now - GRANT_BEFORE_NOW), WORKSPACES[0][0], "gus.berg@example.com", "accounts",
                  "addPrincipalToGroup", "10.20.3.17", 200, f"group=admins principal={BRUTE_FORCE_USER}"))
+    first = now - BRUTE_FORCE_BEFORE_NOW
+    for attempt in range(37):  # brute force from one outside address, ending in a success
+        rows.append((_ts(first + timedelta(minutes=attempt // 2, seconds=attempt * 7 % 60)), WORKSPACES[0][0],
+                     BRUTE_FORCE_USER, "accounts", "login", SUSPICIOUS_IP, 401, ""))
+    rows.append((_ts(first + timedelta(minutes=21)), WORKSPACES[0][0], BRUTE_FORCE_USER, "accounts", "login", SUSPICIOUS_IP, 200, ""))
+    rows.append((_ts(first + timedelta(minutes=30)), WORKSPACES[0][0], BRUTE_FORCE_USER, "accounts", "generateDbToken",
+                 SUSPICIOUS_IP, 200, "lifetime_seconds=7776000"))
     db.executemany("INSERT INTO access_audit (event_time, workspace_id, user_email, service_name, action_name, "
                    "source_ip, status_code, request_params) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
 
-def _freshness(db: sqlite3.Connection, today: date) -> None:
-    """Produced tables are as fresh as their job's last success; two are planted stale."""
-    now = as_of(today)
+def _freshness(db: sqlite3.Connection, now: datetime) -> None:
+    """Produced tables are as fresh as their job's last success; the failing jobs' tables go stale."""
     rows: list[tuple[Any, ...]] = []
     for job in JOBS:
         if job.output_table is None:
             continue
         last_success = db.execute(
-            "SELECT max(period_end_time) FROM job_run_timeline WHERE job_id = ? AND result_state = 'SUCCEEDED' "
-            "AND period_end_time <= ?", (job.job_id, now.strftime("%Y-%m-%d %H:%M:%S")),
+            "SELECT max(period_end_time) FROM job_run_timeline WHERE job_id = ? AND result_state = 'SUCCEEDED'",
+            (job.job_id,),
         ).fetchone()[0]
         failed_checks = 2 if job.job_id == "102" else 0
         rows.append((job.output_table, WORKSPACES[job.workspace][0], last_success, 24.0, 1_000_000 + int(job.job_id) * 7919,
                      failed_checks, job.job_id))
-    rows.append(("main.finance.fx_rates_daily", WORKSPACES[0][0], (now - timedelta(hours=75)).strftime("%Y-%m-%d %H:%M:%S"),
-                 24.0, 0, 1, None))
+    rows.append(("main.finance.fx_rates_daily", WORKSPACES[0][0], _ts(now - timedelta(hours=75)), 24.0, 0, 1, None))
     db.executemany("INSERT INTO table_freshness VALUES (?, ?, ?, ?, ?, ?, ?)", rows)

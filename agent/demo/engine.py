@@ -11,12 +11,12 @@ import re
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import date, datetime, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from agent.base import AgentRequest, Answer, ChatMessage, Chunk, ProgressCallback
 from agent.demo import reports_followups, reports_ops, reports_periods, reports_usage
-from agent.demo.dataset import ensure_dataset
+from agent.demo.dataset import data_hour, ensure_dataset
 from agent.demo.report_kit import Report, ReportFn, Scope
 from agent.demo.router import Route, route
 
@@ -56,70 +56,64 @@ THANKS = "You're welcome. Ask a follow-up here any time."
 NO_SQL = "There is no earlier answer in this conversation to show the SQL of. Ask a question first, e.g. *Why did costs spike yesterday?*"
 
 
-def utc_today() -> date:
-    return datetime.now(timezone.utc).date()
-
-
 class DemoEngine:
     name = "demo"
 
-    def __init__(self, *, data_dir: str | Path | None = None, clock: Callable[[], date] = utc_today,
+    def __init__(self, *, data_dir: str | Path | None = None, clock: Callable[[], datetime] = data_hour,
                  pace_s: float = 0.0) -> None:
         self._data_dir = data_dir
         self.pace_s = pace_s  # seconds between streamed pieces (HEALTHBOT_DEMO_PACE): visible in `healthbot chat`
-        self._clock = clock
+        self._clock = clock  # the moment of the answer; the data ends at the start of its UTC hour
         self._db: sqlite3.Connection | None = None
-        self._db_day: date | None = None
+        self._db_hour: datetime | None = None
 
-    def database(self, today: date | None = None) -> sqlite3.Connection:
-        """A read-only connection to the dataset of `today`, built on first use."""
-        today = today or self._clock()
-        if self._db is None or self._db_day != today:
+    def database(self, now: datetime) -> sqlite3.Connection:
+        """A read-only connection to the dataset ending at `now`'s hour, built on first use."""
+        if self._db is None or self._db_hour != now:
             if self._db is not None:
                 self._db.close()
-            path = ensure_dataset(today, self._data_dir)
+            path = ensure_dataset(now, self._data_dir)
             self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
             self._db.row_factory = sqlite3.Row
-            self._db_day = today
+            self._db_hour = now
         return self._db
 
-    def respond(self, request: AgentRequest, today: date | None = None) -> Answer:
+    def respond(self, request: AgentRequest) -> Answer:
         """Synchronous core of `answer`, shared with the demo endpoint."""
         started = time.perf_counter()
-        today = today or self._clock()
-        answer = self._reply(request.messages, today)
+        answer = self._reply(request.messages, data_hour(self._clock()))
         answer.endpoint_latency_ms = (time.perf_counter() - started) * 1000
         return answer
 
-    def _reply(self, messages: list[ChatMessage], today: date) -> Answer:
-        chosen: Route = route(messages, today)
+    def _reply(self, messages: list[ChatMessage], now: datetime) -> Answer:
+        chosen: Route = route(messages, now.date())
         if chosen.intent == "small_talk":
             greeting = re.match(r"\W*(hi|hello|hey|good)\b", messages[-1].content, re.I)
             return Answer(GREETING if greeting else THANKS)
         if chosen.intent == "show_sql":
-            return self._previous_sql(messages, today)
+            return self._previous_sql(messages, now)
         if chosen.intent is None:
             return Answer(OUT_OF_SCOPE, confidence=0.2)
-        report = self._report(chosen, today)
+        report = self._report(chosen, now)
         return Answer(content=report.content, sources=report.sources, confidence=report.confidence,
                       domains=report.domains, charts=report.charts)
 
-    def _report(self, chosen: Route, today: date) -> Report:
+    def _report(self, chosen: Route, now: datetime) -> Report:
         assert chosen.intent is not None
-        day = chosen.day or date.fromordinal(today.toordinal() - DEFAULT_DAY.get(chosen.intent, 0))
+        day = chosen.day or now.date() - timedelta(days=DEFAULT_DAY.get(chosen.intent, 0))
         make = (VIEW_REPORTS.get((chosen.intent, chosen.view)) or REPORTS.get((chosen.intent, chosen.detail))
                 or REPORTS[(chosen.intent, False)])
-        return make(self.database(today), Scope(today=today, day=day))
+        return make(self.database(now), Scope(now=now, day=day))
 
-    def _previous_sql(self, messages: list[ChatMessage], today: date) -> Answer:
+    def _previous_sql(self, messages: list[ChatMessage], now: datetime) -> Answer:
         """The SQL behind the conversation's latest report: its route is recomputed from the turns before
         (the engine is deterministic, so this is the very report that was shown)."""
         earlier = list(messages)
         while any(m.role == "user" for m in earlier[:-1]):
             earlier = earlier[: max(i for i, m in enumerate(earlier[:-1]) if m.role == "user") + 1]
-            chosen = route(earlier, today)
+            chosen = route(earlier, now.date())
             if chosen.intent not in (None, "small_talk", "show_sql"):
-                report = self._report(chosen, today)
+                report = self._report(chosen, now)
                 blocks = "\n\n".join(f"```sql\n{query.strip()}\n```" for query in report.sql)
                 return Answer(f"The SQL behind that answer, over {', '.join(report.tables)}:\n\n{blocks}",
                               sources=report.sources, confidence=report.confidence, domains=report.domains)

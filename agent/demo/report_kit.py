@@ -12,25 +12,37 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from agent.demo.dataset import as_of
-
 FMT = "%Y-%m-%d %H:%M:%S"
 
 
 @dataclass(frozen=True)
 class Scope:
-    """What a question is about: the day it names, and the dataset's notion of now."""
+    """What a question is about: the day it names, and the dataset's now (where its data ends)."""
 
-    today: date
+    now: datetime
     day: date
 
     @property
-    def now(self) -> datetime:
-        return as_of(self.today)
+    def today(self) -> date:
+        return self.now.date()
 
     @property
     def since_24h(self) -> str:
         return (self.now - timedelta(hours=24)).strftime(FMT)
+
+    def on(self, day: date) -> Scope:
+        return Scope(self.now, day)
+
+    def run_window(self) -> dict[str, str]:
+        """Job runs a question about its day means, by end time: for today the last 24 hours (at 00:10
+        a calendar "today" holds ten minutes), for another day that calendar day."""
+        if self.day == self.today:
+            return {"since": self.since_24h, "until": self.now.strftime(FMT)}
+        start = datetime.combine(self.day, datetime.min.time())
+        return {"since": start.strftime(FMT), "until": (start + timedelta(days=1)).strftime(FMT)}
+
+    def run_window_words(self) -> str:
+        return "in the last 24 h" if self.day == self.today else self.day_word()
 
     def day_word(self) -> str:
         if self.day == self.today:

@@ -166,12 +166,11 @@ def data_quality(db: sqlite3.Connection, scope: Scope) -> Report:
 
 
 def overview(db: sqlite3.Connection, scope: Scope) -> Report:
-    yesterday = Scope(scope.today, scope.today - timedelta(days=1))
-    today = Scope(scope.today, scope.today)
+    yesterday, today = scope.on(scope.today - timedelta(days=1)), scope.on(scope.today)
     day_cost, baseline = daily_costs(db, yesterday)
     change = (day_cost - baseline) / baseline * 100 if baseline else 0.0
-    totals = db.execute(RUN_TOTALS_SQL, {"day": scope.today.isoformat()}).fetchone()
-    failed = db.execute(FAILED_JOBS_SQL, {"day": scope.today.isoformat()}).fetchall()
+    totals = db.execute(RUN_TOTALS_SQL, today.run_window()).fetchone()
+    failed = db.execute(FAILED_JOBS_SQL, today.run_window()).fetchall()
     params = {"since": today.since_24h, "now": today.now.strftime(FMT)}
     durations = [r[0] for r in db.execute(DURATIONS_SQL, params).fetchall()]
     p95 = percentile(durations, 0.95)
@@ -186,7 +185,7 @@ def overview(db: sqlite3.Connection, scope: Scope) -> Report:
         ["Costs", mark(change >= 30, change >= 15),
          f"yesterday {usd(day_cost)}, {change:+.0f}% vs {usd(baseline)} on an average {yesterday.day.strftime('%A')} "
          f"of the last {WEEKS} weeks"],
-        ["Jobs", mark(bool(failed)), f"{len(failed)} job(s) failed today, {totals['failed']} of {totals['runs']} runs"],
+        ["Jobs", mark(bool(failed)), f"{len(failed)} job(s) failed in the last 24 h, {totals['failed']} of {totals['runs']} runs"],
         ["Performance", mark(p95 > 60_000, p95 > 10_000), f"query p95 {duration(p95)} over {len(durations)} queries (24 h)"],
         ["Security", mark(bool(logins), bool(actions)), f"{len(logins)} brute-force pattern(s), {len(actions)} sensitive change(s)"],
         ["Data quality", mark(len(stale) > 2, bool(stale)), f"{len(stale)} table(s) stale or failing checks"],

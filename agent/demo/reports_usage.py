@@ -81,9 +81,12 @@ def costs(db: sqlite3.Connection, scope: Scope) -> Report:
     change = (day_cost - baseline) / baseline * 100 if baseline else 0.0
     drivers = db.execute(COST_DRIVERS_SQL, _same_weekdays(scope)).fetchall()
     verb = "rose" if change >= 0 else "fell"
-    spike = change >= 15
+    partial = scope.day == scope.today  # the day is not over: no rise or fall against whole days
+    spike = change >= 15 and not partial
     weekday = scope.day.strftime("%A")
     lines = [
+        f"**{usd(day_cost)} spent today so far**, until {scope.now:%H:%M} UTC where the billing data ends; an average "
+        f"{weekday} of the last {WEEKS} weeks came to {usd(baseline)} for the whole day." if partial else
         f"**Costs {verb} {abs(change):.0f}% {scope.day_word()}**: {usd(day_cost)} on {weekday} {scope.day.isoformat()} "
         f"against {usd(baseline)} on an average {weekday} of the last {WEEKS} weeks ({signed_usd(day_cost - baseline)}).",
         "",
@@ -101,10 +104,11 @@ def costs(db: sqlite3.Connection, scope: Scope) -> Report:
             f"{usd(top['day_cost'])} against its usual {usd(top['avg_cost'])} on a {weekday}, {share}.",
             "",
         ]
-    else:
+    elif not partial:
         lines += ["Nothing unusual: spend is within the normal range.", ""]
     lines.append(table(
-        ["Driver", "Workspace", "SKU", scope.day_word().capitalize(), f"Usual {weekday}", "Change"],
+        ["Driver", "Workspace", "SKU", "Today so far" if partial else scope.day_word().capitalize(),
+         f"Usual {weekday}" + (" (whole day)" if partial else ""), "Change"],
         [[r["driver"], r["workspace"], r["sku"], usd(r["day_cost"]), usd(r["avg_cost"]),
           signed_usd(r["day_cost"] - r["avg_cost"])] for r in drivers],
     ))
@@ -147,52 +151,54 @@ def cost_driver_detail(db: sqlite3.Connection, scope: Scope) -> Report:
 
 # -- jobs -------------------------------------------------------------------------------------
 
-FAILED_JOBS_SQL = """
+RUNS_IN_WINDOW = "r.period_end_time > :since AND r.period_end_time <= :until"  # Scope.run_window
+
+FAILED_JOBS_SQL = f"""
 SELECT j.name AS job, ws.workspace_name AS workspace, r.job_id AS job_id,
        SUM(r.result_state != 'SUCCEEDED') AS failed_runs,
-       SUM(r.result_state = 'SUCCEEDED') AS succeeded_runs,
        (SELECT r2.result_state || ' / ' || r2.termination_code FROM job_run_timeline r2
-         WHERE r2.job_id = r.job_id AND date(r2.period_start_time) = :day
+         WHERE r2.job_id = r.job_id AND r2.period_end_time > :since AND r2.period_end_time <= :until
          ORDER BY r2.period_start_time DESC LIMIT 1) AS last_result
 FROM job_run_timeline r
 JOIN jobs j ON j.job_id = r.job_id
 JOIN workspaces ws ON ws.workspace_id = r.workspace_id
-WHERE date(r.period_start_time) = :day
+WHERE {RUNS_IN_WINDOW}
 GROUP BY r.job_id
 HAVING failed_runs > 0
 ORDER BY failed_runs DESC, job
 """
 
-RUN_TOTALS_SQL = """
-SELECT count(*) AS runs, SUM(result_state != 'SUCCEEDED') AS failed
-FROM job_run_timeline WHERE date(period_start_time) = :day
+RUN_TOTALS_SQL = f"""
+SELECT count(*) AS runs, COALESCE(SUM(result_state != 'SUCCEEDED'), 0) AS failed
+FROM job_run_timeline r WHERE {RUNS_IN_WINDOW}
 """
 
-FAILED_RUN_DETAIL_SQL = """
+FAILED_RUN_DETAIL_SQL = f"""
 SELECT j.name AS job, r.run_id, r.result_state, r.termination_code, r.period_start_time, r.error_message,
        (SELECT count(*) FROM job_run_timeline h WHERE h.job_id = r.job_id AND h.result_state != 'SUCCEEDED'
-          AND date(h.period_start_time) BETWEEN date(:day, '-7 days') AND date(:day, '-1 day')) AS failures_prior_7d
+          AND h.period_end_time > datetime(:since, '-7 days') AND h.period_end_time <= :since) AS failures_prior_7d
 FROM job_run_timeline r JOIN jobs j ON j.job_id = r.job_id
-WHERE date(r.period_start_time) = :day AND r.result_state != 'SUCCEEDED'
+WHERE {RUNS_IN_WINDOW} AND r.result_state != 'SUCCEEDED'
 ORDER BY r.period_start_time
 """
 
 
 def failed_jobs(db: sqlite3.Connection, scope: Scope) -> Report:
-    params = {"day": scope.day.isoformat()}
+    params = scope.run_window()
     rows = db.execute(FAILED_JOBS_SQL, params).fetchall()
     totals = db.execute(RUN_TOTALS_SQL, params).fetchone()
-    when = scope.day_word()
+    when = scope.run_window_words()
     if not rows:
         content = f"**No job failed {when}**: all {totals['runs']} runs succeeded."
     else:
-        still_failing = [r for r in rows if r["succeeded_runs"] == 0]
+        still_failing = [r for r in rows if not r["last_result"].startswith("SUCCEEDED")]
         content = "\n".join([
             f"**{len(rows)} job(s) failed {when}**: {totals['failed']} of {totals['runs']} runs did not succeed"
             + (f", and {len(still_failing)} job(s) have not recovered." if still_failing else ", all recovered on retry."),
             "",
             table(["Job", "Workspace", "Failed runs", "Last result", "Recovered"],
-                  [[r["job"], r["workspace"], str(r["failed_runs"]), r["last_result"], "yes" if r["succeeded_runs"] else "no"]
+                  [[r["job"], r["workspace"], str(r["failed_runs"]), r["last_result"],
+                    "yes" if r["last_result"].startswith("SUCCEEDED") else "no"]
                    for r in rows]),
             "",
             "Ask *why did they fail?* for the error messages.",
@@ -205,12 +211,12 @@ def failed_jobs(db: sqlite3.Connection, scope: Scope) -> Report:
 
 
 def failed_job_detail(db: sqlite3.Connection, scope: Scope) -> Report:
-    rows = db.execute(FAILED_RUN_DETAIL_SQL, {"day": scope.day.isoformat()}).fetchall()
+    rows = db.execute(FAILED_RUN_DETAIL_SQL, scope.run_window()).fetchall()
     if not rows:
         return failed_jobs(db, scope)
-    lines = [f"Failed runs {scope.day_word()}, with their errors:", ""]
+    lines = [f"Failed runs {scope.run_window_words()}, with their errors:", ""]
     for r in rows:
-        lines.append(f"- **{r['job']}** run {r['run_id']} at {r['period_start_time'][11:16]} UTC: "
+        lines.append(f"- **{r['job']}** run {r['run_id']} at {r['period_start_time'][5:16]} UTC: "
                      f"{r['result_state']} ({r['termination_code']}), `{r['error_message']}`; "
                      f"{r['failures_prior_7d']} failure(s) in the 7 days before.")
     return Report("\n".join(lines), ["system.lakeflow.job_run_timeline", "system.lakeflow.jobs"],
