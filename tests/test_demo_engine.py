@@ -234,8 +234,8 @@ def test_month_to_date_cost_is_summed_over_the_month(engine: DemoEngine, db: sql
 
 
 @pytest.mark.parametrize("question", [
-    "who changed permissions on the finance catalog?", "is the nightly ETL slower than last week?",
-    "what did we spend last quarter?", "which jobs failed this month?", "which job ran longest yesterday?",
+    "what did we spend last quarter?", "which jobs failed this month?", "what's in the hr catalog?",
+    "who owns the marketing dashboard?", "what's our spend year to date?",
 ])
 def test_questions_beyond_the_data_get_no_other_report(engine: DemoEngine, question: str) -> None:
     answer = ask(engine, question)

@@ -22,6 +22,7 @@ import sqlite3
 import tempfile
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 from agent.demo.platform import (
@@ -31,6 +32,7 @@ from agent.demo.platform import (
     INTERACTIVE,
     JOBS,
     LATEST_RUN_FAILURES,
+    PERMISSION_CHANGES,
     PRICES,
     SLOW_DASHBOARD_SQL,
     SLOW_QUERY_HOURS_AGO,
@@ -157,7 +159,7 @@ def build(db: sqlite3.Connection, now: datetime) -> None:
 Outcome = tuple[str, str, str | None]
 
 
-def _runs(day: date, job: JobSpec, outcomes: list[Outcome]) -> list[tuple[datetime, datetime, Outcome]]:
+def _runs(day: date, job: JobSpec, outcomes: Sequence[Outcome]) -> list[tuple[datetime, datetime, Outcome]]:
     """The job's runs on a day, one attempt an hour: (start, end, outcome). Same draws for any outcomes."""
     rng = _rng("runs", day, job.job_id)
     start_minute, minutes = rng.randrange(0, 50), [rng.randrange(8, 55) for _ in range(4)]
@@ -262,6 +264,9 @@ def _audit(db: sqlite3.Connection, days: list[date], now: datetime) -> None:
                    f"10.20.{rng.randrange(1, 9)}.{rng.randrange(2, 250)}", status, "")
             if moment <= now:
                 rows.append(row)
+    for days_ago, hour, who, securable, change in PERMISSION_CHANGES:
+        rows.append((_ts(_at(now.date() - timedelta(days=days_ago), hour, 7)), WORKSPACES[0][0], who, "unityCatalog",
+                     "updatePermissions", f"10.20.{len(who) % 8 + 1}.{hour * 9}", 200, f"securable={securable} changes={change}"))
     rows.append((_ts(now - GRANT_BEFORE_NOW), WORKSPACES[0][0], "gus.berg@example.com", "accounts",
                  "addPrincipalToGroup", "10.20.3.17", 200, f"group=admins principal={BRUTE_FORCE_USER}"))
     first = now - BRUTE_FORCE_BEFORE_NOW

@@ -15,8 +15,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from agent.base import AgentRequest, Answer, ChatMessage, Chunk, ProgressCallback
-from agent.demo import reports_followups, reports_ops, reports_periods, reports_usage
+from agent.demo import reports_followups, reports_lookup, reports_ops, reports_periods, reports_usage
 from agent.demo.dataset import data_hour, ensure_dataset
+from agent.demo.entities import Known
 from agent.demo.report_kit import Report, ReportFn, Scope
 from agent.demo.router import Route, route
 
@@ -32,6 +33,12 @@ REPORTS: dict[tuple[str, bool], ReportFn] = {
     ("security", False): reports_ops.security,
     ("data_quality", False): reports_ops.data_quality,
     ("health", False): reports_ops.overview,
+    ("access", False): reports_lookup.access_changes,
+    ("job_history", False): reports_lookup.job_history,
+    ("job_durations", False): reports_lookup.job_durations,
+    ("unknown_job", False): reports_lookup.no_such_job,
+    ("expensive_queries", False): reports_lookup.expensive_queries,
+    ("cost_by", False): reports_lookup.cost_by,
 }
 
 VIEW_REPORTS: dict[tuple[str, str], ReportFn] = {
@@ -66,6 +73,7 @@ class DemoEngine:
         self._clock = clock  # the moment of the answer; the data ends at the start of its UTC hour
         self._db: sqlite3.Connection | None = None
         self._db_hour: datetime | None = None
+        self._known = Known()
 
     def database(self, now: datetime) -> sqlite3.Connection:
         """A read-only connection to the dataset ending at `now`'s hour, built on first use."""
@@ -76,7 +84,13 @@ class DemoEngine:
             self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
             self._db.row_factory = sqlite3.Row
             self._db_hour = now
+            self._known = Known.read(self._db)
         return self._db
+
+    def known(self, now: datetime) -> Known:
+        """The names in the data ending at `now`: what a question may name (agent/demo/entities.py)."""
+        self.database(now)
+        return self._known
 
     def respond(self, request: AgentRequest) -> Answer:
         """Synchronous core of `answer`, shared with the demo endpoint."""
@@ -86,7 +100,7 @@ class DemoEngine:
         return answer
 
     def _reply(self, messages: list[ChatMessage], now: datetime) -> Answer:
-        chosen: Route = route(messages, now.date())
+        chosen: Route = route(messages, now.date(), self.known(now))
         if chosen.intent == "small_talk":
             greeting = re.match(r"\W*(hi|hello|hey|good)\b", messages[-1].content, re.I)
             return Answer(GREETING if greeting else THANKS)
@@ -103,7 +117,8 @@ class DemoEngine:
         day = chosen.day or now.date() - timedelta(days=DEFAULT_DAY.get(chosen.intent, 0))
         make = (VIEW_REPORTS.get((chosen.intent, chosen.view)) or REPORTS.get((chosen.intent, chosen.detail))
                 or REPORTS[(chosen.intent, False)])
-        return make(self.database(now), Scope(now=now, day=day))
+        return make(self.database(now), Scope(now=now, day=day, entity=chosen.entity, dimension=chosen.dimension,
+                                              period=chosen.period))
 
     def _previous_sql(self, messages: list[ChatMessage], now: datetime) -> Answer:
         """The SQL behind the conversation's latest report: its route is recomputed from the turns before
@@ -111,7 +126,7 @@ class DemoEngine:
         earlier = list(messages)
         while any(m.role == "user" for m in earlier[:-1]):
             earlier = earlier[: max(i for i, m in enumerate(earlier[:-1]) if m.role == "user") + 1]
-            chosen = route(earlier, now.date())
+            chosen = route(earlier, now.date(), self.known(now))
             if chosen.intent not in (None, "small_talk", "show_sql"):
                 report = self._report(chosen, now)
                 blocks = "\n\n".join(f"```sql\n{query.strip()}\n```" for query in report.sql)

@@ -66,3 +66,14 @@ BRUTE_FORCE_USER = "contractor.jane@example.com"
 GRANT_BEFORE_NOW = timedelta(hours=18, minutes=55)
 BRUTE_FORCE_BEFORE_NOW = timedelta(hours=15, minutes=50)
 SLOW_QUERY_HOURS_AGO = (1, 3, 6, 9, 25, 27, 30, 33)  # the dashboard's slow refreshes, today's and yesterday's
+
+# Unity Catalog permission changes over the month (days ago, hour, who, securable, change): what
+# "who changed permissions on the finance schema?" finds in the audit log.
+PERMISSION_CHANGES = [
+    (26, 10, "ana.lima@example.com", "catalog main", "GRANT USE CATALOG TO `account users`"),
+    (19, 14, "dana.smith@example.com", "schema main.sales", "GRANT SELECT TO `marketing-analytics@example.com`"),
+    (12, 9, "ana.lima@example.com", "schema main.finance", "GRANT SELECT TO `finance-analysts`"),
+    (6, 16, "gus.berg@example.com", "schema main.finance", "GRANT SELECT, MODIFY TO `contractor.jane@example.com`"),
+    (3, 11, "dana.smith@example.com", "table main.sales.orders_silver", "REVOKE MODIFY FROM `marketing-analytics@example.com`"),
+    (2, 15, "hana.sato@example.com", "table main.ml.churn_scores", "GRANT SELECT TO `ml-readers`"),
+]

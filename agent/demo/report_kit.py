@@ -21,6 +21,9 @@ class Scope:
 
     now: datetime
     day: date
+    entity: str = ""  # the job, principal or securable named (agent/demo/entities.py)
+    dimension: str = ""  # a cost breakdown: workspace, sku, job, warehouse, user
+    period: str = ""  # "day" (the day named), "week" (the last 7 days), "wtd" (since Monday), "month" (to date)
 
     @property
     def today(self) -> date:
@@ -32,6 +35,18 @@ class Scope:
 
     def on(self, day: date) -> Scope:
         return Scope(self.now, day)
+
+    def window(self, default: str = "week") -> tuple[date, date, str]:
+        """(first day, last day, words) of the period the question names, else of `default`."""
+        period = self.period or default
+        if period == "day":
+            return self.day, self.day, self.day_word()
+        if period == "month":
+            return self.today.replace(day=1), self.today, f"in {self.today:%B} 1–{self.today.day} (today so far)"
+        if period == "wtd":
+            monday = self.today - timedelta(days=self.today.weekday())
+            return monday, self.today, f"this week (since Monday {monday.isoformat()}, today so far)"
+        return self.today - timedelta(days=6), self.today, "in the last 7 days (today so far)"
 
     def run_window(self) -> dict[str, str]:
         """Job runs a question about its day means, by end time: for today the last 24 hours (at 00:10

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from agent.base import ChatMessage
+from agent.demo import entities
+from agent.demo.entities import Known
 
 INTENT_STEMS: dict[str, tuple[str, ...]] = {
     "costs": ("cost", "spend", "spent", "spike", "bill", "dbu", "expens", "price", "money", "budget", "dollar"),
@@ -53,6 +55,13 @@ BEYOND_THE_DATA = re.compile(
     r"|\b(job|etl|pipeline|run)s?\b.*\b(slower|slowest|faster|longer|longest|shorter)\b|\b(slower|slowest|faster|longer|longest|shorter)\b.*\b(job|etl|pipeline)s?\b",
     re.I)
 SHOW_SQL = re.compile(r"\bsql\b", re.I)  # "show me the SQL", "what SQL is that from?"
+PERMISSIONS = re.compile(r"\b(permission|grant|revok|privilege|acl)\w*|\badmin rights\b|\bwho (changed|gave|added)\b", re.I)
+SPIKE = re.compile(r"\b(spike|jump|rise|rose|increase|why)\b", re.I)  # the day's spike report, not a breakdown
+EXPENSIVE_QUERIES = re.compile(r"\b(expensive|costl\w*|pricie\w*|cost(s|ed)? the most|cost most)\b.*\bquer|\bquer\w*\b.*\b(expensive|costl|cost(s|ed)? the most|cost most)", re.I)
+JOB_DURATIONS = re.compile(r"\b(jobs?|pipelines?|etl)\b.*\b(slow|fast|long|short|duration|took|take)\w*|\b(slow|fast|long|short|duration)\w*\b.*\b(jobs?|pipelines?)\b", re.I)
+PERIODS = (("month", re.compile(r"\b(this|the) month\b|\bmonth[- ]to[- ]date\b|\bmtd\b", re.I)),
+           ("wtd", re.compile(r"\bthis week\b|\bweek[- ]to[- ]date\b", re.I)),
+           ("week", re.compile(r"\b(last|past) (7 days|week)\b|\b7 days\b", re.I)))
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,9 @@ class Route:
     detail: bool = False
     day: date | None = None
     view: str = ""  # "month", "trend", "most", "week": a follow-up view of the topic (agent/demo/reports_followups.py)
+    entity: str = ""  # the job, principal or securable the question names (checked against the data)
+    dimension: str = ""  # a cost breakdown asked for: workspace, sku, job, warehouse, user
+    period: str = ""  # "day", "week", "wtd", "month" (report_kit.Scope.window)
 
 
 def scores(text: str) -> dict[str, int]:
@@ -97,7 +109,36 @@ def previous_intent(history: list[ChatMessage]) -> str | None:
     return None
 
 
-def route(messages: list[ChatMessage], today: date) -> Route:
+def named_period(text: str, day: date | None) -> str:
+    found = next((name for name, pattern in PERIODS if pattern.search(text)), "")
+    return found or ("day" if day is not None else "")
+
+
+def lookup(question: str, today: date, known: Known) -> Route | None:
+    """A question about something it names, or a breakdown, checked against the data before the topic
+    keywords: "is the nightly ETL slower than last week?" is about that job, not about slow queries."""
+    day = named_day(question, today)
+    period = named_period(question, day)
+    who, what = entities.principal(question, known), entities.securable(question, known)
+    if PERMISSIONS.search(question) or (who and entities.asks_about_access(question)):
+        return Route("access", entity=who or what or "")
+    job = entities.named_job(question, known)
+    if job:
+        return Route("job_history", entity=job, day=day, period=period)
+    missing = entities.unknown_job(question, known)
+    if missing:
+        return Route("unknown_job", entity=missing)
+    if EXPENSIVE_QUERIES.search(question):
+        return Route("expensive_queries", day=day, period=period)
+    dimension = entities.dimension(question)
+    if dimension and scores(question)["costs"] and not SPIKE.search(question):
+        return Route("cost_by", dimension=dimension, day=day, period=period)
+    if JOB_DURATIONS.search(question):
+        return Route("job_durations", day=day, period=period)
+    return None
+
+
+def route(messages: list[ChatMessage], today: date, known: Known = Known()) -> Route:
     user_turns = [i for i, m in enumerate(messages) if m.role == "user"]
     if not user_turns:
         return Route(None)
@@ -107,6 +148,9 @@ def route(messages: list[ChatMessage], today: date) -> Route:
     earlier = previous_intent(messages[: user_turns[-1]])
     if SHOW_SQL.search(question) and len(_WORD.findall(question)) <= 8 and classify(question) is None:
         return Route("show_sql")
+    looked_up = lookup(question, today, known)
+    if looked_up is not None:
+        return looked_up
     if BEYOND_THE_DATA.search(question):
         return Route(None)
     view = next((name for name, pattern in VIEWS if pattern.search(question)), "")
