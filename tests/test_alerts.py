@@ -99,7 +99,9 @@ class AlertRig:
         return [p for p in self.slack.called("chat.postMessage") if not p.get("thread_ts") and "_failed" not in p]
 
     def replies(self) -> list[dict[str, Any]]:
-        return [p for p in self.slack.called("chat.postMessage") if p.get("thread_ts") and "_failed" not in p]
+        """Replies in threads other than charts (those: tests/test_charts.py native_charts)."""
+        return [p for p in self.slack.called("chat.postMessage") if p.get("thread_ts") and "_failed" not in p
+                and not all(b.get("type") == "data_visualization" for b in p.get("blocks") or [{}])]
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

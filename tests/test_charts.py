@@ -49,7 +49,27 @@ async def rig(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
         await fake.stop()
 
 
-async def test_an_answers_chart_is_uploaded_into_its_slack_thread(rig: Rig) -> None:
+async def test_an_answers_chart_arrives_as_a_native_slack_chart_in_its_thread(rig: Rig) -> None:
+    rig.workspace.default = Scripted(200, answer_body(charts=[CHART]))
+    await rig.start()
+    await rig.mention(user=MEMBER)
+    await rig.slack.wait_for(lambda: [p for p in rig.slack.posted() if "data_visualization" in json.dumps(p.get("blocks", []))])
+    [answer] = [p for p in rig.slack.posted() if "Costs rose 42%" in json.dumps(p.get("blocks", []))]
+    [posted] = [p for p in rig.slack.posted() if "data_visualization" in json.dumps(p.get("blocks", []))]
+    [block] = posted["blocks"]
+    assert posted["thread_ts"] == answer["thread_ts"] and posted["text"] == "Daily cost, last 7 days"
+    assert block["title"] == "Daily cost, last 7 days" and block["chart"]["type"] == "bar"
+    cost, threshold = block["chart"]["series"]
+    assert [p["value"] for p in cost["data"]] == CHART["series"][0]["values"]  # type: ignore[index]
+    assert threshold["name"] == "threshold" and {p["value"] for p in threshold["data"]} == {1500}
+    assert block["chart"]["axis_config"] == {"categories": CHART["x"], "y_label": "USD"}
+    assert rig.slack.uploads == {}  # no files:write needed
+
+
+async def test_a_refused_native_chart_falls_back_to_the_png_upload(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    """A workspace that answers invalid_blocks (fixture webapi_chat_postMessage_invalid_blocks.json) gets
+    today's PNG in the same thread, and a 30-point chart (beyond Slack's 20) goes there directly."""
+    rig.slack.native_charts = False
     rig.workspace.default = Scripted(200, answer_body(charts=[CHART]))
     await rig.start()
     await rig.mention(user=MEMBER)
@@ -60,21 +80,28 @@ async def test_an_answers_chart_is_uploaded_into_its_slack_thread(rig: Rig) -> N
     [answer] = [p for p in rig.slack.posted() if "Costs rose 42%" in json.dumps(p.get("blocks", []))]
     assert complete["channel_id"] == answer["channel"] and complete["thread_ts"] == answer["thread_ts"]
     assert json.loads(complete["files"])[0]["title"] == "Daily cost, last 7 days"
+    assert any("invalid_blocks" in r.getMessage() and "as images" in r.getMessage() for r in caplog.records)
 
 
-async def test_a_refused_upload_or_a_bad_chart_never_costs_the_message(rig: Rig,
-                                                                      caplog: pytest.LogCaptureFixture) -> None:
-    rig.slack.fail("files.getUploadURLExternal", 200, {"ok": False, "error": "missing_scope", "needed": "files:write"})
-    rig.workspace.default = Scripted(200, answer_body(charts=[CHART, {"type": "pie"}, {"type": "line", "x": [1],
-                                                                                      "series": [{"values": [float("nan")]}]}]))
-    await rig.start()
-    await rig.mention(user=MEMBER)
-    await asyncio.sleep(1.0)
-    assert any("Costs rose 42%" in json.dumps(p.get("blocks", [])) for p in rig.slack.posted())
-    assert rig.slack.uploads == {}
-    lines = [r.getMessage() for r in caplog.records]
-    assert any("missing_scope (the app needs the files:write scope)" in line for line in lines)
-    assert any("unknown chart type 'pie'" in line for line in lines) and not any(r.exc_info for r in caplog.records)
+def test_native_blocks_keep_to_slacks_documented_limits() -> None:
+    from adapters.slack.charts import native_block
+    from bot.charts import parse_spec
+    from tests.fakes.slack import FakeSlack, fixture
+
+    documented = fixture("block_data_visualization_bar.json")
+    assert FakeSlack()._refused_blocks([documented]) == ""  # the fake's checks pass the documented example
+    chart = documented["chart"]
+    spec = parse_spec({"type": "bar", "title": documented["title"], "x": chart["axis_config"]["categories"], "unit": "Tastiness (%)",
+                       "x_label": "Pie", "series": [{"name": "Pie", "values": [p["value"] for p in chart["series"][0]["data"]]}]})
+    assert native_block(spec) == documented
+    long = parse_spec({"type": "line", "title": "A title much longer than the fifty characters Slack allows", "x_label": "x" * 60,
+                       "x": [f"a category name over twenty {i}" for i in range(12)], "threshold": 5, "threshold_label": "t" * 30,
+                       "series": [{"name": "n" * 30, "values": list(range(12))}]})
+    block = native_block(long)
+    assert block is not None and FakeSlack()._refused_blocks([block]) == ""
+    assert len(set(block["chart"]["axis_config"]["categories"])) == 12  # shortened yet distinct
+    assert native_block(parse_spec({**CHART, "x": [str(i) for i in range(30)], "series": [{"values": list(range(30))}]})) is None
+    assert FakeSlack()._refused_blocks([block, block, block]) != ""  # at most two a message
 
 
 @pytest.mark.parametrize("bad", [
@@ -133,6 +160,11 @@ async def test_healthbot_ask_writes_the_chart_to_a_file(tmp_path: Path) -> None:
 # -- an alert's thread carries its own metric's chart ----------------------------------------------
 
 
+def native_charts(slack: Any) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(message, block) for each data_visualization block Slack took."""
+    return [(p, b) for p in slack.posted() for b in p.get("blocks") or [] if b.get("type") == "data_visualization"]
+
+
 async def test_a_sql_alerts_values_are_charted_with_the_threshold(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                                    fake_serving: FakeServing) -> None:
     from tests.fakes.connector import FakeConnector
@@ -147,14 +179,14 @@ async def test_a_sql_alerts_values_are_charted_with_the_threshold(monkeypatch: p
         await rig.start()
         await rig.send(generic(value=0.14))
         await rig.delivered()
-        assert slack.uploads == {}  # one value: nothing a chart would add
+        assert native_charts(slack) == [] and slack.uploads == {}  # one value: nothing a chart would add
         await rig.send(generic(state="OK", value=0.04))
         await rig.delivered()
-        await slack.wait_for(lambda: slack.uploads)
-        [complete] = slack.called("files.completeUploadExternal")
+        await slack.wait_for(lambda: native_charts(slack))
+        [(posted, block)] = native_charts(slack)
         [root] = rig.roots()
-        assert complete["thread_ts"] == root["_ts"]
-        assert json.loads(complete["files"])[0]["title"] == "High Error Rate: value over the last 24 h"
+        assert posted["thread_ts"] == root["_ts"] and block["title"] == "High Error Rate: value over the last 24 h"
+        assert "threshold" in [series["name"] for series in block["chart"]["series"]]
     finally:
         await rig.stop()
         await slack.stop()
@@ -182,9 +214,9 @@ async def test_a_jobs_thread_charts_its_last_runs(monkeypatch: pytest.MonkeyPatc
         await rig.polls(source="jobs")
         workspace.job_runs.append(job_run(42, 60001, result="FAILED", start_ms=now, end_ms=now + 120_000))
         await rig.polls(source="jobs")
-        await slack.wait_for(lambda: slack.uploads)
-        [complete] = slack.called("files.completeUploadExternal")
-        assert "etl_nightly: the last" in json.loads(complete["files"])[0]["title"]
+        await slack.wait_for(lambda: native_charts(slack))
+        [(_, block)] = native_charts(slack)
+        assert block["title"].startswith("etl_nightly: the last") and len(block["title"]) <= 50
     finally:
         await rig.stop()
         for fake in (slack, connector, workspace):

@@ -18,6 +18,7 @@ import pytest
 from bot.alerts.digest import build_digest, digest_alert, digest_overview, with_overview
 from bot.alerts.schedule import Schedule
 from adapters.host.server import HANDLER, SLACK, STORE
+from tests.test_charts import native_charts
 from tests.fakes.serving import FakeServing
 from tests.test_alert_care import CareRig, care_rig
 from tests.test_alerts import PLATFORM, generic
@@ -77,9 +78,8 @@ async def test_the_digest_reports_the_period_with_snooze_on_open_alerts(rig: Car
     assert "2 fired (the period before: 0), 1 resolved, 1 still open" in markdown
     assert "| High Error Rate | 1 | TRIGGERED |" in markdown and "| Daily cost spike | 2 | OK |" in markdown
     assert "**Platform health overview**" in markdown and "Costs rose 42%." in markdown
-    await rig.slack.wait_for(lambda: rig.slack.called("files.completeUploadExternal"))
-    assert any("Alerts fired per day" in u["files"] and u["thread_ts"] == root["_ts"]
-               for u in rig.slack.called("files.completeUploadExternal"))
+    await rig.slack.wait_for(lambda: native_charts(rig.slack))
+    assert any(b["title"].startswith("Alerts fired per day") and m["thread_ts"] == root["_ts"] for m, b in native_charts(rig.slack))
     [button] = detail["blocks"][1]["elements"]
     assert button["action_id"] == "alert_snooze_1d" and "High Error Rate" in button["text"]["text"]
     await rig.click(detail, "alert_snooze_1d")

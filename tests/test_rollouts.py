@@ -19,6 +19,7 @@ from bot.deploy.watcher import DeployWatcher
 from adapters.host.deploy_wiring import WATCHER
 from adapters.host.server import STORE
 from bot.store import RequestLogRow
+from tests.test_charts import native_charts
 from tests.conftest import postgres_schema
 from tests.fakes.connector import FakeConnector
 from tests.fakes.deployments import FakeDeployWorkspace, routes, served_entity
@@ -186,9 +187,9 @@ async def test_the_comparison_flags_a_regression_and_offers_a_rollback(rig: Roll
     [button] = note["blocks"][1]["elements"]
     assert button["action_id"] == "deploy_rollback" and json.loads(button["value"]) == {"to": "7"}
     assert button["text"]["text"] == "Roll back to v7"
-    await rig.slack.wait_for(lambda: rig.slack.called("files.completeUploadExternal"))
-    [upload] = rig.slack.called("files.completeUploadExternal")
-    assert upload["thread_ts"] == note["thread_ts"] and "Error rate: v7 before, v8 after" in upload["files"]
+    await rig.slack.wait_for(lambda: native_charts(rig.slack))
+    [(posted, block)] = native_charts(rig.slack)
+    assert posted["thread_ts"] == note["thread_ts"] and block["title"].startswith("Error rate: v7 before, v8 after")
     await rig.log_answers("8", 10)
     await rig.looks()
     assert len(rig.replies()) == 2  # once

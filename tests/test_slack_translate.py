@@ -155,8 +155,10 @@ def test_manifest_scopes_cover_exactly_what_the_code_uses() -> None:
         events = {**EVENT_SCOPES, **view_events}
         assert set(manifest["settings"]["event_subscriptions"]["bot_events"]) == set(events)
         assert listened <= {e.split(".")[0] for e in events}
-        assert set(manifest["oauth_config"]["scopes"]["bot"]) == (
+        scopes = manifest["oauth_config"]["scopes"]
+        assert set(scopes["bot"]) | set(scopes["bot_optional"]) == (
             {s for scopes in METHOD_SCOPES.values() for s in scopes} | set(events.values()) - {None} | {"commands"})
+        assert scopes["bot_optional"] == ["files:write"] and "files:write" not in scopes["bot"]  # only the PNG fallback
         assert "assistant:write" in manifest["oauth_config"]["scopes"]["bot"]
 
 

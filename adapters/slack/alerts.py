@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 
-from adapters.slack.client import PERMANENT, error_code, post_messages, upload_charts
+from adapters.slack.charts import post_charts
+from adapters.slack.client import PERMANENT, error_code, post_messages
 from adapters.slack.translate import reply_messages
 from bot.alerts.care import SNOOZE_LABELS
 from bot.alerts.delivery import ACKNOWLEDGE, INVESTIGATE, SNOOZE, DeliveryError, Note
@@ -152,7 +153,7 @@ class SlackAlertSink:
                          blocks=[{"type": "section", "text": plain(text)}], parse="none", unfurl_links=False)
 
     async def post_chart(self, channel: str, ref: dict[str, Any], chart: dict[str, Any], *, what: str) -> None:
-        await upload_charts(self.bot.client, channel, ref["ts"], [chart], what=what)
+        await post_charts(self.bot.client, channel, ref["ts"], [chart], what=what)
 
     async def remind(self, channel: str, ref: dict[str, Any], text: str, oncall: list[str]) -> None:
         names = " ".join(f"<!subteam^{who}>" if who.startswith("S") else f"<@{who}>"

@@ -9,7 +9,8 @@ import logging
 from typing import TYPE_CHECKING
 
 from adapters.slack import translate as t
-from adapters.slack.client import describe, is_transient, upload_charts
+from adapters.slack.charts import post_charts
+from adapters.slack.client import describe, is_transient
 from adapters.slack.progress import Placeholder
 from adapters.slack.stream import SlackStream
 from bot.models import Incoming, Platform
@@ -62,7 +63,7 @@ class SlackAnswering:
             return
         ts: str | None = stream.ts
         if reply.charts:  # uploaded after the answer, in the same thread: a chart never costs the message
-            self.channel.spawn(upload_charts(self.channel.client, channel, thread_ts or None, reply.charts, what=reply.request_id))
+            self.channel.spawn(post_charts(self.channel.client, channel, thread_ts or None, reply.charts, what=reply.request_id))
         try:
             if await stream.finish(reply):
                 return

@@ -99,29 +99,6 @@ def error_code(exc: SlackApiError) -> str:
     return f"http_{exc.response.status_code}"
 
 
-async def upload_charts(client: AsyncWebClient, channel: str, thread_ts: str | None, charts: list[Any], *,
-                        what: str) -> int:
-    """Draw the charts and upload each into the thread (`files_upload_v2`: files.getUploadURLExternal, the
-    upload, files.completeUploadExternal; scope files:write). A refusal is one log line saying why."""
-    from bot.charts import render_all
-
-    uploaded = 0
-    for title, png in await render_all(charts, what=what):
-        try:
-            await client.files_upload_v2(channel=channel, thread_ts=thread_ts, file=png, filename="chart.png",
-                                         title=title, alt_txt=title)
-            uploaded += 1
-        except SlackApiError as exc:
-            needed = exc.response.get("needed") if isinstance(exc.response.data, dict) else None
-            log.warning("Slack refused the chart upload for %s: %s%s", what, error_code(exc),
-                        f" (the app needs the {needed} scope)" if needed else "")
-            return uploaded
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
-            log.warning("the chart upload for %s failed: %s", what, type(exc).__name__)
-            return uploaded
-    return uploaded
-
-
 def configure_web_client(client: AsyncWebClient, *, base_url: str | None) -> AsyncWebClient:
     """`SLACK_API_URL` (enterprise proxies, tests) replaces Slack's base URL; 429s are retried."""
     client.base_url = (base_url or AsyncWebClient.BASE_URL).rstrip("/") + "/"

@@ -26,7 +26,7 @@ METHOD_SCOPES: dict[str, list[str]] = {
     "users.info": ["users:read", "users:read.email"],
     "conversations.open": ["im:write"],
     "conversations.history": ["channels:history", "groups:history"],  # alert roots after a crash
-    "files.getUploadURLExternal": ["files:write"],  # charts in threads (files_upload_v2)
+    "files.getUploadURLExternal": ["files:write"],  # the PNG fallback of native charts (files_upload_v2)
     "files.completeUploadExternal": ["files:write"],
     # the agent view, through bolt's Assistant utilities (set_suggested_prompts, set_title, set_status)
     "assistant.threads.setSuggestedPrompts": ["assistant:write"],
@@ -63,10 +63,16 @@ def event_scopes(*, assistant_view: bool = False) -> dict[str, str | None]:
     return {**EVENT_SCOPES, **(ASSISTANT_EVENTS if assistant_view else AGENT_EVENTS)}
 
 
+# Scopes an installer may decline (`oauth_config.scopes.bot_optional`, Slack changelog 2026-03-16): charts
+# go natively as data_visualization blocks; only their PNG fallback uploads files.
+OPTIONAL_SCOPES = frozenset({"files:write"})
+
+
 def bot_scopes(*, assistant_view: bool = False) -> list[str]:
+    """The scopes an install must grant (OPTIONAL_SCOPES apart)."""
     scopes = {scope for needed in METHOD_SCOPES.values() for scope in needed}
     scopes |= {scope for scope in event_scopes(assistant_view=assistant_view).values() if scope} | set(COMMAND_SCOPES)
-    return sorted(scopes)
+    return sorted(scopes - OPTIONAL_SCOPES)
 
 
 def build_manifest(base_url: str = PLACEHOLDER_URL, *, socket_mode: bool = False,
@@ -102,7 +108,7 @@ def build_manifest(base_url: str = PLACEHOLDER_URL, *, socket_mode: bool = False
             "bot_user": {"display_name": "healthbot", "always_online": True},
             "slash_commands": [command],
         },
-        "oauth_config": {"scopes": {"bot": bot_scopes(assistant_view=assistant_view)}},
+        "oauth_config": {"scopes": {"bot": bot_scopes(assistant_view=assistant_view), "bot_optional": sorted(OPTIONAL_SCOPES)}},
         "settings": {
             "event_subscriptions": events,
             "interactivity": interactivity,

@@ -81,6 +81,7 @@ class FakeSlack(FakeServer):
     members: dict[str, list[str]] = field(default_factory=dict)  # channel → its members (conversations.members)
     auth: dict[str, Any] | None = None  # auth.test's answer (an Enterprise Grid install), else the fixture
     hooks: list[dict[str, Any]] = field(default_factory=list)
+    native_charts: bool = True  # False: a workspace (or client) that refuses data_visualization blocks
     socket_acks: list[dict[str, Any]] = field(default_factory=list)
     _to_socket: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
     _ts: itertools.count = field(default_factory=lambda: itertools.count(1))
@@ -151,10 +152,35 @@ class FakeSlack(FakeServer):
             if isinstance(body, str):  # a proxy's error page, not Slack's JSON
                 return web.Response(text=body, status=status, headers=headers, content_type="text/html")
             return web.json_response(body, status=status, headers=headers)
+        if method == "chat.postMessage" and (refused := self._refused_blocks(params.get("blocks") or [])):
+            self.api.append(ApiCall(method, {**params, "_failed": 200, "_refused": refused}))
+            return web.json_response({**fixture("webapi_chat_postMessage_invalid_blocks.json"), "errors": [refused]})
         if method in ("chat.postMessage", "chat.startStream"):
             params["_ts"] = f"{int(time.time())}.{next(self._ts):06d}"  # as Slack: now, unique in the channel
         self.api.append(ApiCall(method, params))
         return web.json_response(self._answer(method, params))
+
+    def _refused_blocks(self, blocks: list[dict[str, Any]]) -> str:
+        """Why Slack would refuse these blocks' charts (the documented data_visualization limits), or ""."""
+        charts = [b for b in blocks if isinstance(b, dict) and b.get("type") == "data_visualization"]
+        if charts and not self.native_charts:
+            return "unsupported type: data_visualization [json-pointer:/blocks/0/type]"
+        if len(charts) > 2:
+            return "at most 2 data_visualization blocks per message"
+        for block in charts:
+            chart, title = block.get("chart") or {}, block.get("title") or ""
+            series = chart.get("series") or []
+            categories = (chart.get("axis_config") or {}).get("categories") or []
+            problems = [not 0 < len(title) <= 50, chart.get("type") not in ("bar", "line", "area"), not 1 <= len(series) <= 6,
+                        len({s.get("name") for s in series}) != len(series), any(len(c) > 20 for c in categories)]
+            for one in series:
+                points = one.get("data") or []
+                problems += [not 1 <= len(points) <= 20, len(one.get("name") or "") > 20,
+                             [p.get("label") for p in points] != categories[: len(points)],
+                             any(not isinstance(p.get("value"), (int, float)) for p in points)]
+            if any(problems):
+                return f"invalid data_visualization block {title[:30]!r}"
+        return ""
 
     def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         if method == "auth.test":
