@@ -235,7 +235,8 @@ def test_month_to_date_cost_is_summed_over_the_month(engine: DemoEngine, db: sql
 
 @pytest.mark.parametrize("question", [
     "what did we spend last quarter?", "which jobs failed this month?", "what's in the hr catalog?",
-    "who owns the marketing dashboard?", "what's our spend year to date?",
+    "who owns the marketing dashboard?", "what's our spend year to date?", "which job ran longest last month?",
+    "cost by workspace last quarter",
 ])
 def test_questions_beyond_the_data_get_no_other_report(engine: DemoEngine, question: str) -> None:
     answer = ask(engine, question)
