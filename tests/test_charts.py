@@ -134,8 +134,15 @@ async def teams_answer_card(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fak
 
 async def test_a_teams_answer_carries_the_chart_in_its_card_under_the_size_limit(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake_serving: FakeServing) -> None:
+    """Natively, a Chart.VerticalBar.Grouped (cost and threshold), with today's PNG as its fallback for a
+    client that does not draw charts (in the Agents Playground the PNG alone never showed: 15340 bytes)."""
     card = await teams_answer_card(monkeypatch, tmp_path, fake_serving)
-    [image] = [block for block in card["body"] if block["type"] == "Image"]
+    [chart] = [block for block in card["body"] if block["type"].startswith("Chart.")]
+    assert chart["type"] == "Chart.VerticalBar.Grouped" and chart["title"] == "Daily cost, last 7 days"
+    cost, threshold = chart["data"]
+    assert [v["y"] for v in cost["values"]] == CHART["series"][0]["values"]  # type: ignore[index]
+    assert threshold["legend"] == "threshold" and {v["y"] for v in threshold["values"]} == {1500}
+    image = chart["fallback"]
     assert image["url"].startswith("data:image/png;base64,") and image["altText"] == "Daily cost, last 7 days"
     png = base64.b64decode(image["url"].split(",", 1)[1])
     assert decoded(png)[:2] in ((270, 480), (225, 400)) and len(png) <= 14_000  # scaled down to fit
@@ -243,7 +250,8 @@ async def test_a_card_the_connector_refuses_with_its_chart_goes_without_it(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake_serving: FakeServing) -> None:
     # this tenant's connector takes only small messages
     card = await teams_answer_card(monkeypatch, tmp_path, fake_serving, max_message_bytes=4_000)
-    assert "Costs rose 42%." in json.dumps(card) and all(block["type"] != "Image" for block in card["body"])
+    assert "Costs rose 42%." in json.dumps(card)
+    assert all(block["type"] != "Image" and not block["type"].startswith("Chart.") for block in card["body"])
 
 
 def test_a_megabyte_of_charts_is_left_out_before_anything_draws() -> None:

@@ -155,12 +155,12 @@ class TeamsAlertSink:
         await self._run(self.teams.connector.send(Where.of(self._thread_reference(ref)), message))
 
     async def post_chart(self, channel: str, ref: dict[str, Any], chart: dict[str, Any], *, what: str) -> None:
-        from adapters.teams.images import card_images
+        from adapters.teams.charts import card_charts
 
-        images = await card_images([chart], what=what)
-        if not images:
+        elements = await card_charts([chart], what=what)
+        if not elements:
             return
-        message = t.card_message(t.card(t.image_blocks(images)), images[0][0])
+        message = t.card_message(t.card(elements), str(chart.get("title") or "chart"))
         try:
             await self._run(self.teams.connector.send(Where.of(self._thread_reference(ref)), message))
         except DeliveryError as exc:

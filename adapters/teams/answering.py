@@ -13,7 +13,7 @@ import aiohttp
 from botbuilder.schema import ConversationReference
 
 from adapters.teams import translate as t
-from adapters.teams.images import card_images
+from adapters.teams.charts import card_charts
 from adapters.teams.outbound import ConnectorError, Where
 from adapters.teams.stream import TeamsStream
 from bot.models import Incoming, Platform, Reply
@@ -33,17 +33,17 @@ class TeamsAnswering:
     def __init__(self, channel: TeamsChannel) -> None:
         self.channel = channel
 
-    async def send_reply(self, where: Where, reply: Reply, images: list[tuple[str, bytes]] | None = None) -> None:
+    async def send_reply(self, where: Where, reply: Reply, charts: list[dict[str, Any]] | None = None) -> None:
         """The answer's cards; the chart rides on the last one, which is sent again without it when the
         connector refuses it (too large: 413, or a 400) — a chart never costs the message."""
-        if images is None:
-            images = await card_images(reply.charts, what=reply.request_id)
-        cards = t.reply_messages(reply, images, buttons=where.in_channel)  # a new message: Teams' loop outside channels
+        if charts is None:
+            charts = await card_charts(reply.charts, what=reply.request_id)
+        cards = t.reply_messages(reply, charts, buttons=where.in_channel)  # a new message: Teams' loop outside channels
         for index, card in enumerate(cards):
             try:
                 sent = await self.channel.send(where, card)
             except ConnectorError as exc:
-                if not images or index != len(cards) - 1 or exc.status not in (400, 413):
+                if not charts or index != len(cards) - 1 or exc.status not in (400, 413):
                     raise
                 log.warning("the Bot Connector refused the answer %s with its chart (%d): sent without it",
                             reply.request_id, exc.status)
@@ -86,11 +86,11 @@ class TeamsAnswering:
         if reply.connect:  # HEALTHBOT_IDENTITY=user: the link goes to the asker alone
             await self.channel.connect.prompt(reference, message, reply)
             return
-        images = await card_images(reply.charts, what=reply.request_id)
-        if await stream.finish(reply, self._send_cards, images):
+        charts = await card_charts(reply.charts, what=reply.request_id)
+        if await stream.finish(reply, self._send_cards, charts):
             self.remember_answer(reply.request_id, stream.answer_ids)
         else:
-            await self._send_or_queue(where, reference, message, reply, images)
+            await self._send_or_queue(where, reference, message, reply, charts)
 
     async def _send_cards(self, where: Where, cards: list[dict[str, Any]]) -> list[str]:
         return [sent for sent in [await self.channel.send(where, card) for card in cards] if sent]
@@ -106,11 +106,11 @@ class TeamsAnswering:
             self.channel.answers.popitem(last=False)
 
     async def _send_or_queue(self, where: Where, reference: ConversationReference, message: Incoming,
-                             reply: Reply, images: list[tuple[str, bytes]]) -> None:
+                             reply: Reply, charts: list[dict[str, Any]]) -> None:
         """Send the answer; one the connector will not take now (after `send`'s retries) goes to the
         durable outbox, retried from there and resumed after a restart."""
         try:
-            await self.send_reply(where, reply, images)
+            await self.send_reply(where, reply, charts)
         except (ConnectorError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
             if self.channel.dispatcher is None or (isinstance(exc, ConnectorError) and exc.permanent):
                 raise

@@ -246,5 +246,5 @@ class TeamsChannel(CoreChannel):
     def ask(self, reference: ConversationReference, message: Incoming) -> None:
         self.answering.ask(reference, message)
 
-    async def send_reply(self, where: Where, reply: Reply, images: list[tuple[str, bytes]] | None = None) -> None:
-        await self.answering.send_reply(where, reply, images)
+    async def send_reply(self, where: Where, reply: Reply, charts: list[dict[str, Any]] | None = None) -> None:
+        await self.answering.send_reply(where, reply, charts)

@@ -102,12 +102,12 @@ class TeamsStream:
         except (ConnectorError, aiohttp.ClientError) as exc:  # progress is cosmetic: the answer comes at the end
             log.info("Teams progress message failed: %s", exc)
 
-    async def finish(self, reply: Reply, send_cards: Any, images: list[tuple[str, bytes]] | None = None) -> bool:
+    async def finish(self, reply: Reply, send_cards: Any, charts: list[dict[str, Any]] | None = None) -> bool:
         """Deliver the final answer in place of the stream or placeholder: True when done, False when
         nothing was shown and the caller sends the answer as always. `send_cards(where, cards)`."""
         await self.pacer.stop()
         if self.mode == "stream" and self.stream_id:
-            cards = t.reply_messages(reply, images, buttons=self.where.in_channel)
+            cards = t.reply_messages(reply, charts, buttons=self.where.in_channel)
             final = {**cards[0], "entities": [*cards[0].get("entities", []),
                                               {"type": "streaminfo", "streamId": self.stream_id, "streamType": "final"}]}
             self.sent += 1
@@ -119,7 +119,7 @@ class TeamsStream:
             self.answer_ids = [self.stream_id, *(await send_cards(self.where, cards[1:]))]
             return True
         if self.placeholder_id is not None:  # an updated message: Teams shows no feedback loop on it, the card does
-            cards = t.reply_messages(reply, images, buttons=True)
+            cards = t.reply_messages(reply, charts, buttons=True)
             self.sent += 1
             await self.connector.update(self.where, self.placeholder_id, cards[0])
             self.answer_ids = [self.placeholder_id, *(await send_cards(self.where, cards[1:]))]

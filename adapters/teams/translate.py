@@ -149,15 +149,9 @@ def execute(title: str, verb: str, data: dict[str, Any]) -> dict[str, Any]:
     return {"type": "Action.Execute", "title": title, "verb": verb, "data": data}
 
 
-def image_blocks(images: list[tuple[str, bytes]]) -> list[dict[str, Any]]:
-    """Charts in the card itself (`data:` URLs: no public image host), scaled to the card's width."""
-    return [{"type": "Image", "url": "data:image/png;base64," + base64.b64encode(png).decode(), "altText": title,
-             "size": "Stretch"} for title, png in images]
-
-
-def answer_cards(reply: Reply, images: list[tuple[str, bytes]] | None = None, *,
+def answer_cards(reply: Reply, charts: list[dict[str, Any]] | None = None, *,
                  buttons: bool = True) -> list[dict[str, Any]]:
-    """The answer as cards; the last ends with the sources and, unless Teams shows its own feedback
+    """The answer as cards; the last carries the charts (adapters/teams/charts.py) and ends with the sources and, unless Teams shows its own feedback
     loop there (`buttons=False`), healthbot's 👍 / 👎."""
     chunks = split_markdown(reply.content, CHUNK)
     cards = []
@@ -167,7 +161,7 @@ def answer_cards(reply: Reply, images: list[tuple[str, bytes]] | None = None, *,
             body.append({"type": "TextBlock", "text": f"({index + 1}/{len(chunks)})", "isSubtle": True, "size": "Small"})
         actions = None
         if index == len(chunks) - 1:
-            body += image_blocks(images or [])
+            body += charts or []
             line = reply.footer()
             if line:
                 body.append({"type": "TextBlock", "text": line, "isSubtle": True, "size": "Small", "wrap": True,
@@ -221,7 +215,7 @@ def ai_message(reply: Reply) -> dict[str, Any]:
     return entity
 
 
-def reply_messages(reply: Reply, images: list[tuple[str, bytes]] | None = None, *,
+def reply_messages(reply: Reply, charts: list[dict[str, Any]] | None = None, *,
                    buttons: bool = False) -> list[dict[str, Any]]:
     """The answer (or error) as the message activities to send, one card each. Answers carry the AI
     label and citations (their `[n]` markers in the text) and turn on Teams' own feedback loop
@@ -229,7 +223,7 @@ def reply_messages(reply: Reply, images: list[tuple[str, bytes]] | None = None, 
     only, so the card keeps its own 👍 / 👎 (`buttons`) in channels and whenever it updates a message."""
     if reply.error is None:
         reply = reply.model_copy(update={"content": cited(reply.content, reply.sources)})
-    cards = [error_card(reply)] if reply.error is not None else answer_cards(reply, images, buttons=buttons)
+    cards = [error_card(reply)] if reply.error is not None else answer_cards(reply, charts, buttons=buttons)
     messages = [card_message(card, plain_summary(reply.content)) for card in cards]
     if reply.error is None:
         for message in messages:
