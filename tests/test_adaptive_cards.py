@@ -121,3 +121,15 @@ def test_every_chart_element_validates_with_microsofts_own_models() -> None:
         assert json.loads(json.dumps(back["data"])) == json.loads(json.dumps(element["data"], default=float))
     threshold = elements[0]["data"][1]
     assert threshold["legend"] == "average Monday" and {v["y"] for v in threshold["values"]} == {1262.6}
+
+
+def test_the_documented_line_chart_is_what_healthbot_sends() -> None:
+    from microsoft_teams.cards import LineChart
+
+    documented = json.loads((ROOT / "tests" / "fixtures" / "teams" / "card_element_chart_line.json").read_text())
+    assert not LineChart.model_validate(documented).model_extra
+    values = documented["data"]
+    spec = parse_spec({"type": "line", "title": documented["title"], "x": [v["x"] for v in values[0]["values"]],
+                       "series": [{"name": "cost", "values": [v["y"] for v in values[0]["values"]]}], "unit": "USD",
+                       "x_label": "day", "threshold": values[1]["values"][0]["y"], "threshold_label": "average"})
+    assert native_element(spec) == {key: value for key, value in documented.items() if key != "fallback"}
