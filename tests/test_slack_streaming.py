@@ -71,9 +71,18 @@ async def test_an_answer_grows_in_its_thread_then_ends_as_today(rig: SlackRig) -
         shown += params["markdown_text"]
         assert shown.count("```") % 2 == 0 and not shown.splitlines()[-1].startswith("|")
     [final] = rig.slack.posted()  # one message: the placeholder gave way to the stream
-    assert final["text"] == WHOLE
+    [stop] = rig.slack.called("chat.stopStream")
+    assert [b["type"] for b in stop["blocks"]] == ["context", "context_actions"]  # the stream ends as it grew
+    # then the finished message takes its table as a data_table block (sortable, paged), text around it
     kinds = [b["type"] for b in final["blocks"]]
-    assert kinds == ["context", "context_actions"] and "Confidence 90%" in json.dumps(final["blocks"])
+    assert kinds == ["markdown", "data_table", "markdown", "context", "context_actions"]
+    assert "Confidence 90%" in json.dumps(final["blocks"])
+    assert final["blocks"][0]["text"] == "**Costs rose 38%** yesterday. The driver is nightly_customer_etl."
+    table = final["blocks"][1]
+    assert [[c["text"] for c in row] for row in table["rows"]] == [["Job", "Cost"], ["nightly_customer_etl", "$607"],
+                                                                   ["bi-serving", "$277"]]
+    assert table["rows"][1][1] == {"type": "raw_number", "value": 607.0, "text": "$607"}
+    assert final["blocks"][2]["text"].startswith("It moved to all-purpose compute.")
 
 
 async def test_a_streamed_answer_longer_than_a_message_continues_in_follow_ups(rig: SlackRig) -> None:
@@ -98,7 +107,8 @@ async def test_where_slack_refuses_streaming_a_placeholder_is_updated_at_most_on
                              timeout=15)
     await rig.settle()
     [final] = rig.slack.posted()
-    assert "Confidence 90%" in json.dumps(final["blocks"]) and final["blocks"][0]["text"] == WHOLE
+    assert "Confidence 90%" in json.dumps(final["blocks"]) and "data_table" in json.dumps(final["blocks"])
+    assert final["blocks"][0]["text"].startswith("**Costs rose 38%**") and final["blocks"][2]["text"].startswith("It moved")
     updates = [c.at for c in rig.slack.api if c.method == "chat.update"]
     growing = [c.params["blocks"][0]["text"] for c in rig.slack.api
                if c.method == "chat.update" and c.params["blocks"][0].get("type") == "markdown"]
@@ -171,7 +181,7 @@ async def test_each_sub_agent_call_is_a_step_of_the_streamed_message(rig: SlackR
     assert all(b - a >= 0.9 for a, b in zip(stamps, stamps[1:]))  # steps share the once-a-second pace
     [final] = rig.slack.posted()
     assert final["text"] == WHOLE and "context_actions" in json.dumps(final["blocks"])
-    assert not rig.slack.called("chat.update")  # no placeholder line was needed
+    assert not rig.slack.called("chat.update")  # no placeholder line, and the steps' timeline keeps its markdown table
 
 
 async def test_where_slack_refuses_task_chunks_stages_are_placeholder_lines_and_text_still_streams(
@@ -187,5 +197,5 @@ async def test_where_slack_refuses_task_chunks_stages_are_placeholder_lines_and_
     assert "chunks" not in start and start["markdown_text"]
     stream = [p for _, p in calls(rig.slack, "chat.appendStream", "chat.stopStream")]
     assert not steps_shown(stream)
-    [final] = rig.slack.posted()
-    assert final["text"] == WHOLE
+    [final] = rig.slack.posted()  # no steps shown: the finished message takes its table as a data_table
+    assert [b["type"] for b in final["blocks"]][:3] == ["markdown", "data_table", "markdown"]

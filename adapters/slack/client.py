@@ -22,6 +22,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.tables import without_data_tables
 from adapters.slack.translate import without_native_feedback
 from bot.models import Membership
 
@@ -51,29 +52,36 @@ async def post_messages(client: AsyncWebClient, channel: str, thread_ts: str | N
     for index, (text, blocks) in enumerate(messages):
         if index == 0 and replace_ts:
             try:
-                await with_feedback_fallback(lambda b: client.chat_update(channel=channel, ts=replace_ts, text=text,
+                await with_block_fallbacks(lambda b: client.chat_update(channel=channel, ts=replace_ts, text=text,
                                                                            blocks=b), blocks)
                 continue
             except SlackApiError as exc:
                 if error_code(exc) not in GONE:
                     raise
                 log.info("the message to replace in %s is gone: posting the answer afresh", channel)
-        await with_feedback_fallback(lambda b: client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text,
+        await with_block_fallbacks(lambda b: client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text,
                                                                         blocks=b), blocks)
 
 
-async def with_feedback_fallback(send: Callable[[list[dict[str, Any]]], Awaitable[Any]],
-                                  blocks: list[dict[str, Any]]) -> None:
-    """Send; where Slack refuses the native feedback element (`invalid_blocks`: a workspace or app
-    without Slack's AI features), send again with the hand-made 👍 / 👎 buttons."""
-    try:
-        await send(blocks)
-    except SlackApiError as exc:
-        swapped = without_native_feedback(blocks) if error_code(exc) == "invalid_blocks" else None
-        if swapped is None:
-            raise
-        log.info("Slack refused the native feedback buttons: sending the answer with plain buttons")
-        await send(swapped)
+async def with_block_fallbacks(send: Callable[[list[dict[str, Any]]], Awaitable[Any]],
+                               blocks: list[dict[str, Any]]) -> None:
+    """Send; where Slack refuses a newer block (`invalid_blocks`: a workspace, app or client without it),
+    send again without it: first a data_table as markdown, then the native feedback as plain 👍 / 👎."""
+    fallbacks = [without_data_tables, without_native_feedback]
+    while True:
+        try:
+            await send(blocks)
+            return
+        except SlackApiError as exc:
+            if error_code(exc) != "invalid_blocks":
+                raise
+            swapped = None
+            while fallbacks and swapped is None:
+                swapped = fallbacks.pop(0)(blocks)
+            if swapped is None:
+                raise
+            log.info("Slack refused a block of the answer (invalid_blocks): sending it again with older blocks")
+            blocks = swapped
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -21,7 +21,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import translate as t
-from adapters.slack.client import error_code, post_messages, with_feedback_fallback
+from adapters.slack.client import error_code, post_messages, with_block_fallbacks
 from adapters.slack.progress import Placeholder
 from bot.models import Reply
 from bot.pacing import Pacer
@@ -182,12 +182,15 @@ class SlackStream:
         messages = t.reply_messages(reply)
         if self.mode == "stream" and reply.error is None and len(messages) == 1 \
                 and reply.content.startswith(self.shown):
-            footer = [block for block in messages[0][1] if block.get("type") != "markdown"]
+            text, blocks = messages[0]
+            footer = [block for block in blocks if block.get("type") not in ("markdown", "data_table")]
             rest, ts, steps = reply.content[len(self.shown):], self.ts, self._last_steps("complete")
             end: dict[str, Any] = {"chunks": steps + _markdown(rest)} if steps else {"markdown_text": rest or None}
             try:
-                await with_feedback_fallback(lambda blocks: self.client.chat_stopStream(
+                await with_block_fallbacks(lambda blocks: self.client.chat_stopStream(
                     channel=self.channel, ts=ts, blocks=blocks, **end), footer)
+                if not self.steps and any(block.get("type") == "data_table" for block in blocks):
+                    await self._with_table(ts, text, blocks)  # streamed as markdown: now the table
                 return True
             except SlackApiError as exc:
                 log.warning("chat.stopStream failed (%s): replacing the message instead", error_code(exc))
@@ -202,6 +205,16 @@ class SlackStream:
             messages = [(text, [{"type": "markdown", "text": self.shown}, *blocks]), *messages[1:]]
         await post_messages(self.client, self.channel, self.thread_ts, messages, replace_ts=self.ts)
         return True
+
+    async def _with_table(self, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
+        """The finished message again, its table a data_table block: a table streams as markdown (rows
+        arrive one by one), the final message sorts and pages. Not where the message shows the agents'
+        steps (task chunks), which replacing its content would drop. Cosmetic: on failure the markdown stays."""
+        try:
+            await with_block_fallbacks(lambda b: self.client.chat_update(channel=self.channel, ts=ts, text=text, blocks=b),
+                                       blocks)
+        except SlackApiError as exc:
+            log.info("the streamed answer keeps its markdown table (chat.update: %s)", error_code(exc))
 
     def _last_steps(self, status: str) -> list[dict[str, Any]]:
         """The steps still to send, the running one ended."""

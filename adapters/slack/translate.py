@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from bot.models import ErrorKind, Incoming, Platform, Reply, ThreadKey
+from adapters.slack.tables import content_blocks
 from bot.text import split_markdown
 from bot.quick import QUICK_QUESTIONS
 
@@ -153,7 +154,7 @@ def answer_messages(reply: Reply) -> list[tuple[str, list[dict[str, Any]]]]:
     for index, chunk in enumerate(chunks):
         last = index == len(chunks) - 1
         body = chunk if len(chunks) == 1 else f"{chunk}\n\n_({index + 1}/{len(chunks)})_"
-        blocks: list[dict[str, Any]] = [{"type": "markdown", "text": body}]
+        blocks: list[dict[str, Any]] = content_blocks(body)  # a table as a data_table block
         if last:
             line = context_line(reply)
             if line:

@@ -6,26 +6,18 @@ from __future__ import annotations
 import re
 from typing import Any
 
-
-_TABLE_RULE = re.compile(r"^\|?\s*:?-{3,}")
-
-
-def _cells(line: str) -> list[str]:
-    return [cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
+from bot.tables import MarkdownTable, segments
 
 
-def _table(lines: list[str]) -> dict[str, Any]:
-    header, rows = _cells(lines[0]), [_cells(line) for line in lines[2:]]
-    width = len(header)
+def _table(table: MarkdownTable) -> dict[str, Any]:
+    header, rows, width = table.header, table.rows, len(table.header)
 
     def row(cells: list[str], bold: bool = False) -> dict[str, Any]:
-        padded = (cells + [""] * width)[:width]
         return {"type": "TableRow", "cells": [
             {"type": "TableCell", "items": [{"type": "TextBlock", "text": cell, "wrap": True,
-                                             **({"weight": "Bolder"} if bold else {})}]} for cell in padded]}
+                                             **({"weight": "Bolder"} if bold else {})}]} for cell in cells]}
 
-    columns = [{"width": _weight([header[i] if i < len(header) else ""] + [r[i] for r in rows if i < len(r)])}
-               for i in range(width)]
+    columns = [{"width": _weight([header[i]] + [r[i] for r in rows])} for i in range(width)]
     return {"type": "Table", "columns": columns, "firstRowAsHeader": True,
             "showGridLines": True, "rows": [row(header, bold=True)] + [row(r) for r in rows]}
 
@@ -41,6 +33,16 @@ def _weight(cells: list[str]) -> int:
 
 def markdown_body(markdown: str) -> list[dict[str, Any]]:
     """Paragraphs → TextBlocks (Teams' markdown subset), pipe tables → Table, fences → monospace."""
+    body: list[dict[str, Any]] = []
+    for segment in segments(markdown):
+        if isinstance(segment, MarkdownTable):
+            body.append(_table(segment))
+        else:
+            body += _text_blocks(segment)
+    return body
+
+
+def _text_blocks(markdown: str) -> list[dict[str, Any]]:
     body: list[dict[str, Any]] = []
     lines = markdown.splitlines()
     text: list[str] = []
@@ -63,14 +65,6 @@ def markdown_body(markdown: str) -> list[dict[str, Any]]:
             body.append({"type": "TextBlock", "text": "\n".join(lines[i + 1:end]), "wrap": True,
                          "fontType": "Monospace"})
             i = end + 1
-            continue
-        if line.strip().startswith("|") and i + 1 < len(lines) and _TABLE_RULE.match(lines[i + 1].strip()):
-            flush()
-            end = i + 2
-            while end < len(lines) and lines[end].strip().startswith("|"):
-                end += 1
-            body.append(_table(lines[i:end]))
-            i = end
             continue
         text.append(line)
         i += 1

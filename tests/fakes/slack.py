@@ -82,6 +82,7 @@ class FakeSlack(FakeServer):
     auth: dict[str, Any] | None = None  # auth.test's answer (an Enterprise Grid install), else the fixture
     hooks: list[dict[str, Any]] = field(default_factory=list)
     native_charts: bool = True  # False: a workspace (or client) that refuses data_visualization blocks
+    native_tables: bool = True  # False: one that refuses data_table blocks
     socket_acks: list[dict[str, Any]] = field(default_factory=list)
     _to_socket: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
     _ts: itertools.count = field(default_factory=lambda: itertools.count(1))
@@ -152,7 +153,7 @@ class FakeSlack(FakeServer):
             if isinstance(body, str):  # a proxy's error page, not Slack's JSON
                 return web.Response(text=body, status=status, headers=headers, content_type="text/html")
             return web.json_response(body, status=status, headers=headers)
-        if method == "chat.postMessage" and (refused := self._refused_blocks(params.get("blocks") or [])):
+        if method in ("chat.postMessage", "chat.update") and (refused := self._refused_blocks(params.get("blocks") or [])):
             self.api.append(ApiCall(method, {**params, "_failed": 200, "_refused": refused}))
             return web.json_response({**fixture("webapi_chat_postMessage_invalid_blocks.json"), "errors": [refused]})
         if method in ("chat.postMessage", "chat.startStream"):
@@ -161,7 +162,24 @@ class FakeSlack(FakeServer):
         return web.json_response(self._answer(method, params))
 
     def _refused_blocks(self, blocks: list[dict[str, Any]]) -> str:
-        """Why Slack would refuse these blocks' charts (the documented data_visualization limits), or ""."""
+        """Why Slack would refuse these blocks' charts or tables (the documented data_visualization and
+        data_table limits), or ""."""
+        tables = [b for b in blocks if isinstance(b, dict) and b.get("type") == "data_table"]
+        if tables and not self.native_tables:
+            return "unsupported type: data_table [json-pointer:/blocks/1/type]"
+        if len(tables) > 1:
+            return "at most 1 data_table block per message"
+        for table in tables:
+            rows = table.get("rows") or []
+            cells = [c for row in rows[1:] for c in row]
+            problems = [not table.get("caption"), not 2 <= len(rows) <= 101, len({len(r) for r in rows}) != 1,
+                        not 1 <= len(rows[0] if rows else []) <= 20, not 1 <= table.get("page_size", 5) <= 100,
+                        any(c.get("type") != "raw_text" for c in (rows[0] if rows else [])),
+                        any(c.get("type") not in ("raw_text", "raw_number", "rich_text") for c in cells),
+                        any(c.get("type") == "raw_number" and (not isinstance(c.get("value"), (int, float)) or not c.get("text"))
+                            for c in cells)]
+            if any(problems):
+                return f"invalid data_table block {str(table.get('caption'))[:30]!r}"
         charts = [b for b in blocks if isinstance(b, dict) and b.get("type") == "data_visualization"]
         if charts and not self.native_charts:
             return "unsupported type: data_visualization [json-pointer:/blocks/0/type]"
