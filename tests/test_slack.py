@@ -199,6 +199,9 @@ async def test_in_the_agent_messaging_experience_each_dm_message_is_its_own_thre
     statuses = rig.slack.called("assistant.threads.setStatus")  # Slack's status line, not a placeholder message
     assert {s["thread_ts"] for s in statuses} == {first_ts, "1712346300.000001"}
     assert not [p for p in rig.slack.called("chat.postMessage") if "Analyzing" in p.get("text", "")]
+    # each new conversation is named by its question in the Messages tab; a reply in it does not rename it
+    titles = {(s["thread_ts"], s["title"]) for s in rig.slack.called("assistant.threads.setTitle")}
+    assert titles == {(first_ts, dm["event"]["text"]), ("1712346300.000001", "Which jobs failed today?")}
 
 
 def slash(text: str, channel: str = "C0123ABCDEF", response_url: str = "") -> dict[str, str]:

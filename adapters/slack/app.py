@@ -21,6 +21,7 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.context.set_title.async_set_title import AsyncSetTitle
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
@@ -37,7 +38,7 @@ from adapters.slack.client import (
     post_messages,
 )
 from adapters.slack.answering import SlackAnswering
-from adapters.slack.assistant import SlackAssistant, StatusPlaceholder
+from adapters.slack.assistant import PROMPTS_TITLE, TITLE_LIMIT, SlackAssistant, StatusPlaceholder, cosmetic
 from adapters.slack.buttons import SlackButtons
 from adapters.slack.commands import SlackCommands
 from adapters.slack.connect import SlackConnect
@@ -225,6 +226,9 @@ class SlackChannel(CoreChannel):
             # (bolt ≥ 1.30 hands `set_status` to any DM message's listener, for its thread)
             placeholder = StatusPlaceholder(self.client, set_status, channel=message.key.channel,
                                             thread_ts=message.key.thread)
+            if not message.is_thread_followup:  # a new conversation: its question names it in the Messages tab
+                title = AsyncSetTitle(client=self.client, channel_id=message.key.channel, thread_ts=message.key.thread)
+                self.spawn(cosmetic("assistant.threads.setTitle", title(message.text[:TITLE_LIMIT] or PROMPTS_TITLE)))
         await self.answer(message, channel=message.key.channel, thread_ts=message.key.thread, placeholder=placeholder)
 
     async def answer(self, message: Incoming, *, channel: str, thread_ts: str, replace_ts: str | None = None,

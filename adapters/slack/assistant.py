@@ -134,7 +134,7 @@ class SlackAssistant:
         viewing = str(found.get("channel_id") or "")
         if not found.get("titled"):  # the first question names the thread in the pane's history
             await self.contexts.save(channel_id=channel, thread_ts=thread_ts, context={"titled": True})
-            await _cosmetic("assistant.threads.setTitle", set_title(message.text[:TITLE_LIMIT] or PROMPTS_TITLE))
+            await cosmetic("assistant.threads.setTitle", set_title(message.text[:TITLE_LIMIT] or PROMPTS_TITLE))
         if viewing and viewing != channel:
             message = message.model_copy(update={"viewing_channel": viewing})
         status = StatusPlaceholder(self.bot.client, set_status, channel=channel, thread_ts=thread_ts)
@@ -167,11 +167,11 @@ class StatusPlaceholder(Placeholder):
         await self._status(sentence(words))
 
     async def _status(self, line: str) -> None:
-        await _cosmetic("assistant.threads.setStatus", self.set_status(STATUS, loading_messages=[line]))
+        await cosmetic("assistant.threads.setStatus", self.set_status(STATUS, loading_messages=[line]))
 
     async def abandon(self) -> None:
         await super().abandon()
-        await _cosmetic("assistant.threads.setStatus", self.set_status(""))  # "" clears it (Slack's docs)
+        await cosmetic("assistant.threads.setStatus", self.set_status(""))  # "" clears it (Slack's docs)
 
     async def ensure(self) -> str | None:
         if self._task is not None:
@@ -182,7 +182,7 @@ class StatusPlaceholder(Placeholder):
         return self.ts
 
 
-async def _cosmetic(method: str, call: Any) -> None:
+async def cosmetic(method: str, call: Any) -> None:
     """A title or a status line: Slack refusing one must not cost the answer."""
     try:
         await call
