@@ -49,26 +49,27 @@ async def rig(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
         await fake.stop()
 
 
-async def test_an_answers_chart_arrives_as_a_native_slack_chart_in_its_thread(rig: Rig) -> None:
+async def test_an_answers_chart_arrives_as_a_native_slack_chart_in_its_own_message(rig: Rig) -> None:
     rig.workspace.default = Scripted(200, answer_body(charts=[CHART]))
     await rig.start()
     await rig.mention(user=MEMBER)
-    await rig.slack.wait_for(lambda: [p for p in rig.slack.posted() if "data_visualization" in json.dumps(p.get("blocks", []))])
-    [answer] = [p for p in rig.slack.posted() if "Costs rose 42%" in json.dumps(p.get("blocks", []))]
-    [posted] = [p for p in rig.slack.posted() if "data_visualization" in json.dumps(p.get("blocks", []))]
-    [block] = posted["blocks"]
-    assert posted["thread_ts"] == answer["thread_ts"] and posted["text"] == "Daily cost, last 7 days"
+    await rig.slack.wait_for(lambda: native_charts(rig.slack))
+    [(answer, block)] = native_charts(rig.slack)
+    assert "Costs rose 42%" in json.dumps(answer["blocks"])  # one message: no extra call, no upload
+    assert [b["type"] for b in answer["blocks"]] == ["markdown", "data_visualization", "context", "context_actions"]
     assert block["title"] == "Daily cost, last 7 days" and block["chart"]["type"] == "bar"
     cost, threshold = block["chart"]["series"]
     assert [p["value"] for p in cost["data"]] == CHART["series"][0]["values"]  # type: ignore[index]
     assert threshold["name"] == "threshold" and {p["value"] for p in threshold["data"]} == {1500}
     assert block["chart"]["axis_config"] == {"categories": CHART["x"], "y_label": "USD"}
-    assert rig.slack.uploads == {}  # no files:write needed
+    await asyncio.sleep(0.3)
+    assert rig.slack.uploads == {} and len([p for p in rig.slack.posted() if p.get("thread_ts")]) == 1  # no files:write needed
 
 
 async def test_a_refused_native_chart_falls_back_to_the_png_upload(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
-    """A workspace that answers invalid_blocks (fixture webapi_chat_postMessage_invalid_blocks.json) gets
-    today's PNG in the same thread, and a 30-point chart (beyond Slack's 20) goes there directly."""
+    """A workspace that answers invalid_blocks naming the chart (fixture webapi_chat_postMessage_invalid_blocks.json)
+    gets the answer without it, native feedback kept, and today's PNG in the same thread."""
+    caplog.set_level("INFO")
     rig.slack.native_charts = False
     rig.workspace.default = Scripted(200, answer_body(charts=[CHART]))
     await rig.start()
@@ -78,13 +79,26 @@ async def test_a_refused_native_chart_falls_back_to_the_png_upload(rig: Rig, cap
     assert png.startswith(b"\x89PNG") and decoded(png)[:2] == (450, 800) and len(png) < 200_000
     [complete] = rig.slack.called("files.completeUploadExternal")
     [answer] = [p for p in rig.slack.posted() if "Costs rose 42%" in json.dumps(p.get("blocks", []))]
+    assert [b["type"] for b in answer["blocks"]] == ["markdown", "context", "context_actions"]
     assert complete["channel_id"] == answer["channel"] and complete["thread_ts"] == answer["thread_ts"]
     assert json.loads(complete["files"])[0]["title"] == "Daily cost, last 7 days"
-    assert any("invalid_blocks" in r.getMessage() and "as images" in r.getMessage() for r in caplog.records)
+    assert any("data_visualization (invalid_blocks)" in r.getMessage() for r in caplog.records)
+
+
+async def test_charts_beyond_the_native_limits_go_as_pngs(rig: Rig) -> None:
+    """A 30-day line (Slack draws at most 20 points) and a third chart (2 a message) are uploaded."""
+    month = {**CHART, "type": "line", "title": "Daily cost, 30 days", "x": [str(d) for d in range(30)],
+             "series": [{"name": "cost", "values": list(range(30))}]}
+    rig.workspace.default = Scripted(200, answer_body(charts=[CHART, month, CHART]))
+    await rig.start()
+    await rig.mention(user=MEMBER)
+    await rig.slack.wait_for(lambda: len(rig.slack.called("files.completeUploadExternal")) == 1)
+    assert len(native_charts(rig.slack)) == 2  # the two 7-day charts, natively in the answer
+    assert json.loads(rig.slack.called("files.completeUploadExternal")[0]["files"])[0]["title"] == "Daily cost, 30 days"
 
 
 def test_native_blocks_keep_to_slacks_documented_limits() -> None:
-    from adapters.slack.charts import native_block
+    from adapters.slack.chart_blocks import native_block
     from bot.charts import parse_spec
     from tests.fakes.slack import FakeSlack, fixture
 

@@ -243,8 +243,9 @@ async def test_a_teams_channel_gets_the_rollout_and_a_comparison_card_with_the_b
     cards = [s.activity["attachments"][0]["content"] for s in replies if s.activity.get("attachments")]
     [card] = [c for c in cards if c.get("actions")]
     assert card["body"][0]["text"].startswith("⚠️ v8 is worse than v7")
-    [chart] = [c for c in cards if c["body"][0]["type"] == "Image"]  # the comparison's chart, as a card image
-    assert chart["body"][0]["altText"] == "Error rate: v7 before, v8 after"
+    [chart] = [c for c in cards if c["body"][0]["type"].startswith("Chart.")]  # the comparison's chart, native
+    assert chart["body"][0]["title"] == "Error rate: v7 before, v8 after"
+    assert chart["body"][0]["fallback"]["type"] == "Image"  # today's PNG for a client without charts
     assert any(block["type"] == "Table" for block in card["body"])  # the markdown table as a card table
     assert card["actions"] == [{"type": "Action.Execute", "title": "Roll back to v7", "verb": "deploy_rollback",
                                 "data": {"to": "7"}}]

@@ -78,3 +78,36 @@ def test_the_documented_block_passes_and_healthbot_keeps_to_its_limits() -> None
     assert FakeSlack()._refused_blocks([*two, two[1]]) != ""  # one data_table a message
     back = without_data_tables(content_blocks(TABLE_ANSWER))
     assert back is not None and json.dumps(back).count("data_table") == 0 and len(back) == 1
+
+
+async def test_a_refusal_that_names_its_block_costs_only_that_block() -> None:
+    """Slack names the refused block (`[json-pointer:/blocks/N/type]`): only that one gets its older form;
+    a refusal naming none costs the newest first (charts, then the table, then the native feedback)."""
+    from slack_sdk.errors import SlackApiError
+    from slack_sdk.web.async_slack_response import AsyncSlackResponse
+
+    from adapters.slack.client import with_block_fallbacks
+    from adapters.slack.translate import feedback_block
+
+    chart = fixture("block_data_visualization_bar.json")
+    blocks = [*content_blocks(TABLE_ANSWER), chart, feedback_block("r1")]
+    kinds = [b["type"] for b in blocks]
+
+    def refusing(refused: str, named: bool) -> Any:
+        tried: list[list[str]] = []
+
+        async def send(sent: list[dict[str, Any]]) -> None:
+            tried.append([b["type"] for b in sent])
+            if refused in tried[-1]:
+                pointer = f" [json-pointer:/blocks/{tried[-1].index(refused)}/type]" if named else ""
+                data = {"ok": False, "error": "invalid_blocks", "errors": [f"unsupported type: {refused}{pointer}"]}
+                raise SlackApiError("refused", AsyncSlackResponse(client=None, http_verb="POST", api_url="", req_args={},
+                                                                  data=data, headers={}, status_code=200))
+        return send, tried
+
+    send, tried = refusing("context_actions", named=True)
+    sent = await with_block_fallbacks(send, blocks)
+    assert [b["type"] for b in sent] == [k if k != "context_actions" else "actions" for k in kinds] and len(tried) == 2
+    send, tried = refusing("context_actions", named=False)
+    sent = await with_block_fallbacks(send, blocks)
+    assert [b["type"] for b in sent] == ["markdown", "actions"] and len(tried) == 4  # charts, table, then feedback

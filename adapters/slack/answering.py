@@ -1,19 +1,20 @@
 """Answering a Slack question in its thread: progress while the endpoint works (a placeholder message, or
-the agent view's status line), the answer streamed where Slack streams, charts uploaded after it, and an
-answer Slack will not take now (an outage past slack_sdk's retries) queued in the durable outbox."""
+the agent view's status line), the answer streamed where Slack streams, its charts native in its message
+(PNG uploads after it for the rest), and an answer Slack will not take now (an outage past slack_sdk's retries) queued in the durable outbox."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from adapters.slack import translate as t
-from adapters.slack.charts import post_charts
+from adapters.slack.chart_blocks import split_charts
+from adapters.slack.charts import upload_charts
 from adapters.slack.client import describe, is_transient
 from adapters.slack.progress import Placeholder
 from adapters.slack.stream import SlackStream
-from bot.models import Incoming, Platform
+from bot.models import Incoming, Platform, Reply
 from bot.targets import ChannelTarget
 
 if TYPE_CHECKING:
@@ -62,13 +63,13 @@ class SlackAnswering:
             await self.channel.connect.prompt(message, reply, channel=channel, thread_ts=thread_ts)
             return
         ts: str | None = stream.ts
-        if reply.charts:  # uploaded after the answer, in the same thread: a chart never costs the message
-            self.channel.spawn(post_charts(self.channel.client, channel, thread_ts or None, reply.charts, what=reply.request_id))
         try:
             if await stream.finish(reply):
-                return
-            ts = await placeholder.finish()
-            await self.channel.post(channel, thread_ts or None, t.reply_messages(reply), replace_ts=ts)
+                sent = stream.sent_blocks
+            else:
+                ts = await placeholder.finish()
+                sent = await self.channel.post(channel, thread_ts or None, t.reply_messages(reply), replace_ts=ts)
+            self._images_of(reply, sent, channel, thread_ts)
         except Exception as exc:
             if not is_transient(exc) or self.channel.dispatcher is None:
                 raise
@@ -76,3 +77,13 @@ class SlackAnswering:
                         describe(exc)[:100])
             await self.channel.dispatcher.enqueue_answer(ChannelTarget(Platform.SLACK, channel),
                                                  {"thread_ts": thread_ts, "replace_ts": ts}, reply)
+
+    def _images_of(self, reply: Reply, sent: list[dict[str, Any]], channel: str, thread_ts: str) -> None:
+        """The answer's charts its message could not carry natively (beyond Slack's limits, past the second,
+        or refused), uploaded as PNGs into the thread after it: a chart never costs the message."""
+        native, images = split_charts(reply.charts)
+        if native and not any(block.get("type") == "data_visualization" for block in sent):
+            images = [chart for chart, _ in native] + images
+        if images:
+            self.channel.spawn(upload_charts(self.channel.client, channel, thread_ts or None, images, what=reply.request_id))
+

@@ -269,6 +269,7 @@ class SlackChannel(CoreChannel):
         return True
 
     async def post(self, channel: str, thread_ts: str | None, messages: list[tuple[str, list[dict[str, Any]]]],
-                   *, replace_ts: str | None = None) -> None:
-        await post_messages(self.client, channel, thread_ts, messages, replace_ts=replace_ts)
+                   *, replace_ts: str | None = None) -> list[dict[str, Any]]:
+        """Post; the blocks the last message went with (client.post_messages)."""
+        return await post_messages(self.client, channel, thread_ts, messages, replace_ts=replace_ts)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from dataclasses import dataclass
 from collections.abc import Awaitable, Callable
@@ -22,6 +23,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.chart_blocks import without_charts
 from adapters.slack.tables import without_data_tables
 from adapters.slack.translate import without_native_feedback
 from bot.models import Membership
@@ -46,41 +48,66 @@ GONE = frozenset({"message_not_found", "cant_update_message"})  # the message to
 
 
 async def post_messages(client: AsyncWebClient, channel: str, thread_ts: str | None,
-                        messages: list[tuple[str, list[dict[str, Any]]]], *, replace_ts: str | None = None) -> None:
+                        messages: list[tuple[str, list[dict[str, Any]]]], *,
+                        replace_ts: str | None = None) -> list[dict[str, Any]]:
     """Post an answer's messages in the thread; the first replaces `replace_ts` (a placeholder, or the
-    error a Retry answers) and is posted afresh when that message is gone."""
+    error a Retry answers) and is posted afresh when that message is gone. The blocks the last one went
+    with (a refused chart, table or feedback element is left out or swapped: `with_block_fallbacks`)."""
+    sent: list[dict[str, Any]] = []
     for index, (text, blocks) in enumerate(messages):
         if index == 0 and replace_ts:
             try:
-                await with_block_fallbacks(lambda b: client.chat_update(channel=channel, ts=replace_ts, text=text,
-                                                                           blocks=b), blocks)
+                sent = await with_block_fallbacks(lambda b: client.chat_update(channel=channel, ts=replace_ts, text=text,
+                                                                               blocks=b), blocks)
                 continue
             except SlackApiError as exc:
                 if error_code(exc) not in GONE:
                     raise
                 log.info("the message to replace in %s is gone: posting the answer afresh", channel)
-        await with_block_fallbacks(lambda b: client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text,
-                                                                        blocks=b), blocks)
+        sent = await with_block_fallbacks(lambda b: client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text,
+                                                                            blocks=b), blocks)
+    return sent
+
+
+# Where Slack refuses a newer block, the same message with an older one: by the block's type.
+FALLBACKS: dict[str, Callable[[list[dict[str, Any]]], list[dict[str, Any]] | None]] = {
+    "data_visualization": without_charts,  # the caller uploads the chart as a PNG instead
+    "data_table": without_data_tables,  # the markdown table
+    "context_actions": without_native_feedback,  # plain 👍 / 👎 buttons
+}
+_POINTER = re.compile(r"json-pointer:/blocks/(\d+)")
+
+
+def _refused_types(exc: SlackApiError, blocks: list[dict[str, Any]]) -> list[str]:
+    """The types of the blocks Slack names in its errors (`[json-pointer:/blocks/1/type]`), if it names any."""
+    data = exc.response.data if isinstance(exc.response.data, dict) else {}
+    said = [*data.get("errors", []), *(data.get("response_metadata") or {}).get("messages", [])]
+    indexes = {int(m) for line in said if isinstance(line, str) for m in _POINTER.findall(line)}
+    return [str(blocks[i].get("type")) for i in sorted(indexes) if i < len(blocks)]
 
 
 async def with_block_fallbacks(send: Callable[[list[dict[str, Any]]], Awaitable[Any]],
-                               blocks: list[dict[str, Any]]) -> None:
-    """Send; where Slack refuses a newer block (`invalid_blocks`: a workspace, app or client without it),
-    send again without it: first a data_table as markdown, then the native feedback as plain 👍 / 👎."""
-    fallbacks = [without_data_tables, without_native_feedback]
+                               blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Send, and return the blocks that went. Where Slack refuses a newer block (`invalid_blocks`: a
+    workspace, app or client without it), send again with the older form of the block it names, or,
+    when it names none, of the newest left: charts, then a data table, then the native feedback."""
+    left = dict(FALLBACKS)
     while True:
         try:
             await send(blocks)
-            return
+            return blocks
         except SlackApiError as exc:
             if error_code(exc) != "invalid_blocks":
                 raise
+            named = [kind for kind in _refused_types(exc, blocks) if kind in left] or list(left)
             swapped = None
-            while fallbacks and swapped is None:
-                swapped = fallbacks.pop(0)(blocks)
+            for kind in named:
+                swapped = left.pop(kind)(blocks)
+                if swapped is not None:
+                    break
             if swapped is None:
                 raise
-            log.info("Slack refused a block of the answer (invalid_blocks): sending it again with older blocks")
+            log.info("Slack refused the answer's %s (invalid_blocks): sending it with the older form", kind)
             blocks = swapped
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.errors import SlackApiError
 
 from adapters.slack import translate as t
+from adapters.slack.chart_blocks import without_charts
 from adapters.slack.client import error_code
 from bot.alerts.digest import digest_for
 from bot.alerts.schedule import on_demand_period
@@ -125,5 +126,6 @@ class SlackCommands:
             return
         root_text, root_blocks = t.question_root(user_id, question)
         for index, (text, blocks) in enumerate(t.reply_messages(reply)):
+            blocks = without_charts(blocks) or blocks  # a response_url says nothing back when it refuses a block
             head = root_blocks if index == 0 else []
             await respond(text=text, blocks=head + blocks, response_type="in_channel", replace_original=False)

@@ -44,6 +44,7 @@ class SlackStream:
         self.ts: str | None = None  # the streamed message
         self.text_so_far = ""
         self.shown = ""  # what Slack shows
+        self.sent_blocks: list[dict[str, Any]] = []  # what the final message went with (a refused chart left out)
         self.pacer = Pacer(EVERY_S, lambda: self.text(""))
         self.steps: list[str] = []  # the stages so far, each a task of the streamed message
         self.steps_ok = thread_ts is not None  # until Slack refuses task chunks
@@ -187,10 +188,10 @@ class SlackStream:
             rest, ts, steps = reply.content[len(self.shown):], self.ts, self._last_steps("complete")
             end: dict[str, Any] = {"chunks": steps + _markdown(rest)} if steps else {"markdown_text": rest or None}
             try:
-                await with_block_fallbacks(lambda blocks: self.client.chat_stopStream(
+                self.sent_blocks = await with_block_fallbacks(lambda blocks: self.client.chat_stopStream(
                     channel=self.channel, ts=ts, blocks=blocks, **end), footer)
                 if not self.steps and any(block.get("type") == "data_table" for block in blocks):
-                    await self._with_table(ts, text, blocks)  # streamed as markdown: now the table
+                    await self._with_table(ts, text, self.sent_blocks, blocks)  # streamed as markdown: now the table
                 return True
             except SlackApiError as exc:
                 log.warning("chat.stopStream failed (%s): replacing the message instead", error_code(exc))
@@ -203,16 +204,17 @@ class SlackStream:
         if reply.error is not None and self.shown:  # keep what was said, then the error and Retry
             text, blocks = messages[0]
             messages = [(text, [{"type": "markdown", "text": self.shown}, *blocks]), *messages[1:]]
-        await post_messages(self.client, self.channel, self.thread_ts, messages, replace_ts=self.ts)
+        self.sent_blocks = await post_messages(self.client, self.channel, self.thread_ts, messages, replace_ts=self.ts)
         return True
 
-    async def _with_table(self, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
+    async def _with_table(self, ts: str, text: str, footer: list[dict[str, Any]], blocks: list[dict[str, Any]]) -> None:
         """The finished message again, its table a data_table block: a table streams as markdown (rows
         arrive one by one), the final message sorts and pages. Not where the message shows the agents'
         steps (task chunks), which replacing its content would drop. Cosmetic: on failure the markdown stays."""
-        try:
+        content = [block for block in blocks if block.get("type") in ("markdown", "data_table")]
+        try:  # the content, then the footer as it went with the stream's end (a refused block stays out)
             await with_block_fallbacks(lambda b: self.client.chat_update(channel=self.channel, ts=ts, text=text, blocks=b),
-                                       blocks)
+                                       content + footer)
         except SlackApiError as exc:
             log.info("the streamed answer keeps its markdown table (chat.update: %s)", error_code(exc))
 

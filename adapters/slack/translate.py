@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from bot.models import ErrorKind, Incoming, Platform, Reply, ThreadKey
+from adapters.slack.chart_blocks import split_charts
 from adapters.slack.tables import content_blocks
 from bot.text import split_markdown
 from bot.quick import QUICK_QUESTIONS
@@ -156,6 +157,7 @@ def answer_messages(reply: Reply) -> list[tuple[str, list[dict[str, Any]]]]:
         body = chunk if len(chunks) == 1 else f"{chunk}\n\n_({index + 1}/{len(chunks)})_"
         blocks: list[dict[str, Any]] = content_blocks(body)  # a table as a data_table block
         if last:
+            blocks += [block for _, block in split_charts(reply.charts)[0]]  # native charts (the rest: as PNGs)
             line = context_line(reply)
             if line:
                 blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": line}]})

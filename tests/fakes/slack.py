@@ -166,7 +166,7 @@ class FakeSlack(FakeServer):
         data_table limits), or ""."""
         tables = [b for b in blocks if isinstance(b, dict) and b.get("type") == "data_table"]
         if tables and not self.native_tables:
-            return "unsupported type: data_table [json-pointer:/blocks/1/type]"
+            return f"unsupported type: data_table [json-pointer:/blocks/{blocks.index(tables[0])}/type]"
         if len(tables) > 1:
             return "at most 1 data_table block per message"
         for table in tables:
@@ -182,7 +182,7 @@ class FakeSlack(FakeServer):
                 return f"invalid data_table block {str(table.get('caption'))[:30]!r}"
         charts = [b for b in blocks if isinstance(b, dict) and b.get("type") == "data_visualization"]
         if charts and not self.native_charts:
-            return "unsupported type: data_visualization [json-pointer:/blocks/0/type]"
+            return f"unsupported type: data_visualization [json-pointer:/blocks/{blocks.index(charts[0])}/type]"
         if len(charts) > 2:
             return "at most 2 data_visualization blocks per message"
         for block in charts:
