@@ -5,8 +5,11 @@ it costs in memory, and what answers with charts cost the conversation path.
   line with a threshold), warm; cold = the first chart of a fresh process. Target p95 <= 200 ms warm.
 - memory: the process's peak RSS after importing matplotlib and drawing, over a bare interpreter's.
 - answer path: the conversation handler answering a question whose answer carries a chart against the
-  same answer without one, interleaved (Slack draws and uploads after the answer is posted; Teams draws
-  before the final card: its cost is the render time above). Target: within 5 %.
+  same answer without one, interleaved. Target: within 5 %.
+- native charts: the handler's answer turned into what goes on the wire — Slack's message (translate, the
+  data_visualization block, slack_sdk's request preparation, the JSON body) and Teams' Chart.* element — with
+  a chart against without, interleaved, no network. Target: within 5 %. (Teams also draws the first chart's
+  PNG as the element's fallback, as it drew the PNG before: the render time above.)
 Run: python -m bench.charts
 """
 
@@ -88,6 +91,40 @@ async def _answer_path(n: int) -> tuple[float, float]:
     return totals["off"] / n * 1e6, totals["on"] / n * 1e6
 
 
+async def _native(n: int) -> tuple[float, float, float]:
+    """(µs per answer without a chart, with one, a Teams Chart.* element alone) on the wire, no network."""
+    import json
+
+    from slack_sdk.web import async_base_client
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from adapters.slack import translate as t
+    from adapters.teams.charts import native_element
+    from bot.charts import parse_spec
+    from bot.models import Reply
+
+    async def no_network(self: object, *, http_verb: str, api_url: str, req_args: dict[str, object]) -> dict[str, object]:
+        json.dumps(req_args.get("json") or {})  # the body as it would be sent
+        return {"data": {"ok": True}, "headers": {}, "status_code": 200}
+
+    async_base_client.AsyncBaseClient._request = no_network  # type: ignore[method-assign]
+    client = AsyncWebClient(token="xoxb-bench", base_url="http://127.0.0.1:9/")
+    plain = Reply(content="Costs rose 42%.", sources=["system.billing.usage"], confidence=0.9, domains=["costs"], request_id="r")
+    replies = {"off": plain, "on": plain.model_copy(update={"charts": [BAR]})}
+    totals = {"off": 0.0, "on": 0.0}
+    for i in range(n):
+        for name in ("off", "on") if i % 2 else ("on", "off"):
+            started = time.perf_counter()
+            for text, blocks in t.reply_messages(replies[name]):
+                await client.chat_postMessage(channel="C1", thread_ts="1.0", text=text, blocks=blocks)
+            totals[name] += time.perf_counter() - started
+    started = time.perf_counter()
+    for _ in range(n):
+        json.dumps(native_element(parse_spec(BAR)))
+    teams = (time.perf_counter() - started) / n * 1e6
+    return totals["off"] / n * 1e6, totals["on"] / n * 1e6, teams
+
+
 def main() -> None:
     cold_s, rss_kb = _child(COLD.format(chart=LINE))
     _, bare_kb = _child(BARE)
@@ -104,7 +141,11 @@ def main() -> None:
     off, on = asyncio.run(_answer_path(2000))
     print(f"answer path: {on:.0f} µs with a chart, {off:.0f} µs without: {on / off:.3f} × (target <= 1.05 ×); "
           f"an A/A run (both without): {aa_on / aa_off:.3f} ×")
-
+    asyncio.run(_native(500))  # warm-up
+    wire_off, wire_on, teams = asyncio.run(_native(5000))
+    print(f"native chart on the wire: Slack's answer message {wire_on:.0f} µs with a data_visualization block, "
+          f"{wire_off:.0f} µs without (+{wire_on - wire_off:.0f} µs an answer); Teams' Chart.* element {teams:.0f} µs "
+          "(bench.slack_events sets the Slack delta against the CPU an answered event costs)")
 
 if __name__ == "__main__":
     main()

@@ -81,8 +81,11 @@ class SlackAnswering:
     def _images_of(self, reply: Reply, sent: list[dict[str, Any]], channel: str, thread_ts: str) -> None:
         """The answer's charts its message could not carry natively (beyond Slack's limits, past the second,
         or refused), uploaded as PNGs into the thread after it: a chart never costs the message."""
+        carried = sum(block.get("type") == "data_visualization" for block in sent)
+        if carried == len(reply.charts):
+            return  # all of them native (the usual case: no second look at the charts)
         native, images = split_charts(reply.charts)
-        if native and not any(block.get("type") == "data_visualization" for block in sent):
+        if native and not carried:
             images = [chart for chart, _ in native] + images
         if images:
             self.channel.spawn(upload_charts(self.channel.client, channel, thread_ts or None, images, what=reply.request_id))

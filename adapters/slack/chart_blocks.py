@@ -24,6 +24,8 @@ def _short(text: str, limit: int) -> str:
 
 def _labels(values: list[str], limit: int) -> list[str]:
     """Shortened to `limit` characters and still distinct (Slack matches points to categories by label)."""
+    if all(0 < len(value) <= limit for value in values) and len(set(values)) == len(values):
+        return values  # the usual case: as they are
     out: list[str] = []
     for value in values:
         label = _short(value or "—", limit)
