@@ -165,6 +165,11 @@ def test_manifest_scopes_cover_exactly_what_the_code_uses() -> None:
 def test_new_apps_get_the_agent_messaging_experience_and_older_ones_can_keep_the_split_pane() -> None:
     """Slack (2026-06-30): new apps can only use `agent_view`; at most 4 suggested prompts."""
     agent = build_manifest()
+    documented = load("manifest_features_agent_view.json")
+    assert set(agent["features"]["agent_view"]) == set(documented["features"]["agent_view"])
+    assert all(set(p) == {"title", "message"} for p in agent["features"]["agent_view"]["suggested_prompts"])
+    assert agent["features"]["app_home"] == documented["features"]["app_home"]
+    assert set(documented["settings"]["event_subscriptions"]["bot_events"]) <= set(agent["settings"]["event_subscriptions"]["bot_events"])
     assert "assistant_view" not in agent["features"]
     view = agent["features"]["agent_view"]
     assert 0 < len(view["agent_description"]) <= 300 and len(view["suggested_prompts"]) == 4
