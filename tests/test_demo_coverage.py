@@ -96,7 +96,8 @@ def test_spend_by_user_splits_warehouses_by_query_time(engine: DemoEngine, db: s
             for who, ms in busy[(day, wh)].items():
                 per_user[who] = per_user.get(who, 0.0) + cost * ms / total
     top = max(per_user, key=per_user.__getitem__)
-    for question in ("which user spends the most?", "cost by user", "who spent the most in the last 7 days?"):
+    for question in ("which user spends the most?", "cost by user", "who spent the most in the last 7 days?",
+                     "how much did ben spend?"):
         answer = ask(engine, question)
         assert f"The most is **{top}** with ${round(per_user[top]):,}" in answer.content, question
         assert "no user in billing" in answer.content

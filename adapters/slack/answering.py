@@ -1,6 +1,7 @@
 """Answering a Slack question in its thread: progress while the endpoint works (a placeholder message, or
 the agent view's status line), the answer streamed where Slack streams, its charts native in its message
-(PNG uploads after it for the rest), and an answer Slack will not take now (an outage past slack_sdk's retries) queued in the durable outbox."""
+(PNG uploads after it for the rest), and an answer Slack will not take now (an outage past slack_sdk's
+retries) queued in the durable outbox."""
 
 from __future__ import annotations
 
@@ -89,4 +90,3 @@ class SlackAnswering:
             images = [chart for chart, _ in native] + images
         if images:
             self.channel.spawn(upload_charts(self.channel.client, channel, thread_ts or None, images, what=reply.request_id))
-

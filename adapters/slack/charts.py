@@ -15,33 +15,26 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.chart_blocks import PER_MESSAGE, split_charts
+from adapters.slack.chart_blocks import split_charts
 from adapters.slack.client import error_code
 
 log = logging.getLogger(__name__)
 
 
 async def post_charts(client: AsyncWebClient, channel: str, thread_ts: str | None, charts: list[Any], *, what: str) -> int:
-    """Post the charts into the thread, natively where Slack takes them, else as images. How many arrived."""
-    native: list[tuple[Any, dict[str, Any]]] = []
-    images: list[Any] = list(charts)
-    while images:  # PER_MESSAGE native blocks a message
-        more, images = split_charts(images)
-        if not more:
-            break
-        native += more
+    """Post the charts into the thread, natively where Slack takes them (one message, two at most), the rest
+    as images. How many arrived."""
+    native, images = split_charts(charts)
     posted = 0
-    for start in range(0, len(native), PER_MESSAGE):
-        batch = native[start:start + PER_MESSAGE]
+    if native:
         try:
-            await client.chat_postMessage(channel=channel, thread_ts=thread_ts, blocks=[b for _, b in batch],
-                                          text=" · ".join(b["title"] for _, b in batch))
-            posted += len(batch)
+            await client.chat_postMessage(channel=channel, thread_ts=thread_ts, blocks=[b for _, b in native],
+                                          text=" · ".join(b["title"] for _, b in native))
+            posted = len(native)
         except (SlackApiError, aiohttp.ClientError, OSError, ValueError) as exc:
             reason = error_code(exc) if isinstance(exc, SlackApiError) else type(exc).__name__
             log.warning("Slack would not take native charts for %s (%s): sending them as images", what, reason)
-            images = [chart for chart, _ in native[start:]] + images
-            break
+            images = [chart for chart, _ in native] + images
     return posted + (await upload_charts(client, channel, thread_ts, images, what=what) if images else 0)
 
 
@@ -66,5 +59,3 @@ async def upload_charts(client: AsyncWebClient, channel: str, thread_ts: str | N
             log.warning("the chart upload for %s failed: %s", what, type(exc).__name__)
             return uploaded
     return uploaded
-
-

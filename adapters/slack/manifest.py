@@ -108,7 +108,8 @@ def build_manifest(base_url: str = PLACEHOLDER_URL, *, socket_mode: bool = False
             "bot_user": {"display_name": "healthbot", "always_online": True},
             "slash_commands": [command],
         },
-        "oauth_config": {"scopes": {"bot": bot_scopes(assistant_view=assistant_view), "bot_optional": sorted(OPTIONAL_SCOPES)}},
+        "oauth_config": {"scopes": {"bot": bot_scopes(assistant_view=assistant_view),
+                                    "bot_optional": sorted(OPTIONAL_SCOPES)}},
         "settings": {
             "event_subscriptions": events,
             "interactivity": interactivity,

@@ -37,7 +37,8 @@ def _cell(cell: str) -> dict[str, Any]:
 def data_table(table: MarkdownTable, caption: str) -> dict[str, Any] | None:
     """The table as a data_table block, or None when it is beyond the documented limits."""
     characters = sum(len(c) for row in [table.header, *table.rows] for c in row)
-    if not table.rows or len(table.rows) > MAX_ROWS or not 1 <= len(table.header) <= MAX_COLUMNS or characters > MAX_CHARACTERS:
+    if not table.rows or len(table.rows) > MAX_ROWS or not 1 <= len(table.header) <= MAX_COLUMNS \
+            or characters > MAX_CHARACTERS:
         return None
     header = [{"type": "raw_text", "text": _cell_text(c) or " "} for c in table.header]
     return {"type": "data_table", "caption": caption, "page_size": min(PAGE_SIZE, len(table.rows)),
@@ -84,7 +85,8 @@ def without_data_tables(blocks: list[dict[str, Any]]) -> list[dict[str, Any]] | 
         return None
     out: list[dict[str, Any]] = []
     for block in blocks:
-        text = as_markdown(block) if block.get("type") == "data_table" else block.get("text") if block.get("type") == "markdown" else None
+        kind = block.get("type")
+        text = as_markdown(block) if kind == "data_table" else block.get("text") if kind == "markdown" else None
         if text is not None and out and out[-1].get("type") == "markdown":
             out[-1] = {"type": "markdown", "text": out[-1]["text"] + "\n\n" + text}
         elif text is not None:

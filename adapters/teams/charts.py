@@ -59,8 +59,8 @@ def native_element(spec: ChartSpec) -> dict[str, Any] | None:
     if spec.kind == "bar" and len(named) == 1:
         return {"type": "Chart.VerticalBar", **head, "showLegend": False,
                 "data": [{"x": x, "y": round(y, 2)} for x, y in zip(spec.x, named[0][1])]}
-    series = [{"legend": name or spec.unit or "value", "values": [{"x": x, "y": round(y, 2)} for x, y in zip(spec.x, values)]}
-              for name, values in named]
+    series = [{"legend": name or spec.unit or "value",
+               "values": [{"x": x, "y": round(y, 2)} for x, y in zip(spec.x, values)]} for name, values in named]
     return {"type": "Chart.Line" if spec.kind == "line" else "Chart.VerticalBar.Grouped", **head, "data": series}
 
 
@@ -79,7 +79,7 @@ async def card_charts(charts: list[Any], *, what: str) -> list[dict[str, Any]]:
         if element is None:
             elements += [fallback] if fallback else []
             continue
-        element["fallback"] = fallback or {"type": "TextBlock", "text": f"📈 {spec.title}: open Teams' newest version to see this chart",
-                                           "wrap": True, "isSubtle": True}
+        element["fallback"] = fallback or {"type": "TextBlock", "wrap": True, "isSubtle": True,
+                                           "text": f"📈 {spec.title}: open Teams' newest version to see this chart"}
         elements.append(element)
     return elements

@@ -151,8 +151,8 @@ def execute(title: str, verb: str, data: dict[str, Any]) -> dict[str, Any]:
 
 def answer_cards(reply: Reply, charts: list[dict[str, Any]] | None = None, *,
                  buttons: bool = True) -> list[dict[str, Any]]:
-    """The answer as cards; the last carries the charts (adapters/teams/charts.py) and ends with the sources and, unless Teams shows its own feedback
-    loop there (`buttons=False`), healthbot's 👍 / 👎."""
+    """The answer as cards; the last carries the charts (adapters/teams/charts.py) and ends with the
+    sources and, unless Teams shows its own feedback loop there (`buttons=False`), healthbot's 👍 / 👎."""
     chunks = split_markdown(reply.content, CHUNK)
     cards = []
     for index, chunk in enumerate(chunks):

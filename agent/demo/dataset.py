@@ -182,7 +182,8 @@ def _outcomes(day: date, job: JobSpec, now: datetime) -> list[Outcome]:
             return list(planted) if day == latest else []
     if day == today - timedelta(days=1) and job.name == "nightly_customer_etl":
         return [("SUCCEEDED", "SUCCESS", None)] * 3  # the planted spike: on all-purpose compute, run three times
-    failed = _rng("fails", day, job.job_id).random() < 0.03 and day < today - timedelta(days=1)  # the last two days: the story only
+    # a rare failure before the last two days, which hold the planted story only
+    failed = _rng("fails", day, job.job_id).random() < 0.03 and day < today - timedelta(days=1)
     return [("FAILED", "DRIVER_ERROR", "Driver is temporarily unavailable"), ("SUCCEEDED", "SUCCESS", None)] if failed \
         else [("SUCCEEDED", "SUCCESS", None)]
 
@@ -209,11 +210,13 @@ def _jobs_and_usage(db: sqlite3.Connection, days: list[date], now: datetime) -> 
             weekend = day.weekday() >= 5
             quantity = dbus * _rng("warehouse", day, warehouse_id).uniform(0.9, 1.1) * (0.45 if weekend else 1.0) * share
             if quantity > 0:
-                usage.append((WORKSPACES[ws_index][0], "PREMIUM_SERVERLESS_SQL_COMPUTE", day.isoformat(), round(quantity, 2), None, warehouse_id, None))
+                usage.append((WORKSPACES[ws_index][0], "PREMIUM_SERVERLESS_SQL_COMPUTE", day.isoformat(),
+                              round(quantity, 2), None, warehouse_id, None))
         for cluster_id, ws_index, dbus in INTERACTIVE:
             quantity = dbus * _rng("cluster", day, cluster_id).uniform(0.8, 1.2) * share
             if quantity > 0:
-                usage.append((WORKSPACES[ws_index][0], "PREMIUM_ALL_PURPOSE_COMPUTE", day.isoformat(), round(quantity, 2), None, None, cluster_id))
+                usage.append((WORKSPACES[ws_index][0], "PREMIUM_ALL_PURPOSE_COMPUTE", day.isoformat(),
+                              round(quantity, 2), None, None, cluster_id))
     db.executemany("INSERT INTO job_run_timeline VALUES (?, ?, ?, ?, ?, ?, ?, ?)", runs)
     db.executemany(
         "INSERT INTO billing_usage (workspace_id, sku_name, usage_date, usage_quantity, job_id, warehouse_id, cluster_id) "
@@ -266,7 +269,8 @@ def _audit(db: sqlite3.Connection, days: list[date], now: datetime) -> None:
                 rows.append(row)
     for days_ago, hour, who, securable, change in PERMISSION_CHANGES:
         rows.append((_ts(_at(now.date() - timedelta(days=days_ago), hour, 7)), WORKSPACES[0][0], who, "unityCatalog",
-                     "updatePermissions", f"10.20.{len(who) % 8 + 1}.{hour * 9}", 200, f"securable={securable} changes={change}"))
+                     "updatePermissions", f"10.20.{len(who) % 8 + 1}.{hour * 9}", 200,
+                     f"securable={securable} changes={change}"))
     rows.append((_ts(now - GRANT_BEFORE_NOW), WORKSPACES[0][0], "gus.berg@example.com", "accounts",
                  "addPrincipalToGroup", "10.20.3.17", 200, f"group=admins principal={BRUTE_FORCE_USER}"))
     first = now - BRUTE_FORCE_BEFORE_NOW

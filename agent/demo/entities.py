@@ -89,8 +89,8 @@ def securable(question: str, known: Known) -> str | None:
     """A schema or table the question names ("the finance catalog" names main.finance): the word matched."""
     said = set(words(question))
     parts = {part for obj in known.objects for part in obj.split(".")[1:]}
-    for part in sorted(parts, key=len, reverse=True):
-        if part in said or part in question.lower():
+    for part in sorted(parts, key=len, reverse=True):  # a word, or a snake_case name within the text
+        if part in said or ("_" in part and part in question.lower()):
             return part
     return None
 

@@ -128,7 +128,7 @@ def lookup(question: str, today: date, known: Known) -> Route | None:
         return Route("unknown_job", entity=missing)
     if EXPENSIVE_QUERIES.search(question):
         return Route("expensive_queries", day=day, period=period)
-    dimension = entities.dimension(question)
+    dimension = entities.dimension(question) or ("user" if who else None)  # "what did ben spend?": by user
     if dimension and scores(question)["costs"] and not SPIKE.search(question):
         return Route("cost_by", dimension=dimension, day=day, period=period)
     if JOB_DURATIONS.search(question):
