@@ -291,3 +291,6 @@ def test_nothing_shown_is_later_than_now_and_the_story_holds_at_any_hour(tmp_pat
     assert story.index("addPrincipalToGroup** by") < story.index("failed logins for") < story.index("generateDbToken** by")
     today = ask(engine, "how much have we spent today?").content
     assert f"until {hour:02d}:00 UTC" in today and "rose" not in today and "fell" not in today
+    trend = ask(engine, "show me the cost trend")  # whole days: today's part-day would read as a fall
+    assert f"| {moment.date().isoformat()} |" not in trend.content and f"Today so far, until {hour:02d}:00 UTC" in trend.content
+    assert trend.charts[0]["x"][-1] == (moment.date() - timedelta(days=1)).isoformat()[5:]

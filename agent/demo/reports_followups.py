@@ -31,14 +31,22 @@ def _window(scope: Scope, days: int) -> dict[str, str]:
     return {"start": (scope.today - timedelta(days=days - 1)).isoformat(), "day": scope.today.isoformat()}
 
 
+def _full_days(scope: Scope, days: int) -> dict[str, str]:
+    """The last `days` whole days, to yesterday: spend accrues all day, so today's is not a day's worth yet."""
+    return {"start": (scope.today - timedelta(days=days)).isoformat(), "day": (scope.today - timedelta(days=1)).isoformat()}
+
+
 def cost_trend(db: sqlite3.Connection, scope: Scope) -> Report:
-    rows = db.execute(DAILY_COST_SQL, _window(scope, TREND_DAYS)).fetchall()
+    rows = db.execute(DAILY_COST_SQL, _full_days(scope, TREND_DAYS)).fetchall()
+    today = db.execute(DAILY_COST_SQL, {"start": scope.today.isoformat(), "day": scope.today.isoformat()}).fetchone()
     costs = [row["cost_usd"] for row in rows]
     average = sum(costs) / len(costs) if costs else 0.0
     peak = max(rows, key=lambda row: row["cost_usd"]) if rows else None
-    lines = [f"**Daily cost, the last {TREND_DAYS} days**: {usd(sum(costs))} in all, {usd(average)} a day on average"
+    lines = [f"**Daily cost, the last {TREND_DAYS} days** (whole days, to yesterday): {usd(sum(costs))} in all, "
+             f"{usd(average)} a day on average"
              + (f"; the highest day was {peak['day']} at {usd(peak['cost_usd'])}." if peak else "."), "",
-             table(["Day", "Cost"], [[row["day"], usd(row["cost_usd"])] for row in rows])]
+             table(["Day", "Cost"], [[row["day"], usd(row["cost_usd"])] for row in rows]), "",
+             f"Today so far, until {scope.now:%H:%M} UTC: {usd(today['cost_usd'] if today else 0)}."]
     chart = {"type": "line", "title": f"Daily cost, the last {TREND_DAYS} days", "x": [row["day"][5:] for row in rows],
              "series": [{"name": "cost", "values": [round(c, 2) for c in costs]}], "unit": "USD",
              "threshold": round(average, 2), "threshold_label": "average", "x_label": "day"}
@@ -47,12 +55,13 @@ def cost_trend(db: sqlite3.Connection, scope: Scope) -> Report:
 
 
 def cost_week(db: sqlite3.Connection, scope: Scope) -> Report:
-    rows = {row["day"]: row["cost_usd"] for row in db.execute(DAILY_COST_SQL, _window(scope, 14)).fetchall()}
+    rows = {row["day"]: row["cost_usd"] for row in db.execute(DAILY_COST_SQL, _full_days(scope, 14)).fetchall()}
     days = sorted(rows)
     last, before = sum(rows[d] for d in days[-7:]), sum(rows[d] for d in days[:-7])
     change = (last - before) / before * 100 if before else 0.0
-    content = (f"**Last 7 days: {usd(last)}**, {abs(change):.0f}% {'more' if change >= 0 else 'less'} than the 7 days "
-               f"before ({usd(before)}).\n\nAsk *show me the trend* for day by day.")
+    content = (f"**Last 7 days: {usd(last)}** (whole days, to yesterday), {abs(change):.0f}% "
+               f"{'more' if change >= 0 else 'less'} than the 7 days before ({usd(before)}).\n\n"
+               "Ask *show me the trend* for day by day.")
     return Report(content, ["system.billing.usage", "system.billing.list_prices"], [DAILY_COST_SQL], 0.9, ["costs"])
 
 

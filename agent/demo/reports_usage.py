@@ -115,7 +115,7 @@ def costs(db: sqlite3.Connection, scope: Scope) -> Report:
     if spike:
         lines += ["", "Ask *which job was it?* for the run-by-run detail."]
     chart = {"type": "bar", "title": f"Cost on {weekday}s, the last {WEEKS} weeks and {scope.day_word()}",
-             "x": list(series), "series": [{"name": "cost", "values": [round(v, 2) for v in series.values()]}],
+             "x": [day[5:] for day in series], "series": [{"name": "cost", "values": [round(v, 2) for v in series.values()]}],
              "unit": "USD", "threshold": round(baseline, 2), "threshold_label": f"average {weekday}", "x_label": weekday}
     return Report("\n".join(lines), ["system.billing.usage", "system.billing.list_prices"],
                   [DAILY_COST_SQL, COST_DRIVERS_SQL], 0.92, ["costs"], [chart])
