@@ -162,42 +162,18 @@ class FakeSlack(FakeServer):
         return web.json_response(self._answer(method, params))
 
     def _refused_blocks(self, blocks: list[dict[str, Any]]) -> str:
-        """Why Slack would refuse these blocks' charts or tables (the documented data_visualization and
-        data_table limits), or ""."""
-        tables = [b for b in blocks if isinstance(b, dict) and b.get("type") == "data_table"]
-        if tables and not self.native_tables:
-            return f"unsupported type: data_table [json-pointer:/blocks/{blocks.index(tables[0])}/type]"
-        if len(tables) > 1:
-            return "at most 1 data_table block per message"
-        for table in tables:
-            rows = table.get("rows") or []
-            cells = [c for row in rows[1:] for c in row]
-            problems = [not table.get("caption"), not 2 <= len(rows) <= 101, len({len(r) for r in rows}) != 1,
-                        not 1 <= len(rows[0] if rows else []) <= 20, not 1 <= table.get("page_size", 5) <= 100,
-                        any(c.get("type") != "raw_text" for c in (rows[0] if rows else [])),
-                        any(c.get("type") not in ("raw_text", "raw_number", "rich_text") for c in cells),
-                        any(c.get("type") == "raw_number" and (not isinstance(c.get("value"), (int, float)) or not c.get("text"))
-                            for c in cells)]
-            if any(problems):
-                return f"invalid data_table block {str(table.get('caption'))[:30]!r}"
-        charts = [b for b in blocks if isinstance(b, dict) and b.get("type") == "data_visualization"]
-        if charts and not self.native_charts:
-            return f"unsupported type: data_visualization [json-pointer:/blocks/{blocks.index(charts[0])}/type]"
-        if len(charts) > 2:
-            return "at most 2 data_visualization blocks per message"
-        for block in charts:
-            chart, title = block.get("chart") or {}, block.get("title") or ""
-            series = chart.get("series") or []
-            categories = (chart.get("axis_config") or {}).get("categories") or []
-            problems = [not 0 < len(title) <= 50, chart.get("type") not in ("bar", "line", "area"), not 1 <= len(series) <= 6,
-                        len({s.get("name") for s in series}) != len(series), any(len(c) > 20 for c in categories)]
-            for one in series:
-                points = one.get("data") or []
-                problems += [not 1 <= len(points) <= 20, len(one.get("name") or "") > 20,
-                             [p.get("label") for p in points] != categories[: len(points)],
-                             any(not isinstance(p.get("value"), (int, float)) for p in points)]
-            if any(problems):
-                return f"invalid data_visualization block {title[:30]!r}"
+        """Why Slack would refuse these blocks' tables or charts (the documented data_table and
+        data_visualization limits; a workspace set to refuse them), or ""."""
+        for kind, native, most, broken in (("data_table", self.native_tables, 1, _table_broken),
+                                           ("data_visualization", self.native_charts, 2, _chart_broken)):
+            found = [b for b in blocks if isinstance(b, dict) and b.get("type") == kind]
+            if found and not native:
+                return f"unsupported type: {kind} [json-pointer:/blocks/{blocks.index(found[0])}/type]"
+            if len(found) > most:
+                return f"at most {most} {kind} block(s) per message"
+            for block in found:
+                if broken(block):
+                    return f"invalid {kind} block [json-pointer:/blocks/{blocks.index(block)}]"
         return ""
 
     def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -281,3 +257,30 @@ class FakeSlack(FakeServer):
         finally:
             pumping.cancel()
         return ws
+
+
+def _table_broken(table: dict[str, Any]) -> bool:
+    """A data_table outside the documented shape (docs.slack.dev data-table-block)."""
+    rows = table.get("rows") or []
+    header, cells = (rows[0] if rows else []), [c for row in rows[1:] for c in row]
+    return any([not table.get("caption"), not 2 <= len(rows) <= 101, len({len(r) for r in rows}) != 1,
+                not 1 <= len(header) <= 20, not 1 <= table.get("page_size", 5) <= 100,
+                any(c.get("type") != "raw_text" for c in header),
+                any(c.get("type") not in ("raw_text", "raw_number", "rich_text") for c in cells),
+                any(c.get("type") == "raw_number" and (not isinstance(c.get("value"), (int, float)) or not c.get("text"))
+                    for c in cells)])
+
+
+def _chart_broken(block: dict[str, Any]) -> bool:
+    """A data_visualization block outside the documented limits (docs.slack.dev data-visualization-block)."""
+    chart, title = block.get("chart") or {}, block.get("title") or ""
+    series = chart.get("series") or []
+    categories = (chart.get("axis_config") or {}).get("categories") or []
+    problems = [not 0 < len(title) <= 50, chart.get("type") not in ("bar", "line", "area"), not 1 <= len(series) <= 6,
+                len({s.get("name") for s in series}) != len(series), any(len(c) > 20 for c in categories)]
+    for one in series:
+        points = one.get("data") or []
+        problems += [not 1 <= len(points) <= 20, len(one.get("name") or "") > 20,
+                     [p.get("label") for p in points] != categories[: len(points)],
+                     any(not isinstance(p.get("value"), (int, float)) for p in points)]
+    return any(problems)
