@@ -53,10 +53,13 @@ BEYOND_THE_PERIOD = re.compile(  # the data holds 30 days: checked first, whatev
     r"\b(last|previous|past) (month|quarter|year)\b|\bquarter|\bytd\b|\byear[- ]to[- ]date\b|\bannual", re.I)
 BEYOND_THE_DATA = re.compile(r"\b(catalog|schema|metastore|volume|notebook|dashboard|lineage)s?\b", re.I)
 SHOW_SQL = re.compile(r"\bsql\b", re.I)  # "show me the SQL", "what SQL is that from?"
-PERMISSIONS = re.compile(r"\b(permission|grant|revok|privilege|acl)\w*|\badmin rights\b|\bwho (changed|gave|added)\b", re.I)
+PERMISSIONS = re.compile(r"\b(permission|grant|revok|privilege|acl)\w*|\badmin rights\b|\bwho (changed|gave|added)\b",
+                         re.I)
 SPIKE = re.compile(r"\b(spike|jump|rise|rose|increase|why)\b", re.I)  # the day's spike report, not a breakdown
-EXPENSIVE_QUERIES = re.compile(r"\b(expensive|costl\w*|pricie\w*|cost(s|ed)? the most|cost most)\b.*\bquer|\bquer\w*\b.*\b(expensive|costl|cost(s|ed)? the most|cost most)", re.I)
-JOB_DURATIONS = re.compile(r"\b(jobs?|pipelines?|etl)\b.*\b(slow|fast|long|short|duration|took|take)\w*|\b(slow|fast|long|short|duration)\w*\b.*\b(jobs?|pipelines?)\b", re.I)
+_COSTLY = r"(expensive|costl\w*|pricie\w*|cost(s|ed)? the most|cost most)"
+EXPENSIVE_QUERIES = re.compile(rf"\b{_COSTLY}\b.*\bquer|\bquer\w*\b.*\b{_COSTLY}", re.I)  # "which queries cost the most?"
+JOB_DURATIONS = re.compile(r"\b(jobs?|pipelines?|etl)\b.*\b(slow|fast|long|short|duration|took|take)\w*"
+                           r"|\b(slow|fast|long|short|duration)\w*\b.*\b(jobs?|pipelines?)\b", re.I)
 PERIODS = (("month", re.compile(r"\b(this|the) month\b|\bmonth[- ]to[- ]date\b|\bmtd\b", re.I)),
            ("wtd", re.compile(r"\bthis week\b|\bweek[- ]to[- ]date\b", re.I)),
            ("week", re.compile(r"\b(last|past) (7 days|week)\b|\b7 days\b", re.I)))
