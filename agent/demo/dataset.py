@@ -170,18 +170,23 @@ def _runs(day: date, job: JobSpec, outcomes: Sequence[Outcome]) -> list[tuple[da
     return runs
 
 
+def _spike(day: date, job: JobSpec, today: date) -> bool:
+    """The planted cost spike: yesterday's nightly_customer_etl (its runs and its spend)."""
+    return day == today - timedelta(days=1) and job.name == "nightly_customer_etl"
+
+
 def _outcomes(day: date, job: JobSpec, now: datetime) -> list[Outcome]:
     """How the job's runs of a day end; none if it has not run that day (yet)."""
     today = now.date()
     planted = LATEST_RUN_FAILURES.get(job.job_id)
-    if planted is not None:
+    if planted is not None and day >= today - timedelta(days=1):
         # The latest run that has ended by now fails: today's, or yesterday's if today's is not over yet.
         # Today's run comes after it only once that failure is over: until then it has not started.
         latest = today if _runs(today, job, planted)[-1][1] <= now else today - timedelta(days=1)
         if day >= latest:
             return list(planted) if day == latest else []
-    if day == today - timedelta(days=1) and job.name == "nightly_customer_etl":
-        return [("SUCCEEDED", "SUCCESS", None)] * 3  # the planted spike: on all-purpose compute, run three times
+    if _spike(day, job, today):
+        return [("SUCCEEDED", "SUCCESS", None)] * 3  # on all-purpose compute, run three times
     # a rare failure before the last two days, which hold the planted story only
     failed = _rng("fails", day, job.job_id).random() < 0.03 and day < today - timedelta(days=1)
     return [("FAILED", "DRIVER_ERROR", "Driver is temporarily unavailable"), ("SUCCEEDED", "SUCCESS", None)] if failed \
@@ -189,7 +194,7 @@ def _outcomes(day: date, job: JobSpec, now: datetime) -> list[Outcome]:
 
 
 def _jobs_and_usage(db: sqlite3.Connection, days: list[date], now: datetime) -> None:
-    today, yesterday = now.date(), now.date() - timedelta(days=1)
+    today = now.date()
     elapsed = (now - _at(today, 0)) / timedelta(days=1)  # of today, for spend that accrues all day
     runs: list[tuple[Any, ...]] = []
     usage: list[tuple[Any, ...]] = []
@@ -202,7 +207,7 @@ def _jobs_and_usage(db: sqlite3.Connection, days: list[date], now: datetime) -> 
             for start, end, (state, code, message) in day_runs:
                 runs.append((900_000 + len(runs) + 1, ws, job.job_id, _ts(start), _ts(end), state, code, message))
             sku, dbus = job.sku, job.dbus_per_run * _rng("dbus", day, job.job_id).uniform(0.85, 1.15)
-            if day == yesterday and job.name == "nightly_customer_etl":
+            if _spike(day, job, today):
                 sku, dbus = "PREMIUM_ALL_PURPOSE_COMPUTE", job.dbus_per_run * 9.2
             usage.append((ws, sku, day.isoformat(), round(dbus, 2), job.job_id, None, None))
         share = elapsed if day == today else 1.0
