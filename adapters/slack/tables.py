@@ -56,19 +56,27 @@ def content_blocks(markdown: str) -> list[dict[str, Any]]:
     """The answer's markdown as blocks: markdown blocks around (at most) one data_table."""
     blocks: list[dict[str, Any]] = []
     text: list[str] = []
+    tabled = False
+
+    def flush() -> None:
+        joined = "\n".join(text)
+        if joined.strip():
+            blocks.append({"type": "markdown", "text": joined.strip("\n")})
+        text.clear()
+
     for segment in segments(markdown):
         table = None
-        if isinstance(segment, MarkdownTable) and not any(b["type"] == "data_table" for b in blocks):
+        if isinstance(segment, MarkdownTable) and not tabled:
             table = data_table(segment, _caption("\n".join(text)))
         if table is None:
             text.append(segment.source if isinstance(segment, MarkdownTable) else segment)
             continue
-        if "\n".join(text).strip():
-            blocks.append({"type": "markdown", "text": "\n".join(text).strip("\n")})
+        flush()
         blocks.append(table)
-        text = []
-    if "\n".join(text).strip() or not blocks:
-        blocks.append({"type": "markdown", "text": "\n".join(text).strip("\n")})
+        tabled = True
+    if not blocks and not "\n".join(text).strip():
+        return [{"type": "markdown", "text": "\n".join(text).strip("\n")}]  # an empty answer: one block, as ever
+    flush()
     return blocks
 
 
