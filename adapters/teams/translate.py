@@ -19,6 +19,7 @@ from bot.models import ErrorKind, Incoming, Membership, Platform, Reply, ThreadK
 from bot.text import split_markdown
 from bot.quick import QUICK_QUESTIONS
 from adapters.teams.markdown import markdown_body
+from bot.tables import TABLE_RULE
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 CARD_VERSION = "1.5"
@@ -238,7 +239,7 @@ def plain_text(markdown: str) -> str:
     underscore inside a name stays (nightly_customer_etl)."""
     lines = []
     for line in markdown.split("\n"):
-        if _TABLE_RULE_LINE.match(line):
+        if TABLE_RULE.match(line.strip()):
             continue
         if line.strip().startswith("|"):
             line = " · ".join(cell.strip() for cell in line.strip().strip("|").split("|"))
@@ -246,9 +247,6 @@ def plain_text(markdown: str) -> str:
     text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", "\n".join(lines))
     text = re.sub(r"^#{1,6}\s+", "", text, flags=re.M)
     return re.sub(r"\*\*|__|[*`]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])", "", text)
-
-
-_TABLE_RULE_LINE = re.compile(r"^\s*\|?\s*:?-{3,}")
 
 
 def plain_summary(markdown: str, limit: int = 250) -> str:
