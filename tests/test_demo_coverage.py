@@ -5,42 +5,14 @@ arithmetic written independently of agent/demo."""
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 
-from agent.base import AgentRequest, ChatMessage
 from agent.demo import DemoEngine
-from agent.demo.dataset import ensure_dataset
+from tests.test_demo_engine import TODAY, ask, db, engine, money  # noqa: F401 (db, engine: the fixtures)
 
-NOW = datetime(2026, 3, 18, 15)  # a Wednesday afternoon
-TODAY = NOW.date()
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("demo")
-
-
-@pytest.fixture
-def engine(data_dir: Path) -> DemoEngine:
-    return DemoEngine(data_dir=data_dir, clock=lambda: NOW)
-
-
-@pytest.fixture
-def db(data_dir: Path) -> sqlite3.Connection:
-    return sqlite3.connect(ensure_dataset(NOW, data_dir))
-
-
-def ask(engine: DemoEngine, question: str):  # type: ignore[no-untyped-def]
-    return engine.respond(AgentRequest([ChatMessage("user", question)], "u", "s"))
-
-
-def money(text: str) -> list[int]:
-    return [int(m.replace(",", "")) for m in re.findall(r"\$([\d,]+)", text)]
 
 
 def spend(db: sqlite3.Connection, key: str, start: str, end: str) -> dict[str, float]:
