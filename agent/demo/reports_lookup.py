@@ -186,13 +186,11 @@ def job_history(db: sqlite3.Connection, scope: Scope) -> Report:
 def job_durations(db: sqlite3.Connection, scope: Scope) -> Report:
     """Every job's average run time over the period (default the last 7 days) against the 7 days before, longest first."""
     last, before, words = _run_weeks(db, scope, "")
-
-    def average(runs: list[sqlite3.Row], name: str) -> float:
-        return _average([r for r in runs if r["job"] == name])
-
-    names = sorted({r["job"] for r in last}, key=lambda n: -average(last, n))
-    rows = [[name, str(sum(r["job"] == name for r in last)), f"{average(last, name):.1f} min", f"{average(before, name):.1f} min",
-             _verdict(average(last, name), average(before, name))] for name in names]
+    now = {name: [r for r in last if r["job"] == name] for name in {r["job"] for r in last}}
+    then = {name: _average([r for r in before if r["job"] == name]) for name in now}
+    names = sorted(now, key=lambda n: -_average(now[n]))
+    rows = [[name, str(len(now[name])), f"{_average(now[name]):.1f} min", f"{then[name]:.1f} min",
+             _verdict(_average(now[name]), then[name])] for name in names]
     if not rows:
         return Report(f"**No job ran {words}.**", ["system.lakeflow.job_run_timeline"], [JOB_RUNS_SQL], 0.9, ["jobs"])
     content = "\n".join([f"**{rows[0][0]} ran longest {words}: {rows[0][2]} a run** ({rows[0][3]} the 7 days before). "
@@ -224,8 +222,11 @@ def access_changes(db: sqlite3.Connection, scope: Scope) -> Report:
     return Report(content, ["system.access.audit"], [ACCESS_CHANGES_SQL, FAILED_LOGINS_BY_SQL], 0.88, ["security"])
 
 
+JOB_NAMES_SQL = "SELECT name FROM jobs ORDER BY name"
+
+
 def no_such_job(db: sqlite3.Connection, scope: Scope) -> Report:
-    names = [name for (name,) in db.execute("SELECT name FROM jobs ORDER BY name")]
+    names = [name for (name,) in db.execute(JOB_NAMES_SQL)]
     return Report(f"I find no job named `{scope.entity}` in the job data. The jobs I know: "
                   + ", ".join(f"`{n}`" for n in names) + ". Ask e.g. *is nightly_customer_etl slower than last week?*",
-                  ["system.lakeflow.jobs"], ["SELECT name FROM jobs ORDER BY name"], 0.3, ["jobs"])
+                  ["system.lakeflow.jobs"], [JOB_NAMES_SQL], 0.3, ["jobs"])
