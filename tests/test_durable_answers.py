@@ -117,7 +117,7 @@ async def test_a_database_that_stays_down_is_a_plain_error_not_an_internal_one(
     async def refused(*args: Any, **kwargs: Any) -> Any:
         raise ConnectionRefusedError("the database is down")
 
-    monkeypatch.setattr(store, "session_for", refused)
+    monkeypatch.setattr(store, "open_turn", refused)
     reply = await handler.handle(question(1))
     assert reply is not None and reply.error == ErrorKind.STORE and "cannot reach its own database" in reply.content
     assert fake_serving.invocation_bodies() == []

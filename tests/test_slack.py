@@ -438,7 +438,7 @@ async def test_an_internal_failure_says_so_in_the_thread(rig: SlackRig, monkeypa
     async def broken(*args: Any, **kwargs: Any) -> bool:
         raise RuntimeError("database is locked")
 
-    monkeypatch.setattr(rig.store, "claim_event", broken)
+    monkeypatch.setattr(rig.store, "open_turn", broken)
     assert await rig.event(mention()) == 200
     await rig.slack.wait_for(lambda: rig.slack.called("chat.postMessage"))
     await rig.settle()

@@ -253,7 +253,7 @@ async def test_an_internal_failure_says_so_in_the_chat(rig: TeamsRig, monkeypatc
     async def broken(*args: Any, **kwargs: Any) -> bool:
         raise RuntimeError("database is locked")
 
-    monkeypatch.setattr(rig.store, "claim_event", broken)
+    monkeypatch.setattr(rig.store, "open_turn", broken)
     await rig.post(rig.activity("message_personal.json"))
     await rig.connector.wait_for(lambda: rig.connector.messages())
     await rig.settle()
