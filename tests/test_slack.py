@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import urllib.parse
 from collections.abc import AsyncIterator
@@ -65,6 +66,12 @@ class SlackRig:
 
 @pytest.fixture
 async def rig(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake_serving: FakeServing) -> AsyncIterator[SlackRig]:
+    async with slack_rig(monkeypatch, tmp_path, fake_serving) as started:
+        yield started
+
+
+@contextlib.asynccontextmanager
+async def slack_rig(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake_serving: FakeServing) -> AsyncIterator[SlackRig]:
     slack = FakeSlack()
     await slack.start()
     monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
@@ -400,11 +407,14 @@ async def test_long_answers_are_split_never_cut(rig: SlackRig) -> None:
     assert [b["type"] for b in answer_posts(rig.slack)[-1]["blocks"]][-1] == "context_actions"  # feedback on the last part
 
 
-async def test_other_workspaces_are_refused(monkeypatch: pytest.MonkeyPatch, rig: SlackRig) -> None:
-    rig.app[SLACK].allowed_teams = {"T0THERTEAM"}  # type: ignore[attr-defined]
-    assert await rig.event(mention()) == 200
-    await rig.settle()
-    assert rig.slack.called("chat.postMessage") == [] and rig.serving.invocation_bodies() == []
+async def test_other_workspaces_are_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                            fake_serving: FakeServing) -> None:
+    monkeypatch.setenv("HEALTHBOT_SLACK_TEAM_IDS", "T0THERTEAM")
+    async with slack_rig(monkeypatch, tmp_path, fake_serving) as rig:
+        assert await rig.event(mention()) == 200
+        await asyncio.sleep(0.5)  # the fake endpoint answers at once: an answer would be posted by now
+        await rig.settle()
+        assert rig.slack.called("chat.postMessage") == [] and rig.serving.invocation_bodies() == []
 
 
 async def test_socket_mode_answers_the_same_way(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake_serving: FakeServing) -> None:

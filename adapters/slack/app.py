@@ -187,14 +187,15 @@ class SlackChannel(CoreChannel):
     def _register(self) -> None:
         app = self.app
 
-        @app.middleware
         async def only_allowed_workspaces(body: dict[str, Any], next: Any) -> BoltResponse | None:
             team = t.team_of(body) or str((body.get("user") or {}).get("team_id", ""))
-            if self.allowed_teams and team not in self.allowed_teams:
+            if team not in self.allowed_teams:
                 log.warning("refused a request from Slack workspace %s (not in HEALTHBOT_SLACK_TEAM_IDS)", team)
                 return BoltResponse(status=200, body="healthbot is not enabled for this workspace.")
             return await next()
 
+        if self.allowed_teams:  # a middleware costs every request bolt's argument matching, even when it lets all pass
+            app.middleware(only_allowed_workspaces)
         app.assistant(self.assistant.middleware)  # the agent view's events and its threads' questions
         app.event("app_mention")(self._on_message)
         app.event("message")(self._on_message)
