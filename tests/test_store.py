@@ -45,6 +45,39 @@ async def test_migrations_run_from_an_older_version(tmp_path: Path, monkeypatch:
     await upgraded.close()
 
 
+async def test_claims_and_sessions_survive_their_move_to_tables_keyed_by_key(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Migration 11 rebuilds processed_events and sessions WITHOUT ROWID: a store written by the version
+    before keeps its claimed events (no answer twice after an upgrade) and its conversations."""
+    path = tmp_path / "bot.db"
+    monkeypatch.setattr("bot.store.sqlite.MIGRATIONS", MIGRATIONS[:10])
+    old = SqliteStore(path)
+    assert await old.claim_event("EvBefore")
+    session = await old.session_for(KEY)
+    await old.append_message(session.session_id, ChatMessage("user", "why did costs spike?"))
+    await old.close()
+    monkeypatch.setattr("bot.store.sqlite.MIGRATIONS", MIGRATIONS)
+    upgraded = SqliteStore(path)
+    assert upgraded.schema_version == len(MIGRATIONS)
+    assert not await upgraded.claim_event("EvBefore")
+    turn = await upgraded.open_turn(KEY, event_id="EvAfter", idle_after_s=None, history_limit=10)
+    assert turn is not None and turn.session == session.__class__(session.session_id, created=False)
+    assert [m.content for m in turn.history] == ["why did costs spike?"]
+    tables = {name: sql for name, sql in upgraded._db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'")}
+    assert "WITHOUT ROWID" in tables["processed_events"] and "WITHOUT ROWID" in tables["sessions"]
+    indexes = [row[0] for row in upgraded._db.execute("SELECT name FROM sqlite_master WHERE tbl_name = 'processed_events'")]
+    assert "processed_events_expiry" in indexes
+    await upgraded.close()
+
+
+async def test_a_new_session_starts_with_no_history(store: SqliteStore) -> None:
+    turn = await store.open_turn(KEY, event_id="Ev1", idle_after_s=None, history_limit=10)
+    assert turn is not None and turn.session.created and turn.history == []
+    await store.append_message(turn.session.session_id, ChatMessage("user", "q"))
+    again = await store.open_turn(KEY, event_id="Ev2", idle_after_s=None, history_limit=10)
+    assert again is not None and not again.session.created and [m.content for m in again.history] == ["q"]
+
+
 async def test_event_ids_expire(store: SqliteStore) -> None:
     assert await store.claim_event("Ev1", ttl_s=0.05)
     assert not await store.claim_event("Ev1", ttl_s=0.05)

@@ -142,6 +142,8 @@ class SqliteStore:
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
+        if session.created:  # a new session has no history: no read (most questions start a thread)
+            return Turn(session, [])
         return Turn(session, await self.recent_messages(session.session_id, history_limit))
 
     async def take_slot(self, limits: Limits) -> float:

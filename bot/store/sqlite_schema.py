@@ -180,4 +180,26 @@ MIGRATIONS: list[str] = [
         updated_at REAL NOT NULL
     )
     """,
+    # 11: the two tables every message writes before it is answered, keyed by their primary key alone
+    # (WITHOUT ROWID): a claim writes two B-tree pages instead of three and a new session one instead of
+    # two, and each page is a WAL frame that commit writes (bench/README.md, "The Slack answer path")
+    """
+    CREATE TABLE processed_events_by_key (
+        event_id TEXT PRIMARY KEY,
+        expires_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO processed_events_by_key SELECT event_id, expires_at FROM processed_events;
+    DROP TABLE processed_events;
+    ALTER TABLE processed_events_by_key RENAME TO processed_events;
+    CREATE INDEX processed_events_expiry ON processed_events (expires_at);
+    CREATE TABLE sessions_by_key (
+        thread_key TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        last_active REAL NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO sessions_by_key SELECT thread_key, session_id, created_at, last_active FROM sessions;
+    DROP TABLE sessions;
+    ALTER TABLE sessions_by_key RENAME TO sessions
+    """,
 ]
