@@ -2,7 +2,9 @@
 
 Statements run on the event loop thread on purpose: each is a few microseconds on a local WAL
 file, less than a hop to a worker thread (aiosqlite) would cost, and no `await` falls between the
-statements of one operation, so no transaction is ever interleaved.
+statements of one operation, so no transaction is ever interleaved. The answer path's writes (the
+claim and session, the question, the answer and its log row) are committed together with those of
+every other conversation in the same loop turn (sqlite_batch.py).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from bot.store.retention import BATCH, COUNTED, PURGES, purge_statement
 from bot.store.deploys import SqliteDeploys
 from bot.store.identity import SqliteIdentities
 from bot.store.sqlite_alerts import SqliteAlertStore
+from bot.store.sqlite_batch import GroupCommit
 from bot.store.sqlite_checkpoint import CHECKPOINT_EVERY_S, WAL_LIMIT_BYTES, WalCheckpointer
 
 _LOG_COLUMNS = (
@@ -67,6 +70,7 @@ class SqliteStore:
         self._db.execute("PRAGMA busy_timeout=5000")  # `healthbot stats` may read while serve writes
         self._migrate()
         self._next_purge = 0.0
+        self._batch = GroupCommit(self._db)  # the answer path's writes (sqlite_batch.py)
         self._checkpointer: WalCheckpointer | None = None
 
     @property
@@ -104,6 +108,9 @@ class SqliteStore:
                 raise
 
     async def claim_event(self, event_id: str, *, ttl_s: float = EVENT_TTL_S) -> bool:
+        return self._claim(event_id, ttl_s)
+
+    def _claim(self, event_id: str, ttl_s: float) -> bool:
         now = time.time()
         if now >= self._next_purge:
             self._db.execute("DELETE FROM processed_events WHERE expires_at < ?", (now,))
@@ -117,6 +124,9 @@ class SqliteStore:
         return cursor.rowcount == 1
 
     async def session_for(self, key: ThreadKey, *, idle_after_s: float | None = None) -> Session:
+        return self._session(key, idle_after_s)
+
+    def _session(self, key: ThreadKey, idle_after_s: float | None) -> Session:
         now = time.time()
         thread_key = key.as_text()
         found = self._db.execute(
@@ -132,16 +142,14 @@ class SqliteStore:
 
     async def open_turn(self, key: ThreadKey, *, event_id: str, idle_after_s: float | None,
                         history_limit: int) -> Turn | None:
-        self._db.execute("BEGIN IMMEDIATE")  # the claim and the session together, or neither: retry-safe
-        try:
-            if event_id and not await self.claim_event(event_id):
-                self._db.execute("COMMIT")
+        def claim_and_session() -> Session | None:  # together, or neither: retry-safe
+            if event_id and not self._claim(event_id, EVENT_TTL_S):
                 return None
-            session = await self.session_for(key, idle_after_s=idle_after_s)
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+            return self._session(key, idle_after_s)
+
+        session = await self._batch.write(claim_and_session)
+        if session is None:
+            return None
         if session.created:  # a new session has no history: no read (most questions start a thread)
             return Turn(session, [])
         return Turn(session, await self.recent_messages(session.session_id, history_limit))
@@ -152,7 +160,7 @@ class SqliteStore:
     async def add_question(self, session_id: str, message: ChatMessage | None, *, request_id: str,
                            limits: Limits | None) -> float:
         if message is not None:
-            self._insert_message(session_id, message, request_id)
+            await self._batch.write(lambda: self._insert_message(session_id, message, request_id))
         return 0.0  # one process per SQLite file: the handler's own limiter counts
 
     async def has_session(self, key: ThreadKey) -> bool:
@@ -186,7 +194,7 @@ class SqliteStore:
         return [ChatMessage(row["role"], row["content"]) for row in reversed(rows)]
 
     async def log_request(self, row: RequestLogRow) -> None:
-        self._insert_log(row)
+        await self._batch.write(lambda: self._insert_log(row))
 
     def _insert_log(self, row: RequestLogRow) -> None:
         self._db.execute(
@@ -194,14 +202,11 @@ class SqliteStore:
         )
 
     async def record_answer(self, session_id: str, message: ChatMessage, row: RequestLogRow) -> None:
-        self._db.execute("BEGIN")
-        try:
+        def message_and_log() -> None:
             self._insert_message(session_id, message, row.request_id)
             self._insert_log(row)
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+
+        await self._batch.write(message_and_log)
 
     async def get_request(self, request_id: str) -> RequestLogRow | None:
         found = self._db.execute(
