@@ -17,7 +17,8 @@ from agent.errors import EngineError, ErrorKind
 from bot.access import AccessGate, Refusal
 from bot.cache import TTLCache
 from bot.failures import describe_error
-from bot.handler_options import HandlerOptions, new_request_id
+from bot.handler_options import HandlerOptions
+from bot.ids import new_request_id
 from bot.identity.service import Identities, SignInUnavailable, user_key
 from bot.models import Incoming, Membership, Reply, ThreadKey
 from bot.ports import StreamSink

@@ -1,11 +1,8 @@
 """The conversation handler's limits and defaults (the Health Monitor's own: 60 s endpoint timeout,
-30 questions per minute per person, 1000 overall, a 300 s cache of 100 quick answers) and its request ids."""
+30 questions per minute per person, 1000 overall, a 300 s cache of 100 quick answers)."""
 
 from __future__ import annotations
 
-import os
-import time
-import uuid
 from dataclasses import dataclass
 
 from bot.config import Settings
@@ -36,12 +33,3 @@ class HandlerOptions:
             endpoint_name=settings.endpoint_name,
             endpoint_timeout_s=settings.endpoint_timeout_s,
         )
-
-
-def new_request_id() -> str:
-    """A UUIDv7 (time-ordered) in hex: request-log inserts append to the index instead of
-    landing at random pages, and ids sort by time when someone greps logs for them."""
-    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
-    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
-    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
-    return uuid.UUID(int=value).hex

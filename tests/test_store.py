@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,16 @@ async def test_a_new_session_starts_with_no_history(store: SqliteStore) -> None:
     await store.append_message(turn.session.session_id, ChatMessage("user", "q"))
     again = await store.open_turn(KEY, event_id="Ev2", idle_after_s=None, history_limit=10)
     assert again is not None and not again.session.created and [m.content for m in again.history] == ["q"]
+
+
+async def test_session_ids_are_uuids_in_the_order_they_were_made(store: SqliteStore) -> None:
+    """UUIDv7: a new session's messages append to the history index instead of landing on a random page."""
+    made = []
+    for i in range(3):
+        made.append((await store.session_for(KEY.model_copy(update={"thread": f"t{i}"}))).session_id)
+        time.sleep(0.002)  # v7 orders by the millisecond
+    assert [uuid.UUID(session).version for session in made] == [7, 7, 7]
+    assert made == sorted(made) and all(str(uuid.UUID(session)) == session for session in made)
 
 
 async def test_event_ids_expire(store: SqliteStore) -> None:

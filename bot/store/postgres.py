@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from agent.base import ChatMessage
+from bot.ids import new_session_id
 from bot.models import ThreadKey
 from bot.store.base import (
     EVENT_TTL_S,
@@ -146,7 +146,7 @@ class PostgresStore:
             found = await pool.fetchrow("SELECT session_id, last_active FROM sessions WHERE thread_key = $1", thread_key)
             if found is not None and (idle_after_s is None or now - found["last_active"] <= idle_after_s):
                 return Session(found["session_id"], created=False)
-            fresh = str(uuid.uuid4())
+            fresh = new_session_id()
             if found is None:
                 made = await pool.fetchval(
                     "INSERT INTO sessions (thread_key, session_id, created_at, last_active) VALUES ($1, $2, $3, $3) "
@@ -162,7 +162,7 @@ class PostgresStore:
 
     async def new_session(self, key: ThreadKey) -> Session:
         pool = await self.pool()
-        now, fresh = time.time(), str(uuid.uuid4())
+        now, fresh = time.time(), new_session_id()
         await pool.execute(
             "INSERT INTO sessions (thread_key, session_id, created_at, last_active) VALUES ($1, $2, $3, $3) "
             "ON CONFLICT (thread_key) DO UPDATE SET session_id = EXCLUDED.session_id, created_at = EXCLUDED.created_at, "

@@ -13,10 +13,10 @@ most N are admitted in any 60 s whichever replica takes them. A request over the
 from __future__ import annotations
 
 import time
-import uuid
 from typing import TYPE_CHECKING
 
 from agent.base import ChatMessage
+from bot.ids import new_session_id
 from bot.models import ThreadKey
 from bot.store.base import EVENT_TTL_S, Limits, Session, Turn
 
@@ -70,7 +70,7 @@ class PostgresTurns:
         pool = await self.store.pool()
         now = time.time()
         row = await pool.fetchrow(OPEN_TURN, event_id, now + EVENT_TTL_S, now, key.as_text(), idle_after_s,
-                                  history_limit, str(uuid.uuid4()))
+                                  history_limit, new_session_id())
         if not row["claimed"]:
             return None
         if row["session_id"] is not None:

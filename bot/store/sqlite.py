@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 from agent.base import ChatMessage
+from bot.ids import new_session_id
 from bot.models import ThreadKey
 from bot.store.base import EVENT_TTL_S, Limits, RequestLogRow, Session, Turn
 from bot.store.sqlite_schema import MIGRATIONS
@@ -34,10 +34,6 @@ _LOG_COLUMNS = (
 )
 _PURGE_EVERY_S = 60.0
 _NAMED = {"before": ":before", "now": ":now", "limit": ":limit"}
-
-
-def _new_session_id() -> str:
-    return str(uuid.uuid4())
 
 
 def _row_values(row: RequestLogRow) -> tuple[object, ...]:
@@ -168,7 +164,7 @@ class SqliteStore:
         return found is not None
 
     def _start_session(self, thread_key: str, now: float) -> Session:
-        session_id = _new_session_id()
+        session_id = new_session_id()
         self._db.execute(
             "INSERT INTO sessions (thread_key, session_id, created_at, last_active) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (thread_key) DO UPDATE SET session_id = excluded.session_id, "
