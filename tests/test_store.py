@@ -62,7 +62,7 @@ async def test_claims_and_sessions_survive_their_move_to_tables_keyed_by_key(tmp
     assert upgraded.schema_version == len(MIGRATIONS)
     assert not await upgraded.claim_event("EvBefore")
     turn = await upgraded.open_turn(KEY, event_id="EvAfter", idle_after_s=None, history_limit=10)
-    assert turn is not None and turn.session == session.__class__(session.session_id, created=False)
+    assert turn is not None and turn.session.session_id == session.session_id and not turn.session.created
     assert [m.content for m in turn.history] == ["why did costs spike?"]
     tables = {name: sql for name, sql in upgraded._db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'")}
     assert "WITHOUT ROWID" in tables["processed_events"] and "WITHOUT ROWID" in tables["sessions"]

@@ -10,9 +10,9 @@ commit here: durable across a crash of the bot), and a lone message waits for no
 A write that fails (a constraint, a bug) must not take the others' with it: the batch is rolled back,
 that write's caller gets its error and the rest are committed again without it. When the transaction
 itself fails (a file locked past its busy timeout, a full disk) every write in it does, once, and each
-caller's retries (bot/store/retry.py) take it from there. The
-writes are plain functions over the connection, run on the event-loop thread with no await inside,
-so nothing else touches the connection between BEGIN and COMMIT.
+caller's retries (bot/store/retry.py) take it from there. The writes are plain functions over the
+connection, run on the event-loop thread with no await inside, so nothing else touches the connection
+between BEGIN and COMMIT.
 """
 
 from __future__ import annotations
