@@ -139,7 +139,6 @@ async def measure(kind: str, slack: FakeSlack, events: int, concurrency: int, an
         await asyncio.sleep(0.5 + answer_delay)
         slack.api.clear()
         bodies = [event_body(i) for i in range(events)]
-        cpu_before = await child_cpu(port)
         started = time.perf_counter()
         latencies = await post_all(url, bodies, concurrency, signed)
         acked = time.perf_counter() - started
@@ -149,8 +148,7 @@ async def measure(kind: str, slack: FakeSlack, events: int, concurrency: int, an
             while len(slack.called("chat.postMessage")) < events and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)
             answered = time.perf_counter() - started
-        cpu_us = (await child_cpu(port) - cpu_before) / events * 1e6
-        return {"acked_per_s": events / acked, "answered_per_s": events / answered, "cpu_us": cpu_us,
+        return {"acked_per_s": events / acked, "answered_per_s": events / answered,
                 "p50_ms": statistics.median(latencies) * 1000, "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
                 "posted": len(slack.called("chat.postMessage"))}
 
