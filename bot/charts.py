@@ -46,6 +46,13 @@ class ChartSpec:
     x_label: str = ""
     threshold_label: str = "threshold"
 
+    def series_with_threshold(self) -> list[tuple[str, list[float]]]:
+        """The series and the threshold as one more ("average Monday" at every point): native charts
+        (Slack's data_visualization, Teams' Chart.*) draw no line across a chart."""
+        if self.threshold is None:
+            return list(self.series)
+        return [*self.series, (self.threshold_label, [self.threshold] * len(self.x))]
+
 
 def _number(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):

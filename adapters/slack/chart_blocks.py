@@ -39,9 +39,7 @@ def _labels(values: list[str], limit: int) -> list[str]:
 
 def native_block(spec: ChartSpec) -> dict[str, Any] | None:
     """The chart as a data_visualization block, or None when it is beyond Slack's documented limits."""
-    named = [(name, values) for name, values in spec.series]
-    if spec.threshold is not None:
-        named.append((spec.threshold_label, [spec.threshold] * len(spec.x)))
+    named = spec.series_with_threshold()
     if len(spec.x) > POINTS_MAX or len(named) > SERIES_MAX or any(math.isnan(v) for _, vs in named for v in vs):
         return None
     categories = _labels(spec.x, LABEL_MAX)

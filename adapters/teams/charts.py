@@ -48,9 +48,7 @@ async def card_images(charts: list[Any], *, what: str) -> list[tuple[str, bytes]
 
 def native_element(spec: ChartSpec) -> dict[str, Any] | None:
     """The chart as a Chart.* element (without fallback), or None when it is not one Teams draws well."""
-    named = list(spec.series)
-    if spec.threshold is not None:
-        named.append((spec.threshold_label, [spec.threshold] * len(spec.x)))
+    named = spec.series_with_threshold()
     if len(spec.x) > MAX_NATIVE_POINTS or any(math.isnan(v) for _, values in named for v in values):
         return None
     head: dict[str, Any] = {"title": spec.title or "Chart", "showTitle": True, "yAxisTitle": spec.unit or "value"}
