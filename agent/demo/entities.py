@@ -12,7 +12,7 @@ import re
 import sqlite3
 from dataclasses import dataclass
 
-_WORD = re.compile(r"[a-z0-9]+")
+WORD = re.compile(r"[a-z0-9]+")  # runs of lowercase letters and digits (the router counts them too)
 # Words of job names too common to name one job alone ("daily", "model"): they count only beside another.
 GENERIC = frozenset({"daily", "model", "batch", "data", "job", "jobs", "run", "tests", "silver", "bronze", "events",
                      "customer", "orders", "dev", "ml"})
@@ -43,7 +43,7 @@ class Known:
 
 
 def words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
+    return WORD.findall(text.lower())
 
 
 def named_job(question: str, known: Known) -> str | None:

@@ -39,7 +39,6 @@ VIEWS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("most", re.compile(r"\b(which|what)\b.*\b(most|worst|often)\b|\bmost\b.*\bfail", re.I)),
     ("week", re.compile(r"\b(last|this|past) week\b|\b7 days\b", re.I)),
 )
-_WORD = re.compile(r"[a-z0-9]+")
 # Not questions about the platform: a reply of a line, never a report (a bare "thanks" used to be read
 # as a short follow-up and re-posted the whole previous report).
 SMALL_TALK = re.compile(
@@ -77,7 +76,7 @@ class Route:
 
 
 def scores(text: str) -> dict[str, int]:
-    words = _WORD.findall(text.lower())
+    words = entities.words(text)
     return {intent: sum(1 for word in words for stem in stems if word.startswith(stem)) for intent, stems in INTENT_STEMS.items()}
 
 
@@ -147,7 +146,7 @@ def route(messages: list[ChatMessage], today: date, known: Known = Known()) -> R
     if SMALL_TALK.match(question):
         return Route("small_talk")
     earlier = previous_intent(messages[: user_turns[-1]])
-    if SHOW_SQL.search(question) and len(_WORD.findall(question)) <= 8 and classify(question) is None:
+    if SHOW_SQL.search(question) and len(entities.WORD.findall(question)) <= 8 and classify(question) is None:
         return Route("show_sql")
     if BEYOND_THE_PERIOD.search(question):
         return Route(None)
@@ -165,7 +164,7 @@ def route(messages: list[ChatMessage], today: date, known: Known = Known()) -> R
             return Route(None)
     day = named_day(question, today)
     found = scores(question)
-    short = len(_WORD.findall(question.lower())) <= 7
+    short = len(entities.words(question)) <= 7
     pattern = FOLLOW_UPS.get(earlier or "")
     if earlier and pattern and short and max(found.values()) <= 1 and pattern.search(question) and day is None:
         return Route(earlier, detail=True)
