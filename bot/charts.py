@@ -34,17 +34,21 @@ class ChartError(ValueError):
     """A chart that cannot be drawn (empty, not numbers, too big): said once, then left out."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ChartSpec:
+    """One chart, checked and bounded. Not frozen: a frozen dataclass sets each of its ten fields through
+    object.__setattr__, four times the cost of the rest of parse_spec, and one is made per charted answer."""
+
     kind: str
     title: str
     x: list[str]
     series: list[tuple[str, list[float]]]
     unit: str = ""
-    threshold: float | None = None
+    threshold: float | None = None  # finite, or None
     colors: list[str] = field(default_factory=list)
     x_label: str = ""
     threshold_label: str = "threshold"
+    gaps: bool = False  # some value is missing (NaN): native charts cannot show a gap, a PNG can
 
     def series_with_threshold(self) -> list[tuple[str, list[float]]]:
         """The series and the threshold as one more ("average Monday" at every point): native charts
@@ -55,13 +59,31 @@ class ChartSpec:
 
 
 def _number(value: Any) -> float:
+    """A JSON number as a float; one too big for a float (a 400-digit integer) is infinite."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ChartError(f"not a number: {str(value)[:20]!r}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
+def _values(raw: Any, count: int) -> list[float]:
+    """A series' values as floats, NaN (a gap) for the infinite and missing ones. Per point, so kept
+    lean: a chart is parsed on every answer that carries one."""
+    if not isinstance(raw, list) or len(raw) != count:
+        raise ChartError("each series needs as many values as x")
+    out = []
+    for value in raw:
+        number = value if type(value) is float else _number(value)
+        out.append(number if number - number == 0.0 else math.nan)  # inf - inf and nan - nan are NaN
+    return out
 
 
 def parse_spec(data: Any) -> ChartSpec:
-    """A chart spec from JSON, bounded; NaN and infinite values become gaps. ChartError otherwise."""
+    """A chart spec from JSON, bounded; NaN and infinite values become gaps, a threshold that is not a
+    finite number is left off (JSON as Python reads it has NaN and Infinity; Slack's and the Bot
+    Framework's has not). ChartError otherwise."""
     if not isinstance(data, dict):
         raise ChartError("a chart must be an object")
     kind = data.get("type")
@@ -71,23 +93,41 @@ def parse_spec(data: Any) -> ChartSpec:
     series = data.get("series")
     if not isinstance(x, list) or not x or not isinstance(series, list) or not series:
         raise ChartError("a chart needs x values and at least one series")
-    if len(x) > MAX_POINTS or len(series) > MAX_SERIES:
+    count = len(x)
+    if count > MAX_POINTS or len(series) > MAX_SERIES:
         raise ChartError(f"too big: at most {MAX_POINTS} points and {MAX_SERIES} series")
     parsed = []
+    gaps = drawn = False
     for item in series:
-        if not isinstance(item, dict) or not isinstance(item.get("values"), list) or len(item["values"]) != len(x):
-            raise ChartError("each series needs as many values as x")
-        values = [_number(v) for v in item["values"]]
-        parsed.append((str(item.get("name") or "")[:40], [v if math.isfinite(v) else math.nan for v in values]))
-    if all(math.isnan(v) for _, values in parsed for v in values):
+        values = _values(item.get("values") if isinstance(item, dict) else None, count)
+        missing = values.count(math.nan)  # list.count matches by identity first: each gap is math.nan itself
+        gaps, drawn = gaps or missing > 0, drawn or missing < count
+        parsed.append((str(item.get("name") or "")[:40], values))
+    if not drawn:
         raise ChartError("no value to draw")
     threshold = data.get("threshold")
-    colors: list[Any] = data["colors"] if isinstance(data.get("colors"), list) else []
-    return ChartSpec(kind=str(kind), title=str(data.get("title") or "")[:100], x=[str(v)[:24] for v in x],
-                     series=parsed, unit=str(data.get("unit") or "")[:20],
-                     threshold=_number(threshold) if threshold is not None else None,
-                     colors=[str(c) for c in colors][: len(x)], x_label=str(data.get("x_label") or "")[:30],
-                     threshold_label=str(data.get("threshold_label") or "threshold")[:40])
+    if threshold is not None:
+        threshold = _number(threshold)
+        threshold = threshold if math.isfinite(threshold) else None
+    labels = list(map(str, x))
+    if max(map(len, labels)) > 24:
+        labels = [label[:24] for label in labels]
+    colors = data.get("colors")
+    colors = [str(c) for c in colors][:count] if isinstance(colors, list) else []
+    title, unit = str(data.get("title") or "")[:100], str(data.get("unit") or "")[:20]
+    x_label, threshold_label = str(data.get("x_label") or "")[:30], str(data.get("threshold_label") or "threshold")[:40]
+    # positional: half the cost of ten keywords, on every charted answer
+    return ChartSpec(str(kind), title, labels, parsed, unit, threshold, colors, x_label, threshold_label, gaps)
+
+
+def shown(value: float) -> float:
+    """A value as a native chart carries it: to the cent from 1 up (1331.67), to three significant digits
+    below, where cents would make 0.0012 a 0. Short JSON and a readable tooltip. floor(x·100 + ½) / 100
+    is a third of round(x, 2)'s cost (which goes through a decimal string) and differs from it only at
+    an exact half-cent, by that cent; beyond ±1e13 there are no cents to show."""
+    if -1.0 < value < 1.0:
+        return float(f"{value:.3g}")
+    return math.floor(value * 100 + 0.5) / 100 if -1e13 < value < 1e13 else value
 
 
 def draw(spec: ChartSpec, *, width_in: float = 8.0, dpi: int = 100) -> bytes:

@@ -97,6 +97,50 @@ async def test_charts_beyond_the_native_limits_go_as_pngs(rig: Rig) -> None:
     assert json.loads(rig.slack.called("files.completeUploadExternal")[0]["files"])[0]["title"] == "Daily cost, 30 days"
 
 
+async def test_numbers_json_allows_but_slack_refuses_never_reach_it(rig: Rig) -> None:
+    """An endpoint's JSON may say `Infinity`, `NaN` or a 400-digit integer (Python writes and reads them);
+    Slack reads standard JSON only. A threshold that is not a finite number is left off its chart, and a
+    value too big for a float is a gap (so that chart goes as a PNG): before, the first sent `Infinity`
+    (Slack: invalid_json, the answer queued for ever) and the second raised OverflowError (no answer)."""
+    endless = {**CHART, "title": "endless threshold", "threshold": float("inf")}
+    huge = {**CHART, "title": "huge value", "series": [{"name": "cost", "values": [10**400, *CHART["series"][0]["values"][1:]]}]}  # type: ignore[index]
+    rig.workspace.default = Scripted(200, answer_body(charts=[endless, huge]))
+    await rig.start()
+    await rig.mention(user=MEMBER)
+    await rig.slack.wait_for(lambda: rig.slack.called("files.completeUploadExternal"))
+    [(answer, block)] = native_charts(rig.slack)
+    assert "Costs rose 42%" in json.dumps(answer["blocks"]) and block["title"] == "endless threshold"
+    assert [series["name"] for series in block["chart"]["series"]] == ["cost"]  # no threshold series
+    assert json.loads(rig.slack.called("files.completeUploadExternal")[0]["files"])[0]["title"] == "huge value"
+    assert not [call for call in rig.slack.api if "_invalid_json" in call.params]
+
+
+@pytest.mark.parametrize("threshold", [float("inf"), float("-inf"), float("nan"), 10**400], ids=["inf", "-inf", "nan", "huge"])
+def test_a_threshold_that_is_not_a_finite_number_is_left_off(threshold: Any) -> None:
+    spec = parse_spec({**CHART, "threshold": threshold})
+    assert spec.threshold is None and spec.series_with_threshold() == spec.series
+
+
+def test_a_value_too_big_for_a_float_is_a_gap() -> None:
+    import math
+
+    spec = parse_spec({**CHART, "series": [{"values": [10**400, -(10**400), 1, 2, 3, 4, 5]}]})
+    assert [math.isnan(v) for v in spec.series[0][1]][:3] == [True, True, False]
+
+
+def test_small_values_keep_their_digits_on_native_charts() -> None:
+    """Cents suit costs, not rates: rounded to two decimals, 0.0012 was a 0 on both platforms' charts."""
+    from adapters.slack.chart_blocks import native_block
+    from adapters.teams.charts import native_element
+
+    spec = parse_spec({"type": "line", "title": "failure rate", "x": ["a", "b", "c", "d"],
+                       "series": [{"name": "rate", "values": [0.0012, 0.0345678, -0.5, 1331.6666666666667]}]})
+    block, element = native_block(spec), native_element(spec)
+    assert block is not None and element is not None
+    assert [p["value"] for p in block["chart"]["series"][0]["data"]] == [0.0012, 0.0346, -0.5, 1331.67]
+    assert [p["y"] for p in element["data"][0]["values"]] == [0.0012, 0.0346, -0.5, 1331.67]
+
+
 def test_native_blocks_keep_to_slacks_documented_limits() -> None:
     from adapters.slack.chart_blocks import native_block
     from bot.charts import parse_spec
@@ -130,9 +174,9 @@ def test_charts_that_cannot_be_drawn_are_refused_with_a_reason(bad: Any) -> None
 
 
 async def teams_answer_card(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake_serving: FakeServing, *,
-                            max_message_bytes: int | None = None) -> dict[str, Any]:
-    """The card a Teams channel mention is answered with, when the answer carries CHART."""
-    fake_serving.default = Scripted(200, answer_body(charts=[CHART]))
+                            max_message_bytes: int | None = None, chart: dict[str, Any] = CHART) -> dict[str, Any]:
+    """The card a Teams channel mention is answered with, when the answer carries `chart`."""
+    fake_serving.default = Scripted(200, answer_body(charts=[chart]))
     rig, runner = await start_rig(monkeypatch, tmp_path, fake_serving)
     rig.connector.max_message_bytes = max_message_bytes
     try:
@@ -161,6 +205,15 @@ async def test_a_teams_answer_carries_the_chart_in_its_card_under_the_size_limit
     png = base64.b64decode(image["url"].split(",", 1)[1])
     assert decoded(png)[:2] in ((270, 480), (225, 400)) and len(png) <= 14_000  # scaled down to fit
     assert len(json.dumps(card)) < 28_000
+
+
+async def test_a_teams_chart_with_an_endless_threshold_goes_without_it(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake_serving: FakeServing) -> None:
+    """The Bot Framework reads standard JSON: an `Infinity` threshold from the endpoint is left off the chart
+    (before, the card said `"y": Infinity` and the connector refused it: 400)."""
+    card = await teams_answer_card(monkeypatch, tmp_path, fake_serving, chart={**CHART, "threshold": float("inf")})
+    [chart] = [block for block in card["body"] if block["type"].startswith("Chart.")]
+    assert chart["type"] == "Chart.VerticalBar" and [v["y"] for v in chart["data"]] == CHART["series"][0]["values"]  # type: ignore[index]
 
 
 async def test_healthbot_ask_writes_the_chart_to_a_file(tmp_path: Path) -> None:

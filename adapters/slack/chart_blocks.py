@@ -10,10 +10,9 @@ Monday" at every point).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from bot.charts import ChartError, ChartSpec, parse_spec
+from bot.charts import ChartError, ChartSpec, parse_spec, shown
 
 TITLE_MAX, LABEL_MAX, SERIES_MAX, POINTS_MAX, PER_MESSAGE = 50, 20, 6, 20, 2
 
@@ -24,7 +23,7 @@ def _short(text: str, limit: int) -> str:
 
 def _labels(values: list[str], limit: int) -> list[str]:
     """Shortened to `limit` characters and still distinct (Slack matches points to categories by label)."""
-    if all(0 < len(value) <= limit for value in values) and len(set(values)) == len(values):
+    if len(set(values)) == len(values) and "" not in values and max(map(len, values)) <= limit:
         return values  # the usual case: as they are
     out: list[str] = []
     for value in values:
@@ -38,17 +37,25 @@ def _labels(values: list[str], limit: int) -> list[str]:
 
 
 def native_block(spec: ChartSpec) -> dict[str, Any] | None:
-    """The chart as a data_visualization block, or None when it is beyond Slack's documented limits."""
-    named = spec.series_with_threshold()
-    if len(spec.x) > POINTS_MAX or len(named) > SERIES_MAX or any(math.isnan(v) for _, vs in named for v in vs):
+    """The chart as a data_visualization block, or None when it is beyond Slack's documented limits or has
+    a gap. Built on every answer that carries a chart, so in one pass, the threshold rounded once."""
+    count = len(spec.series) + (spec.threshold is not None)
+    if spec.gaps or len(spec.x) > POINTS_MAX or count > SERIES_MAX:
         return None
     categories = _labels(spec.x, LABEL_MAX)
-    names = _labels([name or spec.unit or "value" for name, _ in named], LABEL_MAX)
-    axis: dict[str, Any] = {"categories": categories, "y_label": _short(spec.unit or "value", TITLE_MAX)}
+    unit = spec.unit or "value"
+    names = [name or unit for name, _ in spec.series]
+    if spec.threshold is not None:
+        names.append(spec.threshold_label)
+    names = _labels(names, LABEL_MAX)
+    series = [{"name": name, "data": [{"label": c, "value": shown(v)} for c, v in zip(categories, values)]}
+              for name, (_, values) in zip(names, spec.series)]
+    if spec.threshold is not None:
+        line = shown(spec.threshold)
+        series.append({"name": names[-1], "data": [{"label": c, "value": line} for c in categories]})
+    axis: dict[str, Any] = {"categories": categories, "y_label": _short(unit, TITLE_MAX)}
     if spec.x_label:
         axis["x_label"] = _short(spec.x_label, TITLE_MAX)
-    series = [{"name": name, "data": [{"label": c, "value": round(v, 2)} for c, v in zip(categories, values)]}
-              for name, (_, values) in zip(names, named)]
     return {"type": "data_visualization", "title": _short(spec.title or "Chart", TITLE_MAX),
             "chart": {"type": spec.kind, "series": series, "axis_config": axis}}
 

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import base64
 import logging
-import math
 from typing import Any
 
-from bot.charts import MAX_CHARTS, ChartError, ChartSpec, parse_spec, render_all
+from bot.charts import MAX_CHARTS, ChartError, ChartSpec, parse_spec, render_all, shown
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +48,16 @@ async def card_images(charts: list[Any], *, what: str) -> list[tuple[str, bytes]
 def native_element(spec: ChartSpec) -> dict[str, Any] | None:
     """The chart as a Chart.* element (without fallback), or None when it is not one Teams draws well."""
     named = spec.series_with_threshold()
-    if len(spec.x) > MAX_NATIVE_POINTS or any(math.isnan(v) for _, values in named for v in values):
+    if spec.gaps or len(spec.x) > MAX_NATIVE_POINTS:
         return None
     head: dict[str, Any] = {"title": spec.title or "Chart", "showTitle": True, "yAxisTitle": spec.unit or "value"}
     if spec.x_label:
         head["xAxisTitle"] = spec.x_label
     if spec.kind == "bar" and len(named) == 1:
         return {"type": "Chart.VerticalBar", **head, "showLegend": False,
-                "data": [{"x": x, "y": round(y, 2)} for x, y in zip(spec.x, named[0][1])]}
+                "data": [{"x": x, "y": shown(y)} for x, y in zip(spec.x, named[0][1])]}
     series = [{"legend": name or spec.unit or "value",
-               "values": [{"x": x, "y": round(y, 2)} for x, y in zip(spec.x, values)]} for name, values in named]
+               "values": [{"x": x, "y": shown(y)} for x, y in zip(spec.x, values)]} for name, values in named]
     return {"type": "Chart.Line" if spec.kind == "line" else "Chart.VerticalBar.Grouped", **head, "data": series}
 
 

@@ -20,6 +20,16 @@ async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
     return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def strict_json(raw: bytes | str) -> Any:
+    """JSON as Slack and the Bot Framework read it: standard JSON, so NaN and Infinity (which Python's
+    json writes and reads by default) are refused."""
+    return json.loads(raw, parse_constant=_not_json)
+
+
 @dataclass
 class Recorded:
     method: str

@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from tests.fakes.base import FakeServer
+from tests.fakes.base import FakeServer, strict_json
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "slack"
 SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
@@ -133,7 +133,7 @@ class FakeSlack(FakeServer):
         params: dict[str, Any] = dict(request.query)
         raw = await request.read()
         if request.content_type == "application/json" and raw:
-            params.update(json.loads(raw))
+            params.update(strict_json(raw))
         elif raw:
             params.update({k: v[0] for k, v in urllib.parse.parse_qs(raw.decode()).items()})
         for key in ("blocks", "attachments", "metadata"):
@@ -143,7 +143,11 @@ class FakeSlack(FakeServer):
 
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
-        params = await self._params(request)
+        try:
+            params = await self._params(request)
+        except ValueError:  # Slack's JSON is standard JSON: no NaN or Infinity
+            self.api.append(ApiCall(method, {"_failed": 200, "_invalid_json": (await request.read())[:200]}))
+            return web.json_response({"ok": False, "error": "invalid_json"})
         auth = request.headers.get("Authorization", "")
         if method != "apps.connections.open" and auth != f"Bearer {BOT_TOKEN}":
             return web.json_response({"ok": False, "error": "invalid_auth"})
