@@ -62,6 +62,8 @@ async def test_an_answers_chart_arrives_as_a_native_slack_chart_in_its_own_messa
     assert [p["value"] for p in cost["data"]] == CHART["series"][0]["values"]  # type: ignore[index]
     assert threshold["name"] == "threshold" and {p["value"] for p in threshold["data"]} == {1500}
     assert block["chart"]["axis_config"] == {"categories": CHART["x"], "y_label": "USD"}
+    [raw] = [call.body for call in rig.slack.requests_to("chat.postMessage") if b"data_visualization" in call.body]
+    assert "👍".encode() in raw and b'"type":"data_visualization"' in raw  # by orjson (web_api_json): compact UTF-8
     await asyncio.sleep(0.3)
     assert rig.slack.uploads == {} and len([p for p in rig.slack.posted() if p.get("thread_ts")]) == 1  # no files:write needed
 
@@ -113,6 +115,14 @@ async def test_numbers_json_allows_but_slack_refuses_never_reach_it(rig: Rig) ->
     assert [series["name"] for series in block["chart"]["series"]] == ["cost"]  # no threshold series
     assert json.loads(rig.slack.called("files.completeUploadExternal")[0]["files"])[0]["title"] == "huge value"
     assert not [call for call in rig.slack.api if "_invalid_json" in call.params]
+
+
+def test_web_api_bodies_are_standard_json_whatever_they_hold() -> None:
+    from adapters.slack.client import web_api_json
+
+    assert web_api_json({"value": float("nan"), "line": float("inf")}) == b'{"value":null,"line":null}'
+    assert json.loads(web_api_json({1: "a key orjson will not write", "big": 10**30})) == {"1": "a key orjson will not write",
+                                                                                         "big": 10**30}
 
 
 @pytest.mark.parametrize("threshold", [float("inf"), float("-inf"), float("nan"), 10**400], ids=["inf", "-inf", "nan", "huge"])

@@ -36,6 +36,7 @@ from adapters.slack.client import (
     describe,
     error_code,
     post_messages,
+    web_api_json,
 )
 from adapters.slack.answering import SlackAnswering
 from adapters.slack.assistant import PROMPTS_TITLE, TITLE_LIMIT, SlackAssistant, StatusPlaceholder, cosmetic
@@ -120,7 +121,7 @@ class SlackChannel(CoreChannel):
         app.on_cleanup.append(self._stop)
 
     async def _start(self, _: web.Application) -> None:
-        self._http = aiohttp.ClientSession()
+        self._http = aiohttp.ClientSession(json_serialize_bytes=web_api_json)
         self.client.session = self._http  # one pooled session for every Web API call
         if self.settings.slack_app_token is not None:
             self._socket = AsyncSocketModeHandler(self.app, self.settings.slack_app_token.get_secret_value(),
