@@ -30,9 +30,11 @@ from bot.store import SqliteStore, Store
 
 class InstantEngine:
     name = "instant"
+    charts: list[dict[str, Any]] = []  # each answer's (a copy); a subclass sets them, at no other cost
 
     async def answer(self, request: AgentRequest, *, on_progress: ProgressCallback | None = None) -> Answer:
-        return Answer(f"answer to {request.messages[-1].content}", ["system.billing.usage"], 0.9, ["costs"], 0.0)
+        return Answer(f"answer to {request.messages[-1].content}", ["system.billing.usage"], 0.9, ["costs"], 0.0,
+                      charts=list(self.charts))
 
     async def close(self) -> None:
         pass
