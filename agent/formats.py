@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from agent import json_bytes
 from agent.base import AgentRequest, Answer
 
 Format = Literal["inputs", "chat_agent", "responses", "chat_completions", "invocations"]
@@ -160,7 +161,7 @@ def _as_charts(value: Any) -> list[dict[str, Any]]:
     if not isinstance(value, list):
         return []
     charts = [c for c in value[:MAX_CHARTS] if isinstance(c, dict)]
-    return [c for c in charts if len(json.dumps(c, default=str)) <= MAX_CHART_JSON]
+    return [c for c in charts if len(json_bytes.dumps(c, default=str)) <= MAX_CHART_JSON]
 
 
 def _as_list(value: Any) -> list[str]:

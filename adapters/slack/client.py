@@ -7,7 +7,6 @@ sleep for Retry-After and try again, so a message is delayed, never dropped.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import time
@@ -16,7 +15,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
-import orjson
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -28,6 +26,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack.chart_blocks import without_charts
 from adapters.slack.tables import without_data_tables
 from adapters.slack.translate import without_native_feedback
+from agent import json_bytes
 from bot.models import Membership
 
 log = logging.getLogger(__name__)
@@ -137,15 +136,10 @@ def error_code(exc: SlackApiError) -> str:
 
 
 def web_api_json(value: Any) -> bytes:
-    """A Web API call's JSON body, as UTF-8 bytes by orjson (the session's `json_serialize_bytes`, as
-    aiohttp's docs suggest): an answer's blocks are most of what healthbot writes, and json.dumps cost a
-    native chart's data points alone more than the rest of the message (orjson: a sixth of that). Standard
-    JSON always: NaN and infinities as null, where json.dumps writes `NaN`, which Slack refuses
-    (invalid_json). What orjson will not write (a non-string key, an integer past 64 bits) json writes."""
-    try:
-        return orjson.dumps(value)
-    except TypeError:  # orjson.JSONEncodeError is one
-        return json.dumps(value).encode()
+    """A Web API call's JSON body (the session's `json_serialize_bytes`, with orjson as aiohttp's docs
+    suggest): an answer's blocks are most of what healthbot writes, and json.dumps cost a native chart's
+    data points alone more than the rest of the message; orjson a sixth of that, and standard JSON always."""
+    return json_bytes.dumps(value)
 
 
 def configure_web_client(client: AsyncWebClient, *, base_url: str | None) -> AsyncWebClient:
