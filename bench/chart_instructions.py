@@ -67,7 +67,7 @@ async def instructions_an_answer(kind: str, slack: BenchSlack, events: int, out_
     finally:
         proc.terminate()
         proc.wait()
-    [dump] = [path for path in glob.glob(out + ".*")]  # --dump writes <out>.1; the exit's own lands in <out>
+    [dump] = glob.glob(out + ".*")  # --dump writes <out>.1; the exit's own lands in <out>
     with open(dump, encoding="utf-8") as file:
         found = re.search(r"^(?:summary|totals): (\d+)", file.read(), re.M)
     assert found is not None, f"no instruction count in {dump}"

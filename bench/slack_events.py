@@ -139,15 +139,12 @@ async def measure(kind: str, slack: FakeSlack, events: int, concurrency: int, an
         started = time.perf_counter()
         latencies = await post_all(url, bodies, concurrency, signed)
         acked = time.perf_counter() - started
-        answered = acked
-        if kind != "bolt" and not answer_delay:  # answers posted, for healthbot and the answering bolt app
+        if kind != "bolt" and not answer_delay:  # let healthbot answer before it is stopped (no shutdown notices)
             deadline = time.monotonic() + 120
             while len(slack.called("chat.postMessage")) < events and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)
-            answered = time.perf_counter() - started
-        return {"acked_per_s": events / acked, "answered_per_s": events / answered,
-                "p50_ms": statistics.median(latencies) * 1000, "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
-                "posted": len(slack.called("chat.postMessage"))}
+        return {"acked_per_s": events / acked,
+                "p50_ms": statistics.median(latencies) * 1000, "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000}
 
 
 @dataclass(frozen=True)

@@ -47,9 +47,9 @@ async def card_images(charts: list[Any], *, what: str) -> list[tuple[str, bytes]
 
 def native_element(spec: ChartSpec) -> dict[str, Any] | None:
     """The chart as a Chart.* element (without fallback), or None when it is not one Teams draws well."""
-    named = spec.series_with_threshold()
     if spec.gaps or len(spec.x) > MAX_NATIVE_POINTS:
         return None
+    named = spec.series_with_threshold()
     head: dict[str, Any] = {"title": spec.title or "Chart", "showTitle": True, "yAxisTitle": spec.unit or "value"}
     if spec.x_label:
         head["xAxisTitle"] = spec.x_label

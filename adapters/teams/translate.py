@@ -8,7 +8,6 @@ markdown tables), sources and confidence in a footer, 👍 / 👎 and Retry as `
 
 from __future__ import annotations
 
-
 import re
 from typing import Any
 

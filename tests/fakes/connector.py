@@ -48,7 +48,6 @@ class FakeConnector(FakeServer):
     max_message_bytes: int | None = None  # larger message activities are refused 413, as the connector does
     drop_connections: int = 0  # this many next requests: the connection is closed without an answer (idle close)
     dropped: int = 0
-    invalid: list[bytes] = field(default_factory=list)  # bodies refused as not JSON
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def build(self, app: web.Application) -> None:
@@ -83,7 +82,6 @@ class FakeConnector(FakeServer):
         try:
             activity = strict_json(body)
         except ValueError as exc:  # the Bot Framework reads standard JSON: no NaN or Infinity
-            self.invalid.append(body)
             return web.json_response({"error": {"code": "BadSyntax", "message": str(exc)}}, status=400)
         failed = self._fail(activity)
         if failed is not None:
